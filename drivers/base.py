@@ -1,0 +1,110 @@
+"""The driver seam: what every device driver implements and what it hands to the gateway.
+
+A driver is deliberately small (after Benthos' inputs and httpx's transports): the runtime
+owns retries, backoff, device state and counters; a driver only talks to its device.
+
+    connect()  open the link; raise DeviceError when the device cannot be reached
+    read()     wait for and return the next Reading (a poll cycle, a scan, a notification)
+    close()    release the link; must not raise
+
+Exception tree (the runtime maps each to the device state published on ``…/state/{device}``)::
+
+    DeviceError                 any failure talking to a device
+    ├── DeviceOffline           no answer: refused, timed out, link dropped  -> state "offline"
+    └── DeviceFault             the device answered, but wrongly: protocol exception,
+                                 bad configuration for this device           -> state "fault"
+
+A bad *value* (NaN, out of range, undecodable register) is not an exception: the driver returns
+it in ``Reading.errors`` so that one bad tag never stops the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "DeviceConfigBase",
+    "DeviceError",
+    "DeviceFault",
+    "DeviceOffline",
+    "Driver",
+    "DriverSpec",
+    "Reading",
+    "TagValue",
+]
+
+TagValue = int | float | bool | str
+
+
+class DeviceError(Exception):
+    """A failure talking to a device; the message says what and where."""
+
+
+class DeviceOffline(DeviceError):
+    """The device did not answer (connection refused, time-out, link dropped)."""
+
+
+class DeviceFault(DeviceError):
+    """The device answered with an error (protocol exception) or refuses our requests."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a driver read in one cycle from one device.
+
+    ``values`` holds every tag that decoded to a sane value; ``errors`` holds, per tag, why a
+    value was rejected (the gateway turns those into device error events).
+    """
+
+    device: str
+    ts: datetime
+    values: Mapping[str, TagValue]
+    errors: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """One connection to one device. Created by a :class:`DriverSpec` from its config."""
+
+    async def connect(self) -> None: ...
+
+    async def read(self) -> Reading: ...
+
+    async def close(self) -> None: ...
+
+
+class DeviceConfigBase(BaseModel):
+    """Fields every device entry in a tag map has; a driver's config model extends it and
+    narrows ``driver`` to a ``Literal`` of its own name (the discriminator)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(
+        description="Device id, unique within the line; used in topics (…/state/{id}) and events.",
+        pattern=r"^[A-Za-z0-9_\-]{1,64}$",
+    )
+    driver: str = Field(description="Name of the driver (an entry point in `saltgw.drivers`).")
+
+    def tag_names(self) -> set[str]:
+        """Names of the tags this device yields (used to check rule references)."""
+        return set()
+
+
+@dataclass(frozen=True)
+class DriverSpec:
+    """What an entry point in ``saltgw.drivers`` points at.
+
+    ``config_model`` validates a device entry (its ``driver`` field a Literal of ``name``);
+    ``create`` builds a driver from a validated config.
+    """
+
+    name: str
+    config_model: type[DeviceConfigBase]
+    create: Callable[[Any], Driver]
+    description: str = ""
+    api_version: ClassVar[int] = 1

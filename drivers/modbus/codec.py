@@ -1,0 +1,191 @@
+"""Turn raw Modbus registers into tag values and back (pure functions, no I/O).
+
+Every decoding failure raises :class:`DecodeError` (a ``ValueError``) whose message is the
+reason published for the tag ("not a number (NaN)", "above max 500.0: 612.5", ...). Nothing
+else escapes :func:`decode_registers` or :func:`decode_tag`, whatever the input.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+
+from drivers.base import TagValue
+from drivers.modbus.config import BIT_TABLES, Order, TagConfig, TagType
+
+__all__ = [
+    "DecodeError",
+    "apply_scaling",
+    "decode_bits",
+    "decode_registers",
+    "decode_tag",
+    "encode_value",
+    "registers_from_bytes",
+    "registers_to_bytes",
+]
+
+# struct format (big-endian) and register count of each fixed-width numeric type
+_STRUCT: dict[str, tuple[str, int]] = {
+    "int16": (">h", 1),
+    "uint16": (">H", 1),
+    "int32": (">i", 2),
+    "uint32": (">I", 2),
+    "float32": (">f", 2),
+    "float64": (">d", 4),
+}
+
+
+class DecodeError(ValueError):
+    """A register value that cannot become a tag value; the message is the reason."""
+
+
+def registers_to_bytes(registers: Sequence[int], byte_order: Order, word_order: Order) -> bytes:
+    """Bytes of ``registers`` in most-significant-first order.
+
+    ``word_order="little"`` means the registers arrive least significant first, so they are
+    reversed; ``byte_order="little"`` swaps the two bytes of every register.
+    """
+    for reg in registers:
+        if not isinstance(reg, int) or not 0 <= reg <= 0xFFFF:
+            raise DecodeError(f"register value {reg!r} is not a 16-bit unsigned integer")
+    ordered = reversed(registers) if word_order == "little" else registers
+    fmt = "<H" if byte_order == "little" else ">H"
+    return b"".join(struct.pack(fmt, reg) for reg in ordered)
+
+
+def registers_from_bytes(data: bytes, byte_order: Order, word_order: Order) -> list[int]:
+    """Inverse of :func:`registers_to_bytes` (``data`` has an even length)."""
+    fmt = "<H" if byte_order == "little" else ">H"
+    regs = [struct.unpack_from(fmt, data, i)[0] for i in range(0, len(data), 2)]
+    return regs[::-1] if word_order == "little" else regs
+
+
+def _check_count(registers: Sequence[int], expected: int, type_: str) -> None:
+    if len(registers) != expected:
+        raise DecodeError(f"{type_} needs {expected} register(s), got {len(registers)}")
+
+
+def decode_registers(
+    registers: Sequence[int],
+    type_: TagType,
+    *,
+    byte_order: Order = "big",
+    word_order: Order = "big",
+    length: int | None = None,
+    bit: int | None = None,
+) -> TagValue:
+    """Decode the raw value of a tag (before scaling) from its registers.
+
+    ``bool`` is one register, true when not 0 (or, with ``bit``, when that bit is set; bit 0 is
+    the least significant bit of the register after ``byte_order``). ``string`` takes
+    ``length`` registers (default: all given), decodes UTF-8 (so plain ASCII) after stripping
+    trailing NULs and spaces; a NUL left inside, or bytes that are not UTF-8, are errors.
+    Floats that are NaN or infinite are errors ("not a number").
+    """
+    if type_ == "bool":
+        _check_count(registers, 1, type_)
+        word: int = struct.unpack(">H", registers_to_bytes(registers, byte_order, word_order))[0]
+        if bit is None:
+            return word != 0
+        if not 0 <= bit <= 15:
+            raise DecodeError(f"bit {bit} is not in 0..15")
+        return bool(word >> bit & 1)
+    if type_ == "string":
+        _check_count(registers, len(registers) if length is None else length, type_)
+        raw = registers_to_bytes(registers, byte_order, "big").rstrip(b"\x00 ")
+        if b"\x00" in raw:
+            raise DecodeError(f"string has a NUL byte before its end: {raw!r}")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"undecodable string (not UTF-8): {raw!r}") from exc
+    try:
+        fmt, count = _STRUCT[type_]
+    except KeyError:
+        raise DecodeError(f"unknown type {type_!r}") from None
+    _check_count(registers, count, type_)
+    data = registers_to_bytes(registers, byte_order, word_order)
+    value: int | float = struct.unpack(fmt, data)[0]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DecodeError(f"not a number ({value!r} in {type_})")
+    return value
+
+
+def apply_scaling(
+    value: TagValue,
+    *,
+    scale: float = 1.0,
+    offset: float = 0.0,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> TagValue:
+    """``value * scale + offset`` for numbers (ints stay ints when there is nothing to apply),
+    then the ``minimum``/``maximum`` sanity range; bools and strings pass through untouched."""
+    if isinstance(value, bool | str):
+        return value
+    if scale != 1.0 or offset != 0.0:
+        value = value * scale + offset
+        if not math.isfinite(value):
+            raise DecodeError(f"not a number after scaling ({value!r})")
+    if minimum is not None and value < minimum:
+        raise DecodeError(f"below min {minimum}: {value}")
+    if maximum is not None and value > maximum:
+        raise DecodeError(f"above max {maximum}: {value}")
+    return value
+
+
+def decode_bits(bits: Sequence[bool]) -> bool:
+    """The value of a bool tag on a coil or discrete input (exactly one bit)."""
+    if len(bits) != 1:
+        raise DecodeError(f"bool needs 1 bit, got {len(bits)}")
+    return bool(bits[0])
+
+
+def decode_tag(
+    raw: Sequence[int] | Sequence[bool],
+    tag: TagConfig,
+    *,
+    byte_order: Order,
+    word_order: Order,
+) -> TagValue:
+    """Decode, scale and range-check one tag. ``raw`` is its slice of a block read (bits for
+    coil/discrete_input tags, registers otherwise); ``byte_order``/``word_order`` are the
+    device's defaults, overridden by the tag's own."""
+    if tag.table in BIT_TABLES:
+        return decode_bits([bool(b) for b in raw])
+    value = decode_registers(
+        raw,
+        tag.type,
+        byte_order=tag.byte_order or byte_order,
+        word_order=tag.word_order or word_order,
+        length=tag.length,
+        bit=tag.bit,
+    )
+    return apply_scaling(
+        value, scale=tag.scale, offset=tag.offset, minimum=tag.min, maximum=tag.max
+    )
+
+
+def encode_value(
+    value: TagValue,
+    type_: TagType,
+    *,
+    byte_order: Order = "big",
+    word_order: Order = "big",
+    length: int | None = None,
+    bit: int | None = None,
+) -> list[int]:
+    """Registers holding ``value`` as ``type_`` (the inverse of :func:`decode_registers`; used
+    by simulators and tests). Strings are NUL-padded to ``length`` registers."""
+    if type_ == "bool":
+        flag = (1 << bit) if bit is not None else 1
+        return registers_from_bytes(struct.pack(">H", flag if value else 0), byte_order, "big")
+    if type_ == "string":
+        data = str(value).encode("utf-8")
+        size = 2 * (length if length is not None else (len(data) + 1) // 2)
+        if len(data) > size:
+            raise ValueError(f"string of {len(data)} bytes does not fit {size // 2} registers")
+        return registers_from_bytes(data.ljust(size, b"\x00"), byte_order, "big")
+    fmt, _count = _STRUCT[type_]
+    return registers_from_bytes(struct.pack(fmt, value), byte_order, word_order)

@@ -1,0 +1,238 @@
+"""Configuration of one Modbus device: its link, its unit id, its poll cadence and its tags.
+
+Register layout knobs (see ``README.md`` for the full story):
+
+* ``byte_order`` — order of the two bytes inside each 16-bit register (``big``: high byte first,
+  the Modbus norm);
+* ``word_order`` — order of the registers of a 32/64-bit value (``big``: most significant register
+  at the lowest address; ``little``: least significant register first).
+
+So float32 ``ABCD`` is big/big, ``CDAB`` big/little, ``BADC`` little/big, ``DCBA`` little/little.
+Strings honour ``byte_order`` only: their registers are always read in address order.
+
+``bool`` tags: on coils and discrete inputs a tag is one bit; on register tables ``bool`` means
+"the register is not 0", or, with ``bit: n``, "bit n of the register is set" (status words).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from drivers.base import DeviceConfigBase
+
+__all__ = [
+    "BIT_TABLES",
+    "MAX_READ_BITS",
+    "MAX_READ_REGISTERS",
+    "ModbusDeviceConfig",
+    "Order",
+    "RtuConnection",
+    "Table",
+    "TagConfig",
+    "TagType",
+    "TcpConnection",
+    "register_count",
+]
+
+Table = Literal["coil", "discrete_input", "holding_register", "input_register"]
+TagType = Literal["bool", "int16", "uint16", "int32", "uint32", "float32", "float64", "string"]
+Order = Literal["big", "little"]
+
+BIT_TABLES: frozenset[str] = frozenset({"coil", "discrete_input"})
+MAX_READ_REGISTERS = 125  # Modbus limit for one read of holding/input registers (FC 3/4)
+MAX_READ_BITS = 2000  # Modbus limit for one read of coils/discrete inputs (FC 1/2)
+
+_FIXED_WIDTH: dict[str, int] = {
+    "bool": 1,
+    "int16": 1,
+    "uint16": 1,
+    "int32": 2,
+    "uint32": 2,
+    "float32": 2,
+    "float64": 4,
+}
+_NUMERIC: frozenset[str] = frozenset({"int16", "uint16", "int32", "uint32", "float32", "float64"})
+
+TagName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class TcpConnection(BaseModel):
+    """Modbus TCP to a device or a serial gateway."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["tcp"] = Field(description="Modbus TCP (MBAP framing over a TCP socket).")
+    host: str = Field(min_length=1, description="Host name or IP address of the device or gateway.")
+    port: int = Field(default=502, ge=1, le=65535, description="TCP port of the device.")
+
+
+class RtuConnection(BaseModel):
+    """Modbus RTU on a serial line (RS-485/RS-232)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["rtu"] = Field(description="Modbus RTU (binary framing on a serial line).")
+    port: str = Field(
+        min_length=1,
+        description="Serial device, e.g. /dev/ttyUSB0 (or a pyserial URL like socket://host:port).",
+        examples=["/dev/ttyUSB0"],
+    )
+    baudrate: int = Field(default=9600, gt=0, description="Line speed in bit/s.")
+    bytesize: Literal[7, 8] = Field(default=8, description="Data bits per character.")
+    parity: Literal["N", "E", "O"] = Field(
+        default="N", description="Parity: N (none), E (even) or O (odd)."
+    )
+    stopbits: Literal[1, 2] = Field(default=1, description="Stop bits per character.")
+
+
+Connection = Annotated[TcpConnection | RtuConnection, Field(discriminator="type")]
+
+
+def register_count(tag: TagConfig) -> int:
+    """How many table entries (registers, or bits on bit tables) ``tag`` occupies."""
+    if tag.table in BIT_TABLES:
+        return 1
+    if tag.type == "string":
+        assert tag.length is not None  # guaranteed by TagConfig's validator
+        return tag.length
+    return _FIXED_WIDTH[tag.type]
+
+
+class TagConfig(BaseModel):
+    """One value read from the device."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    table: Table = Field(
+        description="Modbus table: holding_register (FC 3), input_register (FC 4), "
+        "coil (FC 1) or discrete_input (FC 2)."
+    )
+    address: int = Field(
+        ge=0, le=65535, description="Zero-based address of the first register (or bit)."
+    )
+    type: TagType = Field(
+        description="Value type. Coils and discrete inputs hold only bool; on register tables "
+        "bool means 'register is not 0'."
+    )
+    length: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_READ_REGISTERS,
+        description="Number of registers of a string (2 characters each); only for type string.",
+    )
+    bit: int | None = Field(
+        default=None,
+        ge=0,
+        le=15,
+        description="bool on a register table only: read this bit of the register (0 = least "
+        "significant) instead of 'register is not 0'.",
+    )
+    byte_order: Order | None = Field(
+        default=None, description="Byte order inside a register; none = the device's."
+    )
+    word_order: Order | None = Field(
+        default=None,
+        description="Register order of 32/64-bit values (big = most significant first); "
+        "none = the device's.",
+    )
+    scale: float = Field(
+        default=1.0,
+        description="Numeric types only: published value = raw * scale + offset. Integers stay "
+        "integers while scale is 1 and offset 0.",
+    )
+    offset: float = Field(default=0.0, description="Numeric types only: added after scaling.")
+    min: float | None = Field(
+        default=None,
+        description="Numeric types only: lowest sane value (after scaling); below is a tag error.",
+    )
+    max: float | None = Field(
+        default=None,
+        description="Numeric types only: highest sane value (after scaling); above is a tag error.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> TagConfig:
+        if self.table in BIT_TABLES and self.type != "bool":
+            raise ValueError(f"a {self.table} holds one bit: type must be bool, not {self.type}")
+        if self.bit is not None and (self.type != "bool" or self.table in BIT_TABLES):
+            raise ValueError("bit applies to type bool on holding_register/input_register only")
+        if self.type == "string" and self.length is None:
+            raise ValueError("type string needs length (number of registers)")
+        if self.type != "string" and self.length is not None:
+            raise ValueError(f"length applies to type string only, not {self.type}")
+        if self.type not in _NUMERIC:
+            extra = [
+                name
+                for name, is_set in (
+                    ("scale", self.scale != 1.0),
+                    ("offset", self.offset != 0.0),
+                    ("min", self.min is not None),
+                    ("max", self.max is not None),
+                )
+                if is_set
+            ]
+            if extra:
+                raise ValueError(f"{', '.join(extra)} apply to numeric types only, not {self.type}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        if self.address + register_count(self) - 1 > 65535:
+            raise ValueError(f"tag runs past address 65535 (address {self.address})")
+        return self
+
+
+class ModbusDeviceConfig(DeviceConfigBase):
+    """A Modbus TCP or RTU device polled at a steady interval."""
+
+    driver: Literal["modbus"] = Field(description="Selects the Modbus driver.")
+    connection: Connection = Field(
+        description="How to reach the device: {type: tcp, host, port} or "
+        "{type: rtu, port, baudrate, bytesize, parity, stopbits}."
+    )
+    unit_id: int = Field(
+        default=1, ge=0, le=247, description="Modbus unit (slave) id of the device."
+    )
+    poll_interval_ms: int = Field(
+        default=200, gt=0, description="Time between the starts of two polls, in milliseconds."
+    )
+    timeout_ms: int = Field(
+        default=1000, gt=0, description="How long to wait for a connection or a response (ms)."
+    )
+    byte_order: Order = Field(
+        default="big", description="Default byte order inside a register for this device's tags."
+    )
+    word_order: Order = Field(
+        default="little",
+        description="Default register order of 32/64-bit values (little = least significant "
+        "register first, 'CDAB').",
+    )
+    max_block_registers: int = Field(
+        default=100,
+        ge=1,
+        le=MAX_READ_REGISTERS,
+        description="Most registers fetched by one read request when tags are merged.",
+    )
+    max_block_gap: int = Field(
+        default=10,
+        ge=0,
+        description="Most unused addresses between two tags that are still read in one request.",
+    )
+    tags: dict[TagName, TagConfig] = Field(
+        min_length=1, description="Tags to read, by name (letters, digits, _; not leading digit)."
+    )
+
+    @model_validator(mode="after")
+    def _check_tag_widths(self) -> ModbusDeviceConfig:
+        for name, tag in self.tags.items():
+            width = register_count(tag)
+            if tag.table not in BIT_TABLES and width > self.max_block_registers:
+                raise ValueError(
+                    f"tag {name!r} spans {width} registers, more than "
+                    f"max_block_registers ({self.max_block_registers})"
+                )
+        return self
+
+    def tag_names(self) -> set[str]:
+        """Names of the tags this device yields."""
+        return set(self.tags)

@@ -1,0 +1,252 @@
+"""The Modbus driver: polls one device over TCP or RTU with pymodbus's asyncio clients.
+
+pymodbus's own reconnect loop and retries are switched off (``reconnect_delay=0``,
+``retries=0``): the gateway's supervisor owns reconnecting with backoff. After any link failure
+the driver closes its client, so ``read()`` keeps raising :class:`DeviceOffline` until the
+supervisor calls ``connect()`` again.
+
+Failure mapping::
+
+    exception response (resp.isError())            -> DeviceFault  (names code, table, range, unit)
+    no response / link lost / refused / OS error   -> DeviceOffline
+    NaN, out of range, undecodable value            -> Reading.errors[tag]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.framer import FramerType
+from pymodbus.pdu import ModbusPDU
+
+from drivers.base import DeviceFault, DeviceOffline, Reading, TagValue
+from drivers.modbus.blocks import Block, plan_blocks
+from drivers.modbus.codec import DecodeError, decode_tag
+from drivers.modbus.config import BIT_TABLES, ModbusDeviceConfig, TcpConnection
+
+__all__ = ["EXCEPTION_CODES", "ModbusDriver", "PollTicker"]
+
+log = logging.getLogger(__name__)
+
+#: Modbus exception codes and their names in the Modbus application protocol spec.
+EXCEPTION_CODES: dict[int, str] = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    7: "negative acknowledge",
+    8: "memory parity error",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+
+_FUNCTIONS: dict[str, tuple[int, str]] = {
+    "coil": (1, "read coils"),
+    "discrete_input": (2, "read discrete inputs"),
+    "holding_register": (3, "read holding registers"),
+    "input_register": (4, "read input registers"),
+}
+
+_Client = AsyncModbusTcpClient | AsyncModbusSerialClient
+
+
+class PollTicker:
+    """A steady poll schedule on a monotonic clock.
+
+    Ticks fall every ``interval`` seconds from the first call of :meth:`wait`, independent of how
+    long each poll takes. A poll that overran its slot is followed by one immediate poll and the
+    schedule continues from there: missed ticks are dropped, never replayed in a burst.
+    """
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._next: float | None = None
+
+    def delay(self) -> float:
+        """Seconds to wait before the next poll; advances the schedule by one tick."""
+        now = self._clock()
+        if self._next is None:
+            self._next = now
+        else:
+            self._next += self.interval
+            if self._next < now:  # overran: poll now, keep the cadence from here
+                self._next = now
+        return self._next - now
+
+    async def wait(self) -> None:
+        """Sleep until the next tick."""
+        delay = self.delay()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def reset(self) -> None:
+        """Start over: the next :meth:`wait` returns at once."""
+        self._next = None
+
+
+class ModbusDriver:
+    """A :class:`drivers.base.Driver` for one Modbus device (one unit id on one link)."""
+
+    def __init__(self, config: ModbusDeviceConfig) -> None:
+        self.config = config
+        self.blocks: list[Block] = plan_blocks(
+            config.tags,
+            max_registers=config.max_block_registers,
+            max_gap=config.max_block_gap,
+        )
+        self._timeout = config.timeout_ms / 1000
+        self._ticker = PollTicker(config.poll_interval_ms / 1000)
+        self._client: _Client | None = None
+        conn = config.connection
+        self._where = (
+            f"tcp {conn.host}:{conn.port}"
+            if isinstance(conn, TcpConnection)
+            else f"rtu {conn.port} {conn.baudrate} {conn.bytesize}{conn.parity}{conn.stopbits}"
+        )
+
+    def __repr__(self) -> str:
+        return f"ModbusDriver({self.config.id!r}, {self._where}, unit {self.config.unit_id})"
+
+    def _new_client(self) -> _Client:
+        conn = self.config.connection
+        name = f"saltgw-{self.config.id}"
+        if isinstance(conn, TcpConnection):
+            return AsyncModbusTcpClient(
+                conn.host,
+                port=conn.port,
+                name=name,
+                timeout=self._timeout,
+                retries=0,
+                reconnect_delay=0,
+            )
+        return AsyncModbusSerialClient(
+            conn.port,
+            framer=FramerType.RTU,
+            name=name,
+            baudrate=conn.baudrate,
+            bytesize=conn.bytesize,
+            parity=conn.parity,
+            stopbits=conn.stopbits,
+            timeout=self._timeout,
+            retries=0,
+            reconnect_delay=0,
+        )
+
+    async def connect(self) -> None:
+        """Open the link; raise :class:`DeviceOffline` when the device cannot be reached."""
+        await self.close()
+        client = self._new_client()
+        try:
+            ok = await asyncio.wait_for(client.connect(), self._timeout + 1.0)
+        except (TimeoutError, OSError, ModbusException) as exc:
+            ok = False
+            reason = f": {exc}"
+        else:
+            reason = "" if ok else " (refused, unreachable or timed out)"
+        if not ok:
+            _close_quietly(client)
+            raise DeviceOffline(
+                f"cannot connect to modbus {self._where} within {self.config.timeout_ms} ms{reason}"
+            )
+        self._client = client
+        self._ticker.reset()
+        log.info("connected to %s for device %r", self._where, self.config.id)
+
+    async def read(self) -> Reading:
+        """Wait for the next poll tick, read every block and decode every tag."""
+        if self._client is None or not self._client.connected:
+            await self.close()
+            raise DeviceOffline(f"not connected to modbus {self._where}")
+        await self._ticker.wait()
+        values: dict[str, TagValue] = {}
+        errors: dict[str, str] = {}
+        for block in self.blocks:
+            data = await self._read_block(block)
+            for slot in block.tags:
+                tag = self.config.tags[slot.name]
+                try:
+                    values[slot.name] = decode_tag(
+                        data[slot.offset : slot.offset + slot.count],
+                        tag,
+                        byte_order=self.config.byte_order,
+                        word_order=self.config.word_order,
+                    )
+                except DecodeError as exc:
+                    errors[slot.name] = str(exc)
+        return Reading(device=self.config.id, ts=datetime.now(UTC), values=values, errors=errors)
+
+    async def close(self) -> None:
+        """Release the link. Never raises."""
+        client, self._client = self._client, None
+        if client is not None:
+            _close_quietly(client)
+
+    async def _read_block(self, block: Block) -> Sequence[int] | Sequence[bool]:
+        client = self._client
+        unit = self.config.unit_id
+        fcode, fname = _FUNCTIONS[block.table]
+        what = f"{block.table} {block.address}..{block.last} from unit {unit}"
+        if client is None:  # closed by a failure earlier in this poll
+            raise DeviceOffline(f"not connected to modbus {self._where}")
+        call = {
+            "coil": client.read_coils,
+            "discrete_input": client.read_discrete_inputs,
+            "holding_register": client.read_holding_registers,
+            "input_register": client.read_input_registers,
+        }[block.table]
+        try:
+            resp: ModbusPDU = await asyncio.wait_for(
+                call(block.address, count=block.count, device_id=unit), 2 * self._timeout + 1.0
+            )
+        except ConnectionException as exc:
+            await self.close()
+            raise DeviceOffline(f"link to modbus {self._where} lost reading {what}: {exc}") from exc
+        except ModbusIOException as exc:
+            await self.close()
+            raise DeviceOffline(
+                f"no valid response from modbus {self._where} within {self.config.timeout_ms} ms "
+                f"reading {what}: {exc}"
+            ) from exc
+        except TimeoutError as exc:
+            await self.close()
+            raise DeviceOffline(
+                f"no response from modbus {self._where} reading {what} (gave up after "
+                f"{2 * self.config.timeout_ms + 1000} ms)"
+            ) from exc
+        except OSError as exc:
+            await self.close()
+            raise DeviceOffline(f"I/O error on modbus {self._where} reading {what}: {exc}") from exc
+        except ModbusException as exc:
+            raise DeviceFault(f"modbus error reading {what} ({fname}): {exc}") from exc
+        if resp.isError():
+            code = resp.exception_code
+            meaning = EXCEPTION_CODES.get(code, "unknown exception code")
+            raise DeviceFault(
+                f"modbus exception {code} ({meaning}) reading {what} (function {fcode}, {fname})"
+            )
+        if block.table in BIT_TABLES:
+            data: Sequence[int] | Sequence[bool] = resp.bits
+        else:
+            data = resp.registers
+        if len(data) < block.count:
+            raise DeviceFault(
+                f"short response reading {what}: {len(data)} of {block.count} values "
+                f"(function {fcode}, {fname})"
+            )
+        return data[: block.count]
+
+
+def _close_quietly(client: _Client) -> None:
+    try:
+        client.close()
+    except Exception as exc:  # close() must never raise; a failing close is only noise
+        log.debug("closing modbus client %s failed: %s", client, exc)

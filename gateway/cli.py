@@ -1,0 +1,153 @@
+"""The ``saltgw`` command (contract: ../shared/design/contract.md, "Command line")."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+log = logging.getLogger("saltgw")
+
+
+class UserError(Exception):
+    """A mistake by the user: printed as one line on stderr, exit status 2."""
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+def _load(path: str):  # type: ignore[no-untyped-def]
+    from gateway.config.loader import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _install_stop(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+# -- verbs -------------------------------------------------------------------------------------
+def cmd_validate(args: argparse.Namespace) -> int:
+    from gateway.config.loader import ConfigError, load_config
+
+    failed = 0
+    for f in args.files:
+        try:
+            load_config(f)
+        except ConfigError as exc:
+            failed += 1
+            for issue in exc.issues:
+                print(issue)
+        else:
+            if not args.quiet:
+                print(f"{f}: ok")
+    return 1 if failed else 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from gateway.config.models import config_model
+
+    schema = config_model().model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "saltgw configuration / tag map"
+    print(json.dumps(schema, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gateway.runtime import Gateway
+
+    cfg = _load(args.config)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _install_stop(stop)
+        await Gateway(cfg, broker_url=args.broker).run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from firmware_sim.runner import run_simulators
+
+    cfg = _load(args.config)
+    if not cfg.simulators:
+        raise UserError(f"{args.config}: no simulators: section, nothing to start")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _install_stop(stop)
+        await run_simulators(cfg.simulators, stop, ready=_print_ready)
+
+    asyncio.run(main())
+    return 0
+
+
+def _print_ready(ports: dict[str, int]) -> None:
+    for sim_id, port in ports.items():
+        print(f"simulator {sim_id} listening on 127.0.0.1:{port}", flush=True)
+
+
+# -- parser ------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="saltgw",
+        description="Industrial IoT gateway for edible-salt packing lines (QB/T 5279-2018).",
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = p.add_subparsers(dest="verb", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("run", help="run the gateway until SIGINT/SIGTERM")
+    s.add_argument("config", metavar="CONFIG.yaml")
+    s.add_argument("--broker", metavar="URL", help="override the config's broker, mqtt://host:port")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("validate", help="check config / tag-map files; print every error")
+    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("-q", "--quiet", action="store_true", help="print nothing for valid files")
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("schema", help="print the JSON Schema of the config format")
+    s.set_defaults(func=cmd_schema)
+
+    s = sub.add_parser("sim", help="run the simulated devices named in a config")
+    s.add_argument("config", metavar="CONFIG.yaml")
+    s.set_defaults(func=cmd_sim)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        return int(args.func(args))
+    except UserError as exc:
+        print(f"saltgw: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Checks across sections that a schema cannot express (references between entries).
+
+They run on the raw data, so that they report alongside schema errors, all in one go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+__all__ = ["cross_checks"]
+
+Loc = tuple[str | int, ...]
+TAG_FIELDS = ("weight_tag", "counter_tag", "reject_tag")
+
+
+def _device_tags(entry: Any, adapter: TypeAdapter[Any]) -> set[str] | None:
+    try:
+        return set(adapter.validate_python(entry).tag_names())
+    except ValidationError:
+        # its schema errors are reported elsewhere; still check references to its tags
+        tags = entry.get("tags") if isinstance(entry, dict) else None
+        return {str(k) for k in tags} if isinstance(tags, dict) else None
+
+
+def _entries(data: dict[str, Any], key: str) -> list[Any]:
+    value = data.get(key)
+    return value if isinstance(value, list) else []
+
+
+def cross_checks(data: dict[str, Any], device_adapter: TypeAdapter[Any]) -> Iterator[tuple[Loc, str]]:
+    """Yield (location, message) for each duplicate id and each broken reference."""
+    devices: dict[str, set[str] | None] = {}
+    for i, dev in enumerate(_entries(data, "devices")):
+        dev_id = dev.get("id") if isinstance(dev, dict) else None
+        if not isinstance(dev_id, str):
+            continue
+        if dev_id in devices:
+            yield ("devices", i, "id"), f"duplicate device id {dev_id!r}"
+            continue
+        devices[dev_id] = _device_tags(dev, device_adapter)
+    sims: set[str] = set()
+    for i, sim in enumerate(_entries(data, "simulators")):
+        sim_id = sim.get("id") if isinstance(sim, dict) else None
+        if isinstance(sim_id, str):
+            if sim_id in sims:
+                yield ("simulators", i, "id"), f"duplicate simulator id {sim_id!r}"
+            sims.add(sim_id)
+    for i, rule in enumerate(_entries(data, "rules")):
+        if not isinstance(rule, dict) or not isinstance(rule.get("device"), str):
+            continue
+        device = rule["device"]
+        if device not in devices:
+            known = ", ".join(sorted(devices)) or "none"
+            yield ("rules", i, "device"), f"no device {device!r} (devices: {known})"
+            continue
+        tags = devices[device]
+        if tags is None:
+            continue
+        for field_name in TAG_FIELDS:
+            tag = rule.get(field_name)
+            if isinstance(tag, str) and tag not in tags:
+                have = ", ".join(sorted(tags))
+                yield (
+                    ("rules", i, field_name),
+                    f"device {device!r} has no tag {tag!r} (tags: {have})",
+                )

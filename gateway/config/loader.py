@@ -1,0 +1,252 @@
+"""Load YAML config files into the pydantic model, reporting every mistake with its position.
+
+Each problem is an :class:`Issue` printed ``FILE:LINE:COL: error: PATH: message`` (1-based),
+for YAML syntax errors, duplicate keys, schema violations and cross-references alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from gateway.config.checks import cross_checks
+from gateway.config.models import ConfigBase, config_model, device_adapter
+
+__all__ = ["ConfigError", "Issue", "format_path", "load_config"]
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    file: str
+    line: int
+    col: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}:{self.col}: error: {where}{self.message}"
+
+
+class ConfigError(Exception):
+    """A config file has mistakes; ``issues`` lists every one of them."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        super().__init__("\n".join(str(i) for i in issues))
+        self.issues = issues
+
+
+@dataclass
+class _Positions:
+    """Where each value (and each mapping key) sits in the file: 1-based (line, col)."""
+
+    values: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+
+def format_path(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _pos(node: Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _Builder:
+    """Turns a composed YAML node tree into plain data, recording positions."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.pos = _Positions()
+        self.issues: list[Issue] = []
+        self._scalars = SafeConstructor()
+
+    def build(self, node: Node, loc: Loc = ()) -> Any:
+        self.pos.values[loc] = _pos(node)
+        if isinstance(node, MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.build(key_node, (*loc, "<key>"))
+                if not isinstance(key, str | int | float | bool) or key is None:
+                    line, col = _pos(key_node)
+                    self.issues.append(
+                        Issue(self.file, line, col, format_path(loc), "keys must be plain text")
+                    )
+                    continue
+                key = str(key) if not isinstance(key, str) else key
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    line, col = _pos(key_node)
+                    self.issues.append(
+                        Issue(self.file, line, col, format_path(loc), "merge keys (<<) are not supported")
+                    )
+                    continue
+                if key in out:
+                    line, col = _pos(key_node)
+                    first = self.pos.keys[(*loc, key)]
+                    self.issues.append(
+                        Issue(
+                            self.file, line, col, format_path((*loc, key)),
+                            f"duplicate key (first at line {first[0]})",
+                        )
+                    )
+                    continue
+                self.pos.keys[(*loc, key)] = _pos(key_node)
+                out[key] = self.build(value_node, (*loc, key))
+            return out
+        if isinstance(node, SequenceNode):
+            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        assert isinstance(node, ScalarNode)
+        try:
+            return self._scalars.construct_object(node, deep=True)
+        except ConstructorError as exc:
+            line, col = _pos(node)
+            self.issues.append(Issue(self.file, line, col, format_path(loc), str(exc.problem)))
+            return None
+
+
+def _yaml_error(file: str, exc: yaml.YAMLError) -> Issue:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    msg = f"YAML syntax: {problem}" + (f" ({context})" if context else "")
+    if mark is None:
+        return Issue(file, 1, 1, "", msg)
+    return Issue(file, mark.line + 1, mark.column + 1, "", msg)
+
+
+def _walk(data: Any, loc: tuple[Any, ...]) -> tuple[Loc, bool]:
+    """Drop the union tags pydantic puts into ``loc`` (they are not keys in the data).
+    Returns the data path and whether the full path exists."""
+    path: list[str | int] = []
+    cur = data
+    exists = True
+    for part in loc:
+        if isinstance(cur, dict) and part in cur:
+            path.append(part)
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            path.append(part)
+            cur = cur[part]
+        elif isinstance(cur, dict) and isinstance(part, str) and not _is_union_tag(cur, part):
+            path.append(part)  # a missing or unknown key
+            exists = False
+            cur = None
+        elif cur is None or not isinstance(cur, dict | list):
+            exists = False
+            if isinstance(part, str) and part.startswith(("function-", "lax-", "strict-")):
+                continue
+            path.append(part)
+        # else: a union tag (e.g. 'modbus', 'tcp'): not part of the data
+    return tuple(path), exists
+
+
+def _is_union_tag(mapping: dict[str, Any], part: str) -> bool:
+    return part in {str(v) for v in mapping.values() if isinstance(v, str)}
+
+
+def _message(err: ErrorDetails) -> str:
+    etype = err["type"]
+    ctx = err.get("ctx") or {}
+    got = err.get("input")
+    if etype == "missing":
+        return "required key missing"
+    if etype == "extra_forbidden":
+        return "unknown key"
+    if etype == "literal_error":
+        options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        return f"expected one of {', '.join(options)}; got {got!r}"
+    if etype == "union_tag_invalid":
+        options = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        return f"expected one of {', '.join(options)}; got {ctx.get('tag')!r}"
+    if etype == "union_tag_not_found":
+        return f"required key {ctx.get('discriminator', '')!s} missing".replace("'", "")
+    msg = err["msg"]
+    msg = msg.removeprefix("Value error, ")
+    if isinstance(got, str | int | float | bool) and etype not in ("value_error",):
+        return f"{msg[0].lower()}{msg[1:]}; got {got!r}"
+    return f"{msg[0].lower()}{msg[1:]}"
+
+
+def _locate(pos: _Positions, path: Loc, etype: str) -> tuple[int, int]:
+    if etype == "extra_forbidden" and path in pos.keys:
+        return pos.keys[path]
+    if etype != "missing" and path in pos.values:
+        return pos.values[path]
+    probe = path[:-1] if etype == "missing" else path
+    while probe and probe not in pos.values:
+        probe = probe[:-1]
+    return pos.values.get(probe, (1, 1))
+
+
+def _issues_from_validation(
+    file: str, data: Any, pos: _Positions, exc: ValidationError
+) -> Iterator[Issue]:
+    seen: set[tuple[int, int, str, str]] = set()
+    for err in exc.errors(include_url=False):
+        path, _exists = _walk(data, err["loc"])
+        line, col = _locate(pos, path, err["type"])
+        issue = Issue(file, line, col, format_path(path), _message(err))
+        key = (line, col, issue.path, issue.message)
+        if key not in seen:
+            seen.add(key)
+            yield issue
+
+
+def parse_yaml(file: str, text: str) -> tuple[Any, _Positions, list[Issue]]:
+    builder = _Builder(file)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        return None, builder.pos, [_yaml_error(file, exc)]
+    if node is None:
+        return None, builder.pos, [Issue(file, 1, 1, "", "the file is empty")]
+    data = builder.build(node)
+    return data, builder.pos, builder.issues
+
+
+def load_config(path: Path | str) -> ConfigBase:
+    """Read and validate one config file; raise :class:`ConfigError` with every issue."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Issue(file, 1, 1, "", f"cannot read: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Issue(file, 1, 1, "", f"not UTF-8 text: {exc.reason}")]) from exc
+    data, pos, issues = parse_yaml(file, text)
+    if data is None:
+        raise ConfigError(issues)
+    if not isinstance(data, dict):
+        raise ConfigError([Issue(file, 1, 1, "", "expected a mapping at the top level")])
+    model = config_model()
+    try:
+        cfg = model.model_validate(data)
+    except ValidationError as exc:
+        issues.extend(_issues_from_validation(file, data, pos, exc))
+        cfg = None
+    for loc, message in cross_checks(data, device_adapter()):
+        path, _ = _walk(data, loc)
+        line, col = _locate(pos, path, "value")
+        issues.append(Issue(file, line, col, format_path(path), message))
+    if issues:
+        issues.sort(key=lambda i: (i.line, i.col))
+        raise ConfigError(issues)
+    assert cfg is not None
+    return cfg

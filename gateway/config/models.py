@@ -1,0 +1,242 @@
+"""The config / tag-map format, as pydantic models (every field described: they generate the
+JSON Schema printed by ``saltgw schema`` and the reference docs).
+
+Device entries are validated by the model of their driver (``driver:`` is the discriminator);
+drivers are found through entry points, so :func:`config_model` builds the top-level model from
+whatever drivers are installed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta, timezone, tzinfo
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model, field_validator
+
+from drivers.base import DeviceConfigBase
+from drivers.registry import driver_specs
+from firmware_sim.base import SimulatorConfigBase
+from firmware_sim.registry import simulator_specs
+from gateway.rules.models import RuleConfig
+
+__all__ = [
+    "Config",
+    "GatewaySection",
+    "JournalSection",
+    "MqttSection",
+    "TlsSection",
+    "config_model",
+]
+
+ENTERPRISE_RE = r"^[89][0-9]{3}$"
+ID_RE = r"^[A-Za-z0-9_\-]{1,64}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GatewaySection(Strict):
+    id: str = Field(
+        description="Gateway id: names the gateway in every event and in its status topic.",
+        pattern=ID_RE,
+        examples=["gw-daiyue-1"],
+    )
+    enterprise: str = Field(
+        description=(
+            "4-digit enterprise code (QB/T 5279-2018 Annex A: 8 or 9 + last 3 digits of the "
+            "producer's certificate number)."
+        ),
+        examples=["8035"],
+    )
+    site: str = Field(description="Site (plant) id, used in topics.", pattern=ID_RE)
+    line: str = Field(description="Packing line id, used in topics.", pattern=ID_RE)
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        description="Time zone of event timestamps: an IANA name or a fixed offset like +08:00.",
+    )
+
+    @field_validator("enterprise")
+    @classmethod
+    def _enterprise(cls, v: str) -> str:
+        if not re.fullmatch(ENTERPRISE_RE, v):
+            raise ValueError(
+                f"expected a 4-digit enterprise code starting with 8 or 9 "
+                f"(QB/T 5279-2018 Annex A); got {v!r}"
+            )
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        parse_timezone(v)
+        return v
+
+    def tz(self) -> tzinfo:
+        return parse_timezone(self.timezone)
+
+
+def parse_timezone(v: str) -> tzinfo:
+    m = re.fullmatch(r"([+-])(\d{2}):(\d{2})", v)
+    if m:
+        sign = -1 if m.group(1) == "-" else 1
+        return timezone(sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3))))
+    try:
+        return ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {v!r} (use e.g. Asia/Shanghai or +08:00)") from exc
+
+
+class TlsSection(Strict):
+    ca_file: Path | None = Field(
+        default=None, description="CA bundle to verify the broker (system CAs when unset)."
+    )
+    cert_file: Path | None = Field(
+        default=None, description="Client certificate (PEM) for mutual TLS."
+    )
+    key_file: Path | None = Field(default=None, description="Client private key (PEM).")
+    verify_hostname: bool = Field(
+        default=True, description="Check that the broker's certificate names its host."
+    )
+
+
+class MqttSection(Strict):
+    url: str = Field(
+        default="mqtt://127.0.0.1:1883",
+        description="Broker URL: mqtt://host:port or mqtts://host:port (TLS).",
+    )
+    protocol: Literal["3.1.1", "5"] = Field(default="5", description="MQTT protocol version.")
+    client_id: str | None = Field(
+        default=None, description="MQTT client id; defaults to saltgw-{gateway id}."
+    )
+    username: str | None = Field(default=None, description="User name for the broker.")
+    password_env: str | None = Field(
+        default="SALTGW_MQTT_PASSWORD",
+        description="Environment variable holding the password (never put it in this file).",
+    )
+    password_file: Path | None = Field(
+        default=None,
+        description="File holding the password (mode 0600); used when the variable is unset.",
+    )
+    tls: TlsSection | None = Field(
+        default=None, description="TLS settings; implied with default values by mqtts://."
+    )
+    topic_prefix: str = Field(
+        default="salt/v1", description="First levels of every topic.", pattern=r"^[^#+]+$"
+    )
+    keepalive_secs: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive.")
+    inflight: int = Field(
+        default=1000,
+        ge=1,
+        le=20000,
+        description="Events published and not yet acknowledged (PUBACK) at most.",
+    )
+    reconnect_min_secs: float = Field(
+        default=0.5, gt=0, description="First delay before reconnecting to the broker."
+    )
+    reconnect_max_secs: float = Field(
+        default=10.0, gt=0, description="Longest delay between reconnect attempts."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+            raise ValueError(f"expected mqtt://host:port or mqtts://host:port; got {v!r}")
+        try:
+            parts.port  # noqa: B018 - validates the port number
+        except ValueError as exc:
+            raise ValueError(f"bad port in {v!r}") from exc
+        return v
+
+    def password(self) -> str | None:
+        """The broker password from the environment or the password file, else None."""
+        if self.password_env and os.environ.get(self.password_env):
+            return os.environ[self.password_env]
+        if self.password_file is not None:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        return None
+
+
+class JournalSection(Strict):
+    path: Path = Field(
+        default=Path("var/journal.db"),
+        description="SQLite journal file (a relative path is relative to the working directory).",
+    )
+    max_events: int = Field(
+        default=1_000_000, ge=100, description="Most undelivered events kept on disk."
+    )
+    when_full: Literal["block", "drop_oldest"] = Field(
+        default="block",
+        description=(
+            "When max_events undelivered events are on disk: 'block' makes producers wait "
+            "(counted); 'drop_oldest' deletes the oldest undelivered events (counted, logged)."
+        ),
+    )
+
+
+class ConfigBase(Strict):
+    gateway: GatewaySection = Field(description="Who this gateway is and which line it serves.")
+    mqtt: MqttSection = Field(
+        default_factory=MqttSection, description="Broker connection and topic tree."
+    )
+    journal: JournalSection = Field(
+        default_factory=JournalSection, description="Durable event journal."
+    )
+    rules: list[RuleConfig] = Field(
+        default_factory=list, description="How readings become events (see docs)."
+    )
+
+    # Overridden in config_model() with the discriminated unions of installed plugins.
+    devices: list[Any] = Field(default_factory=list)
+    simulators: list[Any] = Field(default_factory=list)
+
+
+@cache
+def config_model() -> type[ConfigBase]:
+    """The top-level model for the installed drivers and simulators."""
+    dev_models = [s.config_model for s in driver_specs().values()] or [DeviceConfigBase]
+    sim_models = [s.config_model for s in simulator_specs().values()] or [SimulatorConfigBase]
+    dev_t: Any = _discriminated(dev_models, "driver")
+    sim_t: Any = _discriminated(sim_models, "kind")
+    return create_model(
+        "Config",
+        __base__=ConfigBase,
+        devices=(
+            list[dev_t],
+            Field(default_factory=list, description="Devices this gateway reads (tag maps)."),
+        ),
+        simulators=(
+            list[sim_t],
+            Field(
+                default_factory=list,
+                description="Simulated devices that `saltgw sim` starts for tests and demos.",
+            ),
+        ),
+    )
+
+
+def _discriminated(models: list[type[Any]], key: str) -> Any:
+    from typing import Union
+
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[tuple(models)], Field(discriminator=key)]  # noqa: UP007
+
+
+@cache
+def device_adapter() -> TypeAdapter[Any]:
+    """Validates one ``devices:`` entry against the installed drivers' models."""
+    field = config_model().model_fields["devices"]
+    (item_type,) = get_args(field.annotation)
+    return TypeAdapter(item_type)
+
+
+Config = ConfigBase

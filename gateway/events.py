@@ -1,0 +1,115 @@
+"""The event envelope of the contract (../shared/design/contract.md, "Event envelope").
+
+A rule produces an :class:`EventDraft` (type, time, device, data); the gateway stamps it into an
+:class:`Event` with identity (``id``), origin (gateway, enterprise, site, line), the current batch,
+and the per-gateway ``seq`` that the journal allocates when the event is durably accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = ["Event", "EventDraft", "Origin", "format_ts", "uuid7"]
+
+TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+
+
+def uuid7() -> uuid.UUID:
+    """A time-ordered UUID (RFC 9562 version 7): 48-bit Unix ms, then random bits."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | rand & ((1 << 80) - 1)
+    value &= ~(0xF << 76)
+    value |= 0x7 << 76  # version 7
+    value &= ~(0x3 << 62)
+    value |= 0x2 << 62  # RFC 4122 variant
+    return uuid.UUID(int=value)
+
+
+def format_ts(ts: datetime) -> str:
+    """RFC 3339 with milliseconds and an explicit offset (never a naive time)."""
+    if ts.tzinfo is None:
+        raise ValueError("event time must carry a UTC offset")
+    return ts.isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """What a rule hands to the gateway: ``type`` is ``group.kind`` (contract)."""
+
+    type: str
+    ts: datetime
+    data: dict[str, Any]
+    device: str | None = None
+    batch: str | None = None  # None: the line's current batch is used
+
+    def __post_init__(self) -> None:
+        if not TYPE_RE.match(self.type):
+            raise ValueError(f"event type {self.type!r} is not 'group.kind'")
+
+    @property
+    def group(self) -> str:
+        return self.type.split(".", 1)[0]
+
+    @property
+    def kind(self) -> str:
+        return self.type.split(".", 1)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where events come from: fixed for a gateway process."""
+
+    gateway: str
+    enterprise: str
+    site: str
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One accepted event, exactly the contract's envelope."""
+
+    id: str
+    gateway: str
+    seq: int
+    type: str
+    ts: str
+    enterprise: str
+    site: str
+    line: str
+    device: str | None
+    batch: str | None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "id": self.id,
+                "gateway": self.gateway,
+                "seq": self.seq,
+                "type": self.type,
+                "ts": self.ts,
+                "enterprise": self.enterprise,
+                "site": self.site,
+                "line": self.line,
+                "device": self.device,
+                "batch": self.batch,
+                "data": self.data,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+            allow_nan=False,
+        ).encode()
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> Event:
+        obj = json.loads(payload)
+        return cls(**obj)

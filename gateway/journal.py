@@ -1,0 +1,322 @@
+"""The durable event journal: SQLite in WAL mode, one writer thread, group commit.
+
+Constraints (see docs/journal.md for the measurements behind the choice):
+
+- An event is *accepted* only once the transaction holding it has committed with
+  ``synchronous=FULL`` (WAL fsync'ed): it then survives ``kill -9`` and power loss.
+- ``seq`` is allocated inside that transaction from the persisted ``last_seq``: strictly
+  increasing, no gaps, never reused across restarts, even when every row has been delivered.
+- A row is deleted only after the broker acknowledged it (:meth:`Journal.ack` after PUBACK).
+- Bounded: at most ``max_events`` undelivered rows. When full, policy ``block`` parks new
+  appends until acks make room (the producer's future stays pending: back-pressure), counted in
+  ``stats.blocked``; policy ``drop_oldest`` deletes the oldest undelivered rows to make room,
+  counted in ``stats.dropped`` and logged: subscribers then see a seq gap, intentionally.
+- Readers (the forwarder) use their own connection; WAL lets them read while the writer writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from gateway.events import Event, EventDraft, Origin, format_ts, uuid7
+
+__all__ = ["Journal", "JournalClosed", "JournalRow", "JournalStats", "WhenFull"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq      INTEGER PRIMARY KEY,
+    type     TEXT NOT NULL,
+    payload  BLOB NOT NULL,
+    accepted REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+"""
+
+
+class WhenFull(StrEnum):
+    BLOCK = "block"
+    DROP_OLDEST = "drop_oldest"
+
+
+class JournalClosed(Exception):
+    """The journal was closed; nothing more is accepted."""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRow:
+    seq: int
+    type: str
+    payload: bytes
+
+
+@dataclass(slots=True)
+class JournalStats:
+    accepted: int = 0  # events committed since start
+    delivered: int = 0  # rows deleted after PUBACK since start
+    dropped: int = 0  # rows deleted unsent by drop_oldest (intentional drops)
+    blocked: int = 0  # appends that had to wait for room (policy block)
+    commits: int = 0
+    backlog: int = 0  # undelivered rows on disk now
+    last_seq: int = 0
+
+
+@dataclass(slots=True)
+class _Append:
+    drafts: Sequence[EventDraft]
+    fut: Future[list[Event]]
+    waited: bool = False  # counted once in stats.blocked
+
+
+class Journal:
+    """Thread-safe facade over the journal database. Use as a context manager or open/close."""
+
+    def __init__(
+        self,
+        path: Path,
+        origin: Origin,
+        *,
+        max_events: int = 1_000_000,
+        when_full: WhenFull = WhenFull.BLOCK,
+        max_batch: int = 2000,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.origin = origin
+        self.max_events = max_events
+        self.when_full = WhenFull(when_full)
+        self.max_batch = max_batch
+        self.on_commit = on_commit
+        self.stats = JournalStats()
+        self._requests: queue.SimpleQueue[_Append | list[int] | None] = queue.SimpleQueue()
+        self._parked: deque[_Append] = deque()
+        self._thread: threading.Thread | None = None
+        self._closed = threading.Event()
+        self._opened = threading.Event()
+        self._open_error: BaseException | None = None
+        self._db: sqlite3.Connection | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def open(self) -> Journal:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
+        self._thread.start()
+        self._opened.wait()
+        if self._open_error is not None:
+            raise self._open_error
+        return self
+
+    def close(self) -> None:
+        """Commit what was handed in, then stop. Parked (blocked) appends fail."""
+        if self._thread is None or self._closed.is_set():
+            return
+        self._requests.put(None)
+        self._thread.join()
+
+    def __enter__(self) -> Journal:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- producer side -----------------------------------------------------------------------
+    def append(self, drafts: Sequence[EventDraft]) -> Future[list[Event]]:
+        """Hand events in; the future resolves once they are durably committed."""
+        fut: Future[list[Event]] = Future()
+        if self._closed.is_set():
+            fut.set_exception(JournalClosed(str(self.path)))
+            return fut
+        self._requests.put(_Append(drafts, fut))
+        return fut
+
+    def ack(self, seqs: list[int]) -> None:
+        """The broker acknowledged these rows: delete them (in the writer's next transaction)."""
+        if seqs and not self._closed.is_set():
+            self._requests.put(seqs)
+
+    # -- reader side (any thread; one connection per reader) ----------------------------------
+    def reader(self) -> JournalReader:
+        return JournalReader(self.path)
+
+    # -- writer thread -----------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(SCHEMA)
+        return db
+
+    def _run(self) -> None:
+        try:
+            db = self._db = self._connect()
+            row = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
+            max_row = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+            self.stats.last_seq = max(row[0] if row else 0, max_row[0])
+            self.stats.backlog = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        except BaseException as exc:  # reported to open()'s caller
+            self._open_error = exc
+            self._closed.set()
+            self._opened.set()
+            return
+        self._opened.set()
+        try:
+            self._serve(db)
+        finally:
+            self._closed.set()
+            for parked in self._parked:
+                parked.fut.set_exception(JournalClosed(str(self.path)))
+            self._parked.clear()
+            db.close()
+
+    def _serve(self, db: sqlite3.Connection) -> None:
+        stopping = False
+        while not stopping:
+            first = self._requests.get()
+            appends: list[_Append] = []
+            acks: list[int] = []
+            pending = 0
+            item: _Append | list[int] | None = first
+            while True:
+                if item is None:
+                    stopping = True
+                elif isinstance(item, list):
+                    acks.extend(item)
+                else:
+                    appends.append(item)
+                    pending += len(item.drafts)
+                if stopping or pending >= self.max_batch:
+                    break
+                try:
+                    item = self._requests.get_nowait()
+                except queue.Empty:
+                    break
+            self._commit(db, appends, acks)
+
+    def _commit(
+        self, db: sqlite3.Connection, appends: list[_Append], acks: list[int]
+    ) -> None:
+        stats = self.stats
+        admitted: list[tuple[_Append, list[Event]]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            if acks:
+                before = db.total_changes
+                db.executemany("DELETE FROM events WHERE seq=?", [(s,) for s in acks])
+                gone = db.total_changes - before
+                stats.delivered += gone
+                stats.backlog -= gone
+            queue_ = self._parked
+            queue_.extend(appends)
+            seq = stats.last_seq
+            rows: list[tuple[int, str, bytes, float]] = []
+            now = time.time()
+            while queue_:
+                head = queue_[0]
+                room = self.max_events - stats.backlog - len(rows)
+                if len(head.drafts) > room:
+                    if self.when_full is WhenFull.BLOCK and len(head.drafts) <= self.max_events:
+                        if not head.waited:
+                            head.waited = True
+                            stats.blocked += len(head.drafts)
+                        break
+                    self._drop_oldest(db, len(head.drafts) - room)
+                queue_.popleft()
+                events = []
+                for d in head.drafts:
+                    seq += 1
+                    ev = self._stamp(d, seq)
+                    events.append(ev)
+                    rows.append((seq, ev.type, ev.to_json(), now))
+                admitted.append((head, events))
+            if rows:
+                db.executemany("INSERT INTO events VALUES (?,?,?,?)", rows)
+                db.execute(
+                    "INSERT INTO meta VALUES ('last_seq', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                    (seq,),
+                )
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("journal %s: commit failed: %s", self.path, exc)
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            for app, _evs in admitted:
+                app.fut.set_exception(exc)
+            return
+        stats.commits += 1
+        if rows:
+            stats.last_seq = seq
+            stats.backlog += len(rows)
+            stats.accepted += len(rows)
+        for app, events in admitted:
+            app.fut.set_result(events)
+        if rows and self.on_commit is not None:
+            self.on_commit(seq)
+
+    def _drop_oldest(self, db: sqlite3.Connection, n: int) -> None:
+        before = db.total_changes
+        db.execute(
+            "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?)", (n,)
+        )
+        gone = db.total_changes - before
+        self.stats.dropped += gone
+        self.stats.backlog -= gone
+        log.warning(
+            "journal %s full (%d events): dropped the %d oldest undelivered events "
+            "(policy drop_oldest; %d dropped since start)",
+            self.path, self.max_events, gone, self.stats.dropped,
+        )
+
+    def _stamp(self, d: EventDraft, seq: int) -> Event:
+        o = self.origin
+        return Event(
+            id=str(uuid7()),
+            gateway=o.gateway,
+            seq=seq,
+            type=d.type,
+            ts=format_ts(d.ts),
+            enterprise=o.enterprise,
+            site=o.site,
+            line=o.line,
+            device=d.device,
+            batch=d.batch,
+            data=d.data,
+        )
+
+
+class JournalReader:
+    """A read-only view for one thread (the forwarder, CLI tools)."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    def after(self, seq: int, limit: int) -> list[JournalRow]:
+        """Undelivered rows with ``seq`` greater than the given one, in order."""
+        cur = self._db.execute(
+            "SELECT seq, type, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        )
+        return [JournalRow(s, t, bytes(p)) for s, t, p in cur]
+
+    def oldest(self) -> tuple[int, float] | None:
+        row = self._db.execute(
+            "SELECT seq, accepted FROM events ORDER BY seq LIMIT 1"
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,175 @@
+"""The gateway process: devices → rules → journal → broker, wired together.
+
+Threads: paho's network loop, the journal writer and the forwarder; everything else (drivers,
+supervisors, rules) runs on one asyncio loop. Shutdown (SIGINT/SIGTERM) stops the devices,
+waits for every accepted event to be committed, gives the broker a few seconds to acknowledge
+what is in flight, publishes status ``offline`` and closes the journal: whatever was not
+acknowledged stays on disk and is sent on the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from drivers.base import Reading
+from drivers.registry import driver_specs
+from gateway.config.models import ConfigBase
+from gateway.events import Event, EventDraft, Origin
+from gateway.journal import Journal, WhenFull
+from gateway.mqtt import Forwarder, MqttLink
+from gateway.rules import Rule, build_rule
+from gateway.supervisor import DeviceState, DeviceSupervisor, State
+from gateway.topics import Topics
+
+__all__ = ["Gateway"]
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    def __init__(self, cfg: ConfigBase, *, broker_url: str | None = None) -> None:
+        self.cfg = cfg
+        g = cfg.gateway
+        self.tz = g.tz()
+        self.origin = Origin(g.id, g.enterprise, g.site, g.line)
+        self.topics = Topics(cfg.mqtt.topic_prefix, g.enterprise, g.site, g.line, g.id)
+        self.batch: str | None = None
+        self.journal = Journal(
+            Path(cfg.journal.path),
+            self.origin,
+            max_events=cfg.journal.max_events,
+            when_full=WhenFull(cfg.journal.when_full),
+        )
+        self.link = MqttLink(
+            cfg.mqtt,
+            self.topics,
+            cfg.mqtt.client_id or f"saltgw-{g.id}",
+            broker_url=broker_url,
+            on_ack=self._on_ack,
+        )
+        self.forwarder = Forwarder(self.journal, self.link, self.topics, cfg.mqtt.inflight)
+        self.journal.on_commit = self.forwarder.notify
+        self.rules: dict[str, list[Rule]] = {}
+        for rule_cfg in cfg.rules:
+            rule = build_rule(rule_cfg)
+            self.rules.setdefault(rule.device, []).append(rule)
+        self.supervisors: list[DeviceSupervisor] = []
+        self._bad_tags: dict[str, dict[str, str]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _on_ack(self, seqs: list[int]) -> None:
+        self.journal.ack(seqs)
+        self.forwarder.notify()
+
+    # -- accepting events ----------------------------------------------------------------------
+    async def accept(self, drafts: list[EventDraft]) -> list[Event]:
+        """Journal the drafts durably; returns the accepted events (with seq and id)."""
+        if not drafts:
+            return []
+        stamped = [
+            d if d.batch is not None or self.batch is None else _with_batch(d, self.batch)
+            for d in drafts
+        ]
+        return await asyncio.wrap_future(self.journal.append(stamped))
+
+    async def _on_reading(self, reading: Reading) -> None:
+        drafts: list[EventDraft] = []
+        ts = reading.ts.astimezone(self.tz)
+        reading = Reading(reading.device, ts, reading.values, reading.errors)
+        drafts.extend(self._value_errors(reading))
+        for rule in self.rules.get(reading.device, ()):
+            drafts.extend(rule.on_reading(reading))
+        await self.accept(drafts)
+
+    def _value_errors(self, reading: Reading) -> list[EventDraft]:
+        """``alarm.device`` when the set of unreadable tags of a device changes."""
+        before = self._bad_tags.get(reading.device, {})
+        now = dict(reading.errors)
+        if set(now) == set(before):
+            return []
+        self._bad_tags[reading.device] = now
+        if now:
+            detail = "; ".join(f"{t}: {why}" for t, why in sorted(now.items()))
+            data: dict[str, Any] = {"state": "bad_value", "errors": now, "detail": detail}
+        else:
+            data = {"state": "values_ok", "errors": {}, "detail": "all tags readable again"}
+        return [EventDraft("alarm.device", reading.ts, data, device=reading.device)]
+
+    def _on_state(self, state: DeviceState, prev: DeviceState | None) -> None:
+        payload = json.dumps(
+            {
+                "device": state.device,
+                "state": str(state.state),
+                "detail": state.detail,
+                "ts": state.since.astimezone(self.tz).isoformat(timespec="milliseconds"),
+                "gateway": self.origin.gateway,
+            },
+            ensure_ascii=False,
+        ).encode()
+        self.link.publish(self.topics.state(state.device), payload, retain=True)
+        starting = prev is None or prev.state == State.STARTING
+        if state.state == State.STARTING or (state.state == State.ONLINE and starting):
+            return  # coming up is not an alarm
+        data = {"state": str(state.state), "detail": state.detail,
+                "previous": str(prev.state) if prev else None}
+        draft = EventDraft("alarm.device", datetime.now(self.tz), data, device=state.device)
+        assert self._loop is not None
+        self._loop.create_task(self.accept([draft]), name=f"alarm-{state.device}")
+
+    # -- running -------------------------------------------------------------------------------
+    def _build_supervisors(self) -> None:
+        specs = driver_specs()
+        for dev in self.cfg.devices:
+            spec = specs[dev.driver]
+            sup = DeviceSupervisor(dev.id, spec.create(dev), self._on_reading, self._on_state)
+            self.supervisors.append(sup)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.journal.open()
+        log.info(
+            "journal %s: %d undelivered events, last seq %d",
+            self.journal.path, self.journal.stats.backlog, self.journal.stats.last_seq,
+        )
+        self.link.start()
+        self.forwarder.start()
+        self._build_supervisors()
+        tasks = [
+            asyncio.create_task(s.run(), name=f"device-{s.device}") for s in self.supervisors
+        ]
+        for sup in self.supervisors:
+            self._on_state(DeviceState(sup.device, State.STARTING, None), None)
+        try:
+            await stop.wait()
+        finally:
+            await self._shutdown(tasks)
+
+    async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        log.info("shutting down")
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # let alarm tasks already created finish journaling
+        pending = [t for t in asyncio.all_tasks() if t.get_name().startswith("alarm-")]
+        await asyncio.gather(*pending, return_exceptions=True)
+        drained = await asyncio.to_thread(self.forwarder.drain, 5.0)
+        if not drained:
+            log.warning(
+                "%d events not yet acknowledged by the broker; kept in the journal for next start",
+                self.journal.stats.backlog,
+            )
+        self.forwarder.stop()
+        await asyncio.to_thread(self.link.stop)
+        self.journal.close()
+        log.info("stopped; journal holds %d undelivered events", self.journal.stats.backlog)
+
+
+def _with_batch(d: EventDraft, batch: str) -> EventDraft:
+    return EventDraft(d.type, d.ts, d.data, device=d.device, batch=batch)
+
+

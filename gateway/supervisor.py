@@ -1,0 +1,127 @@
+"""Runs one driver for as long as the gateway runs: connect with backoff, read, recover.
+
+The supervisor owns what every driver would otherwise get wrong on its own: retries with
+exponential backoff and jitter (tenacity), the device's state (``online`` / ``offline`` /
+``fault`` with the reason) and the rule that one bad device never stops the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+
+from drivers.base import DeviceError, DeviceFault, Driver, Reading
+
+__all__ = ["DeviceState", "DeviceSupervisor", "State"]
+
+log = logging.getLogger(__name__)
+
+
+class State(StrEnum):
+    STARTING = "starting"
+    ONLINE = "online"
+    OFFLINE = "offline"
+    FAULT = "fault"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceState:
+    device: str
+    state: State
+    detail: str | None
+    since: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(slots=True)
+class SupervisorStats:
+    readings: int = 0
+    reconnects: int = 0
+    errors: int = 0
+
+
+class DeviceSupervisor:
+    def __init__(
+        self,
+        device: str,
+        driver: Driver,
+        on_reading: Callable[[Reading], Awaitable[None]],
+        on_state: Callable[[DeviceState, DeviceState | None], None],
+        *,
+        backoff_initial_secs: float = 0.5,
+        backoff_max_secs: float = 30.0,
+    ) -> None:
+        self.device = device
+        self.driver = driver
+        self.on_reading = on_reading
+        self.on_state = on_state
+        self.backoff_initial = backoff_initial_secs
+        self.backoff_max = backoff_max_secs
+        self.state: DeviceState | None = None
+        self.stats = SupervisorStats()
+
+    def _set(self, state: State, detail: str | None = None) -> None:
+        prev = self.state
+        if prev is not None and prev.state == state and prev.detail == detail:
+            return
+        self.state = DeviceState(self.device, state, detail)
+        log_fn = log.info if state == State.ONLINE else log.warning
+        log_fn("device %s: %s%s", self.device, state, f" ({detail})" if detail else "")
+        self.on_state(self.state, prev)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.stats.errors += 1
+        if isinstance(exc, DeviceFault):
+            self._set(State.FAULT, str(exc))
+        elif isinstance(exc, DeviceError):
+            self._set(State.OFFLINE, str(exc))
+        else:
+            log.error("device %s: driver error", self.device, exc_info=exc)
+            self._set(State.FAULT, f"driver error: {type(exc).__name__}: {exc}")
+
+    async def _connect(self) -> None:
+        def before_sleep(rs: RetryCallState) -> None:
+            if rs.outcome is not None and (exc := rs.outcome.exception()) is not None:
+                self._failed(exc)
+
+        async for attempt in AsyncRetrying(
+            wait=wait_exponential_jitter(initial=self.backoff_initial, max=self.backoff_max),
+            retry=retry_if_exception_type(Exception),
+            before_sleep=before_sleep,
+            reraise=True,
+        ):
+            with attempt:
+                await self.driver.connect()
+
+    async def run(self) -> None:
+        """Until cancelled: connect, read and hand on readings; on failure close and retry."""
+        first = True
+        while True:
+            try:
+                if not first:
+                    self.stats.reconnects += 1
+                first = False
+                await self._connect()
+                self._set(State.ONLINE)
+                while True:
+                    reading = await self.driver.read()
+                    self.stats.readings += 1
+                    await self.on_reading(reading)
+            except asyncio.CancelledError:
+                await self._close()
+                raise
+            except Exception as exc:  # DeviceError or a driver bug: never a dead loop
+                self._failed(exc)
+                await self._close()
+                await asyncio.sleep(self.backoff_initial)
+
+    async def _close(self) -> None:
+        try:
+            await asyncio.wait_for(self.driver.close(), timeout=5)
+        except Exception as exc:  # close must not stop recovery
+            log.warning("device %s: close failed: %s", self.device, exc)

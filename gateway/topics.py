@@ -1,0 +1,37 @@
+"""The MQTT topic tree of the contract:
+``{prefix}/{enterprise}/{site}/{line}/{category}/{name}``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Topics"]
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    prefix: str
+    enterprise: str
+    site: str
+    line: str
+    gateway: str
+
+    @property
+    def line_root(self) -> str:
+        return f"{self.prefix}/{self.enterprise}/{self.site}/{self.line}"
+
+    def event(self, event_type: str) -> str:
+        """``…/alarm/{kind}`` for alarms, ``…/event/{group}/{kind}`` for every other type."""
+        group, kind = event_type.split(".", 1)
+        if group == "alarm":
+            return f"{self.line_root}/alarm/{kind}"
+        return f"{self.line_root}/event/{group}/{kind}"
+
+    def state(self, device: str) -> str:
+        return f"{self.line_root}/state/{device}"
+
+    def kpi(self) -> str:
+        return f"{self.line_root}/kpi"
+
+    def status(self) -> str:
+        return f"{self.prefix}/{self.enterprise}/{self.site}/gateway/{self.gateway}/status"

@@ -1,0 +1,1 @@
+"""Test support: real mosquitto brokers, free ports, MQTT subscribers."""

@@ -1,0 +1,64 @@
+"""Config files for tests: the demo line's shape, on free ports and a private journal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.net import free_port
+
+
+def line_config(
+    tmp: Path,
+    broker_port: int,
+    *,
+    sim_port: int | None = None,
+    protocol: str = "5",
+    rate_per_min: int = 600,
+    underweight_ratio: float = 0.1,
+    garbage_ratio: float = 0.0,
+    poll_interval_ms: int = 50,
+    journal: dict[str, Any] | None = None,
+    seed: int | None = 7,
+    extra_sim: dict[str, Any] | None = None,
+) -> Path:
+    sim_port = sim_port or free_port()
+    cfg: dict[str, Any] = {
+        "gateway": {"id": "gw-test-1", "enterprise": "8035", "site": "daiyue", "line": "L1"},
+        "mqtt": {"url": f"mqtt://127.0.0.1:{broker_port}", "protocol": protocol,
+                 "reconnect_min_secs": 0.5, "reconnect_max_secs": 2},
+        "journal": {"path": str(tmp / "journal.db"), **(journal or {})},
+        "devices": [
+            {
+                "id": "cw1",
+                "driver": "modbus",
+                "connection": {"type": "tcp", "host": "127.0.0.1", "port": sim_port},
+                "poll_interval_ms": poll_interval_ms,
+                "timeout_ms": 500,
+                "byte_order": "big",
+                "word_order": "big",
+                "tags": {
+                    "count": {"table": "holding_register", "address": 0, "type": "uint32"},
+                    "weight_g": {"table": "holding_register", "address": 2, "type": "float32",
+                                 "min": 0, "max": 2000},
+                    "rejected": {"table": "holding_register", "address": 4, "type": "bool",
+                                 "bit": 0},
+                },
+            }
+        ],
+        "rules": [
+            {"rule": "net_content", "device": "cw1", "nominal_g": 400, "reject_tag": "rejected"}
+        ],
+        "simulators": [
+            {
+                "id": "cw1-sim", "kind": "checkweigher", "port": sim_port, "nominal_g": 400,
+                "rate_per_min": rate_per_min, "underweight_ratio": underweight_ratio,
+                "garbage_ratio": garbage_ratio, "seed": seed, **(extra_sim or {}),
+            }
+        ],
+    }
+    path = tmp / "line.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path

@@ -1,0 +1,66 @@
+"""Golden folders: config_cases/<case>/{config.yaml, expected.txt}; a new mistake that is
+reported badly becomes a new folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.config.loader import ConfigError, load_config
+
+CASES = Path(__file__).parent / "config_cases"
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.mark.parametrize("case", sorted(p.name for p in CASES.iterdir()))
+def test_golden_case(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(CASES / case)
+    expected = (CASES / case / "expected.txt").read_text().splitlines()
+    with pytest.raises(ConfigError) as err:
+        load_config("config.yaml")
+    assert [str(i) for i in err.value.issues] == expected
+
+
+def test_shipped_maps_and_examples_are_valid() -> None:
+    cfg = load_config(ROOT / "mappings" / "demo-line.yaml")
+    assert cfg.gateway.enterprise == "8035"
+    assert {d.id for d in cfg.devices} == {r.device for r in cfg.rules}
+
+
+def test_cli_prints_every_error_and_exits_non_zero_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "line3.yaml"
+    bad.write_text((CASES / "many-mistakes" / "config.yaml").read_text())
+    good = ROOT / "mappings" / "demo-line.yaml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway", "validate", str(good), str(bad)],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"{good}: ok"
+    assert len(lines) == 1 + len((CASES / "many-mistakes" / "expected.txt").read_text().splitlines())
+    assert all(line.startswith(f"{bad}:") for line in lines[1:])
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_password_comes_from_the_environment_not_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text(
+        'gateway: {id: g, enterprise: "8035", site: s, line: L1}\n'
+        "mqtt: {username: line1, password_env: LINE1_MQTT_PW}\n"
+    )
+    monkeypatch.setenv("LINE1_MQTT_PW", "s3cret")
+    assert load_config(f).mqtt.password() == "s3cret"
+    monkeypatch.delenv("LINE1_MQTT_PW")
+    assert load_config(f).mqtt.password() is None
+
+
+def test_missing_file_is_a_positioned_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.yaml:1:1: error: cannot read"):
+        load_config(tmp_path / "nope.yaml")
