@@ -24,7 +24,7 @@ c. SQLite (stdlib sqlite3), journal_mode=WAL, synchronous=FULL and NORMAL, group
 d. SQLite delete-after-ack: delete acknowledged rows by primary key in batches, rows/s.
 
 Everything runs in a temporary directory that is removed at the end. Loops are bounded
-by a record count and a time budget. Full run: about 3 minutes; ``--quick``: < 30 s.
+by a record count and a time budget. Full run: about 2.5-3 minutes; ``--quick``: ~10 s.
 
 Usage:
     python bench/journal_choice.py            # full run
@@ -215,6 +215,7 @@ def probe_tinydb_at_size(root: str, size: int, inserts: int, cap: float) -> None
     path = os.path.join(root, f"tinydb_probe_{size}.json")
     with open(path, "w", encoding="utf-8") as fh:  # same layout JSONStorage writes
         json.dump({"journal": {str(i): make_event(i) for i in range(1, size + 1)}}, fh)
+    _fsync_path(path)
     db = TinyDB(path)
     table = db.table("journal")
     lat: list[float] = []
@@ -380,6 +381,15 @@ def prefill(conn: sqlite3.Connection, n: int, start: int = 1) -> None:
     )
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    _fsync_path(conn.execute("PRAGMA database_list").fetchone()[2])  # settle writeback first
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def bench_sqlite_append(

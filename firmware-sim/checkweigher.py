@@ -42,11 +42,12 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from firmware_sim.base import SimulatorConfigBase, SimulatorSpec
 from pydantic import Field, model_validator
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
+
+from firmware_sim.base import SimulatorConfigBase, SimulatorSpec
 
 __all__ = ["CHECKWEIGHER", "CheckweigherConfig", "CheckweigherSim", "Weighing"]
 
@@ -68,7 +69,9 @@ class CheckweigherConfig(SimulatorConfigBase):
     rate_per_min: float = Field(
         default=60.0, gt=0, le=60000, description="Bags weighed per minute."
     )
-    sigma_g: float = Field(default=2.0, ge=0, description="Standard deviation of the weight, g.")
+    sigma_g: float = Field(
+        default=2.0, ge=0, le=1000, description="Standard deviation of the weight, g."
+    )
     mean_offset_g: float = Field(
         default=3.0, description="Mean weight minus nominal, grams (filling slightly over)."
     )

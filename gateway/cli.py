@@ -79,13 +79,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _load(args.config)
 
-    async def main() -> None:
+    async def main() -> int:
         stop = asyncio.Event()
         _install_stop(stop)
-        await Gateway(cfg, broker_url=args.broker).run(stop)
+        return await Gateway(cfg, broker_url=args.broker).run(stop)
 
-    asyncio.run(main())
-    return 0
+    return asyncio.run(main())
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -109,6 +108,23 @@ def _print_ready(ports: dict[str, int]) -> None:
         print(f"simulator {sim_id} listening on 127.0.0.1:{port}", flush=True)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _install_stop(stop)
+        await run_demo(
+            duration=args.duration,
+            broker_url=args.broker,
+            stop=stop,
+            config=Path(args.config) if args.config else None,
+        )
+
+    asyncio.run(main())
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -122,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config", metavar="CONFIG.yaml")
     s.add_argument("--broker", metavar="URL", help="override the config's broker, mqtt://host:port")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser(
+        "demo", help="simulated line + gateway on an embedded broker, with live progress"
+    )
+    s.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    s.add_argument("--broker", metavar="URL", help="use this broker instead of the embedded one")
+    s.add_argument("--config", metavar="CONFIG.yaml", help="another line (default: demo line)")
+    s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("validate", help="check config / tag-map files; print every error")
     s.add_argument("files", nargs="+", metavar="FILE")

@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
@@ -93,14 +93,12 @@ class Journal:
         max_events: int = 1_000_000,
         when_full: WhenFull = WhenFull.BLOCK,
         max_batch: int = 2000,
-        on_commit: Callable[[int], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.origin = origin
         self.max_events = max_events
         self.when_full = WhenFull(when_full)
         self.max_batch = max_batch
-        self.on_commit = on_commit
         self.stats = JournalStats()
         self._requests: queue.SimpleQueue[_Append | list[int] | None] = queue.SimpleQueue()
         self._parked: deque[_Append] = deque()
@@ -126,6 +124,10 @@ class Journal:
             return
         self._requests.put(None)
         self._thread.join()
+
+    def alive(self) -> bool:
+        """The writer thread is running (False after close() or a fatal error)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def __enter__(self) -> Journal:
         return self.open()
@@ -175,10 +177,13 @@ class Journal:
         self._opened.set()
         try:
             self._serve(db)
+        except BaseException:
+            log.critical("journal %s: writer thread failed", self.path, exc_info=True)
+            raise
         finally:
             self._closed.set()
             for parked in self._parked:
-                parked.fut.set_exception(JournalClosed(str(self.path)))
+                _resolve(parked.fut, exc=JournalClosed(str(self.path)))
             self._parked.clear()
             db.close()
 
@@ -206,9 +211,7 @@ class Journal:
                     break
             self._commit(db, appends, acks)
 
-    def _commit(
-        self, db: sqlite3.Connection, appends: list[_Append], acks: list[int]
-    ) -> None:
+    def _commit(self, db: sqlite3.Connection, appends: list[_Append], acks: list[int]) -> None:
         stats = self.stats
         admitted: list[tuple[_Append, list[Event]]] = []
         try:
@@ -255,7 +258,7 @@ class Journal:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             for app, _evs in admitted:
-                app.fut.set_exception(exc)
+                _resolve(app.fut, exc=exc)
             return
         stats.commits += 1
         if rows:
@@ -263,9 +266,7 @@ class Journal:
             stats.backlog += len(rows)
             stats.accepted += len(rows)
         for app, events in admitted:
-            app.fut.set_result(events)
-        if rows and self.on_commit is not None:
-            self.on_commit(seq)
+            _resolve(app.fut, events)
 
     def _drop_oldest(self, db: sqlite3.Connection, n: int) -> None:
         before = db.total_changes
@@ -278,7 +279,10 @@ class Journal:
         log.warning(
             "journal %s full (%d events): dropped the %d oldest undelivered events "
             "(policy drop_oldest; %d dropped since start)",
-            self.path, self.max_events, gone, self.stats.dropped,
+            self.path,
+            self.max_events,
+            gone,
+            self.stats.dropped,
         )
 
     def _stamp(self, d: EventDraft, seq: int) -> Event:
@@ -298,6 +302,19 @@ class Journal:
         )
 
 
+def _resolve(
+    fut: Future[list[Event]], events: list[Event] | None = None, exc: BaseException | None = None
+) -> None:
+    """Complete a producer's future; one whose producer gave up waiting (cancelled, e.g. at
+    shutdown) is skipped: its events are committed all the same and will be delivered."""
+    if not fut.set_running_or_notify_cancel():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(events or [])
+
+
 class JournalReader:
     """A read-only view for one thread (the forwarder, CLI tools)."""
 
@@ -313,9 +330,7 @@ class JournalReader:
         return [JournalRow(s, t, bytes(p)) for s, t, p in cur]
 
     def oldest(self) -> tuple[int, float] | None:
-        row = self._db.execute(
-            "SELECT seq, accepted FROM events ORDER BY seq LIMIT 1"
-        ).fetchone()
+        row = self._db.execute("SELECT seq, accepted FROM events ORDER BY seq LIMIT 1").fetchone()
         return (row[0], row[1]) if row else None
 
     def close(self) -> None:

@@ -50,10 +50,15 @@ class Gateway:
             self.topics,
             cfg.mqtt.client_id or f"saltgw-{g.id}",
             broker_url=broker_url,
-            on_ack=self._on_ack,
         )
-        self.forwarder = Forwarder(self.journal, self.link, self.topics, cfg.mqtt.inflight)
-        self.journal.on_commit = self.forwarder.notify
+        self.forwarder = Forwarder(
+            self.journal,
+            self.link,
+            self.topics,
+            cfg.mqtt.inflight,
+            backoff_min_secs=cfg.mqtt.reconnect_min_secs,
+            backoff_max_secs=cfg.mqtt.reconnect_max_secs,
+        )
         self.rules: dict[str, list[Rule]] = {}
         for rule_cfg in cfg.rules:
             rule = build_rule(rule_cfg)
@@ -61,10 +66,7 @@ class Gateway:
         self.supervisors: list[DeviceSupervisor] = []
         self._bad_tags: dict[str, dict[str, str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-
-    def _on_ack(self, seqs: list[int]) -> None:
-        self.journal.ack(seqs)
-        self.forwarder.notify()
+        self.exit_code = 0
 
     # -- accepting events ----------------------------------------------------------------------
     async def accept(self, drafts: list[EventDraft]) -> list[Event]:
@@ -111,12 +113,14 @@ class Gateway:
             },
             ensure_ascii=False,
         ).encode()
-        self.link.publish(self.topics.state(state.device), payload, retain=True)
-        starting = prev is None or prev.state == State.STARTING
-        if state.state == State.STARTING or (state.state == State.ONLINE and starting):
+        self.forwarder.publish_control(self.topics.state(state.device), payload, retain=True)
+        if state.state == State.ONLINE and prev is None:
             return  # coming up is not an alarm
-        data = {"state": str(state.state), "detail": state.detail,
-                "previous": str(prev.state) if prev else None}
+        data = {
+            "state": str(state.state),
+            "detail": state.detail,
+            "previous": str(prev.state) if prev else None,
+        }
         draft = EventDraft("alarm.device", datetime.now(self.tz), data, device=state.device)
         assert self._loop is not None
         self._loop.create_task(self.accept([draft]), name=f"alarm-{state.device}")
@@ -129,25 +133,40 @@ class Gateway:
             sup = DeviceSupervisor(dev.id, spec.create(dev), self._on_reading, self._on_state)
             self.supervisors.append(sup)
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event) -> int:
         self._loop = asyncio.get_running_loop()
         self.journal.open()
         log.info(
             "journal %s: %d undelivered events, last seq %d",
-            self.journal.path, self.journal.stats.backlog, self.journal.stats.last_seq,
+            self.journal.path,
+            self.journal.stats.backlog,
+            self.journal.stats.last_seq,
         )
-        self.link.start()
         self.forwarder.start()
         self._build_supervisors()
-        tasks = [
-            asyncio.create_task(s.run(), name=f"device-{s.device}") for s in self.supervisors
-        ]
-        for sup in self.supervisors:
-            self._on_state(DeviceState(sup.device, State.STARTING, None), None)
+        tasks = [asyncio.create_task(s.run(), name=f"device-{s.device}") for s in self.supervisors]
         try:
-            await stop.wait()
+            await self._watch(stop)
         finally:
             await self._shutdown(tasks)
+        return self.exit_code
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        """Wait for stop; end early (exit status 1, for systemd to restart us) if the journal
+        writer or the forwarder thread died: without them nothing is accepted or delivered."""
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+            for name, alive in (
+                ("journal", self.journal.alive),
+                ("forwarder", self.forwarder.alive),
+            ):
+                if not alive():
+                    log.critical("%s thread is dead; stopping the gateway (exit status 1)", name)
+                    self.exit_code = 1
+                    return
 
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
         log.info("shutting down")
@@ -163,13 +182,10 @@ class Gateway:
                 "%d events not yet acknowledged by the broker; kept in the journal for next start",
                 self.journal.stats.backlog,
             )
-        self.forwarder.stop()
-        await asyncio.to_thread(self.link.stop)
+        await asyncio.to_thread(self.forwarder.stop)
         self.journal.close()
         log.info("stopped; journal holds %d undelivered events", self.journal.stats.backlog)
 
 
 def _with_batch(d: EventDraft, batch: str) -> EventDraft:
     return EventDraft(d.type, d.ts, d.data, device=d.device, batch=batch)
-
-

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_exponential,
+    wait_random,
+)
 
 from drivers.base import DeviceError, DeviceFault, Driver, Reading
 
@@ -24,7 +30,6 @@ log = logging.getLogger(__name__)
 
 
 class State(StrEnum):
-    STARTING = "starting"
     ONLINE = "online"
     OFFLINE = "offline"
     FAULT = "fault"
@@ -90,7 +95,8 @@ class DeviceSupervisor:
                 self._failed(exc)
 
         async for attempt in AsyncRetrying(
-            wait=wait_exponential_jitter(initial=self.backoff_initial, max=self.backoff_max),
+            wait=wait_exponential(multiplier=self.backoff_initial, max=self.backoff_max)
+            + wait_random(0, self.backoff_initial),
             retry=retry_if_exception_type(Exception),
             before_sleep=before_sleep,
             reraise=True,

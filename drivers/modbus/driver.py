@@ -163,9 +163,11 @@ class ModbusDriver:
 
     async def read(self) -> Reading:
         """Wait for the next poll tick, read every block and decode every tag."""
-        if self._client is None or not self._client.connected:
-            await self.close()
+        if self._client is None:
             raise DeviceOffline(f"not connected to modbus {self._where}")
+        if not self._client.connected:
+            await self.close()
+            raise DeviceOffline(f"link to modbus {self._where} lost (closed by the device)")
         await self._ticker.wait()
         values: dict[str, TagValue] = {}
         errors: dict[str, str] = {}

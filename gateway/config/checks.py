@@ -30,7 +30,9 @@ def _entries(data: dict[str, Any], key: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def cross_checks(data: dict[str, Any], device_adapter: TypeAdapter[Any]) -> Iterator[tuple[Loc, str]]:
+def cross_checks(
+    data: dict[str, Any], device_adapter: TypeAdapter[Any]
+) -> Iterator[tuple[Loc, str]]:
     """Yield (location, message) for each duplicate id and each broken reference."""
     devices: dict[str, set[str] | None] = {}
     for i, dev in enumerate(_entries(data, "devices")):

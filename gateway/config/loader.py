@@ -94,7 +94,13 @@ class _Builder:
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     line, col = _pos(key_node)
                     self.issues.append(
-                        Issue(self.file, line, col, format_path(loc), "merge keys (<<) are not supported")
+                        Issue(
+                            self.file,
+                            line,
+                            col,
+                            format_path(loc),
+                            "merge keys (<<) are not supported",
+                        )
                     )
                     continue
                 if key in out:
@@ -102,7 +108,10 @@ class _Builder:
                     first = self.pos.keys[(*loc, key)]
                     self.issues.append(
                         Issue(
-                            self.file, line, col, format_path((*loc, key)),
+                            self.file,
+                            line,
+                            col,
+                            format_path((*loc, key)),
                             f"duplicate key (first at line {first[0]})",
                         )
                     )
@@ -138,10 +147,9 @@ def _walk(data: Any, loc: tuple[Any, ...]) -> tuple[Loc, bool]:
     cur = data
     exists = True
     for part in loc:
-        if isinstance(cur, dict) and part in cur:
-            path.append(part)
-            cur = cur[part]
-        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+        if (isinstance(cur, dict) and part in cur) or (
+            isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+        ):
             path.append(part)
             cur = cur[part]
         elif isinstance(cur, dict) and isinstance(part, str) and not _is_union_tag(cur, part):
@@ -242,9 +250,9 @@ def load_config(path: Path | str) -> ConfigBase:
         issues.extend(_issues_from_validation(file, data, pos, exc))
         cfg = None
     for loc, message in cross_checks(data, device_adapter()):
-        path, _ = _walk(data, loc)
-        line, col = _locate(pos, path, "value")
-        issues.append(Issue(file, line, col, format_path(path), message))
+        data_path, _ = _walk(data, loc)
+        line, col = _locate(pos, data_path, "value")
+        issues.append(Issue(file, line, col, format_path(data_path), message))
     if issues:
         issues.sort(key=lambda i: (i.line, i.col))
         raise ConfigError(issues)

@@ -63,9 +63,13 @@ class NetContentRule:
                 EventDraft(
                     "alarm.device",
                     reading.ts,
-                    {"state": "bad_value", "tag": cfg.weight_tag, "reason": why,
-                     "count": mark if cfg.counter_tag else None,
-                     "detail": f"weighing {mark}: net weight unreadable ({why}); no verdict"},
+                    {
+                        "state": "bad_value",
+                        "tag": cfg.weight_tag,
+                        "reason": why,
+                        "count": mark if cfg.counter_tag else None,
+                        "detail": f"weighing {mark}: net weight unreadable ({why}); no verdict",
+                    },
                     device=self.device,
                 )
             ]
@@ -94,9 +98,14 @@ class NetContentRule:
                 EventDraft(
                     "alarm.ccp",
                     reading.ts,
-                    {"ccp": "net_content", "value": value, "unit": "g",
-                     "limits": self._limits(), "verdict": "fail",
-                     "detail": self._why(value)},
+                    {
+                        "ccp": "net_content",
+                        "value": value,
+                        "unit": "g",
+                        "limits": self._limits(),
+                        "verdict": "fail",
+                        "detail": self._why(value),
+                    },
                     device=self.device,
                 )
             )
@@ -105,8 +114,12 @@ class NetContentRule:
                 EventDraft(
                     "pack.reject",
                     reading.ts,
-                    {"reason": "net_content", "value": value, "unit": "g",
-                     "count": data.get("count")},
+                    {
+                        "reason": "net_content",
+                        "value": value,
+                        "unit": "g",
+                        "count": data.get("count"),
+                    },
                     device=self.device,
                 )
             )

@@ -14,11 +14,14 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
-from firmware_sim.checkweigher import CheckweigherConfig, CheckweigherSim, Weighing
-from firmware_sim.registry import simulator_specs
+from pymodbus.framer import FramerType
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
 
 from drivers.base import DeviceFault, DeviceOffline, Reading
 from drivers.modbus import ModbusDeviceConfig, ModbusDriver
+from firmware_sim.checkweigher import CheckweigherConfig, CheckweigherSim, Weighing
+from firmware_sim.registry import simulator_specs
 
 pytestmark = pytest.mark.integration
 
@@ -217,7 +220,7 @@ def test_drop_is_offline_then_a_fresh_connect_works() -> None:
                 await connect_when_back(driver, within=3.0)
                 assert sim.port == port
                 after = await asyncio.wait_for(driver.read(), 2.0)
-                assert after.values["count"] > before.values["count"]  # weighing went on
+                assert int(after.values["count"]) > int(before.values["count"])  # weighing went on
             finally:
                 await driver.close()
 
@@ -338,6 +341,43 @@ def test_silent_device_is_offline_after_the_timeout() -> None:
             await driver.close()
         finally:
             server.close()
+
+    run(scenario())
+
+
+def test_rtu_framing_through_a_pyserial_socket_url() -> None:
+    async def scenario() -> None:
+        device = SimDevice(
+            id=5, simdata=[SimData(0, values=[0x1234, 0x5678, 7], datatype=DataType.REGISTERS)]
+        )
+        server = ModbusTcpServer(device, framer=FramerType.RTU, address=("127.0.0.1", 0))
+        await server.serve_forever(background=True)
+        try:
+            listener: Any = server.transport  # an asyncio.Server once listening
+            port = listener.sockets[0].getsockname()[1]
+            driver = ModbusDriver(
+                ModbusDeviceConfig.model_validate(
+                    {
+                        "id": "rtu_dev",
+                        "driver": "modbus",
+                        "connection": {"type": "rtu", "port": f"socket://127.0.0.1:{port}"},
+                        "unit_id": 5,
+                        "timeout_ms": 300,
+                        "tags": {
+                            "cdab": {"table": "holding_register", "address": 0, "type": "uint32"},
+                            "small": {"table": "holding_register", "address": 2, "type": "int16"},
+                        },
+                    }
+                )
+            )
+            await driver.connect()
+            try:
+                reading = await asyncio.wait_for(driver.read(), 2.0)
+            finally:
+                await driver.close()
+            assert reading.values == {"cdab": 0x56781234, "small": 7}
+        finally:
+            await server.shutdown()  # type: ignore[no-untyped-call]
 
     run(scenario())
 

@@ -99,9 +99,12 @@ def test_device_state_is_retained_and_gateway_status_online(
     sub = Collector(mosquitto.port, topic="salt/v1/8035/daiyue/#").start()
     try:
         msgs = sub.wait_for(
-            lambda m: any(x.topic.endswith("/state/cw1") and x.retain for x in m)
-            and any(x.topic.endswith("/status") and x.retain for x in m),
-            10, "retained state and status",
+            lambda m: (
+                any(x.topic.endswith("/state/cw1") and x.retain for x in m)
+                and any(x.topic.endswith("/status") and x.retain for x in m)
+            ),
+            10,
+            "retained state and status",
         )
     finally:
         sub.stop()
@@ -119,15 +122,19 @@ def test_device_dropping_off_is_offline_then_online_and_polling_resumes(
         sub.wait_for(lambda m: len(_of_type(m, "ccp.net_content")) >= 3, 20, "weighings")
         line.bg.run(line.sim.drop(3.0))
         msgs = sub.wait_for(
-            lambda m: [json.loads(x.payload)["state"] for x in m
-                       if x.topic.endswith("/state/cw1")][-1:] == ["online"]
-            and "offline" in [json.loads(x.payload)["state"] for x in m
-                              if x.topic.endswith("/state/cw1")],
-            30, "offline then online",
+            lambda m: (
+                [json.loads(x.payload)["state"] for x in m if x.topic.endswith("/state/cw1")][-1:]
+                == ["online"]
+                and "offline"
+                in [json.loads(x.payload)["state"] for x in m if x.topic.endswith("/state/cw1")]
+            ),
+            30,
+            "offline then online",
         )
         n = len(_of_type(msgs, "ccp.net_content"))
-        sub.wait_for(lambda m: len(_of_type(m, "ccp.net_content")) >= n + 5, 20,
-                     "weighings after recovery")
+        sub.wait_for(
+            lambda m: len(_of_type(m, "ccp.net_content")) >= n + 5, 20, "weighings after recovery"
+        )
         msgs = sub.snapshot()
     finally:
         sub.stop()
@@ -144,7 +151,8 @@ def test_modbus_exception_is_a_fault_state_and_recovers(
         line.sim.set_exception_mode(True)
         msgs = sub.wait_for(
             lambda m: any(e["data"]["state"] == "fault" for e in _of_type(m, "alarm.device")),
-            20, "fault alarm",
+            20,
+            "fault alarm",
         )
         fault = next(e for e in _of_type(msgs, "alarm.device") if e["data"]["state"] == "fault")
         assert "illegal data address" in fault["data"]["detail"]
@@ -164,7 +172,8 @@ def test_garbage_register_value_is_a_device_alarm_never_a_verdict(
         line.sim.inject_garbage()
         msgs = sub.wait_for(
             lambda m: any(e["data"]["state"] == "bad_value" for e in _of_type(m, "alarm.device")),
-            20, "bad value alarm",
+            20,
+            "bad value alarm",
         )
         n = len(_of_type(msgs, "ccp.net_content"))
         msgs = sub.wait_for(lambda m: len(_of_type(m, "ccp.net_content")) >= n + 3, 20, "more")

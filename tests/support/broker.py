@@ -36,6 +36,9 @@ class Mosquitto:
             "log_dest stderr\n"
             "log_type error\n"
             "log_type warning\n"
+            # as root, mosquitto drops to user 'mosquitto', which cannot write the test's
+            # private directory: persistence (sessions across restarts) would silently fail
+            + ("user root\n" if os.geteuid() == 0 else "")
         )
 
     @property

@@ -27,8 +27,12 @@ def line_config(
     sim_port = sim_port or free_port()
     cfg: dict[str, Any] = {
         "gateway": {"id": "gw-test-1", "enterprise": "8035", "site": "daiyue", "line": "L1"},
-        "mqtt": {"url": f"mqtt://127.0.0.1:{broker_port}", "protocol": protocol,
-                 "reconnect_min_secs": 0.5, "reconnect_max_secs": 2},
+        "mqtt": {
+            "url": f"mqtt://127.0.0.1:{broker_port}",
+            "protocol": protocol,
+            "reconnect_min_secs": 0.5,
+            "reconnect_max_secs": 2,
+        },
         "journal": {"path": str(tmp / "journal.db"), **(journal or {})},
         "devices": [
             {
@@ -41,10 +45,19 @@ def line_config(
                 "word_order": "big",
                 "tags": {
                     "count": {"table": "holding_register", "address": 0, "type": "uint32"},
-                    "weight_g": {"table": "holding_register", "address": 2, "type": "float32",
-                                 "min": 0, "max": 2000},
-                    "rejected": {"table": "holding_register", "address": 4, "type": "bool",
-                                 "bit": 0},
+                    "weight_g": {
+                        "table": "holding_register",
+                        "address": 2,
+                        "type": "float32",
+                        "min": 0,
+                        "max": 2000,
+                    },
+                    "rejected": {
+                        "table": "holding_register",
+                        "address": 4,
+                        "type": "bool",
+                        "bit": 0,
+                    },
                 },
             }
         ],
@@ -53,9 +66,15 @@ def line_config(
         ],
         "simulators": [
             {
-                "id": "cw1-sim", "kind": "checkweigher", "port": sim_port, "nominal_g": 400,
-                "rate_per_min": rate_per_min, "underweight_ratio": underweight_ratio,
-                "garbage_ratio": garbage_ratio, "seed": seed, **(extra_sim or {}),
+                "id": "cw1-sim",
+                "kind": "checkweigher",
+                "port": sim_port,
+                "nominal_g": 400,
+                "rate_per_min": rate_per_min,
+                "underweight_ratio": underweight_ratio,
+                "garbage_ratio": garbage_ratio,
+                "seed": seed,
+                **(extra_sim or {}),
             }
         ],
     }

@@ -83,4 +83,6 @@ class Collector:
             time.sleep(0.05)
         snap = self.snapshot()
         topics = sorted({m.topic for m in snap})
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}; topics seen: {topics}")
+        raise AssertionError(
+            f"timed out after {timeout}s waiting for {what}; topics seen: {topics}"
+        )

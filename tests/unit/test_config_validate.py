@@ -37,12 +37,17 @@ def test_cli_prints_every_error_and_exits_non_zero_without_traceback(tmp_path: P
     good = ROOT / "mappings" / "demo-line.yaml"
     proc = subprocess.run(
         [sys.executable, "-m", "gateway", "validate", str(good), str(bad)],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
     assert lines[0] == f"{good}: ok"
-    assert len(lines) == 1 + len((CASES / "many-mistakes" / "expected.txt").read_text().splitlines())
+    assert len(lines) == 1 + len(
+        (CASES / "many-mistakes" / "expected.txt").read_text().splitlines()
+    )
     assert all(line.startswith(f"{bad}:") for line in lines[1:])
     assert "Traceback" not in proc.stderr + proc.stdout
 

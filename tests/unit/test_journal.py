@@ -140,3 +140,14 @@ def test_kill_9_loses_no_accepted_event(tmp_path: Path, round_: int) -> None:
     j.close()
     assert set(accepted) <= set(on_disk)
     assert on_disk == list(range(1, len(on_disk) + 1)), "seq has gaps or repeats after kill -9"
+
+
+def test_a_producer_that_gives_up_waiting_does_not_stop_the_writer(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.db", ORIGIN) as j:
+        futs = [j.append(drafts(50)) for _ in range(20)]
+        for f in futs[::2]:
+            f.cancel()  # e.g. the awaiting task was cancelled at shutdown
+        last = j.append(drafts(1)).result(5)
+        # handed in is committed, whether or not the producer still waits for the answer
+        assert last[0].seq == 1001
+        assert all(f.result(5) for f in futs[1::2])

@@ -28,8 +28,12 @@ def test_first_reading_is_a_baseline_then_one_event_per_weighing() -> None:
     assert ev.type == "ccp.net_content"
     assert ev.device == "cw1"
     assert ev.data == {
-        "value": 402.5, "unit": "g", "limits": {"lo": 388.0, "hi": None},
-        "verdict": "pass", "nominal": 400, "count": 11,
+        "value": 402.5,
+        "unit": "g",
+        "limits": {"lo": 388.0, "hi": None},
+        "verdict": "pass",
+        "nominal": 400,
+        "count": 11,
     }
 
 

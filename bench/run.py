@@ -1,0 +1,196 @@
+"""saltgw benchmarks: one JSON object per line, each measured beside its baseline in the same
+run: {"bench": ..., "value": ..., "unit": ..., "baseline": ..., "ratio": ...}.
+
+    python bench/run.py [--quick]
+
+Needs mosquitto (the README's test set-up installs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway.config.models import config_model
+from gateway.events import EventDraft
+from gateway.runtime import Gateway
+from tests.support.broker import Mosquitto
+
+PAYLOAD_DATA = {
+    "value": 401.23,
+    "unit": "g",
+    "limits": {"lo": 388.0, "hi": None},
+    "verdict": "pass",
+    "nominal": 400.0,
+    "count": 123456,
+}
+
+
+def emit(obj: dict[str, Any]) -> None:
+    print(json.dumps(obj), flush=True)
+
+
+SEQ_RE = re.compile(rb'"seq":(\d+)')
+
+
+class Counter:
+    """The subscriber: mosquitto_sub (C) at QoS 1 in its own process, exiting after n messages,
+    so that the measurement is of the publishing side, not of a Python subscriber."""
+
+    def __init__(self, port: int, topic: str, n: int, out: Path) -> None:
+        self.out = out
+        self.n = n
+        with out.open("wb") as f:
+            self.proc = subprocess.Popen(
+                [
+                    "mosquitto_sub",
+                    "-p",
+                    str(port),
+                    "-t",
+                    topic,
+                    "-q",
+                    "1",
+                    "-C",
+                    str(n),
+                    "-i",
+                    f"bench-sub-{time.time_ns()}",
+                ],
+                stdout=f,
+            )
+        time.sleep(0.5)  # connected and subscribed
+
+    def result(self, timeout: float = 600) -> dict[str, Any]:
+        self.proc.wait(timeout)
+        end = time.monotonic()
+        seqs = [int(m) for m in SEQ_RE.findall(self.out.read_bytes())]
+        count = len(self.out.read_bytes().splitlines())
+        return {"count": count, "last": end, "seqs_in_order": seqs == sorted(seqs)}
+
+
+def raw_paho(port: int, n: int, payload: bytes, workdir: Path) -> tuple[float, float]:
+    """(publish rate until every PUBACK, rate until the subscriber has them all)."""
+    counter = Counter(port, "raw/#", n, workdir / "raw.out")
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=paho.MQTTv5)
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    t0 = time.monotonic()
+    infos = [c.publish("raw/ccp/net_content", payload, qos=1) for _ in range(n)]
+    for info in infos:
+        info.wait_for_publish(60)
+    acked = time.monotonic()
+    res = counter.result()
+    c.disconnect()
+    c.loop_stop()
+    if res["count"] < n:
+        raise RuntimeError(f"raw paho: subscriber got {res['count']} of {n}")
+    return n / (acked - t0), n / (res["last"] - t0)
+
+
+def pipeline(port: int, n: int, workdir: Path) -> tuple[float, dict[str, Any]]:
+    cfg = config_model().model_validate(
+        {
+            "gateway": {"id": "gw-bench", "enterprise": "8035", "site": "bench", "line": "L1"},
+            "mqtt": {"url": f"mqtt://127.0.0.1:{port}", "protocol": "5", "inflight": 1000},
+            "journal": {"path": str(workdir / "journal.db"), "max_events": max(n, 1000)},
+        }
+    )
+    counter = Counter(port, "salt/v1/8035/bench/L1/#", n, workdir / "pipeline.out")
+    gw = Gateway(cfg)
+
+    async def main() -> float:
+        stop = asyncio.Event()
+        run = asyncio.create_task(gw.run(stop))
+        await asyncio.sleep(0.5)
+        t0 = time.monotonic()
+        batch = 200  # a source handing in readings as they come, 200 at a time
+        pending = []
+        for i in range(0, n, batch):
+            now = datetime.now(UTC)
+            drafts = [
+                EventDraft("ccp.net_content", now, PAYLOAD_DATA, device="cw1")
+                for _ in range(min(batch, n - i))
+            ]
+            pending.append(asyncio.ensure_future(gw.accept(drafts)))
+            if len(pending) >= 20:
+                await pending.pop(0)
+        await asyncio.gather(*pending)
+        accepted = time.monotonic()
+        res = await asyncio.to_thread(counter.result)
+        stop.set()
+        await run
+        stats["accept_events_per_s"] = round(n / (accepted - t0))
+        stats["in_order"] = res["seqs_in_order"]
+        if res["count"] < n:
+            raise RuntimeError(f"pipeline: subscriber got {res['count']} of {n}")
+        return float(n / (res["last"] - t0))
+
+    stats: dict[str, Any] = {}
+    rate = asyncio.run(main())
+    return rate, stats
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="smaller runs (CI-sized)")
+    args = ap.parse_args()
+    n = 20_000 if args.quick else 100_000
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = Mosquitto(Path(tmp) / "mosquitto")
+        broker.start()
+        try:
+            sample = json.dumps(
+                {
+                    "id": "01a201aa-7295-7983-85c3-3ad1a0abdea8",
+                    "gateway": "gw",
+                    "seq": 1,
+                    "type": "ccp.net_content",
+                    "ts": "2026-11-22T13:11:17.396+08:00",
+                    "enterprise": "8035",
+                    "site": "bench",
+                    "line": "L1",
+                    "device": "cw1",
+                    "batch": None,
+                    "data": PAYLOAD_DATA,
+                }
+            ).encode()
+            base_acked, base = raw_paho(broker.port, n, sample, Path(tmp))
+            rate, extra = pipeline(broker.port, n, Path(tmp))
+        finally:
+            broker.kill()
+    emit(
+        {
+            "bench": "pipeline_events_per_s",
+            "value": round(rate),
+            "unit": "events/s",
+            "baseline": round(base),
+            "baseline_name": "raw paho QoS1 publish → subscriber",
+            "raw_paho_puback_per_s": round(base_acked),
+            "ratio": round(rate / base, 3),
+            "events": n,
+            "payload_bytes": len(sample),
+            "cpus": os.cpu_count(),
+            **extra,
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""``saltgw demo``: the demo line (simulated devices + gateway) on an embedded broker, with a
+live progress line, in one command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, TextIO
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from firmware_sim.runner import start_simulators, stop_simulators
+from gateway.config.loader import load_config
+from gateway.config.models import ConfigBase
+from gateway.embedded_broker import EmbeddedBroker
+from gateway.runtime import Gateway
+
+__all__ = ["demo_config_path", "run_demo"]
+
+log = logging.getLogger(__name__)
+
+
+def demo_config_path() -> Path:
+    return Path(str(files("mappings") / "demo-line.yaml"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Watch:
+    """What a MES would see: counts events by type and remembers device states."""
+
+    def __init__(self, cfg: ConfigBase, url_port: int) -> None:
+        g = cfg.gateway
+        self.root = f"{cfg.mqtt.topic_prefix}/{g.enterprise}/{g.site}/{g.line}"
+        self.types: Counter[str] = Counter()
+        self.verdicts: Counter[str] = Counter()
+        self.states: dict[str, str] = {}
+        self.last_seq = 0
+        self._lock = threading.Lock()
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id="saltgw-demo-watch", protocol=paho.MQTTv311
+        )
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{self.root}/#", qos=1)
+        self.client.on_message = self._on_message
+        self.port = url_port
+
+    def _on_message(self, c: Any, u: Any, msg: paho.MQTTMessage) -> None:
+        try:
+            obj = json.loads(msg.payload)
+        except ValueError:
+            return
+        with self._lock:
+            if "/state/" in msg.topic:
+                self.states[obj.get("device", "?")] = obj.get("state", "?")
+            elif isinstance(obj, dict) and "type" in obj:
+                self.types[obj["type"]] += 1
+                self.last_seq = max(self.last_seq, int(obj.get("seq", 0)))
+                verdict = obj.get("data", {}).get("verdict")
+                if obj["type"].startswith("ccp.") and verdict:
+                    self.verdicts[verdict] += 1
+
+    def start(self) -> None:
+        self.client.connect_async("127.0.0.1", self.port)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def line(self, elapsed: float, backlog: int) -> str:
+        with self._lock:
+            alarms = sum(v for k, v in self.types.items() if k.startswith("alarm."))
+            states = " ".join(f"{d}={s}" for d, s in sorted(self.states.items()))
+            return (
+                f"[{elapsed:5.0f}s] events={sum(self.types.values())} last_seq={self.last_seq} "
+                f"ccp pass={self.verdicts['pass']} fail={self.verdicts['fail']} "
+                f"rejects={self.types['pack.reject']} alarms={alarms} "
+                f"backlog={backlog} devices: {states}"
+            )
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "events_by_type": dict(sorted(self.types.items())),
+                "verdicts": dict(self.verdicts),
+                "device_states": dict(self.states),
+                "last_seq": self.last_seq,
+            }
+
+
+async def run_demo(
+    *,
+    duration: float | None,
+    broker_url: str | None,
+    stop: asyncio.Event,
+    config: Path | None = None,
+    out: TextIO = sys.stdout,
+) -> dict[str, Any]:
+    cfg = load_config(config or demo_config_path())
+    sims = await start_simulators(cfg.simulators)
+    try:
+        if broker_url is None:
+            broker = EmbeddedBroker("127.0.0.1", _free_port())
+            cfg.mqtt.protocol = "3.1.1"  # amqtt speaks MQTT 3.1.1 only
+            async with broker:
+                print(
+                    f"embedded MQTT broker on {broker.url} (subscribe to "
+                    f"{cfg.mqtt.topic_prefix}/#)",
+                    file=out,
+                    flush=True,
+                )
+                return await _run(cfg, broker.url, duration, stop, out)
+        return await _run(cfg, broker_url, duration, stop, out)
+    finally:
+        await stop_simulators(sims)
+
+
+async def _run(
+    cfg: ConfigBase, url: str, duration: float | None, stop: asyncio.Event, out: TextIO
+) -> dict[str, Any]:
+    from urllib.parse import urlsplit
+
+    watch = Watch(cfg, urlsplit(url).port or 1883)
+    watch.start()
+    gw = Gateway(cfg, broker_url=url)
+    task = asyncio.create_task(gw.run(stop), name="gateway")
+    t0 = time.monotonic()
+    try:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=2.0)
+            except TimeoutError:
+                pass
+            elapsed = time.monotonic() - t0
+            print(watch.line(elapsed, gw.journal.stats.backlog), file=out, flush=True)
+            if duration is not None and elapsed >= duration:
+                stop.set()
+    finally:
+        stop.set()
+        await task
+        await asyncio.sleep(0.3)
+        watch.stop()
+    summary = watch.summary()
+    print("summary: " + json.dumps(summary, ensure_ascii=False), file=out, flush=True)
+    return summary
