@@ -84,24 +84,37 @@ class Counter:
 
 
 def raw_paho(port: int, n: int, payload: bytes, workdir: Path) -> tuple[float, float]:
-    """(publish rate until every PUBACK, rate until the subscriber has them all)."""
+    """Plain paho at its fastest here: one thread publishing QoS 1 with a window of 1000
+    unacknowledged and running the network loop itself (faster than paho's loop_start thread).
+    Returns (rate until every PUBACK, rate until the subscriber has them all)."""
     counter = Counter(port, "raw/#", n, workdir / "raw.out")
-    c = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=paho.MQTTv5)
-    c.max_inflight_messages_set(1000)
-    c.max_queued_messages_set(0)
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    t0 = time.monotonic()
-    infos = [c.publish("raw/ccp/net_content", payload, qos=1) for _ in range(n)]
-    for info in infos:
-        info.wait_for_publish(60)
-    acked = time.monotonic()
-    res = counter.result()
-    c.disconnect()
-    c.loop_stop()
+    try:
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=paho.MQTTv5)
+        c.max_inflight_messages_set(1000)
+        c.max_queued_messages_set(0)
+        acked = 0
+
+        def on_publish(*_: Any) -> None:
+            nonlocal acked
+            acked += 1
+
+        c.on_publish = on_publish
+        c.connect("127.0.0.1", port)
+        t0 = time.monotonic()
+        sent = 0
+        while acked < n:
+            while sent < n and sent - acked < 1000:
+                c.publish("raw/ccp/net_content", payload, qos=1)
+                sent += 1
+            c.loop(timeout=0.01)
+        done = time.monotonic()
+        res = counter.result()
+        c.disconnect()
+    finally:
+        counter.proc.kill()
     if res["count"] < n:
         raise RuntimeError(f"raw paho: subscriber got {res['count']} of {n}")
-    return n / (acked - t0), n / (res["last"] - t0)
+    return n / (done - t0), n / (res["last"] - t0)
 
 
 def pipeline(port: int, n: int, workdir: Path) -> tuple[float, dict[str, Any]]:
@@ -136,6 +149,7 @@ def pipeline(port: int, n: int, workdir: Path) -> tuple[float, dict[str, Any]]:
         res = await asyncio.to_thread(counter.result)
         stop.set()
         await run
+        counter.proc.kill()
         stats["accept_events_per_s"] = round(n / (accepted - t0))
         stats["in_order"] = res["seqs_in_order"]
         if res["count"] < n:
