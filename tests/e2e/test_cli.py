@@ -1,0 +1,91 @@
+"""The saltgw commands as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.broker import Mosquitto
+from tests.support.configs import line_config
+from tests.support.net import wait_port
+from tests.support.procs import ROOT, saltgw, stop
+from tests.support.subscriber import Collector
+
+pytestmark = pytest.mark.e2e
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=ROOT)
+
+
+def test_schema_is_json_schema_of_the_config() -> None:
+    proc = run_cli("schema")
+    assert proc.returncode == 0
+    schema = json.loads(proc.stdout)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert {"gateway", "mqtt", "journal", "devices", "rules", "simulators"} <= set(
+        schema["properties"]
+    )
+    assert schema["additionalProperties"] is False
+
+
+def test_every_command_has_help() -> None:
+    for verb in ("run", "validate", "schema", "sim", "demo"):
+        proc = run_cli(verb, "--help")
+        assert proc.returncode == 0, verb
+        assert "usage: saltgw" in proc.stdout
+
+
+def test_run_with_a_broken_map_exits_non_zero_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("gateway: {id: gw, enterprise: '1234', site: s, line: L1}\nmqtt: {prot: 5}\n")
+    proc = run_cli("run", str(bad))
+    assert proc.returncode == 2
+    assert f"{bad}:1:" in proc.stderr and f"{bad}:2:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_sigterm_stops_cleanly_with_status_offline(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    cfg = line_config(tmp_path, mosquitto.port)
+    log = tmp_path / "saltgw.log"
+    status = "salt/v1/8035/daiyue/gateway/gw-test-1/status"
+    sub = Collector(mosquitto.port, topic=status).start()
+    sim = saltgw("sim", str(cfg), log=log)
+    try:
+        wait_port(yaml.safe_load(cfg.read_text())["simulators"][0]["port"])
+        gw = saltgw("run", str(cfg), log=log)
+        sub.wait_for(lambda m: [x.payload for x in m][-1:] == [b"online"], 20, "status online")
+        time.sleep(1)
+        assert stop(gw) == 0
+        sub.wait_for(lambda m: [x.payload for x in m][-1:] == [b"offline"], 10, "status offline")
+    finally:
+        stop(sim)
+        sub.stop()
+    text = log.read_text()
+    assert "stopped; journal holds 0 undelivered events" in text
+    assert "Traceback" not in text
+
+
+def test_demo_runs_with_the_embedded_broker(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway", "--log-level", "warning", "demo", "--duration", "8"],
+        capture_output=True, text=True, timeout=90, env=env, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("embedded MQTT broker on mqtt://127.0.0.1:")
+    assert any(line.startswith("[") and "events=" in line for line in lines)
+    summary = json.loads(lines[-1].removeprefix("summary: "))
+    assert summary["events_by_type"].get("ccp.net_content", 0) >= 5
+    assert summary["device_states"] == {"cw1": "online"}
+    assert (tmp_path / "var" / "demo-journal.db").exists()
