@@ -1,7 +1,7 @@
-"""The gateway process: devices → rules → journal → broker, wired together.
+"""The gateway process: devices → profiles → journal → broker, wired together.
 
 Threads: paho's network loop, the journal writer and the forwarder; everything else (drivers,
-supervisors, rules) runs on one asyncio loop. Shutdown (SIGINT/SIGTERM) stops the devices,
+supervisors, profiles) runs on one asyncio loop. Shutdown (SIGINT/SIGTERM) stops the devices,
 waits for every accepted event to be committed, gives the broker a few seconds to acknowledge
 what is in flight, publishes status ``offline`` and closes the journal: whatever was not
 acknowledged stays on disk and is sent on the next start.
@@ -22,7 +22,7 @@ from gateway.config.models import ConfigBase
 from gateway.events import Event, EventDraft, Origin
 from gateway.journal import Journal, WhenFull
 from gateway.mqtt import Forwarder, MqttLink
-from gateway.rules import Rule, build_rule
+from gateway.profiles import Profile, profile_specs
 from gateway.supervisor import DeviceState, DeviceSupervisor, State
 from gateway.topics import Topics
 
@@ -59,10 +59,14 @@ class Gateway:
             backoff_min_secs=cfg.mqtt.reconnect_min_secs,
             backoff_max_secs=cfg.mqtt.reconnect_max_secs,
         )
-        self.rules: dict[str, list[Rule]] = {}
-        for rule_cfg in cfg.rules:
-            rule = build_rule(rule_cfg)
-            self.rules.setdefault(rule.device, []).append(rule)
+        self.profiles: dict[str, list[Profile]] = {}
+        specs = profile_specs()
+        device_tags = {d.id: d.tag_names() for d in cfg.devices}
+        for pcfg in cfg.profiles:
+            spec = specs[pcfg.profile]
+            tags = spec.bind(pcfg.tags, device_tags.get(pcfg.device))
+            prof = spec.create(pcfg, tags, self.tz)
+            self.profiles.setdefault(prof.device, []).append(prof)
         self.supervisors: list[DeviceSupervisor] = []
         self._bad_tags: dict[str, dict[str, str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -73,19 +77,30 @@ class Gateway:
         """Journal the drafts durably; returns the accepted events (with seq and id)."""
         if not drafts:
             return []
-        stamped = [
-            d if d.batch is not None or self.batch is None else _with_batch(d, self.batch)
-            for d in drafts
-        ]
-        return await asyncio.wrap_future(self.journal.append(stamped))
+        return await asyncio.wrap_future(self.journal.append(self._stamp_batch(drafts)))
+
+    def _stamp_batch(self, drafts: list[EventDraft]) -> list[EventDraft]:
+        """Give each event the line's current batch (QB/T 5279 10.2.4: the batch is the thread
+        that ties a line's records together). ``batch.start`` opens a batch, ``batch.end``
+        (which still belongs to it) closes it."""
+        out = []
+        for d in drafts:
+            if d.type == "batch.start" and isinstance(d.data.get("batch"), str):
+                self.batch = d.data["batch"]
+            if d.batch is None and self.batch is not None:
+                d = _with_batch(d, self.batch)
+            if d.type == "batch.end":
+                self.batch = None
+            out.append(d)
+        return out
 
     async def _on_reading(self, reading: Reading) -> None:
         drafts: list[EventDraft] = []
         ts = reading.ts.astimezone(self.tz)
         reading = Reading(reading.device, ts, reading.values, reading.errors)
         drafts.extend(self._value_errors(reading))
-        for rule in self.rules.get(reading.device, ()):
-            drafts.extend(rule.on_reading(reading))
+        for prof in self.profiles.get(reading.device, ()):
+            drafts.extend(prof.on_reading(reading))
         await self.accept(drafts)
 
     def _value_errors(self, reading: Reading) -> list[EventDraft]:
@@ -150,6 +165,14 @@ class Gateway:
         finally:
             await self._shutdown(tasks)
         return self.exit_code
+
+    async def _tick(self) -> None:
+        """Once a second, what time alone causes (e.g. a periodic CCP check not done)."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = datetime.now(self.tz)
+            drafts = [d for profs in self.profiles.values() for p in profs for d in p.on_tick(now)]
+            await self.accept(drafts)
 
     async def _watch(self, stop: asyncio.Event) -> None:
         """Wait for stop; end early (exit status 1, for systemd to restart us) if the journal

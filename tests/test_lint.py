@@ -21,8 +21,9 @@ def _tool(name: str) -> str:
 
 
 def test_ruff() -> None:
-    proc = subprocess.run([_tool("ruff"), "check", "."], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [_tool("ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -31,7 +32,10 @@ def test_mypy_strict(tmp_path: Path) -> None:
     (tmp_path / "firmware_sim").symlink_to(ROOT / "firmware-sim")
     proc = subprocess.run(
         [_tool("mypy"), "-p", "gateway", "-p", "drivers", "-p", "firmware_sim"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={"MYPYPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

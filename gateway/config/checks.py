@@ -10,10 +10,11 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from gateway.profiles.registry import profile_specs
+
 __all__ = ["cross_checks"]
 
 Loc = tuple[str | int, ...]
-TAG_FIELDS = ("weight_tag", "counter_tag", "reject_tag")
 
 
 def _device_tags(entry: Any, adapter: TypeAdapter[Any]) -> set[str] | None:
@@ -50,22 +51,38 @@ def cross_checks(
             if sim_id in sims:
                 yield ("simulators", i, "id"), f"duplicate simulator id {sim_id!r}"
             sims.add(sim_id)
-    for i, rule in enumerate(_entries(data, "rules")):
-        if not isinstance(rule, dict) or not isinstance(rule.get("device"), str):
+    specs = profile_specs()
+    for i, prof in enumerate(_entries(data, "profiles")):
+        if not isinstance(prof, dict) or not isinstance(prof.get("device"), str):
             continue
-        device = rule["device"]
+        device = prof["device"]
         if device not in devices:
             known = ", ".join(sorted(devices)) or "none"
-            yield ("rules", i, "device"), f"no device {device!r} (devices: {known})"
+            yield ("profiles", i, "device"), f"no device {device!r} (devices: {known})"
             continue
+        spec = specs.get(str(prof.get("profile")))
         tags = devices[device]
-        if tags is None:
+        overrides = prof.get("tags")
+        overrides = overrides if isinstance(overrides, dict) else {}
+        if spec is None or tags is None:
             continue
-        for field_name in TAG_FIELDS:
-            tag = rule.get(field_name)
-            if isinstance(tag, str) and tag not in tags:
+        roles = {r.name for r in spec.roles}
+        for role in overrides:
+            if role not in roles:
+                have = ", ".join(sorted(roles))
+                yield (
+                    ("profiles", i, "tags", role),
+                    f"profile {spec.name!r} has no role {role!r} (roles: {have})",
+                )
+        for role, tag in spec.bind({k: str(v) for k, v in overrides.items()}, tags).items():
+            if tag not in tags:
+                where: Loc = (
+                    ("profiles", i, "tags", role)
+                    if role in overrides
+                    else ("profiles", i, "device")
+                )
                 have = ", ".join(sorted(tags))
                 yield (
-                    ("rules", i, field_name),
-                    f"device {device!r} has no tag {tag!r} (tags: {have})",
+                    where,
+                    f"device {device!r} has no tag {tag!r} for role {role!r} (tags: {have})",
                 )

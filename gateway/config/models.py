@@ -23,7 +23,8 @@ from drivers.base import DeviceConfigBase
 from drivers.registry import driver_specs
 from firmware_sim.base import SimulatorConfigBase
 from firmware_sim.registry import simulator_specs
-from gateway.rules.models import RuleConfig
+from gateway.profiles.base import ProfileConfigBase
+from gateway.profiles.registry import profile_specs
 
 __all__ = [
     "Config",
@@ -190,12 +191,9 @@ class ConfigBase(Strict):
     journal: JournalSection = Field(
         default_factory=JournalSection, description="Durable event journal."
     )
-    rules: list[RuleConfig] = Field(
-        default_factory=list, description="How readings become events (see docs)."
-    )
-
     # Overridden in config_model() with the discriminated unions of installed plugins.
     devices: list[Any] = Field(default_factory=list)
+    profiles: list[Any] = Field(default_factory=list)
     simulators: list[Any] = Field(default_factory=list)
 
 
@@ -204,7 +202,9 @@ def config_model() -> type[ConfigBase]:
     """The top-level model for the installed drivers and simulators."""
     dev_models = [s.config_model for s in driver_specs().values()] or [DeviceConfigBase]
     sim_models = [s.config_model for s in simulator_specs().values()] or [SimulatorConfigBase]
+    prof_models = [s.config_model for s in profile_specs().values()] or [ProfileConfigBase]
     dev_t: Any = _discriminated(dev_models, "driver")
+    prof_t: Any = _discriminated(prof_models, "profile")
     sim_t: Any = _discriminated(sim_models, "kind")
     return create_model(
         "Config",
@@ -212,6 +212,13 @@ def config_model() -> type[ConfigBase]:
         devices=(
             list[dev_t],
             Field(default_factory=list, description="Devices this gateway reads (tag maps)."),
+        ),
+        profiles=(
+            list[prof_t],
+            Field(
+                default_factory=list,
+                description="Device profiles: what each device's readings mean (events).",
+            ),
         ),
         simulators=(
             list[sim_t],

@@ -23,8 +23,14 @@ pytestmark = pytest.mark.e2e
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def test_schema_is_json_schema_of_the_config() -> None:
@@ -32,7 +38,7 @@ def test_schema_is_json_schema_of_the_config() -> None:
     assert proc.returncode == 0
     schema = json.loads(proc.stdout)
     assert schema["$schema"].startswith("https://json-schema.org/")
-    assert {"gateway", "mqtt", "journal", "devices", "rules", "simulators"} <= set(
+    assert {"gateway", "mqtt", "journal", "devices", "profiles", "simulators"} <= set(
         schema["properties"]
     )
     assert schema["additionalProperties"] is False
@@ -79,7 +85,11 @@ def test_demo_runs_with_the_embedded_broker(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [sys.executable, "-m", "gateway", "--log-level", "warning", "demo", "--duration", "8"],
-        capture_output=True, text=True, timeout=90, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()

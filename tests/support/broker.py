@@ -35,10 +35,9 @@ class Mosquitto:
             "max_inflight_messages 0\n"
             "log_dest stderr\n"
             "log_type error\n"
-            "log_type warning\n"
+            "log_type warning\n" + ("user root\n" if os.geteuid() == 0 else "")
             # as root, mosquitto drops to user 'mosquitto', which cannot write the test's
             # private directory: persistence (sessions across restarts) would silently fail
-            + ("user root\n" if os.geteuid() == 0 else "")
         )
 
     @property

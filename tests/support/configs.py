@@ -61,9 +61,7 @@ def line_config(
                 },
             }
         ],
-        "rules": [
-            {"rule": "net_content", "device": "cw1", "nominal_g": 400, "reject_tag": "rejected"}
-        ],
+        "profiles": [{"profile": "checkweigher", "device": "cw1", "nominal_g": 400}],
         "simulators": [
             {
                 "id": "cw1-sim",

@@ -28,7 +28,7 @@ def test_golden_case(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_shipped_maps_and_examples_are_valid() -> None:
     cfg = load_config(ROOT / "mappings" / "demo-line.yaml")
     assert cfg.gateway.enterprise == "8035"
-    assert {d.id for d in cfg.devices} == {r.device for r in cfg.rules}
+    assert {d.id for d in cfg.devices} == {p.device for p in cfg.profiles}
 
 
 def test_cli_prints_every_error_and_exits_non_zero_without_traceback(tmp_path: Path) -> None:

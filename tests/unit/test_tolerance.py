@@ -1,6 +1,6 @@
 import pytest
 
-from gateway.rules.tolerance import lower_limit_g, tolerable_deviation_g
+from gateway.profiles.tolerance import lower_limit_g, tolerable_deviation_g
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,22 @@
 from datetime import UTC, datetime
 
 from drivers.base import Reading
-from gateway.rules.models import LimitsConfig, NetContentRuleConfig
-from gateway.rules.net_content import NetContentRule
+from gateway.profiles.checkweigher import (
+    CHECKWEIGHER,
+    CheckweigherConfig,
+    CheckweigherProfile,
+    LimitsConfig,
+)
 
 T = datetime(2026, 11, 22, 2, 15, 30, tzinfo=UTC)
 
 
-def rule(**kw: object) -> NetContentRule:
-    args: dict[str, object] = {"rule": "net_content", "device": "cw1", "nominal_g": 400}
+def rule(**kw: object) -> CheckweigherProfile:
+    args: dict[str, object] = {"profile": "checkweigher", "device": "cw1", "nominal_g": 400}
     args.update(kw)
-    return NetContentRule(NetContentRuleConfig.model_validate(args))
+    cfg = CheckweigherConfig.model_validate(args)
+    tags = CHECKWEIGHER.bind(cfg.tags, {"count", "weight_g", "rejected"})
+    return CheckweigherProfile(cfg, tags, UTC)
 
 
 def r(count: int, weight: float, errors: dict[str, str] | None = None, **extra: object) -> Reading:
@@ -38,7 +44,7 @@ def test_first_reading_is_a_baseline_then_one_event_per_weighing() -> None:
 
 
 def test_underweight_fails_and_raises_alarm_and_reject() -> None:
-    ru = rule(reject_tag="rejected")
+    ru = rule()
     ru.on_reading(r(1, 400.0))
     evs = ru.on_reading(r(2, 380.0, rejected=True))
     assert [e.type for e in evs] == ["ccp.net_content", "alarm.ccp", "pack.reject"]
@@ -67,6 +73,7 @@ def test_unreadable_weight_gives_device_alarm_not_a_verdict() -> None:
     ru = rule()
     ru.on_reading(r(1, 400))
     (ev,) = ru.on_reading(r(2, 0, errors={"weight_g": "not a number (NaN)"}))
+    assert ev.data["count"] == 2
     assert ev.type == "alarm.device"
     assert "NaN" in ev.data["reason"]
     assert "verdict" not in ev.data

@@ -1,0 +1,155 @@
+"""Checkweigher → ``ccp.net_content`` (QB/T 5279-2018 7.2 table 2 row 4, 10.2.3: net content
+is a critical control point whose checks must be recorded).
+
+One event per weighing, detected by the device's weighing counter; the verdict compares the net
+weight with the limits (default: nominal − tolerable negative deviation, JJF 1070-2005).
+A failing verdict also raises ``alarm.ccp``; a bag the device rejected gives ``pack.reject``.
+A weighing whose weight could not be read gives ``alarm.device``, never a verdict.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime, tzinfo
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from drivers.base import Reading
+from gateway.events import EventDraft
+from gateway.profiles.base import ProfileConfigBase, ProfileSpec, Role
+from gateway.profiles.tolerance import lower_limit_g
+
+__all__ = ["CHECKWEIGHER", "CheckweigherConfig", "CheckweigherProfile", "LimitsConfig"]
+
+log = logging.getLogger(__name__)
+
+
+class LimitsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lo: float | None = Field(default=None, description="Lowest acceptable value (inclusive).")
+    hi: float | None = Field(default=None, description="Highest acceptable value (inclusive).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LimitsConfig:
+        if self.lo is not None and self.hi is not None and self.lo > self.hi:
+            raise ValueError(f"lo ({self.lo}) is above hi ({self.hi})")
+        return self
+
+
+class CheckweigherConfig(ProfileConfigBase):
+    profile: Literal["checkweigher"] = Field(description="A checkweigher (net content CCP).")
+    nominal_g: float = Field(gt=0, le=50_000, description="Nominal net content in grams.")
+    limits: LimitsConfig | None = Field(
+        default=None,
+        description="Override of the limits in grams; by default lo = nominal − tolerable "
+        "negative deviation (JJF 1070-2005 table 3), hi unset.",
+    )
+
+
+ROLES = (
+    Role("weight", "weight_g", description="Net weight of the last bag, in grams."),
+    Role("count", "count", description="Weighing counter: one event per change."),
+    Role(
+        "rejected",
+        "rejected",
+        required=False,
+        description="True when the device rejected the last bag (→ pack.reject).",
+    ),
+)
+
+
+class CheckweigherProfile:
+    def __init__(self, cfg: CheckweigherConfig, tags: Mapping[str, str], tz: tzinfo) -> None:
+        self.cfg = cfg
+        self.device = cfg.device
+        self.weight_tag = tags["weight"]
+        self.count_tag = tags["count"]
+        self.reject_tag = tags.get("rejected")
+        if cfg.limits is not None:
+            self.lo, self.hi = cfg.limits.lo, cfg.limits.hi
+        else:
+            self.lo, self.hi = lower_limit_g(cfg.nominal_g), None
+        self._last_count: Any = None
+
+    def _limits(self) -> dict[str, float | None]:
+        return {"lo": self.lo, "hi": self.hi}
+
+    def _why(self, value: float) -> str:
+        if self.lo is not None and value < self.lo:
+            side = f"below the lower limit {self.lo} g"
+        else:
+            side = f"above the upper limit {self.hi} g"
+        return f"net content {value} g {side} (nominal {self.cfg.nominal_g:g} g)"
+
+    def on_tick(self, now: datetime) -> list[EventDraft]:
+        return []
+
+    def on_reading(self, reading: Reading) -> list[EventDraft]:
+        if self.count_tag not in reading.values:
+            return []  # unreadable counter: reported by the runtime as a device error
+        count = reading.values[self.count_tag]
+        previous, self._last_count = self._last_count, count
+        if previous is None or count == previous:
+            return []  # first look after (re)start is a baseline, not a new weighing
+        missed = 0
+        if isinstance(count, int) and isinstance(previous, int):
+            if count > previous + 1:
+                missed = count - previous - 1
+            elif count < previous:
+                log.warning(
+                    "%s: weighing counter went back (%s → %s)", self.device, previous, count
+                )
+        weight = reading.values.get(self.weight_tag)
+        if weight is None or isinstance(weight, bool) or not isinstance(weight, int | float):
+            why = reading.errors.get(self.weight_tag, "missing")
+            detail = f"weighing {count}: net weight unreadable ({why}); no verdict"
+            data = {
+                "state": "bad_value",
+                "tag": self.weight_tag,
+                "reason": why,
+                "count": count,
+                "detail": detail,
+            }
+            return [EventDraft("alarm.device", reading.ts, data, device=self.device)]
+        value = round(float(weight), 2)
+        fail = (self.lo is not None and value < self.lo) or (
+            self.hi is not None and value > self.hi
+        )
+        verdict = "fail" if fail else "pass"
+        data: dict[str, Any] = {
+            "value": value,
+            "unit": "g",
+            "limits": self._limits(),
+            "verdict": verdict,
+            "nominal": self.cfg.nominal_g,
+            "count": count,
+        }
+        if missed:
+            data["missed"] = missed
+        out = [EventDraft("ccp.net_content", reading.ts, data, device=self.device)]
+        if fail:
+            alarm = {
+                "ccp": "net_content",
+                "value": value,
+                "unit": "g",
+                "limits": self._limits(),
+                "verdict": "fail",
+                "detail": self._why(value),
+            }
+            out.append(EventDraft("alarm.ccp", reading.ts, alarm, device=self.device))
+        if self.reject_tag and reading.values.get(self.reject_tag) is True:
+            reject = {"reason": "net_content", "value": value, "unit": "g", "count": count}
+            out.append(EventDraft("pack.reject", reading.ts, reject, device=self.device))
+        return out
+
+
+CHECKWEIGHER = ProfileSpec(
+    name="checkweigher",
+    config_model=CheckweigherConfig,
+    create=CheckweigherProfile,
+    roles=ROLES,
+    description="Checkweigher: a ccp.net_content event per weighing, pack.reject on rejects.",
+)
