@@ -106,14 +106,14 @@ class CheckweigherProfile:
         if weight is None or isinstance(weight, bool) or not isinstance(weight, int | float):
             why = reading.errors.get(self.weight_tag, "missing")
             detail = f"weighing {count}: net weight unreadable ({why}); no verdict"
-            data = {
+            bad = {
                 "state": "bad_value",
                 "tag": self.weight_tag,
                 "reason": why,
                 "count": count,
                 "detail": detail,
             }
-            return [EventDraft("alarm.device", reading.ts, data, device=self.device)]
+            return [EventDraft("alarm.device", reading.ts, bad, device=self.device)]
         value = round(float(weight), 2)
         fail = (self.lo is not None and value < self.lo) or (
             self.hi is not None and value > self.hi
