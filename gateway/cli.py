@@ -78,13 +78,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.runtime import Gateway
 
     cfg = _load(args.config)
+    http = _host_port(args.http) if args.http else None
 
     async def main() -> int:
         stop = asyncio.Event()
         _install_stop(stop)
-        return await Gateway(cfg, broker_url=args.broker).run(stop)
+        gw = Gateway(cfg, broker_url=args.broker)
+        server = None
+        if http is not None:
+            from gateway.http import HttpServer
+
+            try:
+                server = HttpServer(gw, *http)
+            except OSError as exc:
+                raise UserError(f"--http {args.http}: cannot listen: {exc.strerror}") from None
+            server.start()
+        try:
+            return await gw.run(stop)
+        finally:
+            if server is not None:
+                server.stop()
 
     return asyncio.run(main())
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UserError(f"--http expects HOST:PORT (e.g. 127.0.0.1:9108); got {value!r}")
+    return host or "0.0.0.0", int(port)
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -137,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="run the gateway until SIGINT/SIGTERM")
     s.add_argument("config", metavar="CONFIG.yaml")
     s.add_argument("--broker", metavar="URL", help="override the config's broker, mqtt://host:port")
+    s.add_argument("--http", metavar="HOST:PORT", help="serve /healthz and Prometheus /metrics")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser(
