@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway.logs import setup_logging
+
 __all__ = ["main"]
 
 log = logging.getLogger("saltgw")
@@ -18,15 +20,6 @@ log = logging.getLogger("saltgw")
 
 class UserError(Exception):
     """A mistake by the user: printed as one line on stderr, exit status 2."""
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
 def _load(path: str):  # type: ignore[no-untyped-def]
@@ -154,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Industrial IoT gateway for edible-salt packing lines (QB/T 5279-2018).",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--log-format", default="text", choices=["text", "json"], help="one line per record"
+    )
     sub = p.add_subparsers(dest="verb", required=True, metavar="COMMAND")
 
     s = sub.add_parser("run", help="run the gateway until SIGINT/SIGTERM")
@@ -186,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     try:
         return int(args.func(args))
     except UserError as exc:
