@@ -49,7 +49,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from firmware_sim.base import SimulatorConfigBase, SimulatorSpec
 
-__all__ = ["CHECKWEIGHER", "CheckweigherConfig", "CheckweigherSim", "Weighing"]
+__all__ = ["CHECKWEIGHER", "CheckweigherSimConfig", "CheckweigherSim", "Weighing"]
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ HISTORY_SIZE = 1000
 _READ_HOLDING_REGISTERS = 3
 
 
-class CheckweigherConfig(SimulatorConfigBase):
+class CheckweigherSimConfig(SimulatorConfigBase):
     """A checkweigher producing one weighing per bag at a steady rate."""
 
     kind: Literal["checkweigher"] = Field(description="Selects the checkweigher simulator.")
@@ -96,7 +96,7 @@ class CheckweigherConfig(SimulatorConfigBase):
     )
 
     @model_validator(mode="after")
-    def _check_dropout(self) -> CheckweigherConfig:
+    def _check_dropout(self) -> CheckweigherSimConfig:
         if (self.dropout_every_s is None) != (self.dropout_for_s is None):
             raise ValueError("dropout_every_s and dropout_for_s go together")
         return self
@@ -134,7 +134,7 @@ def _f32(value: float) -> tuple[float, list[int]]:
 class CheckweigherSim:
     """The running simulator; see the module docstring for the register map."""
 
-    def __init__(self, config: CheckweigherConfig) -> None:
+    def __init__(self, config: CheckweigherSimConfig) -> None:
         self.config = config
         self._rng = random.Random(config.seed)
         self._port = config.port
@@ -372,7 +372,7 @@ class CheckweigherSim:
 
 CHECKWEIGHER = SimulatorSpec(
     name="checkweigher",
-    config_model=CheckweigherConfig,
+    config_model=CheckweigherSimConfig,
     create=CheckweigherSim,
     description="Checkweigher on Modbus TCP: bag counter, last net weight, reject status "
     "(holding registers 0-7, ABCD); fault knobs for drop-outs, exceptions and NaN weights.",

@@ -60,6 +60,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from gateway.config.models import config_model
 
+    if args.markdown:
+        from gateway.config.reference import render_reference
+
+        print(render_reference(), end="")
+        return 0
     schema = config_model().model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "saltgw configuration / tag map"
@@ -172,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("schema", help="print the JSON Schema of the config format")
+    s.add_argument("--markdown", action="store_true", help="the reference docs instead")
     s.set_defaults(func=cmd_schema)
 
     s = sub.add_parser("sim", help="run the simulated devices named in a config")

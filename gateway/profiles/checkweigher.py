@@ -21,7 +21,7 @@ from gateway.events import EventDraft
 from gateway.profiles.base import ProfileConfigBase, ProfileSpec, Role
 from gateway.profiles.tolerance import lower_limit_g
 
-__all__ = ["CHECKWEIGHER", "CheckweigherConfig", "CheckweigherProfile", "LimitsConfig"]
+__all__ = ["CHECKWEIGHER", "CheckweigherProfileConfig", "CheckweigherProfile", "LimitsConfig"]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class LimitsConfig(BaseModel):
         return self
 
 
-class CheckweigherConfig(ProfileConfigBase):
+class CheckweigherProfileConfig(ProfileConfigBase):
     profile: Literal["checkweigher"] = Field(description="A checkweigher (net content CCP).")
     nominal_g: float = Field(gt=0, le=50_000, description="Nominal net content in grams.")
     limits: LimitsConfig | None = Field(
@@ -62,7 +62,7 @@ ROLES = (
 
 
 class CheckweigherProfile:
-    def __init__(self, cfg: CheckweigherConfig, tags: Mapping[str, str], tz: tzinfo) -> None:
+    def __init__(self, cfg: CheckweigherProfileConfig, tags: Mapping[str, str], tz: tzinfo) -> None:
         self.cfg = cfg
         self.device = cfg.device
         self.weight_tag = tags["weight"]
@@ -148,7 +148,7 @@ class CheckweigherProfile:
 
 CHECKWEIGHER = ProfileSpec(
     name="checkweigher",
-    config_model=CheckweigherConfig,
+    config_model=CheckweigherProfileConfig,
     create=CheckweigherProfile,
     roles=ROLES,
     description="Checkweigher: a ccp.net_content event per weighing, pack.reject on rejects.",

@@ -20,7 +20,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from drivers.base import DeviceFault, DeviceOffline, Reading
 from drivers.modbus import ModbusDeviceConfig, ModbusDriver
-from firmware_sim.checkweigher import CheckweigherConfig, CheckweigherSim, Weighing
+from firmware_sim.checkweigher import CheckweigherSimConfig, CheckweigherSim, Weighing
 from firmware_sim.registry import simulator_specs
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ async def checkweigher(**overrides: Any) -> AsyncIterator[CheckweigherSim]:
         "rate_per_min": 1200,
     }
     settings.update(overrides)
-    sim = CheckweigherSim(CheckweigherConfig.model_validate(settings))
+    sim = CheckweigherSim(CheckweigherSimConfig.model_validate(settings))
     await sim.start()
     try:
         yield sim
@@ -383,7 +383,7 @@ def test_rtu_framing_through_a_pyserial_socket_url() -> None:
 
 
 def test_same_seed_same_weighings() -> None:
-    cfg = CheckweigherConfig(id="a", kind="checkweigher", port=0, seed=3, garbage_ratio=0.1)
+    cfg = CheckweigherSimConfig(id="a", kind="checkweigher", port=0, seed=3, garbage_ratio=0.1)
     a, b = CheckweigherSim(cfg), CheckweigherSim(cfg)
     first = [a.weigh_one() for _ in range(200)]
     second = [b.weigh_one() for _ in range(200)]

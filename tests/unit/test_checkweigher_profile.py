@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 from drivers.base import Reading
 from gateway.profiles.checkweigher import (
     CHECKWEIGHER,
-    CheckweigherConfig,
+    CheckweigherProfileConfig,
     CheckweigherProfile,
     LimitsConfig,
 )
@@ -14,7 +14,7 @@ T = datetime(2026, 11, 22, 2, 15, 30, tzinfo=UTC)
 def rule(**kw: object) -> CheckweigherProfile:
     args: dict[str, object] = {"profile": "checkweigher", "device": "cw1", "nominal_g": 400}
     args.update(kw)
-    cfg = CheckweigherConfig.model_validate(args)
+    cfg = CheckweigherProfileConfig.model_validate(args)
     tags = CHECKWEIGHER.bind(cfg.tags, {"count", "weight_g", "rejected"})
     return CheckweigherProfile(cfg, tags, UTC)
 
