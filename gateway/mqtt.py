@@ -64,6 +64,7 @@ class MqttLink:
         self.connected = threading.Event()
         self.pending: dict[int, int | None] = {}  # mid -> journal seq (None: not journaled)
         self.acked: list[int] = []  # journal seqs acknowledged, not yet handed to the journal
+        self.refused = False  # the last CONNACK was a refusal (bad credentials, not authorised)
         v5 = cfg.protocol == "5"
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -138,6 +139,7 @@ class MqttLink:
         self, client: Any, userdata: Any, flags: Any, rc: ReasonCode, props: Any
     ) -> None:
         if rc.is_failure:
+            self.refused = True
             self.stats.last_error = f"broker refused the connection: {rc}"
             log.error("MQTT broker %s refused the connection: %s", self.broker, rc)
             return
@@ -230,15 +232,18 @@ class Forwarder:
         try:
             self.link.connect()
             self._socket_open = True
-            self._attempts = 0
         except (OSError, ssl.SSLError) as exc:
             self.link.stats.connect_failures += 1
             self.link.stats.last_error = f"cannot connect to {self.link.broker}: {exc}"
             if self._attempts == 0:
                 log.warning("MQTT broker %s unreachable: %s (retrying)", self.link.broker, exc)
-            self._attempts += 1
-            delay = min(self.backoff_max, self.backoff_min * 2 ** min(self._attempts, 16))
-            self._next_attempt = now + delay * random.uniform(0.8, 1.2)
+            self._back_off()
+
+    def _back_off(self) -> None:
+        """Next attempt after an exponentially growing delay (with jitter), up to the max."""
+        self._attempts += 1
+        delay = min(self.backoff_max, self.backoff_min * 2 ** min(self._attempts - 1, 16))
+        self._next_attempt = time.monotonic() + delay * random.uniform(0.8, 1.2)
 
     def _send(self, reader: JournalReader) -> bool:
         """Hand control messages and journal rows to paho; True when something was sent."""
@@ -289,10 +294,16 @@ class Forwarder:
             self._stopped.set()
 
     def _lost(self, rc: MQTTErrorCode) -> None:
+        link = self.link
         self._socket_open = False
-        self.link.connected.clear()
-        self.link.stats.last_error = f"connection lost: {paho.error_string(rc)}"
-        self._next_attempt = time.monotonic() + self.backoff_min * random.uniform(0.8, 1.2)
+        if link.connected.is_set():  # a working session dropped: retry soon
+            link.connected.clear()
+            link.stats.last_error = f"connection lost: {paho.error_string(rc)}"
+            self._attempts = 0
+        elif not link.refused:  # the broker dropped us before CONNACK (e.g. TLS refused)
+            link.stats.last_error = f"connection closed by broker: {paho.error_string(rc)}"
+        link.refused = False
+        self._back_off()
 
     def _shutdown(self) -> None:
         link = self.link

@@ -19,25 +19,30 @@ def mosquitto_available() -> bool:
 
 
 class Mosquitto:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path, port: int | None = None, extra_conf: str = "", anonymous: bool = True
+    ) -> None:
+        """``extra_conf`` is appended: TLS options there apply to the one listener."""
         self.workdir = workdir
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.conf = workdir / "mosquitto.conf"
         self.log = workdir / "mosquitto.log"
         workdir.mkdir(parents=True, exist_ok=True)
+        # as root, mosquitto drops to user 'mosquitto', which cannot write the test's
+        # private directory: persistence (sessions across restarts) would silently fail
+        as_root = "user root\n" if os.geteuid() == 0 else ""
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"allow_anonymous {'true' if anonymous else 'false'}\n"
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "max_queued_messages 0\n"
             "max_inflight_messages 0\n"
             "log_dest stderr\n"
             "log_type error\n"
-            "log_type warning\n" + ("user root\n" if os.geteuid() == 0 else "")
-            # as root, mosquitto drops to user 'mosquitto', which cannot write the test's
-            # private directory: persistence (sessions across restarts) would silently fail
+            "log_type warning\n"
+            f"{as_root}{extra_conf}"
         )
 
     @property
