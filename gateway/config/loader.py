@@ -36,7 +36,8 @@ class Issue:
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""
-        return f"{self.file}:{self.line}:{self.col}: error: {where}{self.message}"
+        message = " ".join(self.message.split())  # one line each, whatever the text held
+        return f"{self.file}:{self.line}:{self.col}: error: {where}{message}"
 
 
 class ConfigError(Exception):
@@ -239,7 +240,7 @@ def load_config(path: Path | str) -> ConfigBase:
     except UnicodeDecodeError as exc:
         raise ConfigError([Issue(file, 1, 1, "", f"not UTF-8 text: {exc.reason}")]) from exc
     data, pos, issues = parse_yaml(file, text)
-    if data is None:
+    if issues and not isinstance(data, dict):
         raise ConfigError(issues)
     if not isinstance(data, dict):
         raise ConfigError([Issue(file, 1, 1, "", "expected a mapping at the top level")])
