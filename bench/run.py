@@ -118,13 +118,7 @@ def raw_paho(port: int, n: int, payload: bytes, workdir: Path) -> tuple[float, f
 
 
 def pipeline(port: int, n: int, workdir: Path) -> tuple[float, dict[str, Any]]:
-    cfg = config_model().model_validate(
-        {
-            "gateway": {"id": "gw-bench", "enterprise": "8035", "site": "bench", "line": "L1"},
-            "mqtt": {"url": f"mqtt://127.0.0.1:{port}", "protocol": "5", "inflight": 1000},
-            "journal": {"path": str(workdir / "journal.db"), "max_events": max(n, 1000)},
-        }
-    )
+    cfg = _bench_config(port, workdir, n, "pipeline")
     counter = Counter(port, "salt/v1/8035/bench/L1/#", n, workdir / "pipeline.out")
     gw = Gateway(cfg)
 
@@ -133,18 +127,7 @@ def pipeline(port: int, n: int, workdir: Path) -> tuple[float, dict[str, Any]]:
         run = asyncio.create_task(gw.run(stop))
         await asyncio.sleep(0.5)
         t0 = time.monotonic()
-        batch = 200  # a source handing in readings as they come, 200 at a time
-        pending = []
-        for i in range(0, n, batch):
-            now = datetime.now(UTC)
-            drafts = [
-                EventDraft("ccp.net_content", now, PAYLOAD_DATA, device="cw1")
-                for _ in range(min(batch, n - i))
-            ]
-            pending.append(asyncio.ensure_future(gw.accept(drafts)))
-            if len(pending) >= 20:
-                await pending.pop(0)
-        await asyncio.gather(*pending)
+        await _feed(gw, n)  # a source handing in readings as they come, 200 at a time
         accepted = time.monotonic()
         res = await asyncio.to_thread(counter.result)
         stop.set()
@@ -159,6 +142,75 @@ def pipeline(port: int, n: int, workdir: Path) -> tuple[float, dict[str, Any]]:
     stats: dict[str, Any] = {}
     rate = asyncio.run(main())
     return rate, stats
+
+
+def _bench_config(port: int, workdir: Path, n: int, name: str) -> Any:
+    return config_model().model_validate(
+        {
+            "gateway": {"id": "gw-bench", "enterprise": "8035", "site": "bench", "line": "L1"},
+            "mqtt": {
+                "url": f"mqtt://127.0.0.1:{port}",
+                "protocol": "5",
+                "inflight": 1000,
+                "reconnect_min_secs": 0.1,
+                "reconnect_max_secs": 0.2,
+            },
+            "journal": {"path": str(workdir / f"{name}.db"), "max_events": max(2 * n, 1000)},
+        }
+    )
+
+
+async def _feed(gw: Gateway, n: int, batch: int = 200, per_s: float | None = None) -> None:
+    """Hand ``n`` events in, ``batch`` at a time, as fast as accepted or at ``per_s``."""
+    pending = []
+    t0 = time.monotonic()
+    for i in range(0, n, batch):
+        now = datetime.now(UTC)
+        drafts = [
+            EventDraft("ccp.net_content", now, PAYLOAD_DATA, device="cw1")
+            for _ in range(min(batch, n - i))
+        ]
+        pending.append(asyncio.ensure_future(gw.accept(drafts)))
+        if len(pending) >= 20:
+            await pending.pop(0)
+        if per_s:
+            await asyncio.sleep(max(0.0, t0 + (i + batch) / per_s - time.monotonic()))
+    await asyncio.gather(*pending)
+
+
+def backlog_drain(n: int, workdir: Path) -> tuple[float, dict[str, Any]]:
+    """``n`` events journaled while the broker is down; then it comes up and the backlog
+    drains while live events keep arriving (1,000/s). Rate = all events / drain time."""
+    live = 5_000
+    broker = Mosquitto(workdir / "mosquitto-drain")
+    gw = Gateway(_bench_config(broker.port, workdir, n + live, "drain"))
+    extra: dict[str, Any] = {}
+
+    async def main() -> float:
+        stop = asyncio.Event()
+        run = asyncio.create_task(gw.run(stop))
+        await _feed(gw, n)  # the broker is down: everything stays in the journal
+        extra["backlog_before"] = gw.journal.stats.backlog
+        broker.start()
+        counter = Counter(broker.port, "salt/v1/8035/bench/L1/#", n + live, workdir / "drain.out")
+        try:
+            await asyncio.to_thread(gw.link.connected.wait, 30)
+            t0 = time.monotonic()
+            feeder = asyncio.create_task(_feed(gw, live, batch=50, per_s=1000))
+            res = await asyncio.to_thread(counter.result)
+            await feeder
+        finally:
+            counter.proc.kill()
+            stop.set()
+            await run
+            broker.kill()
+        extra["in_order"] = res["seqs_in_order"]
+        extra["live_events"] = live
+        if res["count"] < n + live:
+            raise RuntimeError(f"drain: subscriber got {res['count']} of {n + live}")
+        return float((n + live) / (res["last"] - t0))
+
+    return asyncio.run(main()), extra
 
 
 def main() -> None:
@@ -201,6 +253,21 @@ def main() -> None:
             "events": n,
             "payload_bytes": len(sample),
             "cpus": os.cpu_count(),
+            **extra,
+        }
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        drain_n = 100_000 if args.quick else 1_000_000
+        drain, extra = backlog_drain(drain_n, Path(tmp))
+    emit(
+        {
+            "bench": "backlog_drain_events_per_s",
+            "value": round(drain),
+            "unit": "events/s",
+            "baseline": round(base),
+            "baseline_name": "raw paho QoS1 publish → subscriber",
+            "ratio": round(drain / base, 3),
+            "events": drain_n,
             **extra,
         }
     )
