@@ -13,6 +13,8 @@ from drivers.base import (
     DriverSpec,
     Reading,
     TagValue,
+    WritableDriver,
+    WriteRejected,
 )
 
 __all__ = [
@@ -24,4 +26,6 @@ __all__ = [
     "DriverSpec",
     "Reading",
     "TagValue",
+    "WritableDriver",
+    "WriteRejected",
 ]

@@ -16,6 +16,13 @@ Exception tree (the runtime maps each to the device state published on ``…/sta
 
 A bad *value* (NaN, out of range, undecodable register) is not an exception: the driver returns
 it in ``Reading.errors`` so that one bad tag never stops the others.
+
+Writing is optional: a driver whose devices accept writes (a PLC's command tags) also implements
+:class:`WritableDriver` — ``write(tag, value)``. A write the driver refuses before sending anything
+(unknown tag, read-only tag, a value the tag's type cannot hold) raises :class:`WriteRejected`;
+one the device refuses raises :class:`DeviceFault`; no link raises :class:`DeviceOffline`::
+
+    WriteRejected (ValueError)  refused by the driver: nothing was sent to the device
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ __all__ = [
     "DriverSpec",
     "Reading",
     "TagValue",
+    "WritableDriver",
+    "WriteRejected",
 ]
 
 TagValue = int | float | bool | str
@@ -76,6 +85,24 @@ class Driver(Protocol):
     async def read(self) -> Reading: ...
 
     async def close(self) -> None: ...
+
+
+class WriteRejected(ValueError):
+    """A write refused by the driver before anything was sent: the message names the tag and
+    why (unknown tag, not writable, value not convertible to the tag's type)."""
+
+
+@runtime_checkable
+class WritableDriver(Driver, Protocol):
+    """A driver that can also write tags (e.g. a PLC's command tags for MES write-back).
+
+    ``write`` converts ``value`` to the tag's type on the device and returns once the device
+    acknowledged it. It raises :class:`WriteRejected` for an unknown or read-only tag or an
+    unconvertible value, :class:`DeviceOffline` when not connected and :class:`DeviceFault`
+    when the device refused the write. It may run concurrently with ``read()``.
+    """
+
+    async def write(self, tag: str, value: TagValue) -> None: ...
 
 
 class DeviceConfigBase(BaseModel):

@@ -49,7 +49,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from firmware_sim.base import SimulatorConfigBase, SimulatorSpec
 
-__all__ = ["CHECKWEIGHER", "CheckweigherSimConfig", "CheckweigherSim", "Weighing"]
+__all__ = ["CHECKWEIGHER", "CheckweigherSim", "CheckweigherSimConfig", "Weighing"]
 
 log = logging.getLogger(__name__)
 

@@ -123,6 +123,18 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_decode(args: argparse.Namespace) -> int:
+    from gateway.codes import TraceCodeRules
+    from gateway.decode_cmd import decode_files, rules_from_config
+
+    rules, enterprise = TraceCodeRules(), None
+    if args.config:
+        rules, enterprise = rules_from_config(_load(args.config))
+    enterprise = args.enterprise or enterprise
+    files = [Path(f) for f in args.images]
+    return decode_files(files, as_json=args.json, rules=rules, enterprise=enterprise)
+
+
 def _print_ready(ports: dict[str, int]) -> None:
     for sim_id, port in ports.items():
         print(f"simulator {sim_id} listening on 127.0.0.1:{port}", flush=True)
@@ -139,6 +151,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             broker_url=args.broker,
             stop=stop,
             config=Path(args.config) if args.config else None,
+            outbox=Path(args.outbox) if args.outbox else None,
         )
 
     asyncio.run(main())
@@ -169,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     s.add_argument("--broker", metavar="URL", help="use this broker instead of the embedded one")
     s.add_argument("--config", metavar="CONFIG.yaml", help="another line (default: demo line)")
+    s.add_argument(
+        "--outbox", metavar="DIR", help="write the platform XML here (default: var/demo-outbox)"
+    )
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("validate", help="check config / tag-map files; print every error")
@@ -183,6 +199,19 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sim", help="run the simulated devices named in a config")
     s.add_argument("config", metavar="CONFIG.yaml")
     s.set_defaults(func=cmd_sim)
+
+    s = sub.add_parser(
+        "decode", help="decode QR codes in image files as the camera driver does (commissioning)"
+    )
+    s.add_argument("images", nargs="+", metavar="IMAGE")
+    s.add_argument("--json", action="store_true", help="one JSON object per line")
+    s.add_argument("--enterprise", metavar="CODE", help="codes must carry this enterprise code")
+    s.add_argument("--config", metavar="CONFIG.yaml", help="enterprise and code rules of a line")
+    s.set_defaults(func=cmd_decode)
+
+    from gateway.bridge.cli import add_commands as add_bridge_commands
+
+    add_bridge_commands(sub)  # trace, xml validate (gateway/bridge/cli.py)
     return p
 
 

@@ -49,6 +49,7 @@ class Watch:
         self.verdicts: Counter[str] = Counter()
         self.states: dict[str, str] = {}
         self.last_seq = 0
+        self.kpi: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id="saltgw-demo-watch", protocol=paho.MQTTv311
@@ -65,6 +66,8 @@ class Watch:
         with self._lock:
             if "/state/" in msg.topic:
                 self.states[obj.get("device", "?")] = obj.get("state", "?")
+            elif msg.topic.endswith("/kpi") and isinstance(obj, dict):
+                self.kpi = obj  # retained line KPIs (docs/traceability.md)
             elif isinstance(obj, dict) and "type" in obj:
                 self.types[obj["type"]] += 1
                 self.last_seq = max(self.last_seq, int(obj.get("seq", 0)))
@@ -88,8 +91,14 @@ class Watch:
                 f"[{elapsed:5.0f}s] events={sum(self.types.values())} last_seq={self.last_seq} "
                 f"ccp pass={self.verdicts['pass']} fail={self.verdicts['fail']} "
                 f"rejects={self.types['pack.reject']} alarms={alarms} "
+                f"bags={self.types['pack.bag']} cases={self.types['pack.case']} "
+                f"pallets={self.types['pack.pallet']} scan_rate={self._scan_rate()} "
                 f"backlog={backlog} devices: {states}"
             )
+
+    def _scan_rate(self) -> str:
+        rate = self.kpi.get("scopes", {}).get("shift", {}).get("scan_rate")
+        return f"{rate:.1%}" if isinstance(rate, int | float) else "-"
 
     def summary(self) -> dict[str, Any]:
         with self._lock:
@@ -98,6 +107,7 @@ class Watch:
                 "verdicts": dict(self.verdicts),
                 "device_states": dict(self.states),
                 "last_seq": self.last_seq,
+                "kpi": self.kpi.get("scopes", {}).get("shift"),
             }
 
 
@@ -108,8 +118,11 @@ async def run_demo(
     stop: asyncio.Event,
     config: Path | None = None,
     out: TextIO = sys.stdout,
+    outbox: Path | None = None,
 ) -> dict[str, Any]:
-    cfg = load_config(config or demo_config_path())
+    from gateway.bridge.demo import with_demo_bridge
+
+    cfg = with_demo_bridge(load_config(config or demo_config_path()), outbox)  # platform XML
     sims = await start_simulators(cfg.simulators)
     try:
         if broker_url is None:
@@ -133,6 +146,8 @@ async def _run(
 ) -> dict[str, Any]:
     from urllib.parse import urlsplit
 
+    from gateway.bridge.demo import bridge_progress, bridge_summary
+
     watch = Watch(cfg, urlsplit(url).port or 1883)
     watch.start()
     gw = Gateway(cfg, broker_url=url)
@@ -145,7 +160,8 @@ async def _run(
             except TimeoutError:
                 pass
             elapsed = time.monotonic() - t0
-            print(watch.line(elapsed, gw.journal.stats.backlog), file=out, flush=True)
+            line = watch.line(elapsed, gw.journal.stats.backlog) + bridge_progress(gw.bridge)
+            print(line, file=out, flush=True)
             if duration is not None and elapsed >= duration:
                 stop.set()
     finally:
@@ -154,5 +170,7 @@ async def _run(
         await asyncio.sleep(0.3)
         watch.stop()
     summary = watch.summary()
+    if gw.bridge is not None:
+        summary["bridge"] = bridge_summary(gw.bridge)
     print("summary: " + json.dumps(summary, ensure_ascii=False), file=out, flush=True)
     return summary

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 def health(gw: Gateway) -> tuple[bool, list[str]]:
     """Ready when the broker link is up and every device is online; else the reasons."""
     reasons: list[str] = []
+    if not gw.started:
+        reasons.append("gateway starting")
     if not gw.link.connected.is_set():
         why = gw.link.stats.last_error or "not connected yet"
         reasons.append(f"MQTT broker {gw.link.broker}: {why}")

@@ -9,6 +9,10 @@
   It reconnects with exponential backoff; paho keeps unacknowledged messages and re-sends them, in
   order, after a reconnect. After a gateway restart the journal still holds every unacknowledged
   row, so each event is delivered at least once, always with its original ``id``.
+- Incoming messages (MES commands, ``docs/commands.md``): :meth:`Forwarder.listen` registers a
+  topic filter before the thread starts; the filter is subscribed (QoS 1) on every connect and
+  each message is handed to its handler on this thread, which must only pass it on (e.g. with
+  ``loop.call_soon_threadsafe``), never block.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import random
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,12 +37,15 @@ from gateway.config.models import MqttSection
 from gateway.journal import Journal, JournalReader
 from gateway.topics import Topics
 
-__all__ = ["Forwarder", "LinkStats", "MqttLink"]
+__all__ = ["Forwarder", "LinkStats", "MessageHandler", "MqttLink"]
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECS = 0.005  # how long the IO thread waits on the socket when it has nothing to send
 READ_CHUNK = 500
+
+#: Called on the forwarder thread with (topic, payload, retained) for a subscribed message.
+MessageHandler = Callable[[str, bytes, bool], None]
 
 
 @dataclass(slots=True)
@@ -82,6 +90,8 @@ class MqttLink:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
+        self.listeners: list[tuple[str, MessageHandler]] = []  # subscribed on every connect
 
     def _setup_tls(self) -> None:
         tls = self.cfg.tls
@@ -146,7 +156,17 @@ class MqttLink:
         self.stats.connects += 1
         log.info("connected to MQTT broker %s", self.broker)
         client.publish(self.topics.status(), b"online", qos=1, retain=True)
+        for topic_filter, _ in self.listeners:
+            client.subscribe(topic_filter, qos=1)
         self.connected.set()
+
+    def _on_message(self, client: Any, userdata: Any, msg: paho.MQTTMessage) -> None:
+        for topic_filter, handler in self.listeners:
+            if paho.topic_matches_sub(topic_filter, msg.topic):
+                try:
+                    handler(msg.topic, bytes(msg.payload), bool(msg.retain))
+                except Exception:  # a handler bug must not stop the forwarder
+                    log.exception("handling the MQTT message on %r failed", msg.topic)
 
     def _on_disconnect(
         self, client: Any, userdata: Any, flags: Any, rc: ReasonCode, props: Any
@@ -193,6 +213,13 @@ class Forwarder:
 
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def listen(self, topic_filter: str, handler: MessageHandler) -> None:
+        """Subscribe ``topic_filter`` (QoS 1) on every connect and hand each message to
+        ``handler`` on the forwarder thread. Call before :meth:`start`."""
+        if self._thread is not None:
+            raise RuntimeError("listen() must be called before the forwarder starts")
+        self.link.listeners.append((topic_filter, handler))
 
     def publish_control(self, topic: str, payload: bytes, *, retain: bool = True) -> None:
         """A QoS 1 message that is not journaled (device state): sent before further rows."""

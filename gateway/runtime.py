@@ -18,17 +18,21 @@ from typing import Any
 
 from drivers.base import Reading
 from drivers.registry import driver_specs
+from gateway.commands import CommandRouter, command_maps
 from gateway.config.models import ConfigBase
 from gateway.events import Event, EventDraft, Origin
 from gateway.journal import Journal, WhenFull
 from gateway.mqtt import Forwarder, MqttLink
 from gateway.profiles import Profile, profile_specs
+from gateway.profiles.context import KpiSource, LineAware, LineContext
 from gateway.supervisor import DeviceState, DeviceSupervisor, State
 from gateway.topics import Topics
 
 __all__ = ["Gateway"]
 
 log = logging.getLogger(__name__)
+
+SHUTDOWN_DRAIN_SECS = 10.0  # broker's time to acknowledge what is in flight at shutdown
 
 
 class Gateway:
@@ -64,13 +68,25 @@ class Gateway:
         device_tags = {d.id: d.tag_names() for d in cfg.devices}
         for pcfg in cfg.profiles:
             spec = specs[pcfg.profile]
-            tags = spec.bind(pcfg.tags, device_tags.get(pcfg.device))
+            tags = spec.bind(pcfg.tags, device_tags.get(pcfg.device), pcfg.model_dump())
             prof = spec.create(pcfg, tags, self.tz)
+            if isinstance(prof, LineAware):  # traceability profiles (profiles/context.py)
+                prof.bind_line(LineContext(self.origin, lambda: self.batch))
             self.profiles.setdefault(prof.device, []).append(prof)
         self.supervisors: list[DeviceSupervisor] = []
         self._bad_tags: dict[str, dict[str, str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.exit_code = 0
+        self.started = False  # devices are being supervised (for /healthz)
+        self.bridge: Any = None  # gateway.bridge.service.Bridge when the config has bridge:
+        self.commands = CommandRouter(  # MES write-back (docs/commands.md)
+            self.topics,
+            self.tz,
+            lambda topic, body: self.forwarder.publish_control(topic, body, retain=False),
+            command_maps(cfg.profiles),
+            current_batch=lambda: self.batch,
+        )
+        self.forwarder.listen(self.topics.commands(), self.commands.on_message)
 
     # -- accepting events ----------------------------------------------------------------------
     async def accept(self, drafts: list[EventDraft]) -> list[Event]:
@@ -100,7 +116,10 @@ class Gateway:
         reading = Reading(reading.device, ts, reading.values, reading.errors)
         drafts.extend(self._value_errors(reading))
         for prof in self.profiles.get(reading.device, ()):
-            drafts.extend(prof.on_reading(reading))
+            try:
+                drafts.extend(prof.on_reading(reading))
+            except Exception:  # a profile bug is not a device fault: log it, keep reading
+                log.exception("profile for device %s failed on a reading", reading.device)
         await self.accept(drafts)
 
     def _value_errors(self, reading: Reading) -> list[EventDraft]:
@@ -147,9 +166,11 @@ class Gateway:
             spec = specs[dev.driver]
             sup = DeviceSupervisor(dev.id, spec.create(dev), self._on_reading, self._on_state)
             self.supervisors.append(sup)
+            self.commands.attach(sup)
 
     async def run(self, stop: asyncio.Event) -> int:
         self._loop = asyncio.get_running_loop()
+        self.commands.bind(self._loop)
         self.journal.open()
         log.info(
             "journal %s: %d undelivered events, last seq %d",
@@ -158,8 +179,14 @@ class Gateway:
             self.journal.stats.last_seq,
         )
         self.forwarder.start()
+        if self.cfg.bridge is not None:  # store-and-forward to the platform (docs/bridge.md)
+            from gateway.bridge.service import Bridge
+
+            self.bridge = Bridge.for_gateway(self).start()
         self._build_supervisors()
+        self.started = True
         tasks = [asyncio.create_task(s.run(), name=f"device-{s.device}") for s in self.supervisors]
+        tasks.append(asyncio.create_task(self._tick(), name="profile-tick"))
         try:
             await self._watch(stop)
         finally:
@@ -171,7 +198,16 @@ class Gateway:
         while True:
             await asyncio.sleep(1.0)
             now = datetime.now(self.tz)
-            drafts = [d for profs in self.profiles.values() for p in profs for d in p.on_tick(now)]
+            drafts: list[EventDraft] = []
+            for profs in self.profiles.values():
+                for prof in profs:
+                    try:
+                        drafts.extend(prof.on_tick(now))
+                        if isinstance(prof, KpiSource) and (kpi := prof.kpi_message(now)):
+                            body = json.dumps(kpi, ensure_ascii=False).encode()
+                            self.forwarder.publish_control(self.topics.kpi(), body, retain=True)
+                    except Exception:  # a profile bug must not stop the others' ticks
+                        log.exception("profile for device %s failed on tick", prof.device)
             await self.accept(drafts)
 
     async def _watch(self, stop: asyncio.Event) -> None:
@@ -185,6 +221,7 @@ class Gateway:
             for name, alive in (
                 ("journal", self.journal.alive),
                 ("forwarder", self.forwarder.alive),
+                ("bridge", self.bridge.alive if self.bridge is not None else lambda: True),
             ):
                 if not alive():
                     log.critical("%s thread is dead; stopping the gateway (exit status 1)", name)
@@ -193,18 +230,21 @@ class Gateway:
 
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
         log.info("shutting down")
+        await self.commands.close()  # let a command being written finish
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         # let alarm tasks already created finish journaling
         pending = [t for t in asyncio.all_tasks() if t.get_name().startswith("alarm-")]
         await asyncio.gather(*pending, return_exceptions=True)
-        drained = await asyncio.to_thread(self.forwarder.drain, 5.0)
+        drained = await asyncio.to_thread(self.forwarder.drain, SHUTDOWN_DRAIN_SECS)
         if not drained:
             log.warning(
                 "%d events not yet acknowledged by the broker; kept in the journal for next start",
                 self.journal.stats.backlog,
             )
+        if self.bridge is not None:  # after the drain: it had the chance to receive it all
+            await asyncio.to_thread(self.bridge.stop)
         await asyncio.to_thread(self.forwarder.stop)
         self.journal.close()
         log.info("stopped; journal holds %d undelivered events", self.journal.stats.backlog)

@@ -59,7 +59,7 @@ class DeviceSupervisor:
         on_state: Callable[[DeviceState, DeviceState | None], None],
         *,
         backoff_initial_secs: float = 0.5,
-        backoff_max_secs: float = 30.0,
+        backoff_max_secs: float = 10.0,  # a device back is read again within ~10 s
     ) -> None:
         self.device = device
         self.driver = driver

@@ -30,6 +30,13 @@ class Topics:
     def state(self, device: str) -> str:
         return f"{self.line_root}/state/{device}"
 
+    def commands(self) -> str:
+        """Filter of every device's command topic, ``…/{line}/cmd/+`` (docs/commands.md)."""
+        return f"{self.line_root}/cmd/+"
+
+    def command_response(self, device: str) -> str:
+        return f"{self.line_root}/cmd/{device}/response"
+
     def kpi(self) -> str:
         return f"{self.line_root}/kpi"
 

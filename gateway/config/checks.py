@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from gateway.commands import COMMANDS
 from gateway.profiles.registry import profile_specs
 
 __all__ = ["cross_checks"]
@@ -26,6 +27,30 @@ def _device_tags(entry: Any, adapter: TypeAdapter[Any]) -> set[str] | None:
         return {str(k) for k in tags} if isinstance(tags, dict) else None
 
 
+def _command_refs(
+    prof: dict[str, Any], i: int, device: str, tags: set[str], entry: Any
+) -> Iterator[tuple[Loc, str]]:
+    """A profile's ``commands:`` (MES write-back, docs/commands.md) names device tags: each
+    must exist and be writable (``writable: true`` in the device's tag map)."""
+    commands = prof.get("commands")
+    if not isinstance(commands, dict):
+        return
+    raw_tags = entry.get("tags") if isinstance(entry, dict) else None
+    for name, params in commands.items():
+        if name not in COMMANDS:  # reported by the schema
+            continue
+        for param, tag in (params or {}).items() if isinstance(params, dict) else ():
+            if not isinstance(tag, str):
+                continue
+            loc: Loc = ("profiles", i, "commands", str(name), str(param))
+            spec = raw_tags.get(tag) if isinstance(raw_tags, dict) else None
+            if tag not in tags:
+                have = ", ".join(sorted(tags))
+                yield loc, f"device {device!r} has no tag {tag!r} (tags: {have})"
+            elif isinstance(spec, dict) and spec.get("writable") is not True:
+                yield loc, f"tag {tag!r} of device {device!r} is not writable (add writable: true)"
+
+
 def _entries(data: dict[str, Any], key: str) -> list[Any]:
     value = data.get(key)
     return value if isinstance(value, list) else []
@@ -36,6 +61,7 @@ def cross_checks(
 ) -> Iterator[tuple[Loc, str]]:
     """Yield (location, message) for each duplicate id and each broken reference."""
     devices: dict[str, set[str] | None] = {}
+    raw: dict[str, Any] = {}  # device id -> its entry as written
     for i, dev in enumerate(_entries(data, "devices")):
         dev_id = dev.get("id") if isinstance(dev, dict) else None
         if not isinstance(dev_id, str):
@@ -44,6 +70,7 @@ def cross_checks(
             yield ("devices", i, "id"), f"duplicate device id {dev_id!r}"
             continue
         devices[dev_id] = _device_tags(dev, device_adapter)
+        raw[dev_id] = dev
     sims: set[str] = set()
     for i, sim in enumerate(_entries(data, "simulators")):
         sim_id = sim.get("id") if isinstance(sim, dict) else None
@@ -66,6 +93,7 @@ def cross_checks(
         overrides = overrides if isinstance(overrides, dict) else {}
         if spec is None or tags is None:
             continue
+        yield from _command_refs(prof, i, device, tags, raw.get(device))
         roles = {r.name for r in spec.roles}
         for role in overrides:
             if role not in roles:
@@ -74,7 +102,8 @@ def cross_checks(
                     ("profiles", i, "tags", role),
                     f"profile {spec.name!r} has no role {role!r} (roles: {have})",
                 )
-        for role, tag in spec.bind({k: str(v) for k, v in overrides.items()}, tags).items():
+        bound = spec.bind({k: str(v) for k, v in overrides.items()}, tags, prof)
+        for role, tag in bound.items():
             if tag not in tags:
                 where: Loc = (
                     ("profiles", i, "tags", role)

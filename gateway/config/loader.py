@@ -179,7 +179,9 @@ def _message(err: ErrorDetails) -> str:
     if etype == "extra_forbidden":
         return "unknown key"
     if etype == "literal_error":
-        options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        expected = str(ctx.get("expected", ""))
+        # strings come quoted ("'a', 'b' or 'c'"), numbers bare ("20, 25 or 30")
+        options = re.findall(r"'([^']*)'", expected) or re.split(r",\s*|\s+or\s+", expected)
         return f"expected one of {', '.join(options)}; got {got!r}"
     if etype == "union_tag_invalid":
         options = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
@@ -209,7 +211,11 @@ def _issues_from_validation(
 ) -> Iterator[Issue]:
     seen: set[tuple[int, int, str, str]] = set()
     for err in exc.errors(include_url=False):
-        path, _exists = _walk(data, err["loc"])
+        loc = err["loc"]
+        if err["type"] == "union_tag_invalid":  # point at the key that picks the variant
+            picker = str((err.get("ctx") or {}).get("discriminator", "")).strip("'")
+            loc = (*loc, picker) if picker else loc
+        path, _exists = _walk(data, loc)
         line, col = _locate(pos, path, err["type"])
         issue = Issue(file, line, col, format_path(path), _message(err))
         key = (line, col, issue.path, issue.message)

@@ -23,6 +23,7 @@ from drivers.base import DeviceConfigBase
 from drivers.registry import driver_specs
 from firmware_sim.base import SimulatorConfigBase
 from firmware_sim.registry import simulator_specs
+from gateway.bridge.config import BridgeSection
 from gateway.profiles.base import ProfileConfigBase
 from gateway.profiles.registry import profile_specs
 
@@ -190,6 +191,10 @@ class ConfigBase(Strict):
     )
     journal: JournalSection = Field(
         default_factory=JournalSection, description="Durable event journal."
+    )
+    bridge: BridgeSection | None = Field(
+        default=None,
+        description="Bridge to the national traceability platform, run by `saltgw run`.",
     )
     # Overridden in config_model() with the discriminated unions of installed plugins.
     devices: list[Any] = Field(default_factory=list)

@@ -13,7 +13,7 @@ a tag map that uses the profile's names needs no binding at all::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any, Protocol
@@ -69,12 +69,27 @@ class ProfileSpec:
     create: Callable[[Any, Mapping[str, str], tzinfo], Profile]
     roles: tuple[Role, ...]
     description: str = ""
+    #: Roles an entry needs beyond those marked ``required``, from its raw settings (e.g. a
+    #: ``source:`` setting that picks which values the profile reads); None: no such roles.
+    required_for: Callable[[Mapping[str, Any]], Collection[str]] | None = None
 
-    def bind(self, overrides: Mapping[str, str], device_tags: set[str] | None) -> dict[str, str]:
-        """Role → tag name: overrides, else the default when the device has it (or must)."""
+    def bind(
+        self,
+        overrides: Mapping[str, str],
+        device_tags: set[str] | None,
+        entry: Mapping[str, Any] | None = None,
+    ) -> dict[str, str]:
+        """Role → tag name: overrides, else the default when the device has it (or must).
+
+        ``entry`` (the profile's raw settings) lets :attr:`required_for` make more roles
+        required, so that a missing tag is reported against the config, not at run time."""
+        must: set[str] = set()
+        if self.required_for is not None and entry is not None:
+            must = set(self.required_for(entry))
         out: dict[str, str] = {}
         for role in self.roles:
             tag = overrides.get(role.name, role.default)
-            if role.name in overrides or role.required or device_tags is None or tag in device_tags:
+            needed = role.required or role.name in must
+            if role.name in overrides or needed or device_tags is None or tag in device_tags:
                 out[role.name] = tag
         return out

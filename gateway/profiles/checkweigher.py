@@ -21,7 +21,7 @@ from gateway.events import EventDraft
 from gateway.profiles.base import ProfileConfigBase, ProfileSpec, Role
 from gateway.profiles.tolerance import lower_limit_g
 
-__all__ = ["CHECKWEIGHER", "CheckweigherProfileConfig", "CheckweigherProfile", "LimitsConfig"]
+__all__ = ["CHECKWEIGHER", "CheckweigherProfile", "CheckweigherProfileConfig", "LimitsConfig"]
 
 log = logging.getLogger(__name__)
 

@@ -43,10 +43,15 @@ def test_healthz_and_metrics_follow_the_line(tmp_path: Path, mosquitto: Mosquitt
     sim = None
     try:
         wait_port(http)
-        # the device is not there yet: not ready, and it says why
-        code, body = get(f"http://127.0.0.1:{http}/healthz")
-        assert code == 503
-        reasons = json.loads(body)["reasons"]
+        # the device is not there yet: not ready, and it says why (once it has started)
+        deadline = time.monotonic() + 10
+        while True:
+            code, body = get(f"http://127.0.0.1:{http}/healthz")
+            assert code == 503
+            reasons = json.loads(body)["reasons"]
+            if "gateway starting" not in reasons or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert any(r.startswith("device cw1:") for r in reasons), reasons
         sim = saltgw("sim", str(cfg), log=log)
         wait_port(sim_port)

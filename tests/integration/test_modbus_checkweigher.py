@@ -20,7 +20,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from drivers.base import DeviceFault, DeviceOffline, Reading
 from drivers.modbus import ModbusDeviceConfig, ModbusDriver
-from firmware_sim.checkweigher import CheckweigherSimConfig, CheckweigherSim, Weighing
+from firmware_sim.checkweigher import CheckweigherSim, CheckweigherSimConfig, Weighing
 from firmware_sim.registry import simulator_specs
 
 pytestmark = pytest.mark.integration

@@ -3,8 +3,8 @@ from datetime import UTC, datetime
 from drivers.base import Reading
 from gateway.profiles.checkweigher import (
     CHECKWEIGHER,
-    CheckweigherProfileConfig,
     CheckweigherProfile,
+    CheckweigherProfileConfig,
     LimitsConfig,
 )
 

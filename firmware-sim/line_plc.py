@@ -1,0 +1,548 @@
+"""A simulated packing-line PLC: an OPC UA server (asyncua) in front of the line model
+(``line_model.py``: PackML states, bags, cases, batches).
+
+Address space — object ``Objects/{line_name}`` (NodeId ``ns={idx};s={line_name}``) in namespace
+``namespace_uri``; each variable has NodeId ``ns={idx};s={line_name}.{Name}`` and browse name
+``{idx}:{Name}``:
+
+    ===============  ========  =====  ============================================
+    Name             type      write  meaning
+    ===============  ========  =====  ============================================
+    State            Int32            PackML state number (OPC 30050 / TR88.00.02)
+    StateName        String           its name (Execute, Held, …)
+    Mode             Int32            PackML unit mode (1 Production)
+    Speed            Double           bags per minute (0 unless Execute)
+    BagCount         UInt32           bags filled since power-on
+    CaseCount        UInt32           cases packed since power-on
+    BagsPerCase      UInt16           bags per case
+    BatchNumber      String   yes     current batch ('' when none); writing it renames the batch
+    Product          String           product of the batch
+    Shift            String           shift of the batch
+    FillWeight       Double           net weight of the last bag, g
+    Iodine           Double           iodine content from the online analyser, mg/kg
+    Cmd_BatchNumber  String   yes     batch number for Cmd_StartBatch
+    Cmd_Product      String   yes     product for Cmd_StartBatch ('' = keep)
+    Cmd_Shift        String   yes     shift for Cmd_StartBatch ('' = by the clock)
+    Cmd_StartBatch   Boolean  yes     rising edge: start Cmd_BatchNumber; the PLC resets it
+    Cmd_EndBatch     Boolean  yes     rising edge: complete the running batch; reset by the PLC
+    ===============  ========  =====  ============================================
+
+Command tags are plain variables (no methods): MES writes the parameters, then the trigger;
+the PLC acts within one scan (50 ms) and writes the trigger back to false.
+
+Fault knobs: :meth:`restart` (the server stops and comes back on the same port: sessions and
+subscriptions are gone), :meth:`change_namespace` (a restart after which the line's namespace
+has another index), :meth:`stall` (the PLC freezes: values stop and requests go unanswered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from asyncua import Server, ua
+from asyncua.common.utils import ServiceError
+from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.user_managers import UserManager
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from pydantic import Field, model_validator
+
+from firmware_sim.base import SimulatorConfigBase, SimulatorSpec
+from firmware_sim.certs import make_certificate
+from firmware_sim.line_model import LineModel, LineSettings
+
+__all__ = ["LINE_PLC", "LinePlcConfig", "LinePlcSim"]
+
+log = logging.getLogger(__name__)
+
+SCAN_SECS = 0.05
+Policy = Literal[
+    "None",
+    "Basic256Sha256_Sign",
+    "Basic256Sha256_SignAndEncrypt",
+    "Aes128_Sha256_RsaOaep_Sign",
+    "Aes128_Sha256_RsaOaep_SignAndEncrypt",
+]
+_P = ua.SecurityPolicyType
+_POLICY_TYPES = {
+    "None": _P.NoSecurity,
+    "Basic256Sha256_Sign": _P.Basic256Sha256_Sign,
+    "Basic256Sha256_SignAndEncrypt": _P.Basic256Sha256_SignAndEncrypt,
+    "Aes128_Sha256_RsaOaep_Sign": _P.Aes128Sha256RsaOaep_Sign,
+    "Aes128_Sha256_RsaOaep_SignAndEncrypt": _P.Aes128Sha256RsaOaep_SignAndEncrypt,
+}
+V = ua.VariantType
+#: (name, type, writable by clients)
+VARIABLES: tuple[tuple[str, ua.VariantType, bool], ...] = (
+    ("State", V.Int32, False),
+    ("StateName", V.String, False),
+    ("Mode", V.Int32, False),
+    ("Speed", V.Double, False),
+    ("BagCount", V.UInt32, False),
+    ("CaseCount", V.UInt32, False),
+    ("BagsPerCase", V.UInt16, False),
+    ("BatchNumber", V.String, True),
+    ("Product", V.String, False),
+    ("Shift", V.String, False),
+    ("FillWeight", V.Double, False),
+    ("Iodine", V.Double, False),
+    ("Cmd_BatchNumber", V.String, True),
+    ("Cmd_Product", V.String, True),
+    ("Cmd_Shift", V.String, True),
+    ("Cmd_StartBatch", V.Boolean, True),
+    ("Cmd_EndBatch", V.Boolean, True),
+)
+
+
+class LinePlcConfig(SimulatorConfigBase):
+    """A salt packing line's PLC, speaking OPC UA."""
+
+    kind: Literal["line_plc"] = Field(description="Selects the packing-line PLC simulator.")
+    namespace_uri: str = Field(
+        default="urn:saltgw:sim:line-plc", description="Namespace URI of the line's nodes."
+    )
+    line_name: str = Field(
+        default="Line1",
+        pattern=r"^[A-Za-z][A-Za-z0-9_]*$",
+        description="Name of the line object (Objects/{line_name}) and NodeId prefix.",
+    )
+    line_id: str = Field(default="L1", description="Line id in automatic batch numbers.")
+    speed_min_bags_per_min: float = Field(
+        default=120, gt=0, le=600, description="Lowest speed while executing, bags/min."
+    )
+    speed_max_bags_per_min: float = Field(
+        default=200, gt=0, le=600, description="Highest speed while executing, bags/min."
+    )
+    bags_per_case: int = Field(default=20, ge=1, le=1000, description="Bags packed per case.")
+    nominal_g: float = Field(default=400, gt=0, description="Nominal net content of a bag, g.")
+    product: str = Field(default="加碘精制盐 400g", description="Product of automatic batches.")
+    shift: str | None = Field(
+        default=None, description="Shift of every batch; none = by the clock (A 06–14, B, C)."
+    )
+    auto_batches: bool = Field(
+        default=True,
+        description="Start and end batches on a schedule until the first command arrives.",
+    )
+    batch_secs: float = Field(
+        default=25, gt=0, description="How long an automatic batch executes, seconds."
+    )
+    idle_secs: float = Field(default=5, ge=0, description="Idle time between automatic batches.")
+    first_batch_after_secs: float = Field(
+        default=2, ge=0, description="When the first automatic batch starts after power-on."
+    )
+    transition_secs: float = Field(
+        default=1, ge=0, description="Duration of the acting states (Starting, Completing, …)."
+    )
+    hold_every_s: float | None = Field(
+        default=None, gt=0, description="Hold the line (e.g. a film splice) this often; none."
+    )
+    hold_for_s: float = Field(default=3, gt=0, description="How long each hold lasts, seconds.")
+    iodine_mg_kg: float = Field(
+        default=25, ge=0, description="Mean iodine content the analyser reports, mg/kg."
+    )
+    security_policies: list[Policy] = Field(
+        default_factory=lambda: list[Policy](["None"]),
+        min_length=1,
+        description="Endpoints offered: None and/or Basic256Sha256 / Aes128_Sha256_RsaOaep with "
+        "_Sign or _SignAndEncrypt.",
+    )
+    certificate: Path | None = Field(
+        default=None,
+        description="Server certificate (DER or PEM); none = a self-signed one made at start.",
+    )
+    private_key: Path | None = Field(
+        default=None, description="Private key of `certificate` (PEM or DER)."
+    )
+    export_certificate: Path | None = Field(
+        default=None,
+        description="Write the server certificate (DER) here at start, for a gateway's trust_dir.",
+    )
+    trusted_client_certificates: list[Path] | None = Field(
+        default=None,
+        description="Client certificates accepted on secure channels; none = any certificate.",
+    )
+    username: str | None = Field(
+        default=None, description="Require this user name (and password); none = anonymous."
+    )
+    password: str | None = Field(
+        default=None, description="Password of `username` (a simulator: tests set it here)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> LinePlcConfig:
+        if self.speed_min_bags_per_min > self.speed_max_bags_per_min:
+            raise ValueError("speed_min_bags_per_min is above speed_max_bags_per_min")
+        if (self.certificate is None) != (self.private_key is None):
+            raise ValueError("certificate and private_key go together")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        return self
+
+    def settings(self) -> LineSettings:
+        return LineSettings(
+            line_id=self.line_id,
+            speed_min=self.speed_min_bags_per_min,
+            speed_max=self.speed_max_bags_per_min,
+            bags_per_case=self.bags_per_case,
+            nominal_g=self.nominal_g,
+            product=self.product,
+            shift=self.shift,
+            auto_batches=self.auto_batches,
+            batch_secs=self.batch_secs,
+            idle_secs=self.idle_secs,
+            first_batch_after_secs=self.first_batch_after_secs,
+            transition_secs=self.transition_secs,
+            hold_every_s=self.hold_every_s,
+            hold_for_s=self.hold_for_s,
+            iodine_mg_kg=self.iodine_mg_kg,
+        )
+
+
+class _Transports(list[Any]):
+    """asyncua's list of client connections: one made while the PLC stalls is paused before
+    it reads anything."""
+
+    def __init__(self, sim: LinePlcSim) -> None:
+        super().__init__()
+        self._sim = sim
+
+    def append(self, transport: Any) -> None:
+        super().append(transport)
+        if self._sim.stalled:
+            self._sim._pause(transport)
+
+
+class _Users(UserManager):
+    """asyncua user manager: one user name and password."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username, self.password = username, password
+
+    def get_user(
+        self,
+        iserver: Any,
+        username: str | None = None,
+        password: str | None = None,
+        certificate: Any = None,
+    ) -> User | None:
+        if username == self.username and password == self.password:
+            return User(role=UserRole.User, name=username)
+        return None
+
+
+def _der(data: bytes) -> bytes:
+    if data.lstrip().startswith(b"-----BEGIN"):
+        return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
+    return data
+
+
+class LinePlcSim:
+    """The running simulator; see the module docstring for the address space."""
+
+    def __init__(self, config: LinePlcConfig) -> None:
+        self.config = config
+        self.model = LineModel(config.settings(), random.Random(config.seed), time.monotonic())
+        self._port = config.port
+        self._server: Server | None = None
+        self._nodes: dict[str, ua.NodeId] = {}
+        self._written: dict[str, Any] = {}
+        self._extra_namespaces = 0
+        self._stalled_until = 0.0
+        self._paused: set[Any] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._cert: bytes | None = None
+        self._key: bytes | None = None
+        self.application_uri = f"urn:saltgw:sim:line-plc:{config.id}"
+
+    # --- public API -----------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The TCP port; the bound one once started (``port: 0`` picks a free one)."""
+        return self._port
+
+    @property
+    def endpoint(self) -> str:
+        return f"opc.tcp://{self.config.host}:{self._port}"
+
+    @property
+    def online(self) -> bool:
+        return self._server is not None
+
+    @property
+    def namespace_index(self) -> int:
+        """Index of the line's namespace in the running server's namespace array."""
+        return 2 + self._extra_namespaces
+
+    @property
+    def certificate_der(self) -> bytes | None:
+        """The server certificate (DER), once started with a secure policy."""
+        return self._cert
+
+    def node_id(self, name: str) -> str:
+        """``ns=2;s=Line1.BagCount`` for ``BagCount`` in the running server."""
+        return f"ns={self.namespace_index};s={self.config.line_name}.{name}"
+
+    async def start(self) -> None:
+        if self._task is not None:
+            raise RuntimeError("line PLC already started")
+        await self._load_certificate()
+        await self._serve()
+        self._task = asyncio.create_task(self._scan(), name=f"line-plc-{self.config.id}")
+        log.info(
+            "line PLC %r on %s (namespace %r index %d)",
+            self.config.id,
+            self.endpoint,
+            self.config.namespace_uri,
+            self.namespace_index,
+        )
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._shutdown()
+
+    async def restart(self, down_secs: float = 0.0) -> None:
+        """Stop the server (every session and subscription is lost) and start it again on the
+        same port after ``down_secs``. The line keeps running meanwhile (retentive memory)."""
+        await self._shutdown()
+        log.info("line PLC %r restarting (down %.1f s)", self.config.id, down_secs)
+        await asyncio.sleep(down_secs)
+        await self._serve()
+
+    async def change_namespace(self, down_secs: float = 0.0) -> None:
+        """Restart with one more namespace registered before the line's: its index grows by 1."""
+        self._extra_namespaces += 1
+        await self.restart(down_secs)
+
+    @property
+    def stalled(self) -> bool:
+        return time.monotonic() < self._stalled_until
+
+    def stall(self, seconds: float) -> None:
+        """Freeze for ``seconds``: no value changes, no answer to any request, new connections
+        accepted but never answered, as a PLC whose communication processor hangs. The line's
+        timers freeze too; afterwards everything goes on where it stopped."""
+        self._stalled_until = time.monotonic() + seconds
+        if self._server is not None:
+            for transport in self._server.iserver.asyncio_transports:
+                self._pause(transport)
+        log.info("line PLC %r stalls for %.1f s", self.config.id, seconds)
+
+    def _pause(self, transport: Any) -> None:
+        if transport not in self._paused:
+            transport.pause_reading()
+            self._paused.add(transport)
+
+    # --- server ---------------------------------------------------------------------------
+    async def _load_certificate(self) -> None:
+        cfg = self.config
+        if cfg.security_policies == ["None"]:
+            return
+        if cfg.certificate is not None and cfg.private_key is not None:
+            self._cert = _der(cfg.certificate.read_bytes())
+            self._key = cfg.private_key.read_bytes()
+        else:
+            pair = make_certificate(self.application_uri, f"saltgw line PLC {cfg.id}", server=True)
+            self._cert, self._key = pair.certificate_der, pair.private_key_pem
+        if cfg.export_certificate is not None:
+            cfg.export_certificate.parent.mkdir(parents=True, exist_ok=True)
+            cfg.export_certificate.write_bytes(self._cert)
+
+    async def _serve(self) -> None:
+        async with self._lock:
+            if self._server is not None:
+                return
+            server = await self._build()
+            for attempt in range(50):  # the port may be briefly busy: keep it, it is our identity
+                try:
+                    await server.start()
+                    break
+                except OSError:
+                    if attempt == 49:
+                        raise
+                    await asyncio.sleep(0.1)
+            if server.bserver is not None and server.bserver.port:
+                self._port = int(server.bserver.port)
+            self._server = server
+            self._written.clear()
+            await self._publish()
+
+    async def _build(self) -> Server:
+        cfg = self.config
+        users = _Users(cfg.username, cfg.password) if cfg.username and cfg.password else None
+        server = Server(user_manager=users)
+        await server.init()
+        server.iserver.asyncio_transports = _Transports(self)
+        server.set_endpoint(f"opc.tcp://{cfg.host}:{self._port}")
+        server.set_server_name(f"saltgw line PLC simulator {cfg.id}")
+        await server.set_application_uri(self.application_uri)
+        server.set_security_policy([_POLICY_TYPES[p] for p in cfg.security_policies])
+        if self._cert is not None and self._key is not None:
+            await server.load_certificate(self._cert, format="der")
+            await server.load_private_key(
+                self._key, format="pem" if self._key.lstrip().startswith(b"-----") else "der"
+            )
+        if users is not None:
+            server.set_identity_tokens([ua.UserNameIdentityToken])
+        if cfg.trusted_client_certificates is not None:
+            server.set_certificate_validator(self._client_validator())
+        for i in range(self._extra_namespaces):
+            await server.register_namespace(f"urn:saltgw:sim:spare-{i + 1}")
+        idx = await server.register_namespace(cfg.namespace_uri)
+        line = await server.nodes.objects.add_object(
+            _nid(cfg.line_name, idx), ua.QualifiedName(cfg.line_name, idx)
+        )
+        self._nodes = {}
+        for name, vtype, writable in VARIABLES:
+            node_id = _nid(f"{cfg.line_name}.{name}", idx)
+            var = await line.add_variable(
+                node_id, ua.QualifiedName(name, idx), ua.Variant(_initial(vtype), vtype)
+            )
+            if writable:
+                await var.set_writable()
+            self._nodes[name] = node_id
+        return server
+
+    def _client_validator(self) -> Callable[[x509.Certificate, Any], Awaitable[None]]:
+        paths = self.config.trusted_client_certificates or []
+        trusted = {_der(p.read_bytes()) for p in paths}
+
+        async def validate(cert: x509.Certificate, app: Any) -> None:
+            if cert.public_bytes(Encoding.DER) not in trusted:
+                log.warning("line PLC %r: untrusted client certificate rejected", self.config.id)
+                raise ServiceError(ua.StatusCodes.BadCertificateUntrusted)
+
+        return validate
+
+    async def _shutdown(self) -> None:
+        async with self._lock:
+            server, self._server = self._server, None
+            self._paused.clear()
+            if server is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(server.stop(), 5.0)
+
+    # --- the PLC scan ---------------------------------------------------------------------
+    async def _scan(self) -> None:
+        while True:
+            await asyncio.sleep(SCAN_SECS)
+            try:
+                if self._stalled():
+                    continue
+                if self._server is not None:
+                    self._commands()
+                self.model.step(time.monotonic(), datetime.now().astimezone())
+                await self._publish()
+            except Exception:  # a scan error must not kill the PLC
+                log.exception("line PLC %r: scan failed", self.config.id)
+
+    def _stalled(self) -> bool:
+        now = time.monotonic()
+        if now < self._stalled_until:
+            return True
+        if self._stalled_until:
+            self._stalled_until = 0.0
+            for transport in self._paused:
+                with contextlib.suppress(Exception):
+                    transport.resume_reading()
+            self._paused.clear()
+            self.model.freeze(now)  # the line's clock stood still: no burst of bags
+        return False
+
+    def _read(self, name: str) -> Any:
+        assert self._server is not None
+        dv = self._server.read_attribute_value(self._nodes[name])
+        return dv.Value.Value if dv.Value is not None else None
+
+    def _commands(self) -> None:
+        """Act on what clients wrote since the last scan."""
+        model, now = self.model, datetime.now().astimezone()
+        batch = self._read("BatchNumber")
+        if isinstance(batch, str) and batch != self._written.get("BatchNumber", batch):
+            log.info("line PLC %r: batch number set to %r", self.config.id, batch)
+            model.set_batch(batch)
+        if self._read("Cmd_StartBatch") is True:
+            number = str(self._read("Cmd_BatchNumber") or "")
+            if number:
+                product = str(self._read("Cmd_Product") or "") or None
+                shift = str(self._read("Cmd_Shift") or "") or None
+                log.info("line PLC %r: start batch %r", self.config.id, number)
+                model.start_batch(number, product, shift, now)
+            else:
+                log.warning("line PLC %r: Cmd_StartBatch without Cmd_BatchNumber", self.config.id)
+            self._written.pop("Cmd_StartBatch", None)  # write the reset below
+        if self._read("Cmd_EndBatch") is True:
+            log.info("line PLC %r: end batch", self.config.id)
+            model.end_batch()
+            self._written.pop("Cmd_EndBatch", None)
+
+    def _values(self) -> dict[str, Any]:
+        m = self.model
+        return {
+            "State": int(m.state),
+            "StateName": m.state.label,
+            "Mode": m.mode,
+            "Speed": m.speed,
+            "BagCount": m.bag_count,
+            "CaseCount": m.case_count,
+            "BagsPerCase": self.config.bags_per_case,
+            "BatchNumber": m.batch,
+            "Product": m.product,
+            "Shift": m.shift,
+            "FillWeight": m.fill_weight_g,
+            "Iodine": m.iodine_mg_kg,
+            "Cmd_StartBatch": False,
+            "Cmd_EndBatch": False,
+        }
+
+    async def _publish(self) -> None:
+        """Write the model's values that changed into the address space."""
+        server = self._server
+        if server is None:
+            return
+        types = {name: vtype for name, vtype, _ in VARIABLES}
+        for name, value in self._values().items():
+            if self._written.get(name, _UNSET) == value:
+                continue
+            dv = ua.DataValue(ua.Variant(value, types[name]))
+            await server.write_attribute_value(self._nodes[name], dv)
+            self._written[name] = value
+
+
+_UNSET = object()
+
+
+def _nid(name: str, index: int) -> ua.NodeId:
+    return ua.NodeId(ua.String(name), ua.Int16(index))
+
+
+def _initial(vtype: ua.VariantType) -> Any:
+    if vtype == V.String:
+        return ""
+    if vtype == V.Boolean:
+        return False
+    if vtype == V.Double:
+        return 0.0
+    return 0
+
+
+LINE_PLC = SimulatorSpec(
+    name="line_plc",
+    config_model=LinePlcConfig,
+    create=LinePlcSim,
+    description="Packing-line PLC on OPC UA: PackML state and mode, speed, bag and case counters, "
+    "batch, product, shift, fill weight, iodine; command tags for batches; security None or "
+    "Basic256Sha256/Aes128_Sha256_RsaOaep; fault knobs restart, namespace change, stall.",
+)

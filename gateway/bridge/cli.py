@@ -1,0 +1,157 @@
+"""``saltgw trace`` and ``saltgw xml validate`` (contract: "Command line"). Registered by
+gateway/cli.py through :func:`add_commands`; heavy imports (lxml) happen when a command runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_commands"]
+
+
+class _Usage(Exception):
+    """A user mistake: one line on stderr, exit status 2."""
+
+
+def add_commands(sub: Any) -> None:
+    s = sub.add_parser(
+        "trace",
+        help="trace a code or recall a batch from the local trace store",
+        description=(
+            "Answer from the bridge's trace store (QB/T 5279 5.1): a code's batch, case, "
+            "pallet, CCP records of its batch and outbound records; a batch's codes and where "
+            "they went. --purge runs the retention job (11.1)."
+        ),
+    )
+    s.add_argument("code", nargs="?", metavar="CODE")
+    s.add_argument("--batch", metavar="BATCH", help="list a batch's codes and where they went")
+    s.add_argument("--documents", action="store_true", help="list the outbox documents")
+    s.add_argument("--purge", action="store_true", help="purge records past retention")
+    s.add_argument("--config", metavar="CONFIG.yaml", help="config with a bridge: section")
+    s.add_argument(
+        "--store",
+        metavar="PATH",
+        help="the trace store instead of --config (default: var/bridge.db)",
+    )
+    s.add_argument("--json", action="store_true", help="print JSON (one object per line)")
+    s.add_argument("--ccp", type=int, default=20, metavar="N", help="CCP records to show (-1: all)")
+    s.set_defaults(func=_guard(cmd_trace))
+
+    x = sub.add_parser("xml", help="XML documents saltgw produces")
+    xs = x.add_subparsers(dest="xml_verb", required=True, metavar="ACTION")
+    v = xs.add_parser(
+        "validate",
+        help="validate documents against their schema",
+        description=(
+            "Validate EPCIS 2.0 documents against GS1's XSD and platform documents against the "
+            "schema shipped with saltgw (chosen by the root namespace); gzip+base64 bodies are "
+            "decoded first. Exit 0 when all are valid, 1 when one is not."
+        ),
+    )
+    v.add_argument("files", nargs="+", metavar="FILE")
+    v.add_argument(
+        "--xsd",
+        metavar="PATH",
+        help="GS1 EPCIS 2.0 XSD (default: ../shared/reference/epcis-2.0/xsd/"
+        "EPCglobal-epcis-2_0.xsd next to the project)",
+    )
+    v.set_defaults(func=_guard(cmd_xml_validate))
+
+
+def _guard(fn: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return int(fn(args))
+        except _Usage as exc:
+            print(f"saltgw: error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+# -- trace ---------------------------------------------------------------------------------------
+def _open(args: argparse.Namespace) -> tuple[Any, Any]:
+    from gateway.bridge.store import TraceStore
+
+    cfg = None
+    if args.config:
+        from gateway.config.loader import ConfigError, load_config
+
+        try:
+            full = load_config(args.config)
+        except ConfigError as exc:
+            for issue in exc.issues:
+                print(issue, file=sys.stderr)
+            raise SystemExit(2) from None
+        if full.bridge is None:
+            raise _Usage(f"{args.config}: no bridge: section, so no trace store")
+        cfg = full.bridge
+        path = Path(args.store) if args.store else cfg.store
+    elif args.store:
+        path = Path(args.store)
+    else:  # the default store of a bridge run from this directory
+        from gateway.bridge.config import BridgeSection
+
+        path = BridgeSection().store
+        if not path.exists():
+            raise _Usage(
+                f"no trace store at {path}: give --config CONFIG.yaml (its bridge.store is "
+                "read) or --store PATH"
+            )
+    try:
+        return TraceStore(path, create=False), cfg
+    except FileNotFoundError:
+        raise _Usage(f"no trace store at {path} (has the bridge run yet?)") from None
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from gateway.bridge import trace_output as out
+
+    chosen = [bool(args.code), bool(args.batch), args.documents, args.purge]
+    if sum(chosen) != 1:
+        raise _Usage("give one of CODE, --batch BATCH, --documents, --purge")
+    store, cfg = _open(args)
+    try:
+        if args.purge:
+            return out.purge(store.db, cfg, args.json)
+        if args.documents:
+            return out.documents(store.db, args.json)
+        limit = None if args.ccp < 0 else args.ccp
+        if args.batch:
+            return out.batch(store.db, args.batch, cfg, args.json)
+        return out.code(store.db, args.code, cfg, args.json, limit)
+    finally:
+        store.close()
+
+
+# -- xml validate --------------------------------------------------------------------------------
+def cmd_xml_validate(args: argparse.Namespace) -> int:
+    from gateway.bridge.xmlcheck import SchemaMissing, check_document, decode_body
+
+    xsd = Path(args.xsd) if args.xsd else None
+    if xsd is not None and not xsd.is_file():
+        raise _Usage(f"--xsd {xsd}: no such file")
+    bad = 0
+    for name in args.files:
+        try:
+            raw = Path(name).read_bytes()
+        except OSError as exc:
+            raise _Usage(f"{name}: cannot read: {exc.strerror}") from None
+        try:
+            result = check_document(decode_body(raw), xsd)
+        except ValueError as exc:
+            print(f"{name}:1:1: error: {exc}")
+            bad += 1
+            continue
+        except SchemaMissing as exc:
+            raise _Usage(f"{name}: {exc}") from None
+        if result.valid:
+            print(f"{name}: valid ({result.kind})")
+        else:
+            bad += 1
+            for err in result.errors:  # "LINE:COL: message"
+                loc, _, msg = err.partition(": ")
+                print(f"{name}:{loc}: error: {msg}")
+    return 1 if bad else 0

@@ -1,0 +1,247 @@
+"""Build upload documents from the records not yet in one, into the outbox (``documents``).
+
+Constraints:
+
+- A document holds the oldest uploadable events not yet in a document, in ingest order, up to
+  ``codes_per_document`` codes (an event is never split: one carrying more codes gets its own
+  document). It is built when that many codes wait, or when the oldest waiting record is
+  ``max_delay_secs`` old, or on demand (``force``).
+- Each document has a unique number ``{enterprise}-{yyyymmdd}-{node}-{seq:06d}``; ``seq``
+  counts per day and is persisted with the document (a number whose document was not committed
+  was never seen outside, so it may be given again). Each document is checked against its
+  schema before it enters the outbox; one that fails is kept as ``quarantined`` with the
+  schema's message (a saltgw bug or data the schema cannot hold) and never uploaded —
+  reconciliation then shows its batch incomplete.
+- Document rows (with their event ranges) and ``meta.built_rid`` are written in one
+  transaction, a few documents at a time (one fsync for several): after a crash either both
+  exist or neither (the records then go into a new document). No event row is rewritten.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import IO, Protocol
+
+from gateway.bridge.config import BridgeSection
+from gateway.bridge.content import DocumentContent, DocumentHeader
+from gateway.bridge.schema import built_rid
+from gateway.bridge.xmlcheck import SchemaMissing, check_document
+
+__all__ = ["BuiltDocument", "DocumentBuilder", "Profile", "make_profile"]
+
+log = logging.getLogger(__name__)
+
+
+class Profile(Protocol):
+    """A document format (the adapter seam for another platform's XML)."""
+
+    name: str
+    namespace: str
+
+    def write(self, out: IO[bytes], header: DocumentHeader, content: DocumentContent) -> None: ...
+
+
+def make_profile(cfg: BridgeSection) -> Profile:
+    if cfg.profile == "epcis":
+        from gateway.bridge.epcis import EpcisWriter
+
+        return EpcisWriter()
+    from gateway.bridge.platform import PlatformWriter
+
+    return PlatformWriter(cfg)
+
+
+GROUP_DOCS = 8
+GROUP_BYTES = 8 * 2**20
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    number: str
+    day: str
+    seq: int
+    first: int
+    last: int
+    codes: int
+    encoding: str
+    body: bytes
+    sha256: str
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltDocument:
+    id: int
+    number: str
+    codes: int
+    state: str  # pending | quarantined
+    error: str | None
+
+
+class DocumentBuilder:
+    """Used by one thread (the bridge's builder); owns its own connection."""
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        cfg: BridgeSection,
+        *,
+        enterprise: str,
+        node: str,
+        tz: tzinfo,
+        profile: Profile | None = None,
+        validate: bool = True,
+    ) -> None:
+        self.db = db
+        self.cfg = cfg
+        self.enterprise = enterprise
+        self.node = node
+        self.tz = tz
+        self.profile = profile or make_profile(cfg)
+        self.validate = validate
+        self.epcis_xsd: Path | None = cfg.epcis_xsd
+        self._warned_no_xsd = False
+        self._seq: tuple[str, int] | None = None  # last used (day, seq)
+
+    def build_ready(self, *, force: bool = False, limit: int = 1000) -> list[BuiltDocument]:
+        """Build every document that is due (all waiting records when ``force``), up to
+        ``limit``. Documents are committed in groups (up to ``GROUP_DOCS`` documents or
+        ``GROUP_BYTES`` of XML a transaction: one fsync for several), each group atomically."""
+        out: list[BuiltDocument] = []
+        group: list[_Prepared] = []
+        after = built_rid(self.db)
+        try:
+            while len(out) + len(group) < limit:
+                sel = self._select(force, after)
+                if sel is None:
+                    break
+                group.append(self._prepare(*sel))
+                after = sel[1]
+                if len(group) >= GROUP_DOCS or sum(len(g.body) for g in group) >= GROUP_BYTES:
+                    out += self._commit(group)
+                    group = []
+            if group:
+                out += self._commit(group)
+        except BaseException:
+            self._seq = None  # numbers not committed were never seen: re-read from the store
+            raise
+        return out
+
+    def build_one(self, *, force: bool = False) -> BuiltDocument | None:
+        built = self.build_ready(force=force, limit=1)
+        return built[0] if built else None
+
+    def _select(self, force: bool, after: int) -> tuple[int, int, int] | None:
+        """(first rid, last rid, codes) of the next document after event ``after``, or None
+        when none is due."""
+        chunk = self.cfg.codes_per_document
+        cur = self.db.execute(
+            "SELECT rid, weight, received FROM events WHERE up=1 AND rid > ? ORDER BY rid",
+            (after,),
+        )
+        first = last = None
+        total = 0
+        oldest = 0.0
+        for rid, weight, received in cur:
+            if first is None:
+                first, oldest = rid, received
+            elif total + weight > chunk:
+                break
+            last = rid
+            total += weight
+            if total >= chunk:
+                break
+        cur.close()
+        if first is None or last is None:
+            return None
+        due = force or total >= chunk or time.time() - oldest >= self.cfg.max_delay_secs
+        return (first, last, total) if due else None
+
+    def _prepare(self, first: int, last: int, codes: int) -> _Prepared:
+        """Write, check and encode one document (nothing stored yet)."""
+        now = datetime.now(self.tz)
+        day, seq = self._next_seq(now)
+        self._seq = (day, seq)
+        number = f"{self.enterprise}-{day}-{self.node}-{seq:06d}"
+        header = DocumentHeader(number, self.enterprise, now.isoformat(timespec="milliseconds"))
+        buf = io.BytesIO()
+        self.profile.write(buf, header, DocumentContent(self.db, first, last, self.cfg))
+        xml = buf.getvalue()
+        error = self._check(xml) if self.validate else None
+        body, encoding = xml, "xml"
+        if self.cfg.gzip_base64:
+            body, encoding = base64.b64encode(gzip.compress(xml, compresslevel=6)), "gzip+base64"
+        sha = hashlib.sha256(xml).hexdigest()
+        return _Prepared(number, day, seq, first, last, codes, encoding, body, sha, error)
+
+    def _commit(self, group: list[_Prepared]) -> list[BuiltDocument]:
+        db = self.db
+        out = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for g in group:
+                state = "pending" if g.error is None else "quarantined"
+                cur = db.execute(
+                    "INSERT INTO documents(number, profile, encoding, created, first_rid, "
+                    "last_rid, codes, sha256, body, state, last_error) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        g.number, self.profile.name, g.encoding, time.time(), g.first, g.last,
+                        g.codes, g.sha256, g.body, state, g.error,
+                    ),
+                )  # fmt: skip
+                assert cur.lastrowid is not None
+                if g.error is not None:
+                    db.execute(
+                        "INSERT INTO attempts(number, at, outcome, detail) VALUES (?,?,?,?)",
+                        (g.number, time.time(), "invalid", g.error),
+                    )
+                out.append(BuiltDocument(cur.lastrowid, g.number, g.codes, state, g.error))
+            last = group[-1]
+            db.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                [("built_rid", str(last.last)), (f"docseq:{last.day}", str(last.seq))],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        for d in out:
+            if d.error is not None:
+                log.error("document %s fails its schema, quarantined: %s", d.number, d.error)
+        return out
+
+    def _check(self, xml: bytes) -> str | None:
+        try:
+            result = check_document(xml, self.epcis_xsd)
+        except SchemaMissing as exc:
+            if not self._warned_no_xsd:
+                self._warned_no_xsd = True
+                log.warning("documents are not checked before upload: %s", exc)
+            return None
+        if result.valid:
+            return None
+        return "; ".join(result.errors[:5])
+
+    def _next_seq(self, now: datetime) -> tuple[str, int]:
+        """(yyyymmdd, seq) of the next document number; the sequence is persisted per day in
+        the transaction that stores the document. Only this builder writes documents, so the
+        last committed value (or the one just prepared) is the truth."""
+        day = now.strftime("%Y%m%d")
+        if self._seq is None or self._seq[0] != day:
+            row = self.db.execute(
+                "SELECT value FROM meta WHERE key=?", (f"docseq:{day}",)
+            ).fetchone()
+            self._seq = (day, int(row[0]) if row else 0)
+        return day, self._seq[1] + 1

@@ -1,0 +1,201 @@
+"""The bridge's MQTT consumer: one thread owns its paho client and its store connection.
+
+Constraints:
+
+- Persistent session with a fixed client id (MQTT 3.1.1 ``clean_session=False``; MQTT 5
+  ``clean_start=False`` + session expiry): events published while the bridge is away wait in the
+  broker. QoS 1 subscriptions.
+- Acknowledge after commit: manual acks (``manual_ack_set(True)``). Messages received in one
+  network-loop pass are committed to the trace store in one transaction (``synchronous=FULL``),
+  and only then are their PUBACKs sent, in the order received (MQTT 4.6). A crash before the
+  PUBACK makes the broker send the message again; the store drops the repeat by event ``id``.
+- Messages of a connection that dropped are still committed, but never acknowledged on the new
+  connection (packet ids are per connection): the broker re-sends them, and they are de-duplicated.
+- Optional MQTT 5 shared subscription ``$share/{group}/…`` so several bridges split the load; the
+  batch topics are subscribed unshared too, so every bridge knows every batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.bridge.store import TraceStore
+from gateway.config.models import MqttSection
+
+__all__ = ["Consumer", "subscriptions"]
+
+log = logging.getLogger(__name__)
+
+LOOP_SECS = 0.05
+MAX_GROUP = 2000  # messages committed in one transaction at most
+
+
+@dataclass(slots=True)
+class _Msg:
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    epoch: int
+
+
+def subscriptions(line_root: str, topics: list[str], share_group: str | None) -> list[str]:
+    """The filters to subscribe: the configured ones (default: the line's events and alarms),
+    shared when a group is set, plus the unshared batch topics in that case."""
+    base = topics or [f"{line_root}/event/#", f"{line_root}/alarm/#"]
+    if share_group is None:
+        return list(base)
+    out = [f"$share/{share_group}/{t}" for t in base]
+    out += [t[: -len("#")] + "batch/#" for t in base if t.endswith("/event/#")]
+    return out
+
+
+class Consumer:
+    def __init__(
+        self,
+        store: TraceStore,
+        mqtt: MqttSection,
+        *,
+        host: str,
+        port: int,
+        client_id: str,
+        filters: list[str],
+        session_expiry_secs: int,
+        stop: threading.Event,
+    ) -> None:
+        self.store = store
+        self.host, self.port = host, port
+        self.filters = filters
+        self.stop = stop
+        self.v5 = mqtt.protocol == "5"
+        self.keepalive = mqtt.keepalive_secs
+        self.backoff = (mqtt.reconnect_min_secs, mqtt.reconnect_max_secs)
+        self.session_expiry = session_expiry_secs
+        self.connected = threading.Event()
+        self.received = 0
+        self._epoch = 0
+        self._inbox: list[_Msg] = []
+        c = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=paho.MQTTv5 if self.v5 else paho.MQTTv311,
+            clean_session=None if self.v5 else False,
+        )
+        c.manual_ack_set(True)
+        if mqtt.username:
+            c.username_pw_set(mqtt.username, mqtt.password())
+        if mqtt.tls is not None or mqtt.url.startswith(("mqtts:", "ssl:")):
+            c.tls_set_context(_tls_context(mqtt))
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        self.client = c
+
+    # -- paho callbacks (inside client.loop, on this thread) -------------------------------------
+    def _on_connect(self, c: Any, u: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
+        if rc.is_failure:
+            log.error("bridge: broker %s:%d refused the connection: %s", self.host, self.port, rc)
+            return
+        self._epoch += 1
+        c.subscribe([(f, 1) for f in self.filters])
+        log.info(
+            "bridge: connected to %s:%d (session present: %s), subscribed %s",
+            self.host, self.port, flags.session_present, self.filters,
+        )  # fmt: skip
+        self.connected.set()
+
+    def _on_disconnect(self, c: Any, u: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
+        if self.connected.is_set():
+            log.warning("bridge: disconnected from %s:%d: %s", self.host, self.port, rc)
+        self.connected.clear()
+
+    def _on_message(self, c: Any, u: Any, msg: paho.MQTTMessage) -> None:
+        self._inbox.append(_Msg(msg.mid, msg.qos, msg.topic, bytes(msg.payload), self._epoch))
+
+    # -- the thread ------------------------------------------------------------------------------
+    def run(self) -> None:
+        attempts = 0
+        open_ = False
+        next_try = 0.0
+        while not self.stop.is_set():
+            if not open_:
+                if time.monotonic() < next_try:
+                    self.stop.wait(LOOP_SECS)
+                    continue
+                try:
+                    self._connect()
+                    open_ = True
+                except (OSError, ssl.SSLError) as exc:
+                    attempts += 1
+                    if attempts == 1:
+                        log.warning(
+                            "bridge: broker %s:%d unreachable: %s", self.host, self.port, exc
+                        )
+                    next_try = time.monotonic() + self._delay(attempts)
+                    continue
+            rc = self.client.loop(timeout=LOOP_SECS)
+            self._commit_and_ack()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                open_ = False
+                self.connected.clear()
+                attempts += 1
+                next_try = time.monotonic() + self._delay(attempts)
+            elif self.connected.is_set():
+                attempts = 0
+        self._commit_and_ack()
+        if open_:
+            self.client.loop(timeout=0.1)  # flush the last PUBACKs
+            self.client.disconnect()
+            self.client.loop(timeout=0.1)
+
+    def _delay(self, attempts: int) -> float:
+        lo, hi = self.backoff
+        return float(min(hi, lo * 2 ** min(attempts - 1, 16)) * random.uniform(0.8, 1.2))
+
+    def _connect(self) -> None:
+        if self.v5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self.session_expiry
+            self.client.connect(
+                self.host, self.port, keepalive=self.keepalive, clean_start=False, properties=props
+            )
+        else:
+            self.client.connect(self.host, self.port, keepalive=self.keepalive)
+
+    def _commit_and_ack(self) -> None:
+        while self._inbox:
+            group = self._inbox[:MAX_GROUP]
+            try:
+                self.store.ingest([(m.topic, m.payload) for m in group])  # commits
+            except sqlite3.Error as exc:  # e.g. a full disk: nothing acked, try again soon
+                log.error("bridge: cannot store %d events: %s (not acknowledged)", len(group), exc)
+                self.stop.wait(1.0)
+                return
+            del self._inbox[: len(group)]
+            self.received += len(group)
+            for m in group:
+                if m.qos > 0 and m.epoch == self._epoch and self.connected.is_set():
+                    self.client.ack(m.mid, m.qos)
+
+
+def _tls_context(mqtt: MqttSection) -> ssl.SSLContext:
+    tls = mqtt.tls
+    ctx = ssl.create_default_context(cafile=str(tls.ca_file) if tls and tls.ca_file else None)
+    if tls and tls.cert_file:
+        ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+    if tls and not tls.verify_hostname:
+        ctx.check_hostname = False
+    return ctx

@@ -1,0 +1,235 @@
+"""The platform profile: saltgw's generic platform XML (QB/T 5279-2018 11.3), namespace
+``urn:saltgw:platform:1``, schema ``gateway/bridge/platform-1.xsd`` (shipped as package data),
+documented in docs/platform-xml.md. Written with lxml's incremental writer, record by record.
+
+The national platform's interface is not public: this profile is the adapter seam. Another
+platform's format is another class with the same ``name`` / ``namespace`` / ``schema_path`` /
+``write`` surface, picked by ``bridge.profile``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib.resources import files
+from itertools import chain
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from lxml import etree
+
+from gateway.bridge.config import BridgeSection
+from gateway.bridge.content import (
+    BatchInfo,
+    CcpRecord,
+    DocumentContent,
+    DocumentHeader,
+    OutboundRecord,
+    Relation,
+)
+from gateway.bridge.xmlout import write_run
+
+__all__ = ["PLATFORM_NS", "PlatformWriter", "platform_xsd_path"]
+
+PLATFORM_NS = "urn:saltgw:platform:1"
+T = TypeVar("T")
+
+PRODUCT_ATTRS = (
+    ("name", "name"),
+    ("net_content", "netContent"),
+    ("spec", "spec"),
+    ("standard", "standard"),
+    ("category", "category"),
+    ("process", "process"),
+    ("shelf_life_days", "shelfLifeDays"),
+    ("origin", "origin"),
+    ("raw_salt_source", "rawSaltSource"),
+    ("usage", "usage"),
+    ("tips", "tips"),
+    ("ingredients", "ingredients"),
+    ("storage", "storage"),
+    ("nutrition", "nutrition"),
+    ("special_groups", "specialGroups"),
+)
+ENTERPRISE_ATTRS = (
+    ("name", "name"),
+    ("address", "address"),
+    ("phone", "phone"),
+    ("website", "website"),
+    ("licence_no", "licenceNo"),
+    ("licence_valid", "licenceValid"),
+    ("credit_rating", "creditRating"),
+)
+
+
+def platform_xsd_path() -> Path:
+    return Path(str(files("gateway.bridge") / "platform-1.xsd"))
+
+
+def _attrs(obj: object, names: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    out = {}
+    for py, xml in names:
+        v = getattr(obj, py)
+        if v is not None and v != "":
+            out[xml] = str(v)
+    return out
+
+
+def _clean(d: dict[str, object | None]) -> dict[str, str]:
+    return {k: str(v) for k, v in d.items() if v is not None and v != ""}
+
+
+class PlatformWriter:
+    name = "platform"
+    namespace = PLATFORM_NS
+
+    def __init__(self, cfg: BridgeSection) -> None:
+        self.cfg = cfg
+
+    def write(self, out: IO[bytes], header: DocumentHeader, content: DocumentContent) -> None:
+        batches = content.batches()
+        products = content.products(batches)
+        product_of = {b.batch: b.product for b in batches}
+        root = {
+            "version": "1",
+            "number": header.number,
+            "enterprise": header.enterprise,
+            "created": header.created,
+        }
+        with etree.xmlfile(out, encoding="UTF-8") as xf:
+            xf.write_declaration(standalone=True)
+            with xf.element("TraceDocument", root, nsmap={None: PLATFORM_NS}):
+                info = self.cfg.enterprise_info
+                if info is not None:
+                    attrs = {"code": header.enterprise, **_attrs(info, ENTERPRISE_ATTRS)}
+                    _empty(xf, "Enterprise", attrs)
+                if products:
+                    with xf.element("Products"):
+                        for p in products:
+                            _empty(xf, "Product", {"id": p.id, **_attrs(p, PRODUCT_ATTRS)})
+                if batches:
+                    with xf.element("Batches"):
+                        for b in batches:
+                            _empty(xf, "Batch", _batch_attrs(b))
+                for g in content.code_groups():
+                    attrs = _clean({"enterprise": g.enterprise, "batch": g.batch, "count": g.count})
+                    with xf.element("Codes", attrs):
+                        codes = [c for c, _ts, _b, _e in g.codes]
+                        stamps = [{"t": ts} for _c, ts, _b, _e in g.codes]
+                        write_run(xf, out, "C", codes, stamps)
+                self._relations(xf, out, content)
+                self._ccp(xf, content)
+                self._outbound(xf, out, content, product_of)
+
+    @staticmethod
+    def _relations(xf: Any, out: IO[bytes], content: DocumentContent) -> None:
+        rels = _peek(content.relations())
+        if rels is None:
+            return
+        with xf.element("Relations"):
+            for rel in rels:
+                PlatformWriter._relation(xf, out, rel)
+
+    @staticmethod
+    def _relation(xf: Any, out: IO[bytes], rel: Relation) -> None:
+        ev = rel.event
+        attrs = _clean(
+            {
+                "event": ev.id,
+                "parent": rel.parent,
+                "level": rel.level,
+                "t": rel.ts,
+                "batch": ev.batch,
+                "line": ev.line,
+            }
+        )
+        with xf.element("Pack" if rel.action == "pack" else "Unpack", attrs):
+            write_run(xf, out, "C", rel.children)
+
+    @staticmethod
+    def _ccp(xf: Any, content: DocumentContent) -> None:
+        recs = _peek(content.ccp_records())
+        if recs is None:
+            return
+        with xf.element("CcpRecords"):
+            for rec in recs:
+                PlatformWriter._one_ccp(xf, rec)
+
+    @staticmethod
+    def _one_ccp(xf: Any, rec: CcpRecord) -> None:
+        ev = rec.event
+        attrs = _clean(
+            {
+                "event": ev.id,
+                "type": rec.type,
+                "t": rec.ts,
+                "batch": ev.batch,
+                "line": ev.line,
+                "device": rec.device,
+                "value": None if rec.value is None else repr(rec.value),
+                "flag": None if rec.flag is None else ("true" if rec.flag else "false"),
+                "unit": rec.unit,
+                "lo": None if rec.lo is None else repr(float(rec.lo)),
+                "hi": None if rec.hi is None else repr(float(rec.hi)),
+                "verdict": rec.verdict,
+            }
+        )
+        _empty(xf, "Ccp", attrs)
+
+    @staticmethod
+    def _outbound(
+        xf: Any, out: IO[bytes], content: DocumentContent, product_of: dict[str, str | None]
+    ) -> None:
+        orders = _peek(content.outbound())
+        if orders is None:
+            return
+        with xf.element("Outbound"):
+            for ob in orders:
+                PlatformWriter._order(xf, out, ob, product_of)
+
+    @staticmethod
+    def _order(
+        xf: Any, out: IO[bytes], ob: OutboundRecord, product_of: dict[str, str | None]
+    ) -> None:
+        attrs = _clean(
+            {
+                "event": ob.event.id,
+                "number": ob.order,
+                "t": ob.ts,
+                "customer": ob.customer,
+                "customerType": ob.customer_type,
+                "quantity": len(ob.codes),
+            }
+        )
+        with xf.element("Order", attrs):
+            extra = [
+                _clean({"batch": b, "product": product_of.get(b) if b else None})
+                for _c, b in ob.codes
+            ]
+            write_run(xf, out, "C", [c for c, _b in ob.codes], extra)
+
+
+def _batch_attrs(b: BatchInfo) -> dict[str, str]:
+    return _clean(
+        {
+            "id": b.batch,
+            "product": b.product,
+            "site": b.site,
+            "line": b.line,
+            "productionDate": b.production_date,
+            "shelfLifeDays": b.shelf_life_days,
+            "inspection": b.inspection,
+            "started": b.started,
+            "ended": b.ended,
+        }
+    )
+
+
+def _peek(it: Iterator[T]) -> Iterator[T] | None:
+    """``it`` unchanged, or None when it is empty (a section is written only when not empty)."""
+    first = next(it, None)
+    return None if first is None else chain([first], it)
+
+
+def _empty(xf: Any, tag: str, attrs: dict[str, str]) -> None:
+    with xf.element(tag, attrs):
+        pass

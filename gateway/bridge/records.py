@@ -1,0 +1,213 @@
+"""Check a message from MQTT against the contract's envelope and the data each event type must
+carry; say exactly what is wrong when it does not (the reason kept in quarantine).
+
+Types that carry records to upload (QB/T 5279 6.3, 11.2): ``pack.bag`` (a code commissioned),
+``pack.case`` / ``pack.pallet`` (packing), ``pack.unpack`` (rework), ``ship.outbound`` and
+``ccp.*``. ``batch.start`` / ``batch.end`` describe a batch. Every other valid event is kept
+as-is (alarms, no-reads, …) for trace questions and is not uploaded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = ["BadEvent", "Parsed", "parse_event"]
+
+TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+# RFC 3339 as the contract writes it, and as xsd:dateTime / EPCIS DateTimeStamp accept it
+TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+MAX_CODE_LEN = 128
+
+
+class BadEvent(ValueError):
+    """The payload is not a valid event; the message is the reason."""
+
+
+@dataclass(slots=True)
+class Parsed:
+    id: str
+    type: str
+    ts: str
+    gateway: str
+    seq: int
+    enterprise: str
+    site: str
+    line: str
+    device: str | None
+    batch: str | None
+    data: dict[str, Any]
+    up: bool = False
+    weight: int = 0
+    codes: list[str] = field(default_factory=list)  # pack.*: parent first, then children
+
+    @property
+    def group(self) -> str:
+        return self.type.split(".", 1)[0]
+
+
+def _str(obj: dict[str, Any], key: str, where: str, *, optional: bool = False) -> str | None:
+    v = obj.get(key)
+    if v is None and optional:
+        return None
+    if not isinstance(v, str) or not v.strip():
+        raise BadEvent(f"{where}{key} must be a non-empty string; got {v!r}"[:300])
+    return v
+
+
+def _code(v: Any, where: str) -> str:
+    if not isinstance(v, str) or not v or len(v) > MAX_CODE_LEN or v != v.strip():
+        raise BadEvent(f"{where} must be a code (1-{MAX_CODE_LEN} characters); got {v!r}"[:300])
+    if any(ord(c) < 0x21 or c == "\x7f" for c in v):
+        raise BadEvent(f"{where} holds control or space characters: {v!r}"[:300])
+    return v
+
+
+def _codes(v: Any, where: str, *, allow_empty: bool = False) -> list[str]:
+    if not isinstance(v, list) or (not v and not allow_empty):
+        raise BadEvent(f"{where} must be a non-empty list of codes; got {v!r}"[:300])
+    out = [_code(c, f"{where}[{i}]") for i, c in enumerate(v)]
+    if len(set(out)) != len(out):
+        raise BadEvent(f"{where} lists a code twice")
+    return out
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _envelope(obj: Any) -> Parsed:
+    if not isinstance(obj, dict):
+        raise BadEvent(f"an event is a JSON object; got {type(obj).__name__}")
+    ev_id = _str(obj, "id", "")
+    etype = _str(obj, "type", "")
+    assert ev_id is not None and etype is not None
+    if not TYPE_RE.match(etype):
+        raise BadEvent(f"type {etype!r} is not 'group.kind'")
+    ts = _str(obj, "ts", "")
+    assert ts is not None
+    if not TS_RE.match(ts):
+        raise BadEvent(f"ts {ts!r} is not an RFC 3339 time with a UTC offset")
+    try:
+        datetime.fromisoformat(ts)
+    except ValueError:
+        raise BadEvent(f"ts {ts!r} is not a valid time") from None
+    seq = obj.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise BadEvent(f"seq must be a non-negative integer; got {seq!r}")
+    data = obj.get("data")
+    if not isinstance(data, dict):
+        raise BadEvent(f"data must be an object; got {type(data).__name__}")
+    return Parsed(
+        id=ev_id,
+        type=etype,
+        ts=ts,
+        gateway=str(_str(obj, "gateway", "")),
+        seq=seq,
+        enterprise=str(_str(obj, "enterprise", "")),
+        site=str(_str(obj, "site", "")),
+        line=str(_str(obj, "line", "")),
+        device=_str(obj, "device", "", optional=True),
+        batch=_str(obj, "batch", "", optional=True),
+        data=data,
+    )
+
+
+# characters XML 1.0 cannot carry (controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_safe(obj: Any, where: str) -> None:
+    """Every text of the event must fit in an XML document (it will be uploaded as one)."""
+    if isinstance(obj, str):
+        if _NOT_XML.search(obj):
+            raise BadEvent(f"{where or 'a value'} holds characters XML cannot carry: {obj!r}"[:300])
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _xml_safe(k, where)
+            _xml_safe(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            _xml_safe(v, f"{where}[{i}]")
+
+
+def parse_event(payload: bytes) -> Parsed:
+    """The event in ``payload``, checked; raises :class:`BadEvent` with the reason."""
+    try:
+        obj = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadEvent(f"not JSON: {exc}") from None
+    _xml_safe(obj, "")
+    ev = _envelope(obj)
+    _check_data(ev)
+    return ev
+
+
+def _check_data(ev: Parsed) -> None:
+    d, t = ev.data, ev.type
+    where = f"{t}: data."
+    if t == "pack.bag":
+        ev.codes = [_code(d.get("code"), where + "code")]
+        ev.up, ev.weight = True, 1
+    elif t in ("pack.case", "pack.pallet"):
+        parent = _code(d.get("code"), where + "code")
+        children = _codes(d.get("children"), where + "children")
+        if parent in children:
+            raise BadEvent(f"{where}children holds the parent code {parent!r}")
+        ev.codes = [parent, *children]
+        ev.up, ev.weight = True, 1 + len(children)
+    elif t == "pack.unpack":
+        parent = _code(d.get("code"), where + "code")
+        kids = d.get("children")
+        children = [] if kids is None else _codes(kids, where + "children", allow_empty=True)
+        ev.codes = [parent, *children]
+        ev.up, ev.weight = True, 1 + len(children)
+    elif t == "ship.outbound":  # table 4: order number and customer are required
+        _str(d, "order", where)
+        _str(d, "customer", where)
+        _str(d, "customer_type", where, optional=True)
+        if "codes" in d:  # several codes shipped in one event
+            ev.codes = _codes(d.get("codes"), where + "codes")
+        else:  # one scanned bag, case or pallet code per event
+            ev.codes = [_code(d.get("code"), where + "code (or codes)")]
+        ev.up, ev.weight = True, len(ev.codes)
+    elif ev.group == "ccp":
+        _check_ccp(ev, where)
+        ev.up, ev.weight = True, 1
+    elif t == "batch.start" or t == "batch.end":
+        batch = d.get("batch", ev.batch)
+        if not isinstance(batch, str) or not batch:
+            raise BadEvent(f"{t} names no batch (data.batch or the envelope's batch)")
+        ev.batch = batch
+        date = d.get("production_date")
+        if date is not None:
+            try:
+                datetime.strptime(str(date), "%Y-%m-%d")
+            except ValueError:
+                raise BadEvent(f"{where}production_date {date!r} is not YYYY-MM-DD") from None
+        days = d.get("shelf_life_days")
+        if days is not None and (not isinstance(days, int) or isinstance(days, bool) or days < 1):
+            raise BadEvent(f"{where}shelf_life_days must be a positive integer; got {days!r}")
+
+
+def _check_ccp(ev: Parsed, where: str) -> None:
+    d = ev.data
+    value = d.get("value")
+    if not (_number(value) or isinstance(value, bool)):
+        raise BadEvent(f"{where}value must be a number or a boolean; got {value!r}"[:300])
+    unit = d.get("unit")
+    if unit is not None and not isinstance(unit, str):
+        raise BadEvent(f"{where}unit must be a string or null; got {unit!r}")
+    limits = d.get("limits")
+    if not isinstance(limits, dict):
+        raise BadEvent(f"{where}limits must be an object like {{'lo': 388.0, 'hi': null}}")
+    for k in ("lo", "hi"):
+        v = limits.get(k)
+        if v is not None and not _number(v):
+            raise BadEvent(f"{where}limits.{k} must be a number or null; got {v!r}")
+    if d.get("verdict") not in ("pass", "fail"):
+        raise BadEvent(f"{where}verdict must be 'pass' or 'fail'; got {d.get('verdict')!r}")

@@ -1,0 +1,191 @@
+"""The trace store's tables (SQLite, WAL, ``synchronous=FULL``).
+
+``events.rid`` is the ingest order; ``pos`` orders the rows of one event (children, codes).
+Every record to upload belongs to one event; documents are built over the oldest events not yet
+in a document, so a document holds exactly the uploadable events with ``rid`` in
+``[first_rid, last_rid]`` and the typed tables are read by ``rid`` range (``relations`` and
+``outbound`` are clustered on ``(rid, pos)``: a range is one contiguous read).
+
+- ``events``: every accepted event (de-duplicated by ``id``); ``up`` = 1 when it carries records
+  to upload, ``weight`` = codes it carries (chunking). ``rid`` never goes back (AUTOINCREMENT):
+  the events with ``rid`` ≤ ``meta.built_rid`` are in documents, the others wait. An event's
+  document is the one whose range holds its ``rid`` (:func:`document_of`); no event row is
+  rewritten when a document is built (measured: that update cost 3 s per million codes).
+- ``codes``: commissioned codes with enterprise and batch (QB/T 5279 table 3, 6.3).
+- ``relations``: bag→case→pallet packing and unpacking, one row per child (table 2 分装信息).
+- ``ccp``: critical control point records (table 2 关键控制点的信息).
+- ``outbound``: outbound records, one row per code (table 4 销售出库信息).
+- ``batches``: a batch's product, production date, shelf life, inspection (tables 3, 6).
+- ``quarantine``: payloads that were not valid events, with the reason.
+- ``documents`` / ``attempts``: the outbox and every delivery attempt with its outcome.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+__all__ = ["PENDING_EVENTS_SQL", "SCHEMA", "built_rid", "connect", "document_of"]
+
+BUILT_RID = "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'built_rid'), 0)"
+PENDING_EVENTS_SQL = f"SELECT COUNT(*) FROM events WHERE up = 1 AND rid > {BUILT_RID}"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    rid        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT NOT NULL UNIQUE,
+    type       TEXT NOT NULL,
+    ts         TEXT NOT NULL,
+    gateway    TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    enterprise TEXT NOT NULL,
+    site       TEXT NOT NULL,
+    line       TEXT NOT NULL,
+    device     TEXT,
+    batch      TEXT,
+    received   REAL NOT NULL,
+    up         INTEGER NOT NULL,
+    weight     INTEGER NOT NULL,
+    note       TEXT,
+    payload    BLOB
+);
+CREATE INDEX IF NOT EXISTS events_batch ON events(batch) WHERE up = 1;
+
+CREATE TABLE IF NOT EXISTS codes (
+    rid        INTEGER PRIMARY KEY,
+    code       TEXT NOT NULL UNIQUE,
+    enterprise TEXT NOT NULL,
+    batch      TEXT,
+    ts         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS codes_batch ON codes(batch);
+
+CREATE TABLE IF NOT EXISTS relations (
+    rid    INTEGER NOT NULL,
+    pos    INTEGER NOT NULL,
+    parent TEXT NOT NULL,
+    child  TEXT NOT NULL,
+    level  TEXT NOT NULL,
+    action TEXT NOT NULL,
+    ts     TEXT NOT NULL,
+    PRIMARY KEY (rid, pos)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS relations_child ON relations(child);
+CREATE INDEX IF NOT EXISTS relations_parent ON relations(parent);
+
+CREATE TABLE IF NOT EXISTS ccp (
+    rid     INTEGER PRIMARY KEY,
+    type    TEXT NOT NULL,
+    ts      TEXT NOT NULL,
+    device  TEXT,
+    batch   TEXT,
+    value   REAL,
+    flag    INTEGER,
+    unit    TEXT,
+    lo      REAL,
+    hi      REAL,
+    verdict TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ccp_batch ON ccp(batch);
+
+CREATE TABLE IF NOT EXISTS outbound (
+    rid           INTEGER NOT NULL,
+    pos           INTEGER NOT NULL,
+    order_no      TEXT NOT NULL,
+    ts            TEXT NOT NULL,
+    customer      TEXT NOT NULL,
+    customer_type TEXT,
+    code          TEXT NOT NULL,
+    PRIMARY KEY (rid, pos)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outbound_code ON outbound(code);
+
+CREATE TABLE IF NOT EXISTS batches (
+    batch           TEXT PRIMARY KEY,
+    enterprise      TEXT NOT NULL,
+    site            TEXT NOT NULL,
+    line            TEXT NOT NULL,
+    product         TEXT,
+    production_date TEXT,
+    shelf_life_days INTEGER,
+    inspection      TEXT,
+    started         TEXT,
+    ended           TEXT,
+    last_activity   REAL NOT NULL,
+    alarmed         REAL,
+    completed       REAL
+);
+
+CREATE TABLE IF NOT EXISTS quarantine (
+    qid      INTEGER PRIMARY KEY,
+    received REAL NOT NULL,
+    topic    TEXT NOT NULL,
+    payload  BLOB NOT NULL,
+    reason   TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS documents (
+    id         INTEGER PRIMARY KEY,
+    number     TEXT NOT NULL UNIQUE,
+    profile    TEXT NOT NULL,
+    encoding   TEXT NOT NULL,
+    created    REAL NOT NULL,
+    first_rid  INTEGER NOT NULL,
+    last_rid   INTEGER NOT NULL,
+    codes      INTEGER NOT NULL,
+    sha256     TEXT NOT NULL,
+    body       BLOB NOT NULL,
+    state      TEXT NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    next_try   REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    receipt    TEXT,
+    acked      REAL
+);
+CREATE INDEX IF NOT EXISTS documents_state ON documents(state, id);
+CREATE INDEX IF NOT EXISTS documents_range ON documents(first_rid);
+
+CREATE TABLE IF NOT EXISTS attempts (
+    number  TEXT NOT NULL,
+    at      REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    detail  TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_number ON attempts(number);
+
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+def connect(path: Path | str, *, create: bool = True) -> sqlite3.Connection:
+    """A connection with the store's pragmas (one per thread). ``create=False`` refuses a
+    missing file (the CLI must not invent an empty store)."""
+    p = Path(path)
+    if not create and not p.exists():
+        raise FileNotFoundError(f"no trace store at {p}")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(p, isolation_level=None, check_same_thread=False, timeout=30)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.executescript(SCHEMA)
+    return db
+
+
+def built_rid(db: sqlite3.Connection) -> int:
+    """The last event ``rid`` already in a document."""
+    return int(db.execute(f"SELECT {BUILT_RID}").fetchone()[0])
+
+
+def document_of(db: sqlite3.Connection, rid: int) -> tuple[int, str, str, str | None] | None:
+    """(id, number, state, receipt) of the document holding event ``rid``, if any."""
+    row = db.execute(
+        "SELECT id, number, state, receipt, last_rid FROM documents WHERE first_rid <= ? "
+        "ORDER BY first_rid DESC LIMIT 1",
+        (rid,),
+    ).fetchone()
+    if row is None or row[4] < rid:
+        return None
+    return int(row[0]), str(row[1]), str(row[2]), row[3]

@@ -1,0 +1,225 @@
+"""The bridge as a running service: three threads, each with its own store connection.
+
+- ``bridge-ingest``: the MQTT consumer (:mod:`gateway.bridge.ingest`): events → trace store.
+- ``bridge-build``: builds due documents into the outbox, reconciles batches, purges expired
+  records (:mod:`~gateway.bridge.documents`, :mod:`~gateway.bridge.reconcile`,
+  :mod:`~gateway.bridge.retention`).
+- ``bridge-upload``: delivers documents (:mod:`gateway.bridge.upload`), when ``upload`` is set.
+
+``saltgw run`` starts it when the config has a ``bridge:`` section (:meth:`Bridge.for_gateway`),
+connected to the gateway's broker; its ``alarm.upload`` events then go through the gateway's
+journal like any other event. A bug in a periodic job is logged and the job runs again later;
+the gateway stops (exit status 1) only if a bridge thread dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from datetime import date, datetime, tzinfo
+from typing import TYPE_CHECKING, Any
+
+from gateway.bridge.config import BridgeSection
+from gateway.bridge.documents import DocumentBuilder
+from gateway.bridge.ingest import Consumer, subscriptions
+from gateway.bridge.reconcile import Reconciler
+from gateway.bridge.retention import purge
+from gateway.bridge.store import TraceStore
+from gateway.bridge.transport import make_transport
+from gateway.bridge.upload import Uploader
+from gateway.config.models import ConfigBase
+from gateway.events import EventDraft
+from gateway.topics import Topics
+
+if TYPE_CHECKING:
+    from gateway.runtime import Gateway
+
+__all__ = ["Bridge", "node_of"]
+
+log = logging.getLogger(__name__)
+
+TICK_SECS = 0.2
+
+AlarmSink = Callable[[dict[str, Any]], None]
+
+
+def node_of(cfg: ConfigBase) -> str:
+    b = cfg.bridge
+    if b is not None and b.node_id:
+        return b.node_id
+    return re.sub(r"[^A-Za-z0-9_]", "", cfg.gateway.id)[:32] or "bridge"
+
+
+class Bridge:
+    def __init__(
+        self, cfg: ConfigBase, *, host: str, port: int, alarm: AlarmSink | None = None
+    ) -> None:
+        if cfg.bridge is None:
+            raise ValueError("the config has no bridge: section")
+        self.cfg = cfg
+        self.bcfg: BridgeSection = cfg.bridge
+        g = cfg.gateway
+        self.tz: tzinfo = g.tz()
+        self.node = node_of(cfg)
+        self.client_id = self.bcfg.client_id or f"saltgw-bridge-{self.node}"
+        root = Topics(cfg.mqtt.topic_prefix, g.enterprise, g.site, g.line, g.id).line_root
+        self.filters = subscriptions(root, self.bcfg.topics, self.bcfg.share_group)
+        self.host, self.port = host, port
+        self.alarm = alarm
+        self._stop = threading.Event()
+        self._wake_upload = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.consumer: Consumer | None = None
+        self.uploader: Uploader | None = None
+        self.reconciler: Reconciler | None = None
+        self.documents_built = 0
+
+    @classmethod
+    def for_gateway(cls, gw: Gateway) -> Bridge:
+        """The bridge of ``saltgw run``: the gateway's broker; alarms into its journal."""
+        loop = asyncio.get_running_loop()
+        pending: set[asyncio.Task[Any]] = set()
+
+        def alarm(data: dict[str, Any]) -> None:
+            draft = EventDraft("alarm.upload", datetime.now(gw.tz), data)
+
+            def go() -> None:
+                task = loop.create_task(gw.accept([draft]), name="alarm-bridge-upload")
+                pending.add(task)  # referenced until done (the gateway awaits alarm- tasks)
+                task.add_done_callback(pending.discard)
+
+            try:
+                loop.call_soon_threadsafe(go)
+            except RuntimeError:  # the loop is closing: the alarm is in the log
+                pass
+
+        return cls(gw.cfg, host=gw.link.host, port=gw.link.port, alarm=alarm)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> Bridge:
+        store = TraceStore(self.bcfg.store)
+        self.consumer = Consumer(
+            store,
+            self.cfg.mqtt,
+            host=self.host,
+            port=self.port,
+            client_id=self.client_id,
+            filters=self.filters,
+            session_expiry_secs=self.bcfg.session_expiry_secs,
+            stop=self._stop,
+        )
+        self._spawn("bridge-ingest", self._run_consumer)
+        self._spawn("bridge-build", self._run_builder)
+        if self.bcfg.upload is not None:
+            self.uploader = Uploader(
+                TraceStore(self.bcfg.store).db,
+                make_transport(self.bcfg.upload),
+                self.bcfg.upload.retry,
+                self._stop,
+            )
+            self._spawn("bridge-upload", self._run_uploader)
+        log.info(
+            "bridge %s: store %s, profile %s, upload %s",
+            self.node, self.bcfg.store, self.bcfg.profile,
+            self.bcfg.upload.type if self.bcfg.upload else "none",
+        )  # fmt: skip
+        return self
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def alive(self) -> bool:
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
+
+    def stop(self, timeout: float = 15.0, *, quiet_secs: float = 0.3) -> None:
+        """Let events in flight arrive (until none came for ``quiet_secs``, 3 s at most), then
+        stop the threads; what is not yet uploaded stays in the outbox for the next start."""
+        c = self.consumer
+        if c is not None and c.connected.is_set():
+            end = time.monotonic() + 3.0
+            seen = -1
+            while c.received != seen and time.monotonic() < end:
+                seen = c.received
+                time.sleep(quiet_secs)
+        self._stop.set()
+        self._wake_upload.set()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.1, deadline - time.monotonic()))
+            if t.is_alive():
+                log.warning("bridge thread %s did not stop within %.0f s", t.name, timeout)
+
+    def status(self) -> dict[str, Any]:
+        c = self.consumer
+        u = self.uploader
+        return {
+            "received": c.received if c else 0,
+            "store": (
+                {"accepted": c.store.stats.accepted, "duplicates": c.store.stats.duplicates,
+                 "quarantined": c.store.stats.quarantined} if c else {}
+            ),
+            "documents_built": self.documents_built,
+            "upload": (
+                {"acked": u.stats.acked, "sent": u.stats.sent, "failed": u.stats.failed,
+                 "quarantined": u.stats.quarantined} if u else None
+            ),
+        }  # fmt: skip
+
+    # -- threads ---------------------------------------------------------------------------------
+    def _run_consumer(self) -> None:
+        assert self.consumer is not None
+        try:
+            self.consumer.run()
+        finally:
+            self.consumer.store.close()
+
+    def _run_builder(self) -> None:
+        db = TraceStore(self.bcfg.store).db
+        g = self.cfg.gateway
+        builder = DocumentBuilder(
+            db, self.bcfg, enterprise=g.enterprise, node=self.node, tz=self.tz
+        )
+        rec = self.reconciler = Reconciler(
+            db, self.bcfg.reconcile.incomplete_alarm_secs, self.alarm
+        )
+        last_reconcile = last_purge = float("-inf")
+        try:
+            while not self._stop.wait(TICK_SECS):
+                now = time.monotonic()
+                try:
+                    built = builder.build_ready()
+                    if built:
+                        self.documents_built += len(built)
+                        self._wake_upload.set()
+                    if now - last_reconcile >= self.bcfg.reconcile.interval_secs:
+                        last_reconcile = now
+                        rec.run_once()
+                    if now - last_purge >= self.bcfg.retention.purge_interval_secs:
+                        last_purge = now
+                        purge(db, self.bcfg, date.today())
+                except Exception:  # a bug or a store error: logged, tried again next tick
+                    log.exception("bridge: document/reconcile job failed")
+                    self._stop.wait(1.0)
+        finally:
+            db.close()
+
+    def _run_uploader(self) -> None:
+        assert self.uploader is not None
+        up = self.uploader
+        try:
+            while not self._stop.is_set():
+                try:
+                    up.run_once()
+                except Exception:
+                    log.exception("bridge: upload loop failed")
+                    self._stop.wait(1.0)
+                self._wake_upload.wait(1.0)
+                self._wake_upload.clear()
+        finally:
+            up.db.close()

@@ -1,0 +1,233 @@
+"""Writing events into the trace store: one transaction per group of messages.
+
+Constraints:
+
+- :meth:`TraceStore.ingest` commits (``synchronous=FULL``) before it returns; the MQTT consumer
+  acknowledges (PUBACK) only afterwards, so an acknowledged event is on disk.
+- Events are de-duplicated by ``id`` (delivery is at-least-once): a repeat is counted, not stored.
+- A payload that is not a valid event goes to ``quarantine`` with the reason, in the same
+  transaction; it never stops the bridge.
+- A code commissioned twice (two ``pack.bag`` events) keeps its first commissioning; the later
+  event is kept with a note and not uploaded (the scanner raised ``alarm.duplicate_code``, 8.8).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.bridge.records import BadEvent, Parsed, parse_event
+from gateway.bridge.schema import PENDING_EVENTS_SQL, connect
+
+__all__ = ["IngestStats", "TraceStore"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class IngestStats:
+    accepted: int = 0
+    duplicates: int = 0  # repeats of an event id already stored (at-least-once delivery)
+    quarantined: int = 0
+    conflicts: int = 0  # a code commissioned a second time
+
+
+class TraceStore:
+    """One connection, used by one thread at a time (each thread opens its own store)."""
+
+    def __init__(self, path: Path | str, *, create: bool = True) -> None:
+        self.path = Path(path)
+        self.db: sqlite3.Connection = connect(self.path, create=create)
+        self.stats = IngestStats()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- ingest ----------------------------------------------------------------------------------
+    def ingest(self, messages: Sequence[tuple[str, bytes]]) -> IngestStats:
+        """Store ``(topic, payload)`` messages in one transaction; returns this call's counts."""
+        got = IngestStats()
+        now = time.time()
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for topic, payload in messages:
+                try:
+                    ev = parse_event(payload)
+                except BadEvent as exc:
+                    self._quarantine(topic, payload, str(exc), now)
+                    got.quarantined += 1
+                    continue
+                if db.execute("SELECT 1 FROM events WHERE id=?", (ev.id,)).fetchone():
+                    got.duplicates += 1
+                    continue
+                got.conflicts += self._store(ev, payload, now)
+                got.accepted += 1
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        s = self.stats
+        s.accepted += got.accepted
+        s.duplicates += got.duplicates
+        s.quarantined += got.quarantined
+        s.conflicts += got.conflicts
+        return got
+
+    def _quarantine(self, topic: str, payload: bytes, reason: str, now: float) -> None:
+        log.warning("quarantined a message on %r: %s", topic, reason)
+        self.db.execute(
+            "INSERT INTO quarantine(received, topic, payload, reason) VALUES (?,?,?,?)",
+            (now, topic, payload, reason),
+        )
+
+    def _store(self, ev: Parsed, payload: bytes, now: float) -> int:
+        db = self.db
+        note = None
+        if ev.type == "pack.bag":
+            row = db.execute("SELECT rid FROM codes WHERE code=?", (ev.codes[0],)).fetchone()
+            if row is not None:
+                note = f"code already commissioned (event rid {row[0]}); not uploaded again"
+                log.warning(
+                    "code %r commissioned twice: event %s kept, not uploaded", ev.codes[0], ev.id
+                )
+                ev.up, ev.weight = False, 0
+        keep_payload = payload if not ev.up else None
+        cur = db.execute(
+            "INSERT INTO events(id, type, ts, gateway, seq, enterprise, site, line, device, "
+            "batch, received, up, weight, note, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                ev.id, ev.type, ev.ts, ev.gateway, ev.seq, ev.enterprise, ev.site, ev.line,
+                ev.device, ev.batch, now, int(ev.up), ev.weight, note, keep_payload,
+            ),
+        )  # fmt: skip
+        rid = cur.lastrowid
+        assert rid is not None
+        if ev.batch is not None:
+            self._touch_batch(ev, now)
+        if not ev.up:
+            return 1 if note else 0
+        if ev.type == "pack.bag":
+            db.execute(
+                "INSERT INTO codes(rid, code, enterprise, batch, ts) VALUES (?,?,?,?,?)",
+                (rid, ev.codes[0], ev.enterprise, ev.batch, ev.ts),
+            )
+        elif ev.group == "pack":
+            self._relations(ev, rid)
+        elif ev.type == "ship.outbound":
+            d = ev.data
+            db.executemany(
+                "INSERT INTO outbound(rid, pos, order_no, ts, customer, customer_type, code) "
+                "VALUES (?,?,?,?,?,?,?)",
+                [
+                    (rid, i, d["order"], ev.ts, d["customer"], d.get("customer_type"), c)
+                    for i, c in enumerate(ev.codes)
+                ],
+            )
+        elif ev.group == "ccp":
+            d = ev.data
+            value, limits = d["value"], d["limits"]
+            is_flag = isinstance(value, bool)
+            db.execute(
+                "INSERT INTO ccp(rid, type, ts, device, batch, value, flag, unit, lo, hi, verdict) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    rid, ev.type, ev.ts, ev.device, ev.batch,
+                    None if is_flag else float(value), int(value) if is_flag else None,
+                    d.get("unit"), limits.get("lo"), limits.get("hi"), d["verdict"],
+                ),
+            )  # fmt: skip
+        return 0
+
+    def _relations(self, ev: Parsed, rid: int) -> None:
+        parent, children = ev.codes[0], ev.codes[1:]
+        if ev.type == "pack.unpack":
+            level = self._level_of(parent)
+            if not children:  # unpack everything the parent holds now
+                children = self.children_of(parent)
+                ev.weight = 1 + len(children)
+                self.db.execute("UPDATE events SET weight=? WHERE rid=?", (ev.weight, rid))
+            action = "unpack"
+        else:
+            level, action = ev.type.split(".", 1)[1], "pack"
+        self.db.executemany(
+            "INSERT INTO relations(rid, pos, parent, child, level, action, ts) "
+            "VALUES (?,?,?,?,?,?,?)",
+            [(rid, i, parent, c, level, action, ev.ts) for i, c in enumerate(children)],
+        )
+
+    def _level_of(self, parent: str) -> str:
+        row = self.db.execute(
+            "SELECT level FROM relations WHERE parent=? AND action='pack' ORDER BY rid DESC "
+            "LIMIT 1",
+            (parent,),
+        ).fetchone()
+        return str(row[0]) if row else "case"
+
+    def children_of(self, parent: str) -> list[str]:
+        """Codes packed in ``parent`` now (packed and not unpacked since)."""
+        rows = self.db.execute(
+            "SELECT child, action FROM relations WHERE parent=? ORDER BY rid, pos", (parent,)
+        ).fetchall()
+        inside: dict[str, None] = {}
+        for child, action in rows:
+            if action == "pack":
+                inside[child] = None
+            else:
+                inside.pop(child, None)
+        return list(inside)
+
+    def _touch_batch(self, ev: Parsed, now: float) -> None:
+        db = self.db
+        db.execute(
+            "INSERT INTO batches(batch, enterprise, site, line, last_activity) VALUES (?,?,?,?,?) "
+            "ON CONFLICT(batch) DO UPDATE SET last_activity=excluded.last_activity",
+            (ev.batch, ev.enterprise, ev.site, ev.line, now),
+        )
+        d = ev.data
+        if ev.type == "batch.start":
+            db.execute(
+                "UPDATE batches SET product=COALESCE(?, product), "
+                "production_date=COALESCE(?, production_date, ?), "
+                "shelf_life_days=COALESCE(?, shelf_life_days), started=?, "
+                "inspection=COALESCE(?, inspection) WHERE batch=?",
+                (
+                    _opt(d.get("product")), _opt(d.get("production_date")), ev.ts[:10],
+                    d.get("shelf_life_days"), ev.ts, _opt(d.get("inspection")), ev.batch,
+                ),
+            )  # fmt: skip
+        elif ev.type == "batch.end":
+            db.execute(
+                "UPDATE batches SET ended=?, inspection=COALESCE(?, inspection), "
+                "production_date=COALESCE(production_date, ?) WHERE batch=?",
+                (ev.ts, _opt(d.get("inspection")), ev.ts[:10], ev.batch),
+            )
+        else:
+            db.execute(
+                "UPDATE batches SET production_date=COALESCE(production_date, ?) WHERE batch=?",
+                (ev.ts[:10], ev.batch),
+            )
+
+    # -- small reads -----------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        q = self.db.execute
+        return {
+            "events": q("SELECT COUNT(*) FROM events").fetchone()[0],
+            "codes": q("SELECT COUNT(*) FROM codes").fetchone()[0],
+            "quarantine": q("SELECT COUNT(*) FROM quarantine").fetchone()[0],
+            "pending_events": q(PENDING_EVENTS_SQL).fetchone()[0],
+        }
+
+    def quarantined(self) -> list[tuple[str, str, bytes]]:
+        rows = self.db.execute("SELECT topic, reason, payload FROM quarantine ORDER BY qid")
+        return [(t, r, bytes(p)) for t, r, p in rows]
+
+
+def _opt(v: object) -> str | None:
+    return None if v is None else (v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))

@@ -1,0 +1,162 @@
+"""What ``saltgw trace`` prints: text for people, or ``--json`` (one object per line)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from dataclasses import asdict
+from datetime import date
+from typing import Any
+
+from gateway.bridge.config import BridgeSection
+from gateway.bridge.retention import purge as run_purge
+from gateway.bridge.trace import trace_batch, trace_code
+
+__all__ = ["batch", "code", "documents", "purge"]
+
+
+def _j(obj: object) -> None:
+    print(json.dumps(obj, ensure_ascii=False, sort_keys=True))
+
+
+def _num(v: Any) -> str:
+    return "-" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _product(info: dict[str, Any]) -> str:
+    parts = [info.get("product") or "?", info.get("product_name"), info.get("net_content")]
+    return " ".join(str(p) for p in parts if p)
+
+
+def _batch_line(info: dict[str, Any]) -> str:
+    bits = [f"batch {info['batch']}"]
+    if info.get("product"):
+        bits.append(f"product {_product(info)}")
+    if info.get("line"):
+        bits.append(f"line {info['line']}")
+    if info.get("production_date"):
+        bits.append(f"produced {info['production_date']}")
+    if info.get("shelf_life_days"):
+        bits.append(f"shelf life {info['shelf_life_days']} d")
+    if info.get("inspection"):
+        bits.append(f"inspection {info['inspection']}")
+    return "  ".join(bits)
+
+
+def _ccp_lines(ccp: dict[str, Any], batch: str) -> list[str]:
+    out = [f"  CCP records of batch {batch}: {ccp['total']} ({ccp['fail']} fail)"]
+    for r in ccp["records"]:
+        value = _num(r["value"]) if r["flag"] is None else str(r["flag"]).lower()
+        unit = f" {r['unit']}" if r["unit"] else ""
+        limits = f"[{_num(r['lo'])}, {_num(r['hi'])}]"
+        device = r["device"] or "-"
+        out.append(
+            f"    {r['ts']}  {r['type']}  {device}  {value}{unit}  limits {limits}  {r['verdict']}"
+        )
+    if len(ccp["records"]) < ccp["total"]:
+        out.append(f"    … {ccp['total'] - len(ccp['records'])} more (--ccp -1 shows all)")
+    return out
+
+
+def code(
+    db: sqlite3.Connection,
+    value: str,
+    cfg: BridgeSection | None,
+    as_json: bool,
+    ccp_limit: int | None,
+) -> int:
+    t = trace_code(db, value, cfg, ccp_limit)
+    if t is None:
+        print(f"saltgw: error: code {value!r} is not in the trace store", file=sys.stderr)
+        return 1
+    if as_json:
+        _j(t)
+        return 0
+    lines = [f"code {t['code']} ({t['kind']})"]
+    if t.get("enterprise"):
+        lines.append(f"  enterprise    {t['enterprise']}")
+    info = t.get("batch_info")
+    if info:
+        lines.append("  " + _batch_line(info))
+    if t.get("commissioned"):
+        lines.append(f"  commissioned  {t['commissioned']}  (event {t['event']})")
+    if t.get("children"):
+        lines.append(f"  holds         {len(t['children'])}: {' '.join(t['children'])}")
+    elif t["kind"] == "unknown":
+        lines.append("  (never commissioned or packed here: seen only in outbound records)")
+    for key in ("case", "pallet"):
+        h = t.get(key)
+        lines.append(f"  {key:<13} " + (f"{h['code']} (packed {h['packed']})" if h else "-"))
+    doc = t.get("document")
+    if doc:
+        receipt = f", receipt {doc['receipt']}" if doc.get("receipt") else ""
+        lines.append(f"  uploaded in   {doc['number']}: {doc['state']}{receipt}")
+    elif t["kind"] == "bag":
+        lines.append("  uploaded in   - (not yet in a document)")
+    if info:
+        lines += _ccp_lines(t["ccp"], info["batch"])
+    lines.append(f"  outbound records: {len(t['outbound'])}")
+    for o in t["outbound"]:
+        ctype = f" ({o['customer_type']})" if o["customer_type"] else ""
+        via = "" if o["via"] == value else f"  via {o['via']}"
+        lines.append(f"    {o['order']}  {o['ts']}  {o['customer']}{ctype}{via}")
+    print("\n".join(lines))
+    return 0
+
+
+def batch(db: sqlite3.Connection, value: str, cfg: BridgeSection | None, as_json: bool) -> int:
+    found = trace_batch(db, value, cfg)
+    if found is None:
+        print(f"saltgw: error: batch {value!r} is not in the trace store", file=sys.stderr)
+        return 1
+    head, codes = found
+    rec = head["reconciliation"]
+    if as_json:
+        _j(head)
+        for c in codes:
+            _j(asdict(c))
+        return 0
+    print(_batch_line(head["batch_info"]))
+    print(
+        f"  reconciliation: {rec['commissioned']} commissioned, {rec['uploaded']} uploaded, "
+        f"{rec['acknowledged']} acknowledged, {rec['other_unacked']} other records not "
+        f"acknowledged: {rec['state']}"
+    )
+    print(f"  CCP records: {head['ccp']['total']} ({head['ccp']['fail']} fail)")
+    print(f"  {'code':<24} {'case':<20} {'pallet':<20} {'document':<10} outbound")
+    for c in codes:
+        ob = "; ".join(f"{o['order']} → {o['customer']}" for o in c.outbound) or "-"
+        print(f"  {c.code:<24} {c.case or '-':<20} {c.pallet or '-':<20} {c.state or '-':<10} {ob}")
+    return 0
+
+
+def documents(db: sqlite3.Connection, as_json: bool) -> int:
+    rows = db.execute(
+        "SELECT number, state, codes, attempts, receipt, last_error FROM documents ORDER BY id"
+    ).fetchall()
+    keys = ("number", "state", "codes", "attempts", "receipt", "last_error")
+    for r in rows:
+        d = dict(zip(keys, r, strict=True))
+        if as_json:
+            _j(d)
+        else:
+            tail = d["receipt"] or d["last_error"] or ""
+            print(f"{d['number']}  {d['state']:<11} {d['codes']:>7} codes  "
+                  f"{d['attempts']} failed attempts  {tail}")  # fmt: skip
+    return 0
+
+
+def purge(db: sqlite3.Connection, cfg: BridgeSection | None, as_json: bool) -> int:
+    if cfg is None:
+        cfg = BridgeSection()
+    rep = run_purge(db, cfg, date.today())
+    if as_json:
+        _j(asdict(rep))
+    else:
+        print(
+            f"purged {rep.batches} batches, {rep.events} events, {rep.documents} documents, "
+            f"{rep.quarantined} quarantined payloads; kept {rep.kept_unacked} expired batches "
+            "not fully acknowledged by the platform"
+        )
+    return 0

@@ -1,0 +1,395 @@
+"""MES write-back: commands on ``…/{line}/cmd/{device}``, answered on ``…/cmd/{device}/response``
+(``docs/commands.md``).
+
+A command is a JSON object with an ``id`` and a ``command``: ``start_batch`` (``batch``,
+optional ``product`` and ``shift``), ``end_batch`` (optional ``batch``: then it must be the
+running one) or ``set_batch`` (``batch``). Which device tags a command writes is configured in
+the device's profile (``commands:``, a :class:`CommandMap`): first the parameters, then the
+``trigger`` tag is set true (the PLC resets it when it acted).
+
+Every command gets exactly one response, ``{"id", "status": "accepted" | "rejected", "reason",
+"command", "device", "ts"}`` (QoS 1, not retained). *accepted* means the PLC acknowledged every
+write; what the line then does shows in its events (``batch.start``…). A command is rejected,
+with the reason, when it is not JSON, misses or misspells a field, names an unknown command or
+device, a device that takes no such command, a device that is offline, or when a write fails.
+A command the broker replays because it was retained is never executed (it would run again on
+every reconnect); an empty payload (deleting a retained message) gets no response.
+
+Threading: :meth:`CommandRouter.on_message` runs on the MQTT forwarder thread and only hands
+the message to the gateway's event loop; commands run there, one at a time per device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+from drivers.base import DeviceError, TagValue, WritableDriver, WriteRejected
+from gateway.supervisor import DeviceSupervisor, State
+from gateway.topics import Topics
+
+__all__ = [
+    "COMMANDS",
+    "CommandMap",
+    "CommandRejected",
+    "CommandRouter",
+    "CommandTags",
+    "EndBatch",
+    "SetBatch",
+    "StartBatch",
+    "command_maps",
+    "parse_command",
+]
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("end_batch", "set_batch", "start_batch")
+WRITE_TIMEOUT_SECS = 10.0  # all writes of one command
+
+TagRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+BatchNo = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^\S.*$")
+]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=128)]
+
+
+# -- configuration (a profile's `commands:`) ------------------------------------------------------
+class CommandTags(BaseModel):
+    """Device tags one command writes: its parameters first, then ``trigger``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch: TagRef | None = Field(default=None, description="Tag that receives the batch number.")
+    product: TagRef | None = Field(default=None, description="Tag that receives the product.")
+    shift: TagRef | None = Field(default=None, description="Tag that receives the shift.")
+    trigger: TagRef | None = Field(
+        default=None,
+        description="Boolean tag set true after the parameters are written; the PLC acts on it "
+        "and resets it.",
+    )
+
+    def tags(self) -> list[str]:
+        return [t for t in (self.batch, self.product, self.shift, self.trigger) if t is not None]
+
+
+class CommandMap(BaseModel):
+    """Which commands a device takes and which of its tags each writes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start_batch: CommandTags | None = Field(
+        default=None, description="start_batch: writes batch (required), product, shift, trigger."
+    )
+    end_batch: CommandTags | None = Field(
+        default=None,
+        description="end_batch: sets trigger; without a trigger, writes '' to the batch tag.",
+    )
+    set_batch: CommandTags | None = Field(
+        default=None, description="set_batch: writes batch (required), then trigger if given."
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> CommandMap:
+        for name in ("start_batch", "set_batch"):
+            tags: CommandTags | None = getattr(self, name)
+            if tags is not None and tags.batch is None:
+                raise ValueError(f"{name} needs a batch tag")
+        if self.end_batch is not None and not (self.end_batch.trigger or self.end_batch.batch):
+            raise ValueError("end_batch needs a trigger tag (or a batch tag to clear)")
+        return self
+
+    def configured(self) -> list[str]:
+        return [name for name in COMMANDS if getattr(self, name) is not None]
+
+    def tags(self) -> set[str]:
+        """Every device tag the commands write (each must be writable)."""
+        out: set[str] = set()
+        for name in self.configured():
+            tags: CommandTags = getattr(self, name)
+            out.update(tags.tags())
+        return out
+
+
+# -- the messages MES sends ------------------------------------------------------------------------
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+        description="Chosen by MES; the response carries it back."
+    )
+
+
+class StartBatch(_Command):
+    command: Literal["start_batch"]
+    batch: BatchNo
+    product: Text | None = None
+    shift: Text | None = None
+
+
+class EndBatch(_Command):
+    command: Literal["end_batch"]
+    batch: BatchNo | None = None
+
+
+class SetBatch(_Command):
+    command: Literal["set_batch"]
+    batch: BatchNo
+
+
+Command = Annotated[StartBatch | EndBatch | SetBatch, Field(discriminator="command")]
+_COMMAND: TypeAdapter[StartBatch | EndBatch | SetBatch] = TypeAdapter(Command)
+
+
+class CommandRejected(Exception):
+    """A command refused with a reason (the response says it)."""
+
+    def __init__(self, reason: str, command: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.command = command
+
+
+def _pydantic_reason(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"][1:]) or "payload"
+        if err["type"] == "missing":
+            parts.append(f"missing field {loc!r}")
+        elif err["type"] == "extra_forbidden":
+            parts.append(f"unknown field {loc!r}")
+        else:
+            parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_command(payload: bytes) -> tuple[str | None, StartBatch | EndBatch | SetBatch]:
+    """(id, command) from a message; raises CommandRejected (with the id if it had one)."""
+    try:
+        obj = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CommandRejected(f"payload is not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise CommandRejected(f"payload must be a JSON object, not {type(obj).__name__}")
+    raw_id = obj.get("id")
+    cmd_id = raw_id if isinstance(raw_id, str) and raw_id else None
+    name = obj.get("command")
+    if name is None:
+        raise CommandRejected(f"missing field 'command' (one of {', '.join(COMMANDS)})")
+    if name not in COMMANDS:
+        raise CommandRejected(f"unknown command {name!r} (known: {', '.join(COMMANDS)})")
+    try:
+        return cmd_id, _COMMAND.validate_python(obj)
+    except ValidationError as exc:
+        raise CommandRejected(f"{name}: {_pydantic_reason(exc)}", str(name)) from None
+
+
+# -- the router ----------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Device:
+    supervisor: DeviceSupervisor
+    commands: CommandMap | None
+    lock: asyncio.Lock
+
+
+class CommandRouter:
+    """Validates commands, writes them to their device and publishes the response."""
+
+    def __init__(
+        self,
+        topics: Topics,
+        tz: tzinfo,
+        publish: Callable[[str, bytes], None],
+        command_maps: Mapping[str, CommandMap],
+        current_batch: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        self.topics = topics
+        self.tz = tz
+        self.publish = publish
+        self.command_maps = dict(command_maps)
+        self.current_batch = current_batch
+        self.devices: dict[str, _Device] = {}
+        self.accepted = 0
+        self.rejected = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def attach(self, supervisor: DeviceSupervisor) -> None:
+        """Make a device reachable by commands (its supervisor holds driver and state)."""
+        dev = supervisor.device
+        self.devices[dev] = _Device(supervisor, self.command_maps.get(dev), asyncio.Lock())
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    # -- any thread ----------------------------------------------------------------------------
+    def on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        """From the MQTT forwarder thread: run the command on the gateway's loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            log.warning("command on %r dropped: the gateway is not running", topic)
+            return
+        loop.call_soon_threadsafe(self._spawn, topic, payload, retained)
+
+    def _spawn(self, topic: str, payload: bytes, retained: bool) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self.handle(topic, payload, retained), name="command"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Let running commands finish (bounded), then cancel what is left."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=WRITE_TIMEOUT_SECS)
+        for task in list(self._tasks):
+            task.cancel()
+
+    # -- the gateway's loop --------------------------------------------------------------------
+    async def handle(self, topic: str, payload: bytes, retained: bool = False) -> dict[str, Any]:
+        """Run one command and publish its response; returns the response."""
+        device = topic.rsplit("/", 1)[-1]
+        if not payload:  # deletes a retained message (MQTT convention): not a command
+            return {}
+        cmd_id: str | None = None
+        name: str | None = None
+        try:
+            try:
+                cmd_id, cmd = parse_command(payload)
+            except CommandRejected as exc:
+                cmd_id, name = _peek_id(payload), exc.command
+                raise
+            name = cmd.command
+            if retained:
+                raise CommandRejected(
+                    "retained command not executed (publish commands with retain=false)"
+                )
+            await self._execute(device, cmd)
+        except CommandRejected as exc:
+            return self._respond(device, cmd_id, name, "rejected", exc.reason)
+        return self._respond(device, cmd_id, name, "accepted", None)
+
+    def _respond(
+        self, device: str, cmd_id: str | None, name: str | None, status: str, reason: str | None
+    ) -> dict[str, Any]:
+        response = {
+            "id": cmd_id,
+            "status": status,
+            "reason": reason,
+            "command": name,
+            "device": device,
+            "ts": datetime.now(self.tz).isoformat(timespec="milliseconds"),
+        }
+        if status == "accepted":
+            self.accepted += 1
+            log.info("command %s (id %r) for %s accepted", name, cmd_id, device)
+        else:
+            self.rejected += 1
+            log.warning(
+                "command %s (id %r) for %s rejected: %s", name or "?", cmd_id, device, reason
+            )
+        body = json.dumps(response, ensure_ascii=False).encode()
+        self.publish(self.topics.command_response(device), body)
+        return response
+
+    def _target(self, device: str, name: str) -> tuple[_Device, WritableDriver, CommandTags]:
+        dev = self.devices.get(device)
+        if dev is None:
+            known = ", ".join(sorted(self.devices)) or "none"
+            raise CommandRejected(f"no device {device!r} on this line (devices: {known})")
+        if dev.commands is None:
+            raise CommandRejected(
+                f"device {device!r} takes no commands (its profile has no commands: map)"
+            )
+        tags: CommandTags | None = getattr(dev.commands, name)
+        if tags is None:
+            have = ", ".join(dev.commands.configured())
+            raise CommandRejected(f"device {device!r} has no {name!r} command (it takes: {have})")
+        driver = dev.supervisor.driver
+        if not isinstance(driver, WritableDriver):
+            raise CommandRejected(f"device {device!r}: its driver cannot write tags")
+        state = dev.supervisor.state
+        if state is None or state.state != State.ONLINE:
+            what = {None: "is not connected yet", State.FAULT: "has a fault"}.get(
+                state.state if state else None, "is offline"
+            )
+            detail = f": {state.detail}" if state is not None and state.detail else ""
+            raise CommandRejected(f"device {device!r} {what}{detail}")
+        return dev, driver, tags
+
+    async def _execute(self, device: str, cmd: StartBatch | EndBatch | SetBatch) -> None:
+        dev, driver, tags = self._target(device, cmd.command)
+        writes = self._writes(cmd, tags)
+        done: list[str] = []
+        async with dev.lock:
+            try:
+                async with asyncio.timeout(WRITE_TIMEOUT_SECS):
+                    for tag, value in writes:
+                        await driver.write(tag, value)
+                        done.append(tag)
+            except TimeoutError:
+                raise CommandRejected(
+                    f"device {device!r} did not acknowledge the writes within "
+                    f"{WRITE_TIMEOUT_SECS:g} s (written: {', '.join(done) or 'none'})"
+                ) from None
+            except (WriteRejected, DeviceError) as exc:
+                raise CommandRejected(
+                    f"write failed: {exc} (written before: {', '.join(done) or 'none'})"
+                ) from None
+
+    def _writes(
+        self, cmd: StartBatch | EndBatch | SetBatch, tags: CommandTags
+    ) -> list[tuple[str, TagValue]]:
+        out: list[tuple[str, TagValue]] = []
+        if isinstance(cmd, EndBatch):
+            running = self.current_batch()
+            if cmd.batch is not None and cmd.batch != running:
+                raise CommandRejected(
+                    f"batch {cmd.batch!r} is not the running batch ({running or 'none'})"
+                )
+            if tags.trigger is None and tags.batch is not None:
+                out.append((tags.batch, ""))
+        else:
+            assert tags.batch is not None  # CommandMap guarantees it
+            out.append((tags.batch, cmd.batch))
+            if isinstance(cmd, StartBatch):
+                if tags.product is not None and cmd.product is not None:
+                    out.append((tags.product, cmd.product))
+                if tags.shift is not None and cmd.shift is not None:
+                    out.append((tags.shift, cmd.shift))
+        if tags.trigger is not None:
+            out.append((tags.trigger, True))
+        return out
+
+
+def command_maps(profiles: Iterable[Any]) -> dict[str, CommandMap]:
+    """Device id → its command map, from the profile entries that have one."""
+    out: dict[str, CommandMap] = {}
+    for entry in profiles:
+        commands = getattr(entry, "commands", None)
+        if isinstance(commands, CommandMap):
+            out[entry.device] = commands
+    return out
+
+
+def _peek_id(payload: bytes) -> str | None:
+    try:
+        obj = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    raw = obj.get("id") if isinstance(obj, dict) else None
+    return raw if isinstance(raw, str) and raw else None

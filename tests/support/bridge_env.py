@@ -1,0 +1,74 @@
+"""Bridge test environment: configs with a bridge section, a line publisher on a real broker,
+bounded waits and store queries."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway.config.models import ConfigBase, config_model
+from tests.support.bridge_docs import GS1_XSD
+
+
+def bridge_config(tmp: Path, port: int, name: str, **bridge: Any) -> ConfigBase:
+    raw = {
+        "gateway": {"id": f"gw-{name}", "enterprise": "8035", "site": "daiyue", "line": "L1"},
+        "mqtt": {
+            "url": f"mqtt://127.0.0.1:{port}",
+            "reconnect_min_secs": 0.2,
+            "reconnect_max_secs": 1,
+        },
+        "journal": {"path": str(tmp / f"{name}-journal.db")},
+        "bridge": {
+            "store": str(tmp / f"{name}.db"),
+            "node_id": name,
+            "max_delay_secs": 0.3,
+            "codes_per_document": 40,
+            "epcis_xsd": str(GS1_XSD) if GS1_XSD.is_file() else None,
+            "products": [{"id": "P400", "name": "精制盐", "net_content": "400g"}],
+            "reconcile": {"interval_secs": 0.2},
+            **bridge,
+        },
+    }
+    return config_model().model_validate(raw)
+
+
+class Publisher:
+    def __init__(self, port: int) -> None:
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="test-line-publisher")
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def publish(self, topic: str, body: bytes) -> None:
+        self.client.publish(topic, body, qos=1).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def wait(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def q(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(path) as db:
+        return db.execute(sql).fetchall()
+
+
+DONE = "SELECT batch FROM batches WHERE completed IS NOT NULL ORDER BY batch"
+
+
+def outbox(path: Path) -> list[bytes]:
+    return [p.read_bytes() for p in sorted(path.glob("*.xml*"))]

@@ -1,0 +1,147 @@
+"""Contract events (../shared/design/contract.md, "Event envelope") for bridge tests: a batch of
+bags packed into cases and pallets, CCP checks and an outbound order, with what they mean."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+TZ = timezone(timedelta(hours=8))
+T0 = datetime(2026, 11, 22, 8, 0, 0, tzinfo=TZ)
+
+
+@dataclass
+class LineEvents:
+    """Makes envelopes for one line; ``published`` remembers them in order."""
+
+    enterprise: str = "8035"
+    site: str = "daiyue"
+    line: str = "L1"
+    gateway: str = "gw-test-1"
+    prefix: str = "salt/v1"
+    seq: int = 0
+    clock: datetime = T0
+    published: list[dict[str, Any]] = field(default_factory=list)
+
+    def make(
+        self, etype: str, data: dict[str, Any], batch: str | None, device: str | None = None
+    ) -> dict[str, Any]:
+        self.seq += 1
+        self.clock += timedelta(milliseconds=250)
+        ev = {
+            "id": str(uuid.uuid4()),
+            "gateway": self.gateway,
+            "seq": self.seq,
+            "type": etype,
+            "ts": self.clock.isoformat(timespec="milliseconds"),
+            "enterprise": self.enterprise,
+            "site": self.site,
+            "line": self.line,
+            "device": device,
+            "batch": batch,
+            "data": data,
+        }
+        self.published.append(ev)
+        return ev
+
+    def topic(self, ev: dict[str, Any]) -> str:
+        group, kind = ev["type"].split(".", 1)
+        root = f"{self.prefix}/{self.enterprise}/{self.site}/{self.line}"
+        return f"{root}/alarm/{kind}" if group == "alarm" else f"{root}/event/{group}/{kind}"
+
+
+@dataclass
+class BatchPlan:
+    batch: str
+    bags: list[str]
+    cases: dict[str, list[str]]
+    pallets: dict[str, list[str]]
+    unpacked: dict[str, list[str]]  # case → bags taken out again (rework)
+    orders: dict[str, list[str]]  # order → codes shipped
+    events: list[dict[str, Any]]
+
+
+def batch_events(
+    f: LineEvents,
+    batch: str,
+    n_bags: int,
+    *,
+    per_case: int = 10,
+    per_pallet: int = 4,
+    with_end: bool = True,
+    rework: bool = True,
+) -> BatchPlan:
+    """batch.start, bags (each followed by a net-content check), cases, pallets, one unpack,
+    a metal-detector check, one outbound order of the first pallet, batch.end."""
+    evs = [f.make("batch.start", {"batch": batch, "product": "P400"}, batch)]
+    tag = batch.replace("-", "")
+    bags = [f"{f.enterprise}B{tag}{i:05d}" for i in range(n_bags)]
+    cases: dict[str, list[str]] = {}
+    for i, bag in enumerate(bags):
+        evs.append(f.make("pack.bag", {"code": bag}, batch, device="scan1"))
+        verdict = "fail" if i % 7 == 3 else "pass"
+        value = 380.5 if verdict == "fail" else 400.0 + (i % 5)
+        data = {
+            "value": value,
+            "unit": "g",
+            "limits": {"lo": 388.0, "hi": None},
+            "verdict": verdict,
+        }
+        evs.append(f.make("ccp.net_content", data, batch, device="cw1"))
+        if (i + 1) % per_case == 0:
+            case = f"{f.enterprise}C{tag}{len(cases):04d}"
+            cases[case] = bags[i + 1 - per_case : i + 1]
+            evs.append(f.make("pack.case", {"code": case, "children": cases[case]}, batch))
+    pallets: dict[str, list[str]] = {}
+    names = list(cases)
+    for j in range(0, len(names) - len(names) % per_pallet, per_pallet):
+        pallet = f"{f.enterprise}P{tag}{len(pallets):03d}"
+        pallets[pallet] = names[j : j + per_pallet]
+        evs.append(f.make("pack.pallet", {"code": pallet, "children": pallets[pallet]}, batch))
+    unpacked: dict[str, list[str]] = {}
+    if rework and names:
+        last = names[-1]
+        unpacked[last] = cases[last][:2]
+        evs.append(f.make("pack.unpack", {"code": last, "children": unpacked[last]}, batch))
+    md = {"value": False, "unit": None, "limits": {}, "verdict": "pass"}
+    evs.append(f.make("ccp.metal_detector", md, batch, device="md1"))
+    orders: dict[str, list[str]] = {}
+    if pallets:
+        order = f"SO-{tag}"
+        orders[order] = [next(iter(pallets))]
+        data = {"order": order, "customer": "某某盐业批发公司", "customer_type": "wholesaler",
+                "codes": orders[order]}  # fmt: skip
+        evs.append(f.make("ship.outbound", data, None))
+    if with_end:
+        evs.append(f.make("batch.end", {"batch": batch, "inspection": "合格，一级"}, batch))
+    return BatchPlan(batch, bags, cases, pallets, unpacked, orders, evs)
+
+
+def payload(ev: dict[str, Any]) -> bytes:
+    return json.dumps(ev, ensure_ascii=False).encode()
+
+
+GARBAGE = [
+    b"not json at all",
+    b'{"id": "x"}',
+    b"[1, 2, 3]",
+    json.dumps(
+        {
+            "id": "g1",
+            "gateway": "gw",
+            "seq": 1,
+            "type": "pack.case",
+            "ts": "2026-11-22T08:00:00+08:00",
+            "enterprise": "8035",
+            "site": "s",
+            "line": "L1",
+            "device": None,
+            "batch": "B",
+            "data": {"code": "8035CX", "children": []},
+        }
+    ).encode(),
+    b"\xff\xfe\x00garbage",
+]

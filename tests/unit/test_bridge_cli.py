@@ -1,0 +1,213 @@
+"""``saltgw trace`` and ``saltgw xml validate`` as a user runs them (in-process ``main``)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+from lxml import etree
+
+from gateway.bridge.config import BridgeSection, UploadRetrySection
+from gateway.bridge.documents import DocumentBuilder
+from gateway.bridge.ingest import subscriptions
+from gateway.bridge.store import TraceStore
+from gateway.bridge.upload import Uploader
+from gateway.cli import main
+from tests.support.bridge_docs import GS1_XSD
+from tests.support.trace_events import BatchPlan, LineEvents, batch_events, payload
+from tests.unit.test_bridge_delivery import Scripted
+
+TZ = timezone(timedelta(hours=8))
+
+
+@pytest.fixture
+def line(tmp_path: Path) -> tuple[Path, BatchPlan]:
+    """A config with a bridge section, and a store holding one uploaded batch."""
+    store_path = tmp_path / "var" / "bridge.db"
+    cfg = {
+        "gateway": {"id": "gw-test-1", "enterprise": "8035", "site": "daiyue", "line": "L1"},
+        "bridge": {
+            "store": str(store_path),
+            "products": [{"id": "P400", "name": "精制盐", "net_content": "400g"}],
+        },
+    }
+    path = tmp_path / "line.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    plan = batch_events(LineEvents(), "20261122-L1-01", 20, per_case=5, per_pallet=2)
+    store = TraceStore(store_path)
+    store.ingest([("t", payload(e)) for e in plan.events])
+    bcfg = BridgeSection(
+        store=store_path, codes_per_document=12, products=cfg["bridge"]["products"]
+    )
+    DocumentBuilder(store.db, bcfg, enterprise="8035", node="gwtest1", tz=TZ).build_ready(
+        force=True
+    )
+    retry = UploadRetrySection(backoff_min_secs=0.001)
+    Uploader(store.db, Scripted([]), retry, threading.Event()).run_once()
+    store.close()
+    return path, plan
+
+
+def test_trace_a_bag(line: tuple[Path, BatchPlan], capsys: pytest.CaptureFixture[str]) -> None:
+    cfg, plan = line
+    bag = plan.cases[next(iter(plan.cases))][1]  # in the first case, on the first (shipped) pallet
+    case, pallet = next(iter(plan.cases)), next(iter(plan.pallets))
+    assert main(["trace", bag, "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"code {bag} (bag)\n")
+    assert "batch 20261122-L1-01  product P400 精制盐 400g  line L1  produced 2026-11-22" in out
+    assert f"case          {case} (packed " in out
+    assert f"pallet        {pallet} (packed " in out
+    assert ": acked, receipt R-8035-20261122-gwtest1-00000" in out
+    n_ccp = sum(e["type"].startswith("ccp.") for e in plan.events)
+    assert f"CCP records of batch 20261122-L1-01: {n_ccp} (3 fail)" in out
+    assert "ccp.net_content  cw1  380.5 g  limits [388, -]  fail" in out
+    order = next(iter(plan.orders))
+    assert f"{order}  " in out and f"某某盐业批发公司 (wholesaler)  via {pallet}" in out
+
+
+def test_trace_json_and_a_case(
+    line: tuple[Path, BatchPlan], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg, plan = line
+    last_case = list(plan.cases)[-1]
+    assert main(["trace", last_case, "--config", str(cfg), "--json", "--ccp", "0"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["kind"] == "case" and got["batch"] == "20261122-L1-01"
+    assert got["children"] == plan.cases[last_case][2:]  # two were taken out (rework)
+    assert got["ccp"]["records"] == [] and got["ccp"]["total"] > 0
+
+
+def test_trace_a_batch_for_recall(
+    line: tuple[Path, BatchPlan], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg, plan = line
+    assert main(["trace", "--batch", plan.batch, "--config", str(cfg), "--json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    head, codes = lines[0], lines[1:]
+    assert head["reconciliation"]["state"] == "complete"
+    assert head["reconciliation"]["acknowledged"] == 20
+    assert [c["code"] for c in codes] == plan.bags
+    shipped = set(plan.pallets[plan.orders[next(iter(plan.orders))][0]])
+    for c in codes:
+        assert (c["case"] in shipped) == bool(c["outbound"]), c
+    assert main(["trace", "--batch", plan.batch, "--config", str(cfg)]) == 0
+    text = capsys.readouterr().out
+    assert "reconciliation: 20 commissioned, 20 uploaded, 20 acknowledged" in text
+    assert text.count("\n  8035B") == 20
+
+
+def test_trace_mistakes(
+    line: tuple[Path, BatchPlan],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    cfg, _ = line
+    assert main(["trace", "8035NOPE", "--config", str(cfg)]) == 1
+    assert "code '8035NOPE' is not in the trace store" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path_factory.mktemp("empty"))
+    assert main(["trace", "8035X"]) == 2  # no var/bridge.db in the working directory
+    assert "no trace store at var/bridge.db: give --config" in capsys.readouterr().err
+    assert main(["trace", "--config", str(cfg)]) == 2
+    assert "give one of CODE, --batch" in capsys.readouterr().err
+    assert main(["trace", "X", "--store", str(cfg.parent / "missing.db")]) == 2
+    assert "no trace store at" in capsys.readouterr().err
+    monkeypatch.chdir(cfg.parent)  # holds var/bridge.db: the default store
+    assert main(["trace", "--documents"]) == 0
+    assert "acked" in capsys.readouterr().out
+
+
+def test_trace_documents_and_purge(
+    line: tuple[Path, BatchPlan], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg, _ = line
+    assert main(["trace", "--documents", "--config", str(cfg), "--json"]) == 0
+    docs = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert docs and {d["state"] for d in docs} == {"acked"}
+    assert main(["trace", "--purge", "--config", str(cfg)]) == 0
+    assert "purged 0 batches" in capsys.readouterr().out
+
+
+def _export(tmp: Path, profile: str) -> list[Path]:
+    plan = batch_events(LineEvents(), "B-X", 6)
+    store = TraceStore(tmp / f"{profile}.db")
+    store.ingest([("t", payload(e)) for e in plan.events])
+    bcfg = BridgeSection(store=store.path, profile=profile, gzip_base64=profile == "platform")
+    DocumentBuilder(store.db, bcfg, enterprise="8035", node="n", tz=TZ).build_ready(force=True)
+    out = []
+    for number, body in store.db.execute("SELECT number, body FROM documents"):
+        p = tmp / f"{number}.{profile}"
+        p.write_bytes(bytes(body))
+        out.append(p)
+    return out
+
+
+def test_xml_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if not GS1_XSD.is_file():
+        pytest.skip("GS1 XSD not available")
+    epcis = _export(tmp_path, "epcis")
+    plat = _export(tmp_path, "platform")  # gzip+base64 bodies
+    assert main(["xml", "validate", *map(str, epcis + plat)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("valid (EPCIS 2.0)") == len(epcis)
+    assert out.count("valid (saltgw platform XML v1)") == len(plat)
+
+    doc = etree.parse(str(epcis[0]))
+    action = doc.find(".//action")
+    assert action is not None
+    action.text = "COMMISSION"
+    bad = tmp_path / "bad.xml"
+    doc.write(str(bad))
+    assert main(["xml", "validate", str(bad), str(epcis[0])]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}:" in out and ": error: " in out and "COMMISSION" in out
+    assert f"{epcis[0]}: valid" in out
+
+    foreign = tmp_path / "foreign.xml"
+    foreign.write_text('<a xmlns="urn:other"/>')
+    assert main(["xml", "validate", str(foreign)]) == 1
+    assert "not a document saltgw produced" in capsys.readouterr().out
+    junk = tmp_path / "junk.xml"
+    junk.write_text("<unclosed")
+    assert main(["xml", "validate", str(junk)]) == 1
+    assert f"{junk}:1:" in capsys.readouterr().out
+
+    assert main(["xml", "validate", str(epcis[0]), "--xsd", str(tmp_path / "none.xsd")]) == 2
+    assert "--xsd" in capsys.readouterr().err
+    assert main(["xml", "validate", str(tmp_path / "missing.xml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_xml_validate_without_the_gs1_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    epcis = _export(tmp_path, "epcis")
+    import gateway.bridge.xmlcheck as xc
+
+    monkeypatch.setattr(xc, "default_epcis_xsd", lambda: tmp_path / "nowhere" / "epcis.xsd")
+    assert main(["xml", "validate", str(epcis[0])]) == 2
+    err = capsys.readouterr().err
+    assert "EPCIS 2.0 schema not found at" in err and "--xsd" in err
+
+
+@pytest.mark.parametrize("verb", [["trace"], ["xml", "validate"]])
+def test_help(verb: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*verb, "--help"])
+    assert exc.value.code == 0
+    assert "usage: saltgw" in capsys.readouterr().out
+
+
+def test_subscriptions_default_shared_and_batch_topics() -> None:
+    root = "salt/v1/8035/daiyue/L1"
+    assert subscriptions(root, [], None) == [f"{root}/event/#", f"{root}/alarm/#"]
+    assert subscriptions(root, [], "up") == [
+        f"$share/up/{root}/event/#",
+        f"$share/up/{root}/alarm/#",
+        f"{root}/event/batch/#",
+    ]
