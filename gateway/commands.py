@@ -24,10 +24,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import (
     BaseModel,
@@ -40,11 +40,14 @@ from pydantic import (
 )
 
 from drivers.base import DeviceError, TagValue, WritableDriver, WriteRejected
+from gateway.events import EventDraft
 from gateway.supervisor import DeviceSupervisor, State
 from gateway.topics import Topics
 
 __all__ = [
     "COMMANDS",
+    "OPERATOR_COMMANDS",
+    "WRITE_COMMANDS",
     "CommandMap",
     "CommandRejected",
     "CommandRouter",
@@ -58,7 +61,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("end_batch", "set_batch", "start_batch")
+WRITE_COMMANDS = ("end_batch", "set_batch", "start_batch")  # written to a PLC (commands: map)
+OPERATOR_COMMANDS = ("close_partial", "resync", "unpack")  # acted on by a packing profile
+COMMANDS = tuple(sorted(WRITE_COMMANDS + OPERATOR_COMMANDS))
 WRITE_TIMEOUT_SECS = 10.0  # all writes of one command
 
 TagRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
@@ -114,7 +119,7 @@ class CommandMap(BaseModel):
         return self
 
     def configured(self) -> list[str]:
-        return [name for name in COMMANDS if getattr(self, name) is not None]
+        return [name for name in WRITE_COMMANDS if getattr(self, name) is not None]
 
     def tags(self) -> set[str]:
         """Every device tag the commands write (each must be writable)."""
@@ -151,8 +156,56 @@ class SetBatch(_Command):
     batch: BatchNo
 
 
-Command = Annotated[StartBatch | EndBatch | SetBatch, Field(discriminator="command")]
-_COMMAND: TypeAdapter[StartBatch | EndBatch | SetBatch] = TypeAdapter(Command)
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class ClosePartial(_Command):
+    """Operator: close a short case/pallet as partial (issue 5), with the reason."""
+
+    command: Literal["close_partial"]
+    code: Code
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+    operator: Text | None = None
+
+
+class Unpack(_Command):
+    """Operator: rework a case/pallet (pack.unpack frees its children), with the reason."""
+
+    command: Literal["unpack"]
+    code: Code
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+    operator: Text | None = None
+
+
+class Resync(_Command):
+    """Operator: drop the bags (cases) waiting for a label after the line was cleared by hand."""
+
+    command: Literal["resync"]
+    operator: Text | None = None
+
+
+WriteCommand = StartBatch | EndBatch | SetBatch
+OperatorCommand = ClosePartial | Unpack | Resync
+AnyCommand = WriteCommand | OperatorCommand
+Command = Annotated[AnyCommand, Field(discriminator="command")]
+_COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(Command)
+
+
+@runtime_checkable
+class Operable(Protocol):
+    """A packing profile (case_packer, pallet_builder): what operator commands act on."""
+
+    device: str
+
+    def close_partial(
+        self, code: str, reason: str, operator: str | None, now: datetime
+    ) -> list[EventDraft]: ...
+
+    def unpack(
+        self, code: str, reason: str, operator: str | None, now: datetime
+    ) -> list[EventDraft]: ...
+
+    def resync(self, now: datetime) -> list[EventDraft]: ...
 
 
 class CommandRejected(Exception):
@@ -177,7 +230,7 @@ def _pydantic_reason(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_command(payload: bytes) -> tuple[str | None, StartBatch | EndBatch | SetBatch]:
+def parse_command(payload: bytes) -> tuple[str | None, AnyCommand]:
     """(id, command) from a message; raises CommandRejected (with the id if it had one)."""
     try:
         obj = json.loads(payload)
@@ -216,13 +269,16 @@ class CommandRouter:
         publish: Callable[[str, bytes], None],
         command_maps: Mapping[str, CommandMap],
         current_batch: Callable[[], str | None] = lambda: None,
+        accept: Callable[[list[EventDraft]], Awaitable[Any]] | None = None,
     ) -> None:
         self.topics = topics
         self.tz = tz
         self.publish = publish
         self.command_maps = dict(command_maps)
         self.current_batch = current_batch
+        self.accept = accept
         self.devices: dict[str, _Device] = {}
+        self.operables: dict[str, Operable] = {}
         self.accepted = 0
         self.rejected = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -232,6 +288,10 @@ class CommandRouter:
         """Make a device reachable by commands (its supervisor holds driver and state)."""
         dev = supervisor.device
         self.devices[dev] = _Device(supervisor, self.command_maps.get(dev), asyncio.Lock())
+
+    def attach_operable(self, profile: Operable) -> None:
+        """Make a packing profile's operator actions reachable on its device's topic."""
+        self.operables[profile.device] = profile
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -278,7 +338,10 @@ class CommandRouter:
                 raise CommandRejected(
                     "retained command not executed (publish commands with retain=false)"
                 )
-            await self._execute(device, cmd)
+            if isinstance(cmd, ClosePartial | Unpack | Resync):
+                await self._operate(device, cmd)
+            else:
+                await self._execute(device, cmd)
         except CommandRejected as exc:
             return self._respond(device, cmd_id, name, "rejected", exc.reason)
         return self._respond(device, cmd_id, name, "accepted", None)
@@ -331,7 +394,32 @@ class CommandRouter:
             raise CommandRejected(f"device {device!r} {what}{detail}")
         return dev, driver, tags
 
-    async def _execute(self, device: str, cmd: StartBatch | EndBatch | SetBatch) -> None:
+    async def _operate(self, device: str, cmd: OperatorCommand) -> None:
+        """Run an operator action on the device's packing profile and journal what it
+        produced; a refusal (alarm.aggregation) is journaled too, and rejects the command."""
+        target = self.operables.get(device)
+        if target is None:
+            have = ", ".join(sorted(self.operables)) or "none"
+            raise CommandRejected(
+                f"device {device!r} takes no operator commands (only case/pallet label "
+                f"scanners do: {have})"
+            )
+        now = datetime.now(self.tz)
+        if isinstance(cmd, ClosePartial):
+            drafts = target.close_partial(cmd.code, cmd.reason, cmd.operator, now)
+        elif isinstance(cmd, Unpack):
+            drafts = target.unpack(cmd.code, cmd.reason, cmd.operator, now)
+        else:
+            drafts = target.resync(now)
+        if self.accept is not None:
+            await self.accept(drafts)
+        refused = [
+            d for d in drafts if d.type == "alarm.aggregation" and d.data.get("reason") != "resync"
+        ]
+        if refused:
+            raise CommandRejected(str(refused[0].data.get("detail", "refused")))
+
+    async def _execute(self, device: str, cmd: WriteCommand) -> None:
         dev, driver, tags = self._target(device, cmd.command)
         writes = self._writes(cmd, tags)
         done: list[str] = []
@@ -351,9 +439,7 @@ class CommandRouter:
                     f"write failed: {exc} (written before: {', '.join(done) or 'none'})"
                 ) from None
 
-    def _writes(
-        self, cmd: StartBatch | EndBatch | SetBatch, tags: CommandTags
-    ) -> list[tuple[str, TagValue]]:
+    def _writes(self, cmd: WriteCommand, tags: CommandTags) -> list[tuple[str, TagValue]]:
         out: list[tuple[str, TagValue]] = []
         if isinstance(cmd, EndBatch):
             running = self.current_batch()

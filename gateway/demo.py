@@ -29,6 +29,9 @@ __all__ = ["demo_config_path", "run_demo"]
 log = logging.getLogger(__name__)
 
 
+OPERATOR_UNPACK_AFTER_S = 20.0  # the demo operator reworks a case, so pack.unpack shows too
+
+
 def demo_config_path() -> Path:
     return Path(str(files("mappings") / "demo-line.yaml"))
 
@@ -50,6 +53,8 @@ class Watch:
         self.states: dict[str, str] = {}
         self.last_seq = 0
         self.kpi: dict[str, Any] = {}
+        self.first_case: tuple[str, str] | None = None  # (device, code) of a bound case
+        self.responses: list[dict[str, Any]] = []  # answers to the demo operator's commands
         self._lock = threading.Lock()
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id="saltgw-demo-watch", protocol=paho.MQTTv311
@@ -66,14 +71,36 @@ class Watch:
         with self._lock:
             if "/state/" in msg.topic:
                 self.states[obj.get("device", "?")] = obj.get("state", "?")
+            elif msg.topic.endswith("/response") and isinstance(obj, dict):
+                self.responses.append(obj)
             elif msg.topic.endswith("/kpi") and isinstance(obj, dict):
                 self.kpi = obj  # retained line KPIs (docs/traceability.md)
             elif isinstance(obj, dict) and "type" in obj:
                 self.types[obj["type"]] += 1
+                data = obj.get("data") or {}
+                if obj["type"] == "pack.case" and self.first_case is None and obj.get("device"):
+                    self.first_case = (obj["device"], str(data.get("code")))
                 self.last_seq = max(self.last_seq, int(obj.get("seq", 0)))
                 verdict = obj.get("data", {}).get("verdict")
                 if obj["type"].startswith("ccp.") and verdict:
                     self.verdicts[verdict] += 1
+
+    def operator_unpack(self) -> bool:
+        """Act as the line's operator once: send the first bound case back to rework
+        (``unpack`` on its scanner's command topic, docs/commands.md)."""
+        with self._lock:
+            if self.first_case is None:
+                return False
+            device, code = self.first_case
+        cmd = {
+            "id": "demo-operator-1",
+            "command": "unpack",
+            "code": code,
+            "reason": "demo: rework of a crushed case",
+            "operator": "demo",
+        }
+        self.client.publish(f"{self.root}/cmd/{device}", json.dumps(cmd), qos=1)
+        return True
 
     def start(self) -> None:
         self.client.connect_async("127.0.0.1", self.port)
@@ -108,6 +135,7 @@ class Watch:
                 "device_states": dict(self.states),
                 "last_seq": self.last_seq,
                 "kpi": self.kpi.get("scopes", {}).get("shift"),
+                "operator_commands": list(self.responses),
             }
 
 
@@ -153,6 +181,7 @@ async def _run(
     gw = Gateway(cfg, broker_url=url)
     task = asyncio.create_task(gw.run(stop), name="gateway")
     t0 = time.monotonic()
+    unpack_sent = False
     try:
         while not stop.is_set():
             try:
@@ -160,6 +189,8 @@ async def _run(
             except TimeoutError:
                 pass
             elapsed = time.monotonic() - t0
+            if not unpack_sent and elapsed >= OPERATOR_UNPACK_AFTER_S:
+                unpack_sent = watch.operator_unpack()
             line = watch.line(elapsed, gw.journal.stats.backlog) + bridge_progress(gw.bridge)
             print(line, file=out, flush=True)
             if duration is not None and elapsed >= duration:

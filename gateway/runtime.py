@@ -18,7 +18,7 @@ from typing import Any
 
 from drivers.base import Reading
 from drivers.registry import driver_specs
-from gateway.commands import CommandRouter, command_maps
+from gateway.commands import CommandRouter, Operable, command_maps
 from gateway.config.models import ConfigBase
 from gateway.events import Event, EventDraft, Origin
 from gateway.journal import Journal, WhenFull
@@ -85,7 +85,12 @@ class Gateway:
             lambda topic, body: self.forwarder.publish_control(topic, body, retain=False),
             command_maps(cfg.profiles),
             current_batch=lambda: self.batch,
+            accept=self.accept,
         )
+        for profs in self.profiles.values():
+            for prof in profs:
+                if isinstance(prof, Operable):  # case/pallet label scanners
+                    self.commands.attach_operable(prof)
         self.forwarder.listen(self.topics.commands(), self.commands.on_message)
 
     # -- accepting events ----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from gateway.commands import COMMANDS
+from gateway.commands import WRITE_COMMANDS
 from gateway.profiles.registry import profile_specs
 
 __all__ = ["cross_checks"]
@@ -37,7 +37,7 @@ def _command_refs(
         return
     raw_tags = entry.get("tags") if isinstance(entry, dict) else None
     for name, params in commands.items():
-        if name not in COMMANDS:  # reported by the schema
+        if name not in WRITE_COMMANDS:  # reported by the schema
             continue
         for param, tag in (params or {}).items() if isinstance(params, dict) else ():
             if not isinstance(tag, str):

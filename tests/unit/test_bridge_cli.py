@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from datetime import timedelta, timezone
 from pathlib import Path
@@ -149,6 +150,8 @@ def _export(tmp: Path, profile: str) -> list[Path]:
 
 def test_xml_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if not GS1_XSD.is_file():
+        if os.environ.get("CI"):  # CI has shared/ beside the clone: a skip there hides a defect
+            pytest.fail(f"GS1 EPCIS 2.0 XSD not at {GS1_XSD}")
         pytest.skip("GS1 XSD not available")
     epcis = _export(tmp_path, "epcis")
     plat = _export(tmp_path, "platform")  # gzip+base64 bodies

@@ -3,6 +3,7 @@ bindings in them equal the events, chunking and numbering, atomic building."""
 
 from __future__ import annotations
 
+import os
 import string
 from datetime import timedelta, timezone
 from pathlib import Path
@@ -29,6 +30,8 @@ PRODUCTS = [{"id": "P400", "name": "精制盐", "net_content": "400g", "spec": "
 @pytest.fixture(scope="module")
 def gs1_xsd() -> Path:
     if not GS1_XSD.is_file():
+        if os.environ.get("CI"):  # CI has shared/ beside the clone: a skip there hides a defect
+            pytest.fail(f"GS1 EPCIS 2.0 XSD not at {GS1_XSD}")
         pytest.skip(f"GS1 EPCIS 2.0 XSD not at {GS1_XSD}")
     return GS1_XSD.resolve()
 

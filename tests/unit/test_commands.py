@@ -130,7 +130,10 @@ def test_end_batch_without_trigger_clears_the_batch_tag() -> None:
         (b"\xff\xfe", "payload is not JSON"),
         ([1, 2], "must be a JSON object, not list"),
         ({"id": "x"}, "missing field 'command'"),
-        ({"id": "x", "command": "stop_line"}, "unknown command 'stop_line' (known: end_batch"),
+        (
+            {"id": "x", "command": "stop_line"},
+            "unknown command 'stop_line' (known: close_partial, end_batch",
+        ),
         ({"id": "x", "command": "start_batch"}, "start_batch: missing field 'batch'"),
         ({"command": "end_batch"}, "end_batch: missing field 'id'"),
         ({"id": "x", "command": "start_batch", "batch": "  "}, "batch: String should"),
