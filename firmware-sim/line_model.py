@@ -23,7 +23,16 @@ from datetime import datetime
 
 from gateway.packml import PackMLState
 
-__all__ = ["LineModel", "LineSettings"]
+__all__ = ["FEED_MATERIALS", "LineModel", "LineSettings"]
+
+#: What a salt packing line is fed (QB/T 5279 7.2 table 2 row 1, 投料): name, lot prefix,
+#: feeding point, quantity range in kg.
+FEED_MATERIALS: tuple[tuple[str, str, str, float, float], ...] = (
+    ("原盐 (raw salt)", "RS", "hopper-1", 500.0, 1000.0),
+    ("碘酸钾 (KIO3)", "KI", "iodine-doser", 0.5, 1.2),
+    ("亚铁氰化钾 (anti-caking agent)", "AC", "additive-doser", 0.2, 0.5),
+)
+OPERATORS = ("王强", "李娜", "张伟")
 
 S = PackMLState
 
@@ -57,6 +66,7 @@ class LineSettings:
     hold_for_s: float = 3.0
     iodine_mg_kg: float = 25.0
     iodine_every_s: float = 10.0
+    feed_every_s: float | None = 15.0  # a feeding (投料) this often while producing
 
 
 def shift_of(now: datetime) -> str:
@@ -81,6 +91,13 @@ class LineModel:
         self.fill_weight_g = 0.0
         self.iodine_mg_kg = settings.iodine_mg_kg
         self.remote = not settings.auto_batches
+        self.feed_count = 0
+        self.feed_material = ""
+        self.feed_lot = ""
+        self.feed_qty_kg = 0.0
+        self.feed_point = ""
+        self.feed_operator = ""
+        self._next_feed = t + (settings.feed_every_s or 0.0) / 2
         self.batches_started = 0
         self._t = t
         self._since = t  # when the current state was entered
@@ -169,9 +186,23 @@ class LineModel:
         elif self.state == S.HELD and in_state >= self.s.hold_for_s:
             self._enter(S.UNHOLDING)
         self._produce(dt)
+        every = self.s.feed_every_s
+        if every is not None and self.state == S.EXECUTE and t >= self._next_feed:
+            self._next_feed = t + every
+            self._feed(now)
         if t >= self._next_iodine:
             self._next_iodine = t + self.s.iodine_every_s
             self.iodine_mg_kg = round(self.rng.gauss(self.s.iodine_mg_kg, 1.5), 1)
+
+    def _feed(self, now: datetime) -> None:
+        """One feeding: the next material in turn, a lot of today, a quantity, an operator."""
+        name, prefix, point, lo, hi = FEED_MATERIALS[self.feed_count % len(FEED_MATERIALS)]
+        self.feed_count += 1
+        self.feed_material = name
+        self.feed_lot = f"{prefix}-{now:%Y%m%d}-{1 + self.feed_count // len(FEED_MATERIALS):03d}"
+        self.feed_qty_kg = round(self.rng.uniform(lo, hi), 3)
+        self.feed_point = point
+        self.feed_operator = self.rng.choice(OPERATORS)
 
     def _produce(self, dt: float) -> None:
         if self.state != S.EXECUTE:

@@ -94,6 +94,12 @@ VARIABLES: tuple[tuple[str, ua.VariantType, bool], ...] = (
     ("Shift", V.String, False),
     ("FillWeight", V.Double, False),
     ("Iodine", V.Double, False),
+    ("FeedMaterial", V.String, False),
+    ("FeedLot", V.String, False),
+    ("FeedQtyKg", V.Double, False),
+    ("FeedPoint", V.String, False),
+    ("FeedOperator", V.String, False),
+    ("FeedCount", V.UInt32, False),  # after the details: a client sees them with the count
     ("Cmd_BatchNumber", V.String, True),
     ("Cmd_Product", V.String, True),
     ("Cmd_Shift", V.String, True),
@@ -147,6 +153,9 @@ class LinePlcConfig(SimulatorConfigBase):
     hold_for_s: float = Field(default=3, gt=0, description="How long each hold lasts, seconds.")
     iodine_mg_kg: float = Field(
         default=25, ge=0, description="Mean iodine content the analyser reports, mg/kg."
+    )
+    feed_every_s: float | None = Field(
+        default=15, gt=0, description="A material feeding (投料) this often while producing; none."
     )
     security_policies: list[Policy] = Field(
         default_factory=lambda: list[Policy](["None"]),
@@ -203,6 +212,7 @@ class LinePlcConfig(SimulatorConfigBase):
             hold_every_s=self.hold_every_s,
             hold_for_s=self.hold_for_s,
             iodine_mg_kg=self.iodine_mg_kg,
+            feed_every_s=self.feed_every_s,
         )
 
 
@@ -503,6 +513,12 @@ class LinePlcSim:
             "Shift": m.shift,
             "FillWeight": m.fill_weight_g,
             "Iodine": m.iodine_mg_kg,
+            "FeedMaterial": m.feed_material,
+            "FeedLot": m.feed_lot,
+            "FeedQtyKg": m.feed_qty_kg,
+            "FeedPoint": m.feed_point,
+            "FeedOperator": m.feed_operator,
+            "FeedCount": m.feed_count,
             "Cmd_StartBatch": False,
             "Cmd_EndBatch": False,
         }

@@ -6,11 +6,15 @@ production broker (use mosquitto or EMQX there).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from types import TracebackType
 from typing import Any
 
 __all__ = ["EmbeddedBroker"]
+
+log = logging.getLogger(__name__)
+SHUTDOWN_SECS = 5.0
 
 
 class EmbeddedBroker:
@@ -41,4 +45,7 @@ class EmbeddedBroker:
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._broker.shutdown()
+        try:  # amqtt can wait forever on a client that never closes: bound it
+            await asyncio.wait_for(self._broker.shutdown(), timeout=SHUTDOWN_SECS)
+        except TimeoutError:
+            log.warning("embedded broker did not shut down within %s s; left behind", SHUTDOWN_SECS)

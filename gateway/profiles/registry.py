@@ -8,6 +8,7 @@ from gateway.profiles.checkweigher import CHECKWEIGHER
 from gateway.profiles.iodine import IODINE
 from gateway.profiles.line_plc import LINE_PLC
 from gateway.profiles.magnet_rod import MAGNET_ROD
+from gateway.profiles.material_feed import MATERIAL_FEED
 from gateway.profiles.metal_detector import METAL_DETECTOR
 from gateway.profiles.packing import CASE_PACKER, PALLET_BUILDER
 from gateway.profiles.scan_kpi import SCAN_KPI
@@ -23,6 +24,7 @@ _BUILT_IN: tuple[ProfileSpec, ...] = (
     SIEVE,
     IODINE,
     LINE_PLC,
+    MATERIAL_FEED,
     BAG_SCANNER,
     CASE_PACKER,
     PALLET_BUILDER,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from gateway.bridge.schema import PENDING_EVENTS_SQL
 from tests.support.bridge_docs import facts_of
 from tests.support.bridge_env import Publisher, wait
 from tests.support.broker import Mosquitto
-from tests.support.net import free_port
+from tests.support.configs import demo_line_on_free_ports
 from tests.support.procs import ROOT, kill9, saltgw, stop
 from tests.support.trace_events import LineEvents, batch_events, payload
 
@@ -103,18 +102,6 @@ def test_bridge_killed_mid_way_loses_nothing(tmp_path: Path, mosquitto: Mosquitt
     expected += [("pack", k, tuple(v)) for p in plans for k, v in p.pallets.items()]
     assert sorted(facts.relations) == sorted(expected)
     assert not list(outbox.glob(".*.tmp")), "a temporary file was left behind"
-
-
-def demo_line_on_free_ports(tmp: Path) -> Path:
-    """The demo line with every simulator port moved to a free one (test suites running side by
-    side on one machine must not fight over the demo's fixed ports)."""
-    text = (ROOT / "mappings" / "demo-line.yaml").read_text()
-    ports = sorted(set(re.findall(r"\b1[45]\d{3}\b", text)))
-    for old in ports:
-        text = re.sub(rf"\b{old}\b", str(free_port()), text)
-    path = tmp / "demo-line.yaml"
-    path.write_text(text)
-    return path
 
 
 def test_demo_writes_valid_platform_xml_to_the_outbox(tmp_path: Path) -> None:

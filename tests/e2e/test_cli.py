@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from tests.support.broker import Mosquitto
-from tests.support.configs import line_config
+from tests.support.configs import demo_line_on_free_ports, line_config
 from tests.support.net import wait_port
 from tests.support.procs import ROOT, saltgw, stop
 from tests.support.subscriber import Collector
@@ -83,16 +84,34 @@ def test_sigterm_stops_cleanly_with_status_offline(tmp_path: Path, mosquitto: Mo
 
 def test_demo_runs_with_the_embedded_broker(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "gateway", "--log-level", "warning", "demo", "--duration", "8"],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=env,
-        cwd=tmp_path,
+    line = demo_line_on_free_ports(tmp_path)  # not the fixed ports: suites may run side by side
+    cmd = [
+        sys.executable,
+        "-m",
+        "gateway",
+        "--log-level",
+        "warning",
+        "demo",
+        "--duration",
+        "8",
+        "--config",
+        str(line),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = proc.stdout.splitlines()
+    try:
+        out, err = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)  # say where it hung, not just that it did
+        try:
+            out, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        raise AssertionError(f"demo did not end:\n{out[-3000:]}\n{err[-3000:]}") from None
+    assert proc.returncode == 0, err[-2000:]
+    lines = out.splitlines()
     assert lines[0].startswith("embedded MQTT broker on mqtt://127.0.0.1:")
     assert any(line.startswith("[") and "events=" in line for line in lines)
     summary = json.loads(lines[-1].removeprefix("summary: "))

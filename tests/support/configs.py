@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -78,4 +79,19 @@ def line_config(
     }
     path = tmp / "line.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+ROOT = Path(__file__).parents[2]
+
+
+def demo_line_on_free_ports(tmp: Path) -> Path:
+    """The demo line with every simulator port moved to a free one (test suites running side by
+    side on one machine must not fight over the demo's fixed ports)."""
+    text = (ROOT / "mappings" / "demo-line.yaml").read_text()
+    ports = sorted(set(re.findall(r"\b1[45]\d{3}\b", text)))
+    for old in ports:
+        text = re.sub(rf"\b{old}\b", str(free_port()), text)
+    path = tmp / "demo-line.yaml"
+    path.write_text(text)
     return path
