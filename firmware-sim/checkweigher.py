@@ -31,10 +31,8 @@ the same port), ``dropout_every_s``/``dropout_for_s`` (the same, periodically), 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
-import random
 import struct
 import time
 from collections import deque
@@ -43,11 +41,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
-from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
-from pymodbus.simulator import DataType, SimData, SimDevice
 
-from firmware_sim.base import SimulatorConfigBase, SimulatorSpec
+from firmware_sim.base import SimulatorSpec
+from firmware_sim.modbus_device import ModbusSimBase, ModbusSimConfig, u32
 
 __all__ = ["CHECKWEIGHER", "CheckweigherSim", "CheckweigherSimConfig", "Weighing"]
 
@@ -55,14 +51,12 @@ log = logging.getLogger(__name__)
 
 REGISTER_COUNT = 8
 HISTORY_SIZE = 1000
-_READ_HOLDING_REGISTERS = 3
 
 
-class CheckweigherSimConfig(SimulatorConfigBase):
+class CheckweigherSimConfig(ModbusSimConfig):
     """A checkweigher producing one weighing per bag at a steady rate."""
 
     kind: Literal["checkweigher"] = Field(description="Selects the checkweigher simulator.")
-    unit_id: int = Field(default=1, ge=1, le=247, description="Modbus unit id it answers.")
     nominal_g: float = Field(
         default=400.0, gt=0, le=65535, description="Nominal net content of a bag, grams."
     )
@@ -119,11 +113,6 @@ class Weighing:
     rejected: bool
 
 
-def _u32(value: int) -> list[int]:
-    value &= 0xFFFFFFFF
-    return [value >> 16, value & 0xFFFF]
-
-
 def _f32(value: float) -> tuple[float, list[int]]:
     """``value`` rounded to float32, and its two registers (ABCD)."""
     data = struct.pack(">f", value)
@@ -131,35 +120,24 @@ def _f32(value: float) -> tuple[float, list[int]]:
     return struct.unpack(">f", data)[0], [hi, lo]
 
 
-class CheckweigherSim:
-    """The running simulator; see the module docstring for the register map."""
+class CheckweigherSim(ModbusSimBase):
+    """The running simulator; see the module docstring for the register map. Serving,
+    drop-offs and exception mode come from :class:`ModbusSimBase`."""
+
+    register_count = REGISTER_COUNT
+    kind = "checkweigher"
+    config: CheckweigherSimConfig
 
     def __init__(self, config: CheckweigherSimConfig) -> None:
-        self.config = config
-        self._rng = random.Random(config.seed)
-        self._port = config.port
-        self._server: ModbusTcpServer | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._exception_code: ExcCodes | None = None
         self._garbage_next = False
         self._count = 0
         self._rejects = 0
+        self._weight = 0.0
+        self._rejected = False
         self._history: deque[Weighing] = deque(maxlen=HISTORY_SIZE)
-        self._running = False
-        self._registers: list[int] = self._snapshot(0.0, rejected=False)
-        self._lock = asyncio.Lock()  # serialises going offline / online
+        super().__init__(config)
 
     # --- public API -----------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The TCP port; the bound one once started (``port: 0`` picks a free one)."""
-        return self._port
-
-    @property
-    def online(self) -> bool:
-        """Whether the server is listening."""
-        return self._server is not None
 
     @property
     def weighings(self) -> int:
@@ -178,87 +156,46 @@ class CheckweigherSim:
                 return w
         return None
 
-    @property
-    def registers(self) -> list[int]:
-        """The eight holding registers as a client would read them now."""
-        return list(self._registers)
-
-    async def start(self) -> None:
-        """Listen, start weighing (and the periodic drop-outs if configured)."""
-        if self._server is not None:
-            raise RuntimeError("checkweigher already started")
-        await self._listen()
-        self._running = True
-        self._registers = self._snapshot(0.0, rejected=False)
-        self._spawn(self._produce(), "checkweigher-produce")
-        if self.config.dropout_every_s is not None and self.config.dropout_for_s is not None:
-            self._spawn(
-                self._dropouts(self.config.dropout_every_s, self.config.dropout_for_s),
-                "checkweigher-dropouts",
-            )
-        log.info(
-            "checkweigher %r listening on %s:%d (unit %d, %.0f bags/min)",
-            self.config.id,
-            self.config.host,
-            self._port,
-            self.config.unit_id,
-            self.config.rate_per_min,
-        )
-
-    async def stop(self) -> None:
-        """Stop weighing and close the server and every connection. Never hangs."""
-        self._running = False
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=2.0)
-        await self._go_offline()
-
-    async def drop(self, seconds: float) -> None:
-        """Drop off the network now (stop listening, cut connections); come back on the same
-        port after ``seconds``. Returns once offline. Weighing goes on meanwhile."""
-        await self._go_offline()
-        log.info("checkweigher %r dropped off for %.1f s", self.config.id, seconds)
-        self._spawn(self._come_back_after(seconds), "checkweigher-come-back")
-
-    def set_exception_mode(self, on: bool, code: ExcCodes = ExcCodes.ILLEGAL_ADDRESS) -> None:
-        """While on, every request is answered with Modbus exception ``code`` (default 2,
-        illegal data address)."""
-        self._exception_code = code if on else None
-
     def inject_garbage(self) -> None:
         """Make the next weighing's weight NaN (and the bag rejected)."""
         self._garbage_next = True
 
     # --- weighing ------------------------------------------------------------------------------
 
-    def _snapshot(self, weight: float, *, rejected: bool) -> list[int]:
-        _, weight_regs = _f32(weight)
-        status = (1 if rejected else 0) | (2 if self._running else 0)
+    def snapshot(self) -> list[int]:
+        _, weight_regs = _f32(self._weight)
+        status = (1 if self._rejected else 0) | (2 if self.running else 0)
         nominal = min(round(self.config.nominal_g), 0xFFFF)
-        return [*_u32(self._count), *weight_regs, status, nominal, *_u32(self._rejects)]
+        return [*u32(self._count), *weight_regs, status, nominal, *u32(self._rejects)]
+
+    def loops(self) -> list[Coroutine[Any, Any, None]]:
+        cfg = self.config
+        out = [self._produce()]
+        if cfg.dropout_every_s is not None and cfg.dropout_for_s is not None:
+            out.append(self._dropouts(cfg.dropout_every_s, cfg.dropout_for_s))
+        return out
 
     def weigh_one(self) -> Weighing:
         """Produce one weighing now (the production task calls this at ``rate_per_min``)."""
         cfg = self.config
         garbage = self._garbage_next or (
-            cfg.garbage_ratio > 0 and self._rng.random() < cfg.garbage_ratio
+            cfg.garbage_ratio > 0 and self.rng.random() < cfg.garbage_ratio
         )
         self._garbage_next = False
         if garbage:
             weight = math.nan
-        elif cfg.underweight_ratio > 0 and self._rng.random() < cfg.underweight_ratio:
-            weight = cfg.nominal_g - cfg.underweight_g - abs(self._rng.gauss(0.0, cfg.sigma_g))
+        elif cfg.underweight_ratio > 0 and self.rng.random() < cfg.underweight_ratio:
+            weight = cfg.nominal_g - cfg.underweight_g - abs(self.rng.gauss(0.0, cfg.sigma_g))
         else:
-            weight = self._rng.gauss(cfg.nominal_g + cfg.mean_offset_g, cfg.sigma_g)
+            weight = self.rng.gauss(cfg.nominal_g + cfg.mean_offset_g, cfg.sigma_g)
         weight, _ = _f32(weight)
         rejected = math.isnan(weight) or weight < cfg.reject_threshold_g
         self._count += 1
         self._rejects += int(rejected)
+        self._weight, self._rejected = weight, rejected
         record = Weighing(count=self._count & 0xFFFFFFFF, weight_g=weight, rejected=rejected)
         self._history.append(record)
-        self._registers = self._snapshot(weight, rejected=rejected)  # one atomic swap
+        self.publish()  # one atomic swap
         return record
 
     async def _produce(self) -> None:
@@ -273,101 +210,12 @@ class CheckweigherSim:
                 done += 1
             await asyncio.sleep(max(0.0, started + (done + 1) * period - time.monotonic()))
 
-    # --- network -------------------------------------------------------------------------------
-
-    async def _action(
-        self,
-        function_code: int,
-        start_address: int,
-        address: int,
-        count: int,
-        current_registers: list[int],
-        set_values: list[int] | list[bool] | None,
-    ) -> ExcCodes | None:
-        """Called by pymodbus for every request to our unit, after its address check."""
-        if self._exception_code is not None:
-            return self._exception_code
-        if function_code != _READ_HOLDING_REGISTERS or set_values is not None:
-            return ExcCodes.ILLEGAL_FUNCTION
-        current_registers[0:REGISTER_COUNT] = self._registers
-        return None
-
-    async def _wrong_unit(
-        self,
-        function_code: int,
-        start_address: int,
-        address: int,
-        count: int,
-        current_registers: list[int],
-        set_values: list[int] | list[bool] | None,
-    ) -> ExcCodes | None:
-        return ExcCodes.GATEWAY_NO_RESPONSE
-
-    def _devices(self) -> list[SimDevice]:
-        regs = SimData(0, count=REGISTER_COUNT, values=0, datatype=DataType.REGISTERS)
-        ours = SimDevice(id=self.config.unit_id, simdata=[regs], action=self._action)
-        # id 0 answers every other unit id (pymodbus would otherwise fail with a KeyError);
-        # it spans all addresses so that its action, not the address check, answers
-        other = SimDevice(
-            id=0,
-            simdata=[SimData(0, count=65536, values=0, datatype=DataType.REGISTERS)],
-            action=self._wrong_unit,
-        )
-        return [ours, other]
-
-    async def _listen(self) -> None:
-        server = ModbusTcpServer(self._devices(), address=(self.config.host, self._port))
-        await server.serve_forever(background=True)
-        listener = server.transport
-        sockets = getattr(listener, "sockets", None)
-        if sockets:
-            self._port = int(sockets[0].getsockname()[1])
-        self._server = server
-
-    async def _go_offline(self) -> None:
-        async with self._lock:
-            server, self._server = self._server, None
-            if server is None:
-                return
-            listener = server.transport
-            with contextlib.suppress(Exception):
-                # closes the listener and every connection (pymodbus leaves shutdown untyped)
-                await asyncio.wait_for(server.shutdown(), 2.0)  # type: ignore[no-untyped-call]
-            wait_closed = getattr(listener, "wait_closed", None)
-            if wait_closed is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(wait_closed(), 2.0)
-
-    async def _go_online(self) -> None:
-        async with self._lock:
-            if self._server is not None or not self._running:
-                return
-            for attempt in range(50):  # the port may be briefly busy; keep it, it is our identity
-                try:
-                    await self._listen()
-                except (RuntimeError, OSError) as exc:
-                    if attempt == 49:
-                        log.error("checkweigher %r cannot listen again: %s", self.config.id, exc)
-                        raise
-                    await asyncio.sleep(0.1)
-                else:
-                    log.info("checkweigher %r back on port %d", self.config.id, self._port)
-                    return
-
-    async def _come_back_after(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-        await self._go_online()
-
     async def _dropouts(self, every: float, duration: float) -> None:
         while True:
             await asyncio.sleep(every)
             await self.drop(duration)
+            log.info("checkweigher %r dropped off for %.1f s", self.config.id, duration)
             await asyncio.sleep(duration)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 CHECKWEIGHER = SimulatorSpec(
