@@ -212,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.bridge.cli import add_commands as add_bridge_commands
 
     add_bridge_commands(sub)  # trace, xml validate (gateway/bridge/cli.py)
+    from gateway.verify import add_command as add_verify_command
+
+    add_verify_command(sub)  # verify (gateway/verify.py)
     return p
 
 

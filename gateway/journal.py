@@ -12,6 +12,9 @@ Constraints (see docs/journal.md for the measurements behind the choice):
   ``stats.blocked``; policy ``drop_oldest`` deletes the oldest undelivered rows to make room,
   counted in ``stats.dropped`` and logged: subscribers then see a seq gap, intentionally.
 - Readers (the forwarder) use their own connection; WAL lets them read while the writer writes.
+- Tamper-evident: each row carries ``prev`` and ``chain = SHA-256(prev || seq, type, payload)``
+  (:mod:`gateway.chain`), and ``chain_head`` holds the newest row's chain, all written in the
+  same transaction as the row. ``saltgw verify`` reports the first broken link.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from gateway.chain import GENESIS, journal_body, link
 from gateway.events import Event, EventDraft, Origin, format_ts, uuid7
 
 __all__ = ["Journal", "JournalClosed", "JournalRow", "JournalStats", "WhenFull"]
@@ -45,7 +49,13 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS chain_head (
+    one  INTEGER PRIMARY KEY CHECK (one = 1),
+    seq  INTEGER NOT NULL,
+    hash BLOB NOT NULL
+);
 """
+CHAIN_COLUMNS = ("prev", "chain")  # added to journals written before the chain existed
 
 
 class WhenFull(StrEnum):
@@ -107,6 +117,7 @@ class Journal:
         self._opened = threading.Event()
         self._open_error: BaseException | None = None
         self._db: sqlite3.Connection | None = None
+        self._head = GENESIS  # chain value of the newest row (gateway.chain)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> Journal:
@@ -160,6 +171,10 @@ class Journal:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(SCHEMA)
+        have = {r[1] for r in db.execute("PRAGMA table_info(events)")}
+        for col in CHAIN_COLUMNS:
+            if col not in have:
+                db.execute(f"ALTER TABLE events ADD COLUMN {col} BLOB")
         return db
 
     def _run(self) -> None:
@@ -169,6 +184,8 @@ class Journal:
             max_row = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
             self.stats.last_seq = max(row[0] if row else 0, max_row[0])
             self.stats.backlog = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+            head = db.execute("SELECT hash FROM chain_head").fetchone()
+            self._head = bytes(head[0]) if head else GENESIS
         except BaseException as exc:  # reported to open()'s caller
             self._open_error = exc
             self._closed.set()
@@ -225,7 +242,8 @@ class Journal:
             queue_ = self._parked
             queue_.extend(appends)
             seq = stats.last_seq
-            rows: list[tuple[int, str, bytes, float]] = []
+            tip = self._head
+            rows: list[tuple[int, str, bytes, float, bytes, bytes]] = []
             now = time.time()
             while queue_:
                 head = queue_[0]
@@ -243,15 +261,22 @@ class Journal:
                     seq += 1
                     ev = self._stamp(d, seq)
                     events.append(ev)
-                    rows.append((seq, ev.type, ev.to_json(), now))
+                    payload = ev.to_json()
+                    prev, tip = tip, link(tip, journal_body(seq, ev.type, payload))
+                    rows.append((seq, ev.type, payload, now, prev, tip))
                 admitted.append((head, events))
             if rows:
-                db.executemany("INSERT INTO events VALUES (?,?,?,?)", rows)
+                db.executemany(
+                    "INSERT INTO events(seq, type, payload, accepted, prev, chain) "
+                    "VALUES (?,?,?,?,?,?)",
+                    rows,
+                )
                 db.execute(
                     "INSERT INTO meta VALUES ('last_seq', ?) "
                     "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                     (seq,),
                 )
+                db.execute("INSERT OR REPLACE INTO chain_head VALUES (1, ?, ?)", (seq, tip))
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             log.error("journal %s: commit failed: %s", self.path, exc)
@@ -262,6 +287,7 @@ class Journal:
             return
         stats.commits += 1
         if rows:
+            self._head = tip
             stats.last_seq = seq
             stats.backlog += len(rows)
             stats.accepted += len(rows)

@@ -29,6 +29,14 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--batch", metavar="BATCH", help="list a batch's codes and where they went")
     s.add_argument("--documents", action="store_true", help="list the outbox documents")
     s.add_argument("--purge", action="store_true", help="purge records past retention")
+    s.add_argument(
+        "--access-log",
+        type=int,
+        nargs="?",
+        const=50,
+        metavar="N",
+        help="list the newest N trace queries (who, when, what; default 50)",
+    )
     s.add_argument("--config", metavar="CONFIG.yaml", help="config with a bridge: section")
     s.add_argument(
         "--store",
@@ -107,23 +115,43 @@ def _open(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from gateway.bridge import trace_output as out
+    from gateway.bridge import access
 
-    chosen = [bool(args.code), bool(args.batch), args.documents, args.purge]
+    log_n = args.access_log
+    chosen = [bool(args.code), bool(args.batch), args.documents, args.purge, log_n is not None]
     if sum(chosen) != 1:
-        raise _Usage("give one of CODE, --batch BATCH, --documents, --purge")
+        raise _Usage("give one of CODE, --batch BATCH, --documents, --purge, --access-log")
     store, cfg = _open(args)
     try:
+        if log_n is not None:
+            return access.show(store.db, log_n, args.json)
         if args.purge:
-            return out.purge(store.db, cfg, args.json)
-        if args.documents:
-            return out.documents(store.db, args.json)
-        limit = None if args.ccp < 0 else args.ccp
-        if args.batch:
-            return out.batch(store.db, args.batch, cfg, args.json)
-        return out.code(store.db, args.code, cfg, args.json, limit)
+            query, subject = "purge", None
+        elif args.documents:
+            query, subject = "documents", None
+        elif args.batch:
+            query, subject = "batch", args.batch
+        else:
+            query, subject = "code", args.code
+        rc = _answer(store.db, query, subject, cfg, args)
+        # logged before the process exits, found or not (gateway/bridge/access.py)
+        outcome = "done" if subject is None else ("found" if rc == 0 else "not found")
+        access.record(store.db, query, subject, outcome)
+        return rc
     finally:
         store.close()
+
+
+def _answer(db: Any, query: str, subject: str | None, cfg: Any, args: argparse.Namespace) -> int:
+    from gateway.bridge import trace_output as out
+
+    if query == "purge":
+        return out.purge(db, cfg, args.json)
+    if query == "documents":
+        return out.documents(db, args.json)
+    if query == "batch":
+        return out.batch(db, str(subject), cfg, args.json)
+    return out.code(db, str(subject), cfg, args.json, None if args.ccp < 0 else args.ccp)
 
 
 # -- xml validate --------------------------------------------------------------------------------

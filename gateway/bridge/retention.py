@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from gateway.bridge.config import BridgeSection
+from gateway.bridge.integrity import prune
 from gateway.bridge.reconcile import by_state
 
 __all__ = ["PurgeReport", "keep_until", "purge"]
@@ -53,6 +54,7 @@ def _unacked(db: sqlite3.Connection, batch: str) -> int:
 
 def _delete_events(db: sqlite3.Connection, where: str, arg: object) -> int:
     sub = f"SELECT rid FROM events e WHERE {where}"
+    prune(db, sub, arg)  # the chain's links survive the purge
     for table in TYPED:
         db.execute(f"DELETE FROM {table} WHERE rid IN ({sub})", (arg,))
     return db.execute(f"DELETE FROM events WHERE rid IN ({sub})", (arg,)).rowcount

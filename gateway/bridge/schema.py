@@ -18,6 +18,7 @@ in a document, so a document holds exactly the uploadable events with ``rid`` in
 - ``batches``: a batch's product, production date, shelf life, inspection (tables 3, 6).
 - ``quarantine``: payloads that were not valid events, with the reason.
 - ``documents`` / ``attempts``: the outbox and every delivery attempt with its outcome.
+- ``pruned``: the hash-chain links of records removed by retention (:mod:`.integrity`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ CREATE TABLE IF NOT EXISTS events (
     up         INTEGER NOT NULL,
     weight     INTEGER NOT NULL,
     note       TEXT,
-    payload    BLOB
+    payload    BLOB,
+    prev       BLOB,
+    chain      BLOB
 );
 CREATE INDEX IF NOT EXISTS events_batch ON events(batch) WHERE up = 1;
 
@@ -157,6 +160,12 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS pruned (
+    rid   INTEGER PRIMARY KEY,
+    prev  BLOB NOT NULL,
+    chain BLOB NOT NULL
+);
 """
 
 
@@ -171,6 +180,10 @@ def connect(path: Path | str, *, create: bool = True) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.executescript(SCHEMA)
+    have = {r[1] for r in db.execute("PRAGMA table_info(events)")}
+    for col in ("prev", "chain"):  # stores written before the hash chain existed
+        if col not in have:
+            db.execute(f"ALTER TABLE events ADD COLUMN {col} BLOB")
     return db
 
 

@@ -7,6 +7,8 @@ Constraints:
 - Events are de-duplicated by ``id`` (delivery is at-least-once): a repeat is counted, not stored.
 - A payload that is not a valid event goes to ``quarantine`` with the reason, in the same
   transaction; it never stops the bridge.
+- Tamper-evident: each stored record is linked into a hash chain in the same transaction
+  (:mod:`gateway.bridge.integrity`); ``saltgw verify`` reports the first broken link.
 - A code commissioned twice (two ``pack.bag`` events) keeps its first commissioning; the later
   event is kept with a note and not uploaded (the scanner raised ``alarm.duplicate_code``, 8.8).
 """
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.bridge.integrity import seal
 from gateway.bridge.records import BadEvent, Parsed, parse_event
 from gateway.bridge.schema import PENDING_EVENTS_SQL, connect
 
@@ -55,6 +58,7 @@ class TraceStore:
         now = time.time()
         db = self.db
         db.execute("BEGIN IMMEDIATE")
+        stored: list[int] = []
         try:
             for topic, payload in messages:
                 try:
@@ -66,8 +70,11 @@ class TraceStore:
                 if db.execute("SELECT 1 FROM events WHERE id=?", (ev.id,)).fetchone():
                     got.duplicates += 1
                     continue
-                got.conflicts += self._store(ev, payload, now)
+                conflict, rid = self._store(ev, payload, now)
+                stored.append(rid)
+                got.conflicts += conflict
                 got.accepted += 1
+            seal(db, stored)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -87,7 +94,8 @@ class TraceStore:
             (now, topic, payload, reason),
         )
 
-    def _store(self, ev: Parsed, payload: bytes, now: float) -> int:
+    def _store(self, ev: Parsed, payload: bytes, now: float) -> tuple[int, int]:
+        """Store one event; returns (1 if it is a conflicting commissioning else 0, its rid)."""
         db = self.db
         note = None
         if ev.type == "pack.bag":
@@ -112,7 +120,7 @@ class TraceStore:
         if ev.batch is not None:
             self._touch_batch(ev, now)
         if not ev.up:
-            return 1 if note else 0
+            return (1 if note else 0), rid
         if ev.type == "pack.bag":
             db.execute(
                 "INSERT INTO codes(rid, code, enterprise, batch, ts) VALUES (?,?,?,?,?)",
@@ -143,7 +151,7 @@ class TraceStore:
                     d.get("unit"), limits.get("lo"), limits.get("hi"), d["verdict"],
                 ),
             )  # fmt: skip
-        return 0
+        return 0, rid
 
     def _relations(self, ev: Parsed, rid: int) -> None:
         parent, children = ev.codes[0], ev.codes[1:]

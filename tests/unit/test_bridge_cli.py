@@ -134,6 +134,35 @@ def test_trace_documents_and_purge(
     assert "purged 0 batches" in capsys.readouterr().out
 
 
+
+def test_every_trace_query_is_in_the_access_log(
+    line: tuple[Path, BatchPlan],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg, plan = line
+    monkeypatch.setenv("SUDO_USER", "qa-wang")
+    assert main(["trace", plan.bags[3], "--config", str(cfg)]) == 0
+    assert main(["trace", "8035NOPE", "--config", str(cfg)]) == 1
+    assert main(["trace", "--batch", plan.batch, "--config", str(cfg)]) == 0
+    assert main(["trace", "--documents", "--config", str(cfg)]) == 0
+    err = capsys.readouterr().err  # the saltgw.access log lines
+    assert f"saltgw.access: trace query code '{plan.bags[3]}'" in err and "not found" in err
+    assert main(["trace", "--access-log", "--config", str(cfg), "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    asked = [(r["query"], r["subject"], r["outcome"]) for r in rows]
+    assert asked == [
+        ("code", plan.bags[3], "found"),
+        ("code", "8035NOPE", "not found"),
+        ("batch", plan.batch, "found"),
+        ("documents", None, "done"),
+    ]
+    assert all("sudo by qa-wang" in r["user"] and r["host"] and r["pid"] > 0 for r in rows)
+    assert main(["trace", "--access-log", "2", "--config", str(cfg)]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert len(text) == 2 and "documents" in text[1] and "8035NOPE" not in "".join(text)
+    assert main(["trace", "--access-log", "--batch", "B", "--config", str(cfg)]) == 2
+
 def _export(tmp: Path, profile: str) -> list[Path]:
     plan = batch_events(LineEvents(), "B-X", 6)
     store = TraceStore(tmp / f"{profile}.db")
