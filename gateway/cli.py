@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from drivers.secrets import SecretError
 from gateway.logs import setup_logging
 
 __all__ = ["main"]
@@ -223,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level, args.log_format)
     try:
         return int(args.func(args))
-    except UserError as exc:
+    except (UserError, SecretError) as exc:
         print(f"saltgw: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -40,6 +40,7 @@ from pydantic import (
 )
 
 from drivers.base import DeviceError, TagValue, WritableDriver, WriteRejected
+from gateway.command_auth import Authoriser, NotAuthorised
 from gateway.events import EventDraft
 from gateway.supervisor import DeviceSupervisor, State
 from gateway.topics import Topics
@@ -137,6 +138,10 @@ class _Command(BaseModel):
     id: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
         description="Chosen by MES; the response carries it back."
     )
+    # who sent it and its signature: checked by gateway/command_auth.py when configured
+    issuer: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    ts: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    sig: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
 
 
 class StartBatch(_Command):
@@ -270,6 +275,7 @@ class CommandRouter:
         command_maps: Mapping[str, CommandMap],
         current_batch: Callable[[], str | None] = lambda: None,
         accept: Callable[[list[EventDraft]], Awaitable[Any]] | None = None,
+        auth: Authoriser | None = None,
     ) -> None:
         self.topics = topics
         self.tz = tz
@@ -277,6 +283,7 @@ class CommandRouter:
         self.command_maps = dict(command_maps)
         self.current_batch = current_batch
         self.accept = accept
+        self.auth = auth  # None: no commands: section, every well-formed command runs
         self.devices: dict[str, _Device] = {}
         self.operables: dict[str, Operable] = {}
         self.accepted = 0
@@ -334,6 +341,11 @@ class CommandRouter:
                 cmd_id, name = _peek_id(payload), exc.command
                 raise
             name = cmd.command
+            if self.auth is not None:
+                try:
+                    self.auth.check(device, json.loads(payload))
+                except NotAuthorised as exc:
+                    raise CommandRejected(f"not authorised: {exc}") from None
             if retained:
                 raise CommandRejected(
                     "retained command not executed (publish commands with retain=false)"

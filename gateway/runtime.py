@@ -18,6 +18,7 @@ from typing import Any
 
 from drivers.base import Reading
 from drivers.registry import driver_specs
+from gateway.command_auth import Authoriser
 from gateway.commands import CommandRouter, Operable, command_maps
 from gateway.config.models import ConfigBase
 from gateway.events import Event, EventDraft, Origin
@@ -77,6 +78,7 @@ class Gateway:
         self._bad_tags: dict[str, dict[str, str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.exit_code = 0
+        self.profile_failures = 0  # readings/ticks a profile raised on: their events are lost
         self.started = False  # devices are being supervised (for /healthz)
         self.bridge: Any = None  # gateway.bridge.service.Bridge when the config has bridge:
         self.commands = CommandRouter(  # MES write-back (docs/commands.md)
@@ -86,7 +88,13 @@ class Gateway:
             command_maps(cfg.profiles),
             current_batch=lambda: self.batch,
             accept=self.accept,
+            auth=Authoriser(cfg.commands) if cfg.commands is not None else None,
         )
+        if cfg.commands is None and command_maps(cfg.profiles):
+            log.warning(
+                "MQTT commands are not restricted: add a commands: section (docs/commands.md) "
+                "to allow only named, signing issuers"
+            )
         for profs in self.profiles.values():
             for prof in profs:
                 if isinstance(prof, Operable):  # case/pallet label scanners
@@ -124,6 +132,7 @@ class Gateway:
             try:
                 drafts.extend(prof.on_reading(reading))
             except Exception:  # a profile bug is not a device fault: log it, keep reading
+                self.profile_failures += 1
                 log.exception("profile for device %s failed on a reading", reading.device)
         await self.accept(drafts)
 
@@ -212,6 +221,7 @@ class Gateway:
                             body = json.dumps(kpi, ensure_ascii=False).encode()
                             self.forwarder.publish_control(self.topics.kpi(), body, retain=True)
                     except Exception:  # a profile bug must not stop the others' ticks
+                        self.profile_failures += 1
                         log.exception("profile for device %s failed on tick", prof.device)
             await self.accept(drafts)
 

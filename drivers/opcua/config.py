@@ -96,6 +96,11 @@ class SecureChannel(_Strict):
         default=None,
         description="Environment variable holding the private key's password, if it has one.",
     )
+    private_key_password_file: Path | None = Field(
+        default=None,
+        description="File holding the private key's password (mode 0600); used when the "
+        "variable is unset.",
+    )
     trusted_server_certificates: list[Path] = Field(
         default_factory=list,
         description="Server certificates (DER or PEM) we trust: the server must present one of "
@@ -121,12 +126,25 @@ Security = Annotated[NoSecurity | SecureChannel, Field(discriminator="policy")]
 
 
 class Identity(_Strict):
-    """User name and password for ActivateSession (the password only from the environment)."""
+    """User name and password for ActivateSession (the password from the environment or an
+    owner-only file, never from this file)."""
 
     username: str = Field(min_length=1, description="User name on the OPC UA server.")
-    password_env: EnvName = Field(
-        description="Environment variable that holds the password (never put it in this file)."
+    password_env: EnvName | None = Field(
+        default=None,
+        description="Environment variable that holds the password (never put it in this file).",
     )
+    password_file: Path | None = Field(
+        default=None,
+        description="File holding the password, readable by its owner only (mode 0600); used "
+        "when the variable is unset.",
+    )
+
+    @model_validator(mode="after")
+    def _has_password(self) -> Identity:
+        if self.password_env is None and self.password_file is None:
+            raise ValueError("give password_env or password_file")
+        return self
 
 
 class Deadband(_Strict):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from drivers.base import DeviceFault, DeviceOffline
 from drivers.opcua.config import Identity, SecureChannel
+from drivers.secrets import SecretError, secret
 
 __all__ = [
     "apply_identity",
@@ -130,13 +130,10 @@ async def apply_security(
     cert, cert_fmt = _read(cfg.certificate, "client certificate")
     key, key_fmt = _read(cfg.private_key, "client private key")
     password = None
-    if cfg.private_key_password_env is not None:
-        password = os.environ.get(cfg.private_key_password_env)
-        if password is None:
-            raise DeviceFault(
-                f"environment variable {cfg.private_key_password_env!r} (password of the private "
-                "key) is not set"
-            )
+    if cfg.private_key_password_env is not None or cfg.private_key_password_file is not None:
+        password = _secret(
+            cfg.private_key_password_env, cfg.private_key_password_file, "private key password"
+        )
     trusted = _trusted(cfg)
     try:
         endpoints = await asyncio.wait_for(client.connect_and_get_server_endpoints(), request_secs)
@@ -183,11 +180,22 @@ async def apply_security(
 
 def apply_identity(client: Client, identity: Identity) -> None:
     """User name and password (from the environment) for ActivateSession."""
-    password = os.environ.get(identity.password_env)
-    if password is None:
-        raise DeviceFault(
-            f"environment variable {identity.password_env!r} (password of OPC UA user "
-            f"{identity.username!r}) is not set"
-        )
+    password = _secret(
+        identity.password_env,
+        identity.password_file,
+        f"password of OPC UA user {identity.username!r}",
+    )
     client.set_user(identity.username)
     client.set_password(password)
+
+
+def _secret(env: str | None, file: Path | None, what: str) -> str:
+    """A password from its variable or owner-only file; a device fault (with the fix) if it
+    cannot be had, since retrying will not help."""
+    try:
+        value = secret(env, file, what)
+    except SecretError as exc:
+        raise DeviceFault(str(exc)) from None
+    if value is None:
+        raise DeviceFault(f"{what}: environment variable {env!r} is not set")
+    return value

@@ -89,6 +89,11 @@ class HttpUploadSection(_Strict):
         default=None,
         description="Environment variable holding a bearer token (never put it in this file).",
     )
+    token_file: Path | None = Field(
+        default=None,
+        description="File holding the bearer token, readable by its owner only (mode 0600); "
+        "used when token_env is unset or empty.",
+    )
     ca_file: Path | None = Field(
         default=None, description="CA bundle to verify the platform (system CAs when unset)."
     )

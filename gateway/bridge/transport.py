@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from drivers.secrets import secret
 from gateway.bridge.config import DirectoryUploadSection, HttpUploadSection
 
 __all__ = [
@@ -133,7 +134,7 @@ class HttpTransport:
             "X-Document-Sha256": doc.sha256,
             "Accept": "application/json",
         }
-        token = os.environ.get(self.cfg.token_env) if self.cfg.token_env else None
+        token = secret(self.cfg.token_env, self.cfg.token_file, "platform token")
         if token:
             h["Authorization"] = f"Bearer {token}"
         return h

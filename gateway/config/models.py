@@ -8,7 +8,6 @@ whatever drivers are installed.
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import timedelta, timezone, tzinfo
 from functools import cache
@@ -21,9 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model, fi
 
 from drivers.base import DeviceConfigBase
 from drivers.registry import driver_specs
+from drivers.secrets import secret
 from firmware_sim.base import SimulatorConfigBase
 from firmware_sim.registry import simulator_specs
 from gateway.bridge.config import BridgeSection
+from gateway.command_auth import CommandAuthSection
 from gateway.profiles.base import ProfileConfigBase
 from gateway.profiles.registry import profile_specs
 
@@ -124,7 +125,8 @@ class MqttSection(Strict):
     )
     password_file: Path | None = Field(
         default=None,
-        description="File holding the password (mode 0600); used when the variable is unset.",
+        description="File holding the password, readable by its owner only (mode 0600 or "
+        "0400; anything looser is refused); used when the variable is unset.",
     )
     tls: TlsSection | None = Field(
         default=None, description="TLS settings; implied with default values by mqtts://."
@@ -160,11 +162,7 @@ class MqttSection(Strict):
 
     def password(self) -> str | None:
         """The broker password from the environment or the password file, else None."""
-        if self.password_env and os.environ.get(self.password_env):
-            return os.environ[self.password_env]
-        if self.password_file is not None:
-            return self.password_file.read_text(encoding="utf-8").strip()
-        return None
+        return secret(self.password_env, self.password_file, "MQTT password")
 
 
 class JournalSection(Strict):
@@ -195,6 +193,11 @@ class ConfigBase(Strict):
     bridge: BridgeSection | None = Field(
         default=None,
         description="Bridge to the national traceability platform, run by `saltgw run`.",
+    )
+    commands: CommandAuthSection | None = Field(
+        default=None,
+        description="Who may send which MQTT command to which device (docs/commands.md); "
+        "without it every well-formed command is executed.",
     )
     # Overridden in config_model() with the discriminated unions of installed plugins.
     devices: list[Any] = Field(default_factory=list)
