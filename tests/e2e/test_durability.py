@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.verify import verify_journal
 from tests.support.broker import Mosquitto
 from tests.support.configs import line_config
 from tests.support.net import wait_port
@@ -56,6 +57,8 @@ def test_kill_9_and_broker_outage_lose_no_accepted_event(
                 time.sleep(1)
             kill9(gw)
             kills += 1
+            chain = verify_journal(tmp_path / "journal.db")  # a kill never leaves a broken link
+            assert chain.ok, chain.line()
         gw = saltgw("run", str(cfg), log=log)
         time.sleep(3)
         assert stop(gw) == 0, log.read_text()[-3000:]
