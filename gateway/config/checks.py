@@ -6,6 +6,7 @@ They run on the raw data, so that they report alongside schema errors, all in on
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -79,6 +80,7 @@ def cross_checks(
                 yield ("simulators", i, "id"), f"duplicate simulator id {sim_id!r}"
             sims.add(sim_id)
     specs = profile_specs()
+    yield from _one_trace_store(data, specs)
     for i, prof in enumerate(_entries(data, "profiles")):
         if not isinstance(prof, dict) or not isinstance(prof.get("device"), str):
             continue
@@ -115,3 +117,28 @@ def cross_checks(
                     where,
                     f"device {device!r} has no tag {tag!r} for role {role!r} (tags: {have})",
                 )
+
+
+def _one_trace_store(data: dict[str, Any], specs: Any) -> Iterator[tuple[Loc, str]]:
+    """Every profile with a ``store:`` (the scanner and KPI profiles) names the same trace
+    store: the code index, the bindings and the KPI counters of a line are one database, or a
+    bag bound by one scanner is unknown to the next (QB/T 5279-2018 8.2)."""
+    first: tuple[int, str, str] | None = None  # (index, profile device, store)
+    for i, prof in enumerate(_entries(data, "profiles")):
+        if not isinstance(prof, dict):
+            continue
+        spec = specs.get(str(prof.get("profile")))
+        field = spec.config_model.model_fields.get("store") if spec is not None else None
+        if field is None:
+            continue
+        store = str(Path(str(prof.get("store", field.default))))
+        if first is None:
+            first = (i, str(prof.get("device")), store)
+        elif store != first[2]:
+            where: Loc = ("profiles", i, "store") if "store" in prof else ("profiles", i)
+            yield (
+                where,
+                f"trace store {store!r} differs from {first[2]!r} of profiles[{first[0]}] "
+                f"(device {first[1]!r}): every traceability profile of a line must name the "
+                "same store",
+            )
