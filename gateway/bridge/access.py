@@ -18,7 +18,7 @@ import sqlite3
 import time
 from dataclasses import asdict, dataclass
 
-__all__ = ["SCHEMA", "AccessEntry", "recent", "record", "show"]
+__all__ = ["SCHEMA", "AccessEntry", "recent", "record", "show", "who"]
 
 log = logging.getLogger("saltgw.access")
 
@@ -42,12 +42,13 @@ class AccessEntry:
     user: str
     host: str
     pid: int
-    query: str  # "code" | "batch" | "documents" | "purge"
+    query: str  # "code" | "batch" | "documents" | "purge" | "resend"
     subject: str | None  # the code or batch asked about
-    outcome: str  # "found" | "not found" | "done"
+    outcome: str  # "found" | "not found" | "done" | "queued" | "refused"
 
 
-def _who() -> str:
+def who() -> str:
+    """The OS user, and the user behind ``sudo`` if any."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry for the uid (containers)
@@ -59,7 +60,7 @@ def _who() -> str:
 def record(db: sqlite3.Connection, query: str, subject: str | None, outcome: str) -> AccessEntry:
     """Write one access row (its own transaction) and log it."""
     entry = AccessEntry(
-        time.time(), _who(), socket.gethostname(), os.getpid(), query, subject, outcome
+        time.time(), who(), socket.gethostname(), os.getpid(), query, subject, outcome
     )
     db.executescript(SCHEMA)
     db.execute(

@@ -30,6 +30,11 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--documents", action="store_true", help="list the outbox documents")
     s.add_argument("--purge", action="store_true", help="purge records past retention")
     s.add_argument(
+        "--resend",
+        metavar="NUMBER",
+        help="queue a quarantined outbox document again (after the platform fixed the cause)",
+    )
+    s.add_argument(
         "--access-log",
         type=int,
         nargs="?",
@@ -118,13 +123,20 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from gateway.bridge import access
 
     log_n = args.access_log
-    chosen = [bool(args.code), bool(args.batch), args.documents, args.purge, log_n is not None]
+    chosen = [
+        bool(args.code), bool(args.batch), args.documents, args.purge, log_n is not None,
+        bool(args.resend),
+    ]  # fmt: skip
     if sum(chosen) != 1:
-        raise _Usage("give one of CODE, --batch BATCH, --documents, --purge, --access-log")
+        raise _Usage(
+            "give one of CODE, --batch BATCH, --documents, --purge, --resend NUMBER, --access-log"
+        )
     store, cfg = _open(args)
     try:
         if log_n is not None:
             return access.show(store.db, log_n, args.json)
+        if args.resend:
+            return _resend(store.db, args.resend)
         if args.purge:
             query, subject = "purge", None
         elif args.documents:
@@ -140,6 +152,21 @@ def cmd_trace(args: argparse.Namespace) -> int:
         return rc
     finally:
         store.close()
+
+
+def _resend(db: Any, number: str) -> int:
+    from gateway.bridge import access
+    from gateway.bridge.upload import CannotResend, resend
+
+    try:
+        resend(db, number, access.who())
+    except CannotResend as exc:
+        access.record(db, "resend", number, "refused")
+        print(f"saltgw: error: {exc}", file=sys.stderr)
+        return 1
+    access.record(db, "resend", number, "queued")
+    print(f"document {number} queued again; the bridge sends it on its next pass")
+    return 0
 
 
 def _answer(db: Any, query: str, subject: str | None, cfg: Any, args: argparse.Namespace) -> int:

@@ -39,7 +39,7 @@ from gateway.bridge.transport import (
     Unavailable,
 )
 
-__all__ = ["UploadStats", "Uploader"]
+__all__ = ["CannotResend", "UploadStats", "Uploader", "resend"]
 
 log = logging.getLogger(__name__)
 
@@ -221,3 +221,45 @@ class Uploader:
         )
         self.stats.quarantined += 1
         log.error("document %s quarantined: %s", number, reason)
+
+
+class CannotResend(Exception):
+    """The document cannot be queued again; the message says why."""
+
+
+def resend(db: sqlite3.Connection, number: str, by: str) -> None:
+    """Queue quarantined document ``number`` again (``saltgw trace --resend``), e.g. after the
+    platform fixed what made it reject the document: its attempts start again from zero and the
+    request is recorded in ``attempts``. A document that failed its schema check when built is
+    refused: the platform would reject the same bytes again."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        row = db.execute(
+            "SELECT id, state, last_error, "
+            "(SELECT COUNT(*) FROM attempts a WHERE a.number = d.number) "
+            "FROM documents d WHERE number=?",
+            (number,),
+        ).fetchone()
+        if row is None:
+            raise CannotResend(f"no document {number!r} in the outbox")
+        doc_id, state, error, tried = row
+        if state != "quarantined":
+            raise CannotResend(f"document {number} is {state}, not quarantined")
+        if not tried:
+            raise CannotResend(
+                f"document {number} failed its schema check when it was built ({error}); "
+                "the platform would reject it again"
+            )
+        db.execute(
+            "UPDATE documents SET state='pending', attempts=0, next_try=0 WHERE id=?", (doc_id,)
+        )
+        db.execute(
+            "INSERT INTO attempts(number, at, outcome, detail) VALUES (?,?,?,?)",
+            (number, time.time(), "requeued", f"by {by}; was quarantined: {error}"),
+        )
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    log.warning("document %s queued again by %s (was quarantined: %s)", number, by, error)

@@ -134,7 +134,6 @@ def test_trace_documents_and_purge(
     assert "purged 0 batches" in capsys.readouterr().out
 
 
-
 def test_every_trace_query_is_in_the_access_log(
     line: tuple[Path, BatchPlan],
     capsys: pytest.CaptureFixture[str],
@@ -162,6 +161,7 @@ def test_every_trace_query_is_in_the_access_log(
     text = capsys.readouterr().out.splitlines()
     assert len(text) == 2 and "documents" in text[1] and "8035NOPE" not in "".join(text)
     assert main(["trace", "--access-log", "--batch", "B", "--config", str(cfg)]) == 2
+
 
 def _export(tmp: Path, profile: str) -> list[Path]:
     plan = batch_events(LineEvents(), "B-X", 6)
@@ -243,3 +243,41 @@ def test_subscriptions_default_shared_and_batch_topics() -> None:
         f"$share/up/{root}/alarm/#",
         f"{root}/event/batch/#",
     ]
+
+
+def test_resend_a_document_the_platform_rejected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.bridge.transport import Rejected
+
+    plan = batch_events(LineEvents(), "B-R", 6)
+    store = TraceStore(tmp_path / "r.db")
+    store.ingest([("t", payload(e)) for e in plan.events])
+    bcfg = BridgeSection(store=store.path, codes_per_document=100)
+    DocumentBuilder(store.db, bcfg, enterprise="8035", node="n", tz=TZ).build_ready(force=True)
+    retry = UploadRetrySection(backoff_min_secs=0.001)
+    up = Uploader(
+        store.db, Scripted([Rejected("batch B-R not registered")]), retry, threading.Event()
+    )
+    up.run_once()
+    number, state = store.db.execute("SELECT number, state FROM documents").fetchone()
+    assert state == "quarantined"
+    db = ["--store", str(store.path)]
+    assert main(["trace", "--resend", number, *db]) == 0
+    assert "queued again" in capsys.readouterr().out
+    assert main(["trace", "--resend", number, *db]) == 1  # pending now, not quarantined
+    assert "is pending, not quarantined" in capsys.readouterr().err
+    assert main(["trace", "--resend", "8035-NOPE", *db]) == 1
+    assert up.run_once() == 1  # the platform takes it now
+    row = store.db.execute("SELECT state, receipt FROM documents").fetchone()
+    assert row == ("acked", f"R-{number}")
+    outcomes = [r[0] for r in store.db.execute("SELECT outcome FROM attempts ORDER BY rowid")]
+    assert outcomes == ["rejected", "requeued", "ok"]
+    # a document that failed its own schema check is not sent again
+    store.db.execute("UPDATE documents SET state='quarantined', last_error='XSD: bad'")
+    store.db.execute("DELETE FROM attempts")
+    assert main(["trace", "--resend", number, *db]) == 1
+    assert "failed its schema check" in capsys.readouterr().err
+    assert main(["trace", "--access-log", *db, "--json"]) == 0
+    log = [json.loads(x)["outcome"] for x in capsys.readouterr().out.splitlines()]
+    assert log == ["queued", "refused", "refused", "refused"]
