@@ -49,6 +49,9 @@ class EventDraft:
     data: dict[str, Any]
     device: str | None = None
     batch: str | None = None  # None: the line's current batch is used
+    # (key, value) the journal stores in the same transaction as the event, handed back to the
+    # profile after a restart (gateway/profiles/context.py, Resumable); never published
+    cursor: tuple[str, int] | None = None
 
     def __post_init__(self) -> None:
         if not TYPE_RE.match(self.type):

@@ -12,6 +12,9 @@ Constraints (see docs/journal.md for the measurements behind the choice):
   ``stats.blocked``; policy ``drop_oldest`` deletes the oldest undelivered rows to make room,
   counted in ``stats.dropped`` and logged: subscribers then see a seq gap, intentionally.
 - Readers (the forwarder) use their own connection; WAL lets them read while the writer writes.
+- Cursors: an event may carry a ``cursor`` (e.g. a checkweigher's weighing counter), stored in
+  ``cursors`` in the event's own transaction, so that after a restart a profile resumes exactly
+  from its last accepted event (:meth:`Journal.cursors`).
 - Tamper-evident: each row carries ``prev`` and ``chain = SHA-256(prev || seq, type, payload)``
   (:mod:`gateway.chain`), and ``chain_head`` holds the newest row's chain, all written in the
   same transaction as the row. ``saltgw verify`` reports the first broken link.
@@ -46,6 +49,10 @@ CREATE TABLE IF NOT EXISTS events (
     accepted REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cursors (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
@@ -161,6 +168,14 @@ class Journal:
         if seqs and not self._closed.is_set():
             self._requests.put(seqs)
 
+    def cursors(self) -> dict[str, int]:
+        """The cursors of the last accepted events (read at start, before producing)."""
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            return {str(k): int(v) for k, v in db.execute("SELECT key, value FROM cursors")}
+        finally:
+            db.close()
+
     # -- reader side (any thread; one connection per reader) ----------------------------------
     def reader(self) -> JournalReader:
         return JournalReader(self.path)
@@ -244,6 +259,7 @@ class Journal:
             seq = stats.last_seq
             tip = self._head
             rows: list[tuple[int, str, bytes, float, bytes, bytes]] = []
+            cursors: dict[str, int] = {}
             now = time.time()
             while queue_:
                 head = queue_[0]
@@ -261,6 +277,8 @@ class Journal:
                     seq += 1
                     ev = self._stamp(d, seq)
                     events.append(ev)
+                    if d.cursor is not None:
+                        cursors[d.cursor[0]] = d.cursor[1]
                     payload = ev.to_json()
                     prev, tip = tip, link(tip, journal_body(seq, ev.type, payload))
                     rows.append((seq, ev.type, payload, now, prev, tip))
@@ -277,6 +295,10 @@ class Journal:
                     (seq,),
                 )
                 db.execute("INSERT OR REPLACE INTO chain_head VALUES (1, ?, ?)", (seq, tip))
+                if cursors:
+                    db.executemany(
+                        "INSERT OR REPLACE INTO cursors VALUES (?, ?)", list(cursors.items())
+                    )
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             log.error("journal %s: commit failed: %s", self.path, exc)

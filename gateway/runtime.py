@@ -25,7 +25,7 @@ from gateway.events import Event, EventDraft, Origin
 from gateway.journal import Journal, WhenFull
 from gateway.mqtt import Forwarder, MqttLink
 from gateway.profiles import Profile, profile_specs
-from gateway.profiles.context import KpiSource, LineAware, LineContext
+from gateway.profiles.context import KpiSource, LineAware, LineContext, Resumable
 from gateway.supervisor import DeviceState, DeviceSupervisor, State
 from gateway.topics import Topics
 
@@ -192,6 +192,11 @@ class Gateway:
             self.journal.stats.backlog,
             self.journal.stats.last_seq,
         )
+        cursors = self.journal.cursors()
+        for profs in self.profiles.values():
+            for prof in profs:
+                if isinstance(prof, Resumable):  # e.g. weighing counters (profiles/context.py)
+                    prof.resume(cursors)
         self.forwarder.start()
         if self.cfg.bridge is not None:  # store-and-forward to the platform (docs/bridge.md)
             from gateway.bridge.service import Bridge
@@ -266,4 +271,4 @@ class Gateway:
 
 
 def _with_batch(d: EventDraft, batch: str) -> EventDraft:
-    return EventDraft(d.type, d.ts, d.data, device=d.device, batch=batch)
+    return EventDraft(d.type, d.ts, d.data, device=d.device, batch=batch, cursor=d.cursor)

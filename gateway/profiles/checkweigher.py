@@ -73,6 +73,13 @@ class CheckweigherProfile:
         else:
             self.lo, self.hi = lower_limit_g(cfg.nominal_g), None
         self._last_count: Any = None
+        self._cursor = f"checkweigher:{self.device}:count"
+        self._resumed: int | None = None  # the counter of the last accepted weighing
+
+    def resume(self, cursors: Mapping[str, int]) -> None:
+        """The weighing counter of the last event accepted before a restart: weighings the
+        device made while the gateway was down are then counted (``missed``), not lost."""
+        self._resumed = cursors.get(self._cursor)
 
     def _limits(self) -> dict[str, float | None]:
         return {"lo": self.lo, "hi": self.hi}
@@ -92,8 +99,18 @@ class CheckweigherProfile:
             return []  # unreadable counter: reported by the runtime as a device error
         count = reading.values[self.count_tag]
         previous, self._last_count = self._last_count, count
+        if previous is None and isinstance(count, int) and self._resumed is not None:
+            if self._resumed < count:  # weighed while we were down: this one and the missed
+                previous = self._resumed
+            elif self._resumed > count:
+                log.warning(
+                    "%s: weighing counter %s is below %s, the last one recorded before the "
+                    "restart (device reset?): taken as the new baseline",
+                    self.device, count, self._resumed,
+                )  # fmt: skip
+            self._resumed = None
         if previous is None or count == previous:
-            return []  # first look after (re)start is a baseline, not a new weighing
+            return []  # first look after a fresh start is a baseline, not a new weighing
         missed = 0
         if isinstance(count, int) and isinstance(previous, int):
             if count > previous + 1:
@@ -102,6 +119,8 @@ class CheckweigherProfile:
                 log.warning(
                     "%s: weighing counter went back (%s → %s)", self.device, previous, count
                 )
+        # the journal keeps the counter with the event: a restart resumes from it (resume())
+        cursor = (self._cursor, count) if isinstance(count, int) else None
         weight = reading.values.get(self.weight_tag)
         if weight is None or isinstance(weight, bool) or not isinstance(weight, int | float):
             why = reading.errors.get(self.weight_tag, "missing")
@@ -113,7 +132,7 @@ class CheckweigherProfile:
                 "count": count,
                 "detail": detail,
             }
-            return [EventDraft("alarm.device", reading.ts, bad, device=self.device)]
+            return [EventDraft("alarm.device", reading.ts, bad, device=self.device, cursor=cursor)]
         value = round(float(weight), 2)
         fail = (self.lo is not None and value < self.lo) or (
             self.hi is not None and value > self.hi
@@ -129,7 +148,7 @@ class CheckweigherProfile:
         }
         if missed:
             data["missed"] = missed
-        out = [EventDraft("ccp.net_content", reading.ts, data, device=self.device)]
+        out = [EventDraft("ccp.net_content", reading.ts, data, device=self.device, cursor=cursor)]
         if fail:
             alarm = {
                 "ccp": "net_content",

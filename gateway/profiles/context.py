@@ -9,6 +9,10 @@ calls :meth:`LineAware.bind_line` once, right after creating a profile that has 
     class MyProfile:
         def bind_line(self, line: LineContext) -> None: ...
 
+A profile that implements :class:`Resumable` puts a ``cursor`` on its events (e.g. the device
+counter it last reported) and gets the last committed cursors back once the journal is open,
+before the first reading, so it resumes where its last accepted event left off.
+
 A profile that also implements :class:`KpiSource` is asked once a second for a KPI message
 (``kpi_message(now)``, None when none is due); the gateway publishes it retained on
 ``…/{line}/kpi`` (gateway/runtime.py, ``_tick``).
@@ -16,13 +20,13 @@ A profile that also implements :class:`KpiSource` is asked once a second for a K
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from gateway.events import Origin
 
-__all__ = ["KpiSource", "LineAware", "LineContext"]
+__all__ = ["KpiSource", "LineAware", "LineContext", "Resumable"]
 
 
 class LineContext:
@@ -48,6 +52,11 @@ class LineContext:
 @runtime_checkable
 class LineAware(Protocol):
     def bind_line(self, line: LineContext) -> None: ...
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    def resume(self, cursors: Mapping[str, int]) -> None: ...
 
 
 @runtime_checkable

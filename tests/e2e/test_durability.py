@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,18 @@ def test_kill_9_and_broker_outage_lose_no_accepted_event(
     for ev in events:
         assert by_seq.setdefault(ev["seq"], ev["id"]) == ev["id"], f"seq {ev['seq']} with two ids"
     assert sorted(by_seq) == list(range(1, last + 1))
+    # every weighing is accounted for across the kills: each restart resumes from the counter of
+    # the last accepted weighing (the journal's cursor), so the gaps are reported as `missed`
+    weighings: dict[int, int] = {}
+    for ev in {e["id"]: e for e in events}.values():
+        if ev["type"] == "ccp.net_content" or (
+            ev["type"] == "alarm.device" and "count" in ev["data"]
+        ):
+            weighings[ev["data"]["count"]] = ev["data"].get("missed", 0)
+    counts = sorted(weighings)
+    assert len(counts) > 50
+    holes = [(a, b) for a, b in pairwise(counts) if b - weighings[b] != a + 1]
+    assert not holes, f"weighings neither recorded nor counted as missed: {holes[:10]}"
     assert len({ev["id"] for ev in events}) == last
     assert kills == 8
     assert "Traceback" not in log.read_text()

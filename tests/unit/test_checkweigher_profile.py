@@ -1,6 +1,9 @@
 from datetime import UTC, datetime
+from pathlib import Path
 
 from drivers.base import Reading
+from gateway.events import Origin
+from gateway.journal import Journal
 from gateway.profiles.checkweigher import (
     CHECKWEIGHER,
     CheckweigherProfile,
@@ -77,3 +80,41 @@ def test_unreadable_weight_gives_device_alarm_not_a_verdict() -> None:
     assert ev.type == "alarm.device"
     assert "NaN" in ev.data["reason"]
     assert "verdict" not in ev.data
+
+
+def test_a_restart_resumes_from_the_last_accepted_weighing(tmp_path: Path) -> None:
+    """Weighings made while the gateway was down are counted as missed, not lost: the journal
+    keeps the counter of the last accepted event (its cursor) and hands it back."""
+    path = tmp_path / "j.db"
+    before = rule()
+    before.on_reading(r(10, 401.0))
+    events = before.on_reading(r(11, 402.0)) + before.on_reading(r(12, 380.0))
+    assert {e.cursor for e in events if e.type == "ccp.net_content"} == {
+        ("checkweigher:cw1:count", 11),
+        ("checkweigher:cw1:count", 12),
+    }
+    with Journal(path, Origin("gw", "8035", "s", "L1")) as j:
+        j.append(events).result(timeout=10)
+        assert j.cursors() == {"checkweigher:cw1:count": 12}
+    after = rule()  # a new process
+    with Journal(path, Origin("gw", "8035", "s", "L1")) as j:
+        after.resume(j.cursors())
+    (ev,) = after.on_reading(r(17, 399.0))  # the device weighed 13..17 meanwhile
+    assert (ev.data["count"], ev.data["missed"]) == (17, 4)
+    assert after.on_reading(r(17, 399.0)) == []
+
+
+def test_resume_when_nothing_happened_or_the_device_reset() -> None:
+    same = rule()
+    same.resume({"checkweigher:cw1:count": 12})
+    assert same.on_reading(r(12, 401.0)) == []  # nothing weighed while down
+    (ev,) = same.on_reading(r(13, 401.0))
+    assert "missed" not in ev.data
+    reset = rule()
+    reset.resume({"checkweigher:cw1:count": 5000})
+    assert reset.on_reading(r(3, 401.0)) == []  # counter reset: a new baseline
+    (ev,) = reset.on_reading(r(4, 401.0))
+    assert ev.data["count"] == 4 and "missed" not in ev.data
+    fresh = rule()
+    fresh.resume({"checkweigher:cw9:count": 1})  # another device's cursor
+    assert fresh.on_reading(r(40, 401.0)) == []
