@@ -33,9 +33,9 @@ from gateway.profiles.iodine_dosing import DosingWindow
 from gateway.profiles.iodine_limits import iodine_limits
 from gateway.profiles.records import (
     CcpProfileConfig,
+    bad_value,
     ccp_alarm,
     ccp_record,
-    device_alarm,
     read_number,
     verdict_in,
 )
@@ -178,15 +178,7 @@ class IodineProfile:
         value, why = read_number(reading, tag)
         if value is None:
             detail = f"iodine sample {number}: result unreadable ({why}); no verdict"
-            bad = device_alarm(
-                reading.ts,
-                self.device,
-                state="bad_value",
-                tag=tag,
-                reason=str(why),
-                detail=detail,
-                sample=number,
-            )
+            bad = bad_value(reading.ts, self.device, tag, why, detail, sample=number)
             return [*out, bad]
         self.frozen.update(reading.ts, value, float(number or 0))
         if self.frozen.stale:

@@ -21,7 +21,7 @@ from drivers.base import Reading
 from gateway.events import EventDraft
 from gateway.profiles.base import ProfileSpec, Role
 from gateway.profiles.inspection import InspectionProfileBase, InspectionProfileConfig
-from gateway.profiles.records import ccp_record, device_alarm, read_number, verdict_in
+from gateway.profiles.records import bad_value, ccp_record, read_number, verdict_in
 
 __all__ = ["MAGNET_ROD", "MagnetRodProfile", "MagnetRodProfileConfig"]
 
@@ -75,15 +75,7 @@ class MagnetRodProfile(InspectionProfileBase):
         strength, why = read_number(reading, tag)
         if strength is None:
             detail = f"magnet rod inspection {number}: strength unreadable ({why}); no verdict"
-            bad = device_alarm(
-                reading.ts,
-                self.device,
-                state="bad_value",
-                tag=tag,
-                reason=str(why),
-                detail=detail,
-                inspection=number,
-            )
+            bad = bad_value(reading.ts, self.device, tag, why, detail, inspection=number)
             return [bad], None
         extra: dict[str, Any] = {"check": "inspection", "inspection": number}
         iron_tag = self.tags.get("iron")
@@ -92,15 +84,7 @@ class MagnetRodProfile(InspectionProfileBase):
             if iron is None:
                 detail = f"magnet rod inspection {number}: captured iron unreadable ({why})"
                 out.append(
-                    device_alarm(
-                        reading.ts,
-                        self.device,
-                        state="bad_value",
-                        tag=iron_tag,
-                        reason=str(why),
-                        detail=detail,
-                        inspection=number,
-                    )
+                    bad_value(reading.ts, self.device, iron_tag, why, detail, inspection=number)
                 )
             else:
                 extra["iron_g"] = round(iron, 2)

@@ -31,9 +31,9 @@ from gateway.events import EventDraft
 from gateway.profiles.base import ProfileSpec, Role
 from gateway.profiles.records import (
     CcpProfileConfig,
+    bad_value,
     ccp_alarm,
     ccp_record,
-    device_alarm,
     read_bool,
     read_number,
 )
@@ -259,15 +259,7 @@ class MetalDetectorProfile:
         detected, why = read_bool(reading, tag)
         if detected is None:
             detail = f"verification {number}: {piece.label} result unreadable ({why}); no verdict"
-            bad = device_alarm(
-                reading.ts,
-                self.device,
-                state="bad_value",
-                tag=tag,
-                reason=str(why),
-                detail=detail,
-                verification=number,
-            )
+            bad = bad_value(reading.ts, self.device, tag, why, detail, verification=number)
             return [bad], None
         size = required
         out: list[EventDraft] = []
@@ -281,15 +273,7 @@ class MetalDetectorProfile:
                     f"the required {required:g} mm is assumed"
                 )
                 out.append(
-                    device_alarm(
-                        reading.ts,
-                        self.device,
-                        state="bad_value",
-                        tag=size_tag,
-                        reason=why,
-                        detail=detail,
-                        verification=number,
-                    )
+                    bad_value(reading.ts, self.device, size_tag, why, detail, verification=number)
                 )
             else:
                 size = round(used, 2)

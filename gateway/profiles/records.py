@@ -27,6 +27,7 @@ from gateway.profiles.base import ProfileConfigBase
 __all__ = [
     "BOOL_LIMITS",
     "CcpProfileConfig",
+    "bad_value",
     "bool_verdict",
     "ccp_alarm",
     "ccp_record",
@@ -156,3 +157,12 @@ def device_alarm(
         **extra,
     }
     return EventDraft("alarm.device", ts, data, device=device)
+
+
+def bad_value(
+    ts: datetime, device: str, tag: str, why: object, detail: str, **extra: Any
+) -> EventDraft:
+    """``alarm.device`` (``bad_value``) for a tag whose value a record needs but cannot use."""
+    return device_alarm(
+        ts, device, state="bad_value", tag=tag, reason=str(why), detail=detail, **extra
+    )

@@ -23,7 +23,7 @@ from drivers.base import Reading
 from gateway.events import EventDraft
 from gateway.profiles.base import ProfileSpec, Role
 from gateway.profiles.inspection import InspectionProfileBase, InspectionProfileConfig
-from gateway.profiles.records import BOOL_LIMITS, bool_verdict, ccp_record, device_alarm, read_bool
+from gateway.profiles.records import BOOL_LIMITS, bad_value, bool_verdict, ccp_record, read_bool
 
 __all__ = ["SIEVE", "SieveProfile", "SieveProfileConfig"]
 
@@ -76,15 +76,7 @@ class SieveProfile(InspectionProfileBase):
         intact, why = read_bool(reading, tag)
         if intact is None:
             detail = f"sieve inspection {number}: result unreadable ({why}); no verdict"
-            bad = device_alarm(
-                reading.ts,
-                self.device,
-                state="bad_value",
-                tag=tag,
-                reason=str(why),
-                detail=detail,
-                inspection=number,
-            )
+            bad = bad_value(reading.ts, self.device, tag, why, detail, inspection=number)
             return [bad], None
         extra = self._extra(check="inspection", inspection=number)
         if missed:
