@@ -205,6 +205,9 @@ class Forwarder:
         self._attempts = 0
         self._next_attempt = 0.0
         self._socket_open = False
+        # journal rows are published only while this says yes (None: always); set before
+        # start() — the in-process bridge must be subscribed first, or it misses events
+        self.gate: Callable[[], bool] | None = None
 
     # -- other threads -------------------------------------------------------------------------
     def start(self) -> None:
@@ -283,7 +286,7 @@ class Forwarder:
                 break
             link.publish(topic, payload, retain=retain)
             sent = True
-        if not link.connected.is_set():
+        if not link.connected.is_set() or (self.gate is not None and not self.gate()):
             return sent
         room = self.inflight - len(link.pending)
         if room > 0 and self.journal.stats.last_seq > self._cursor:

@@ -197,11 +197,14 @@ class Gateway:
             for prof in profs:
                 if isinstance(prof, Resumable):  # e.g. weighing counters (profiles/context.py)
                     prof.resume(cursors)
-        self.forwarder.start()
         if self.cfg.bridge is not None:  # store-and-forward to the platform (docs/bridge.md)
             from gateway.bridge.service import Bridge
 
             self.bridge = Bridge.for_gateway(self).start()
+            # no event out before the bridge's subscription stands: on its first run (no broker
+            # session yet), or after a broker restart that lost the session, it would miss them
+            self.forwarder.gate = self.bridge.listening
+        self.forwarder.start()
         self._build_supervisors()
         self.started = True
         tasks = [asyncio.create_task(s.run(), name=f"device-{s.device}") for s in self.supervisors]

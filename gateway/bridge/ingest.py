@@ -85,6 +85,9 @@ class Consumer:
         self.backoff = (mqtt.reconnect_min_secs, mqtt.reconnect_max_secs)
         self.session_expiry = session_expiry_secs
         self.connected = threading.Event()
+        # SUBACK received on the current connection: from then on the broker holds every event
+        # for us (the gateway waits for it before publishing: runtime.py, Forwarder.gate)
+        self.subscribed = threading.Event()
         self.received = 0
         self._epoch = 0
         self._inbox: list[_Msg] = []
@@ -102,6 +105,7 @@ class Consumer:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         self.client = c
 
     # -- paho callbacks (inside client.loop, on this thread) -------------------------------------
@@ -117,10 +121,18 @@ class Consumer:
         )  # fmt: skip
         self.connected.set()
 
+    def _on_subscribe(self, c: Any, u: Any, mid: int, codes: list[ReasonCode], p: Any) -> None:
+        refused = [f for f, rc in zip(self.filters, codes, strict=False) if rc.is_failure]
+        if refused:
+            log.error("bridge: broker refused the subscription to %s", refused)
+            return
+        self.subscribed.set()
+
     def _on_disconnect(self, c: Any, u: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
         if self.connected.is_set():
             log.warning("bridge: disconnected from %s:%d: %s", self.host, self.port, rc)
         self.connected.clear()
+        self.subscribed.clear()
 
     def _on_message(self, c: Any, u: Any, msg: paho.MQTTMessage) -> None:
         self._inbox.append(_Msg(msg.mid, msg.qos, msg.topic, bytes(msg.payload), self._epoch))
@@ -151,6 +163,7 @@ class Consumer:
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 open_ = False
                 self.connected.clear()
+                self.subscribed.clear()
                 attempts += 1
                 next_try = time.monotonic() + self._delay(attempts)
             elif self.connected.is_set():

@@ -137,6 +137,16 @@ class Bridge:
     def alive(self) -> bool:
         return bool(self._threads) and all(t.is_alive() for t in self._threads)
 
+    def listening(self) -> bool:
+        """The gateway may publish events: the bridge is subscribed on its current connection,
+        so the broker delivers or keeps every event for it. Also True once its ingest thread
+        has died (then /healthz says so, and MES must not be held up by it)."""
+        c = self.consumer
+        if c is None:
+            return False
+        ingest = self._threads[0] if self._threads else None
+        return c.subscribed.is_set() or ingest is None or not ingest.is_alive()
+
     def stop(self, timeout: float = 15.0, *, quiet_secs: float = 0.3) -> None:
         """Let events in flight arrive (until none came for ``quiet_secs``, 3 s at most), then
         stop the threads; what is not yet uploaded stays in the outbox for the next start."""

@@ -47,7 +47,7 @@ def test_codes_and_bindings_in_the_documents_equal_those_published(
         for profile in ("epcis", "platform")
     }
     try:
-        wait(lambda: all(b.consumer and b.consumer.connected.is_set() for b in bridges.values()),
+        wait(lambda: all(b.consumer and b.consumer.subscribed.is_set() for b in bridges.values()),
              10, "bridges connected")  # fmt: skip
         f = LineEvents()
         plans = [batch_events(f, "20261122-L1-01", 70), batch_events(f, "20261122-L1-02", 30)]
@@ -99,7 +99,7 @@ def test_shared_subscription_splits_the_load_and_every_bridge_knows_every_batch(
         for i in range(2)
     ]
     try:
-        wait(lambda: all(b.consumer and b.consumer.connected.is_set() for b in bridges), 10,
+        wait(lambda: all(b.consumer and b.consumer.subscribed.is_set() for b in bridges), 10,
              "bridges connected")  # fmt: skip
         time.sleep(0.3)  # SUBACK
         f = LineEvents()
@@ -129,7 +129,7 @@ def test_events_published_while_the_bridge_is_away_arrive_when_it_is_back(
     cfg = bridge_config(tmp_path, mosquitto.port, "away", session_expiry_secs=600)
     cfg.mqtt.protocol = protocol  # type: ignore[assignment]
     b = Bridge(cfg, host="127.0.0.1", port=mosquitto.port).start()
-    wait(lambda: bool(b.consumer and b.consumer.connected.is_set()), 10, "bridge connected")
+    wait(lambda: bool(b.consumer and b.consumer.subscribed.is_set()), 10, "bridge connected")
     time.sleep(0.3)
     b.stop()
     f = LineEvents()

@@ -66,7 +66,7 @@ def test_every_document_delivered_exactly_once_through_a_chaotic_platform(
     bridge = Bridge(cfg, host="127.0.0.1", port=mosquitto.port).start()
     db = Path(cfg.bridge.store if cfg.bridge else "")
     try:
-        wait(lambda: bool(bridge.consumer and bridge.consumer.connected.is_set()), 10, "connect")
+        wait(lambda: bool(bridge.consumer and bridge.consumer.subscribed.is_set()), 10, "connect")
         f = LineEvents()
         plans = [batch_events(f, "20261122-L1-01", 120), batch_events(f, "20261122-L1-02", 40)]
         for ev in plans[0].events:
@@ -137,7 +137,7 @@ def test_a_rejected_document_is_quarantined_and_its_batch_raises_alarm_upload(
     bridge = Bridge(cfg, host="127.0.0.1", port=mosquitto.port, alarm=alarms.append).start()
     db = Path(cfg.bridge.store if cfg.bridge else "")
     try:
-        wait(lambda: bool(bridge.consumer and bridge.consumer.connected.is_set()), 10, "connect")
+        wait(lambda: bool(bridge.consumer and bridge.consumer.subscribed.is_set()), 10, "connect")
         f = LineEvents()
         plan = batch_events(f, "B-REJ", 30)
         for ev in plan.events:

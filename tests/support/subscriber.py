@@ -44,6 +44,8 @@ class Collector:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_disconnect = lambda *a: self._connected.clear()
+        self._subscribed = threading.Event()
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         client.subscribe(self.topic, qos=1)
@@ -58,7 +60,8 @@ class Collector:
         self.client.loop_start()
         if not self._connected.wait(timeout):
             raise TimeoutError("test subscriber could not connect")
-        time.sleep(0.2)  # SUBACK
+        if not self._subscribed.wait(timeout):  # SUBACK: from now on nothing is missed
+            raise TimeoutError("test subscriber got no SUBACK")
         return self
 
     def stop(self) -> None:
