@@ -222,25 +222,43 @@ class CommandRejected(Exception):
         self.command = command
 
 
+MAX_PAYLOAD_BYTES = 65_536  # a command is a few hundred bytes: a bigger payload is refused unread
+_REASON_ERRORS = 5  # validation errors named in a reason; the rest are counted
+
+
+def _short(text: str, limit: int = 64) -> str:
+    """``text`` quoted in a reason, cut to ``limit`` characters (a payload may be huge)."""
+    return text if len(text) <= limit else f"{text[:limit]}…(+{len(text) - limit} characters)"
+
+
 def _pydantic_reason(exc: ValidationError) -> str:
     parts = []
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"][1:]) or "payload"
+    errors = exc.errors()
+    for err in errors[:_REASON_ERRORS]:
+        loc = _short(".".join(str(x) for x in err["loc"][1:])) or "payload"
         if err["type"] == "missing":
             parts.append(f"missing field {loc!r}")
         elif err["type"] == "extra_forbidden":
             parts.append(f"unknown field {loc!r}")
         else:
             parts.append(f"{loc}: {err['msg']}")
+    if len(errors) > _REASON_ERRORS:
+        parts.append(f"{len(errors) - _REASON_ERRORS} more error(s)")
     return "; ".join(parts)
 
 
 def parse_command(payload: bytes) -> tuple[str | None, AnyCommand]:
     """(id, command) from a message; raises CommandRejected (with the id if it had one)."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise CommandRejected(
+            f"payload of {len(payload)} bytes is not a command (at most {MAX_PAYLOAD_BYTES})"
+        )
     try:
         obj = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
         raise CommandRejected(f"payload is not JSON: {exc}") from None
+    except RecursionError:
+        raise CommandRejected("payload is not a command: JSON nested too deeply") from None
     if not isinstance(obj, dict):
         raise CommandRejected(f"payload must be a JSON object, not {type(obj).__name__}")
     raw_id = obj.get("id")
@@ -249,7 +267,9 @@ def parse_command(payload: bytes) -> tuple[str | None, AnyCommand]:
     if name is None:
         raise CommandRejected(f"missing field 'command' (one of {', '.join(COMMANDS)})")
     if name not in COMMANDS:
-        raise CommandRejected(f"unknown command {name!r} (known: {', '.join(COMMANDS)})")
+        raise CommandRejected(
+            f"unknown command {_short(repr(name))} (known: {', '.join(COMMANDS)})"
+        )
     try:
         return cmd_id, _COMMAND.validate_python(obj)
     except ValidationError as exc:
@@ -377,7 +397,10 @@ class CommandRouter:
             log.warning(
                 "command %s (id %r) for %s rejected: %s", name or "?", cmd_id, device, reason
             )
-        body = json.dumps(response, ensure_ascii=False).encode()
+        try:
+            body = json.dumps(response, ensure_ascii=False).encode()
+        except UnicodeEncodeError:  # a lone surrogate in the id: \u escapes carry it back
+            body = json.dumps(response).encode()
         self.publish(self.topics.command_response(device), body)
         return response
 
@@ -485,9 +508,12 @@ def command_maps(profiles: Iterable[Any]) -> dict[str, CommandMap]:
 
 
 def _peek_id(payload: bytes) -> str | None:
+    """The id of a refused command, to echo: only one that could be valid (1-128 chars)."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return None
     try:
         obj = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     raw = obj.get("id") if isinstance(obj, dict) else None
-    return raw if isinstance(raw, str) and raw else None
+    return raw if isinstance(raw, str) and 0 < len(raw) <= 128 else None

@@ -2,7 +2,8 @@
 
 Every decoding failure raises :class:`DecodeError` (a ``ValueError``) whose message is the
 reason published for the tag ("not a number (NaN)", "above max 500.0: 612.5", ...). Nothing
-else escapes :func:`decode_registers` or :func:`decode_tag`, whatever the input.
+else escapes :func:`decode_registers`, :func:`apply_scaling` or :func:`decode_tag`, whatever the
+input. :func:`encode_value` raises only ``ValueError`` (a value that does not fit the type).
 """
 
 from __future__ import annotations
@@ -124,8 +125,16 @@ def apply_scaling(
     then the ``minimum``/``maximum`` sanity range; bools and strings pass through untouched."""
     if isinstance(value, bool | str):
         return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DecodeError(f"not a number ({value!r})")
+    for name, param in (("scale", scale), ("offset", offset), ("min", minimum), ("max", maximum)):
+        if param is not None and not math.isfinite(param):
+            raise DecodeError(f"tag {name} is not a finite number ({param!r})")
     if scale != 1.0 or offset != 0.0:
-        value = value * scale + offset
+        try:
+            value = value * scale + offset
+        except OverflowError:  # an int beyond float range
+            value = math.inf
         if not math.isfinite(value):
             raise DecodeError(f"not a number after scaling ({value!r})")
     if minimum is not None and value < minimum:
@@ -177,15 +186,30 @@ def encode_value(
     bit: int | None = None,
 ) -> list[int]:
     """Registers holding ``value`` as ``type_`` (the inverse of :func:`decode_registers`; used
-    by simulators and tests). Strings are NUL-padded to ``length`` registers."""
+    by simulators and tests). Strings are NUL-padded to ``length`` registers. A value that does
+    not fit ``type_`` (out of range, wrong kind, a string too long) raises ``ValueError``."""
     if type_ == "bool":
+        if bit is not None and not 0 <= bit <= 15:
+            raise ValueError(f"bit {bit} is not in 0..15")
         flag = (1 << bit) if bit is not None else 1
         return registers_from_bytes(struct.pack(">H", flag if value else 0), byte_order, "big")
     if type_ == "string":
-        data = str(value).encode("utf-8")
+        try:
+            data = str(value).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"string {value!r} is not encodable as UTF-8: {exc.reason}") from None
         size = 2 * (length if length is not None else (len(data) + 1) // 2)
         if len(data) > size:
             raise ValueError(f"string of {len(data)} bytes does not fit {size // 2} registers")
         return registers_from_bytes(data.ljust(size, b"\x00"), byte_order, "big")
-    fmt, _count = _STRUCT[type_]
-    return registers_from_bytes(struct.pack(fmt, value), byte_order, word_order)
+    try:
+        fmt, _count = _STRUCT[type_]
+    except KeyError:
+        raise ValueError(f"unknown type {type_!r}") from None
+    if isinstance(value, str) or (fmt[-1] not in "fd" and not isinstance(value, int)):
+        raise ValueError(f"{value!r} is not a {type_} value")
+    try:
+        data = struct.pack(fmt, value)
+    except (struct.error, OverflowError) as exc:
+        raise ValueError(f"{value!r} does not fit {type_} ({exc})") from None
+    return registers_from_bytes(data, byte_order, word_order)

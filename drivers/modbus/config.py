@@ -139,16 +139,21 @@ class TagConfig(BaseModel):
     )
     scale: float = Field(
         default=1.0,
+        allow_inf_nan=False,
         description="Numeric types only: published value = raw * scale + offset. Integers stay "
         "integers while scale is 1 and offset 0.",
     )
-    offset: float = Field(default=0.0, description="Numeric types only: added after scaling.")
+    offset: float = Field(
+        default=0.0, allow_inf_nan=False, description="Numeric types only: added after scaling."
+    )
     min: float | None = Field(
         default=None,
+        allow_inf_nan=False,
         description="Numeric types only: lowest sane value (after scaling); below is a tag error.",
     )
     max: float | None = Field(
         default=None,
+        allow_inf_nan=False,
         description="Numeric types only: highest sane value (after scaling); above is a tag error.",
     )
 

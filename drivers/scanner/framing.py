@@ -11,11 +11,16 @@ Garbage is never fatal: each rejected piece becomes a :class:`Frame` with ``erro
 framer resynchronises on the next terminator (or STX; for ``fixed`` on the next chunk of bytes
 that arrives, since fixed-length framing has nothing else to resynchronise on):
 
-- *binary*: control bytes inside a frame, or bytes that do not decode in the encoding;
+- *binary*: control bytes inside a frame, or bytes that do not decode in the encoding (the
+  error names the first bad byte and its offset in the frame);
 - *overlong*: more than ``max_bytes`` without a frame end (the rest up to the next end is
   dropped with it);
 - *wrong framing*: bytes outside STX … ETX, an STX before the ETX, a CR or LF inside a
   frame (a CRLF scanner on a CR line), a frame never completed (:meth:`Framer.expire`).
+
+What a chunk boundary cuts never matters: a CRLF split between two chunks still ends the frame
+(also while the tail of an overlong frame is dropped). The framer holds at most ``max_bytes``
+(plus a partial terminator) between two :meth:`Framer.feed` calls (:attr:`Framer.buffered`).
 """
 
 from __future__ import annotations
@@ -65,8 +70,14 @@ class Framer:
 
     @property
     def pending(self) -> bool:
-        """Bytes of an unfinished frame are waiting (see :meth:`expire`)."""
-        return bool(self._buf or self._outside or self._discarding)
+        """Bytes of an unfinished frame are waiting (see :meth:`expire`). Line ends between
+        STX … ETX frames are not a frame."""
+        return bool(self._buf or self._outside.strip(b"\r\n") or self._discarding)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an unfinished frame (bounded by ``max_bytes`` + a partial terminator)."""
+        return len(self._buf) + len(self._outside)
 
     def reset(self) -> list[Frame]:
         """Forget the state (link closed); an unfinished frame is returned as rejected."""
@@ -77,7 +88,7 @@ class Framer:
     def expire(self, why: str | None = None) -> list[Frame]:
         """Reject the unfinished frame (it did not complete in time)."""
         out: list[Frame] = []
-        raw = bytes(self._outside + self._buf)
+        raw = bytes(self._outside.strip(b"\r\n") + self._buf)
         if raw and not self._discarding:
             what = "STX … ETX" if self.framing == "stx_etx" else self._end_name()
             out.append(Frame(raw, None, why or f"incomplete frame: no {what} in time"))
@@ -133,7 +144,14 @@ class Framer:
                 else:
                     self._outside.append(byte)
                     if len(self._outside) > self.max_bytes:
-                        out.append(self._overlong(bytes(self._outside)))
+                        out.append(
+                            Frame(
+                                bytes(self._outside),
+                                None,
+                                f"bytes outside STX … ETX framing: more than {self.max_bytes} "
+                                "bytes without an STX",
+                            )
+                        )
                         self._outside.clear()
                 continue
             if byte == ETX:
@@ -177,12 +195,17 @@ class Framer:
         return Frame(raw, None, f"overlong frame: more than {self.max_bytes} bytes without an end")
 
     def _check_overlong(self) -> list[Frame]:
+        """After a terminated feed: drop or reject what cannot become a frame, but keep a
+        partial terminator (the CR of a CRLF whose LF is in the next chunk)."""
+        body = len(self._buf)
+        if self.framing == "crlf" and self._buf.endswith(b"\r"):
+            body -= 1
         if self._discarding:
-            self._buf.clear()
+            del self._buf[:body]
             return []
-        if len(self._buf) > self.max_bytes:
-            frame = self._overlong(bytes(self._buf))
-            self._buf.clear()
+        if body > self.max_bytes:
+            frame = self._overlong(bytes(self._buf[:body]))
+            del self._buf[:body]
             self._discarding = True
             return [frame]
         return []
@@ -195,12 +218,20 @@ class Framer:
                 return Frame(chunk, None, "empty fixed-length frame")
         else:
             body = chunk
-        if not body.strip():
+        if not body.strip(b" \t\r\n"):
             return None
         if len(body) > self.max_bytes:
             return self._overlong(body)
-        if any((b < 0x20 or b == 0x7F) and b not in _FRAMING_BYTES for b in body):
-            return Frame(chunk, None, "binary data: control bytes inside a frame")
+        bad = next(
+            (i for i, b in enumerate(body) if (b < 0x20 or b == 0x7F) and b not in _FRAMING_BYTES),
+            None,
+        )
+        if bad is not None:
+            return Frame(
+                chunk,
+                None,
+                f"binary data: control bytes inside a frame (0x{body[bad]:02x} at byte {bad})",
+            )
         if CR in body or LF in body:
             hint = {
                 "cr": "is the scanner sending LF or CRLF?",
@@ -210,12 +241,28 @@ class Framer:
             return Frame(chunk, None, f"CR or LF inside a frame (framing {self.framing}: {hint})")
         if STX in body or ETX in body:
             if self.framing == "fixed":
-                return Frame(chunk, None, "binary data: control bytes inside a frame")
+                at = next(i for i, b in enumerate(body) if b in (STX, ETX))
+                return Frame(
+                    chunk,
+                    None,
+                    f"binary data: control bytes inside a frame (0x{body[at]:02x} at byte {at})",
+                )
             return Frame(chunk, None, f"STX/ETX inside a frame (framing {self.framing})")
         try:
             text = body.decode(self.encoding)
-        except UnicodeDecodeError:
-            return Frame(chunk, None, f"binary data: not {self.encoding} text")
-        if not text.isprintable() and not text.replace("\t", " ").isprintable():
-            return Frame(chunk, None, "binary data: non-printable characters")
+        except UnicodeDecodeError as exc:
+            return Frame(
+                chunk,
+                None,
+                f"binary data: not {self.encoding} text "
+                f"(0x{body[exc.start]:02x} at byte {exc.start})",
+            )
+        odd = next((i for i, c in enumerate(text) if c != "\t" and not c.isprintable()), None)
+        if odd is not None:
+            return Frame(
+                chunk,
+                None,
+                f"binary data: non-printable characters (U+{ord(text[odd]):04X} at "
+                f"character {odd})",
+            )
         return Frame(chunk, text.strip())

@@ -10,6 +10,10 @@ Payload forms (QB/T 5279-2018 8.2: the mark holds the resolver's address and the
 The code itself (6.2) is the 4-digit enterprise code of Annex A followed by a random in-house
 code of at most 20 characters from the configured charset. The first rule a payload breaks is
 its reason; :class:`CodeCheck` carries both a stable ``error`` key and a sentence for people.
+
+A ``#`` is not a URL fragment here: a mark holds the resolver address and the code and nothing
+after them, so ``…?c=8035K7Q2#X4TZ`` is a misread (``#`` outside the charset), never the code
+``8035K7Q2``. Nothing a payload holds raises: every failure is a :class:`CodeCheck`.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ class CodeCheck:
 
     @property
     def enterprise(self) -> str | None:
-        return self.code[:4] if self.code and self.code[:4].isdigit() else None
+        return self.code[:4] if self.code and _is_enterprise_code(self.code[:4]) else None
 
     @property
     def serial(self) -> str | None:
@@ -66,6 +70,11 @@ def _printable(text: str) -> bool:
     return all(c.isprintable() for c in text)
 
 
+def _is_enterprise_code(prefix: str) -> bool:
+    """Four ASCII digits (str.isdigit alone also takes '٨٠٣٥' or '８０３５')."""
+    return len(prefix) == 4 and prefix.isascii() and prefix.isdigit()
+
+
 def extract_code(raw: str, rules: TraceCodeRules) -> tuple[str, str | None]:
     """(code, resolver host) from a payload; raises _Invalid when no code can be found."""
     text = raw.strip()
@@ -78,10 +87,13 @@ def extract_code(raw: str, rules: TraceCodeRules) -> tuple[str, str | None]:
     if "/" not in text and "?" not in text:
         return text, None
     url = text if "://" in text else "//" + text
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url, allow_fragments=False)
+        host = (parts.hostname or "").lower()
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for an unbalanced '['
+        raise _Invalid("no_code", f"not a resolver URL: {exc}") from None
     if parts.scheme not in ("", "http", "https"):
         raise _Invalid("no_code", f"resolver URL scheme {parts.scheme!r} is not http(s)")
-    host = (parts.hostname or "").lower()
     if not host:
         raise _Invalid("no_code", "resolver URL without a host")
     if rules.resolver_hosts and host not in rules.resolver_hosts:
@@ -115,7 +127,7 @@ def _check(code: str, rules: TraceCodeRules, enterprise: str) -> None:
     if not code:
         raise _Invalid("no_code", "no code after the resolver address")
     prefix, serial = code[:4], code[4:]
-    if len(prefix) < 4 or not prefix.isdigit():
+    if not _is_enterprise_code(prefix):
         raise _Invalid(
             "enterprise_format", f"code does not start with a 4-digit enterprise code: {code!r}"
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import string
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["MAX_RANDOM_LEN", "TraceCodeRules"]
 
@@ -84,6 +84,15 @@ class TraceCodeRules(BaseModel):
     @classmethod
     def _hosts(cls, v: list[str]) -> list[str]:
         return [h.lower() for h in v]
+
+    @model_validator(mode="after")
+    def _lengths(self) -> TraceCodeRules:
+        if self.min_random_len > self.max_random_len:
+            raise ValueError(
+                f"min_random_len ({self.min_random_len}) is greater than max_random_len "
+                f"({self.max_random_len}): no code could be valid"
+            )
+        return self
 
     def enterprise_or(self, default: str) -> str:
         """The enterprise codes must carry: the configured one, else ``default``."""

@@ -25,6 +25,9 @@ __all__ = ["ConfigError", "Issue", "format_path", "load_config"]
 
 Loc = tuple[str | int, ...]
 
+MAX_DEPTH = 64  # nesting a config never needs (deeper ends in a RecursionError)
+MAX_VALUES = 100_000  # values after expanding aliases (a "billion laughs" file stops here)
+
 
 @dataclass(frozen=True, slots=True)
 class Issue:
@@ -78,8 +81,32 @@ class _Builder:
         self.pos = _Positions()
         self.issues: list[Issue] = []
         self._scalars = SafeConstructor()
+        self._values = 0
+        self._open: set[int] = set()  # ids of the collection nodes being built (alias loops)
 
     def build(self, node: Node, loc: Loc = ()) -> Any:
+        self._values += 1
+        refusal = None
+        if id(node) in self._open:
+            refusal = "an alias refers to a value that contains it"
+        elif len(loc) > MAX_DEPTH:
+            refusal = f"nested more than {MAX_DEPTH} levels deep"
+        elif self._values > MAX_VALUES:
+            refusal = f"more than {MAX_VALUES} values (aliases expanding?)"
+        if refusal is not None:
+            if self._values <= MAX_VALUES + 1:  # the values limit is reported once
+                line, col = _pos(node)
+                self.issues.append(Issue(self.file, line, col, format_path(loc), refusal))
+            return None
+        if isinstance(node, MappingNode | SequenceNode):
+            self._open.add(id(node))
+            try:
+                return self._build_collection(node, loc)
+            finally:
+                self._open.discard(id(node))
+        return self._build_scalar(node, loc)
+
+    def _build_collection(self, node: MappingNode | SequenceNode, loc: Loc) -> Any:
         self.pos.values[loc] = _pos(node)
         if isinstance(node, MappingNode):
             out: dict[Any, Any] = {}
@@ -120,8 +147,10 @@ class _Builder:
                 self.pos.keys[(*loc, key)] = _pos(key_node)
                 out[key] = self.build(value_node, (*loc, key))
             return out
-        if isinstance(node, SequenceNode):
-            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+
+    def _build_scalar(self, node: Node, loc: Loc) -> Any:
+        self.pos.values[loc] = _pos(node)
         assert isinstance(node, ScalarNode)
         try:
             return self._scalars.construct_object(node, deep=True)
@@ -230,6 +259,8 @@ def parse_yaml(file: str, text: str) -> tuple[Any, _Positions, list[Issue]]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         return None, builder.pos, [_yaml_error(file, exc)]
+    except RecursionError:
+        return None, builder.pos, [Issue(file, 1, 1, "", "YAML syntax: nested too deeply")]
     if node is None:
         return None, builder.pos, [Issue(file, 1, 1, "", "the file is empty")]
     data = builder.build(node)
