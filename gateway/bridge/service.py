@@ -85,7 +85,8 @@ class Bridge:
         pending: set[asyncio.Task[Any]] = set()
 
         def alarm(data: dict[str, Any]) -> None:
-            draft = EventDraft("alarm.upload", datetime.now(gw.tz), data)
+            # the alarm belongs to the batch it is about, not to the one running now
+            draft = EventDraft("alarm.upload", datetime.now(gw.tz), data, batch=data.get("batch"))
 
             def go() -> None:
                 task = loop.create_task(gw.accept([draft]), name="alarm-bridge-upload")

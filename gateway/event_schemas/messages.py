@@ -1,0 +1,226 @@
+"""The messages of the topic tree that are not events: the retained device state and line KPIs,
+and the answer to a MES command (gateway/runtime.py ``_on_state``, gateway/kpi/calculator.py,
+gateway/commands.py). The gateway status topic carries the bare text ``online`` / ``offline``."""
+
+from __future__ import annotations
+
+from gateway.event_schemas.envelope import ID_RE
+from gateway.event_schemas.spec import (
+    JSON,
+    Field,
+    enum,
+    integer,
+    nullable,
+    number,
+    obj,
+    string,
+)
+
+__all__ = ["MESSAGES", "Message"]
+
+TS = string(format="date-time")
+
+
+class Message:
+    """A message schema with its topic (relative to the line), retain flag and meaning."""
+
+    def __init__(
+        self, name: str, topic: str, retained: bool, meaning: str, schema: JSON, example: JSON
+    ) -> None:
+        self.name = name
+        self.topic = topic
+        self.retained = retained
+        self.meaning = meaning
+        self.schema = schema
+        self.example = example
+
+
+def _rate(what: str) -> Field:
+    return Field(what, nullable(number(minimum=0)), f"`{what}`; null when its denominator is 0.")
+
+
+COUNT_NAMES = (
+    "produced",
+    "frames",
+    "read",
+    "noread",
+    "valid",
+    "duplicate",
+    "invalid",
+    "garbage",
+    "case_attempts",
+    "case_rft",
+    "pallet_attempts",
+    "pallet_rft",
+)
+RATES = (
+    _rate("scan_rate"),
+    _rate("read_rate"),
+    _rate("noread_rate"),
+    _rate("duplicate_rate"),
+    _rate("invalid_rate"),
+    _rate("aggregation_rft"),
+    Field(
+        "counts",
+        obj(*(Field(n, integer(minimum=0), f"Counter `{n}`.") for n in COUNT_NAMES)),
+        "The raw counts the rates come from (docs/traceability.md, KPIs).",
+    ),
+)
+
+STATE = Message(
+    "state",
+    "state/{device}",
+    True,
+    "A device's connection state, on every change (the last one stays retained).",
+    obj(
+        Field("device", string(pattern=ID_RE), "The device."),
+        Field("state", enum("online", "offline", "fault"), "Its connection state."),
+        Field("detail", nullable(string()), "The driver's reason (null when online)."),
+        Field("ts", TS, "Since when."),
+        Field("gateway", string(pattern=ID_RE), "The gateway reading it."),
+        title="saltgw device state",
+    ),
+    {
+        "device": "cw1",
+        "state": "offline",
+        "detail": "connection to 192.168.10.21:502 refused",
+        "ts": "2026-11-22T10:15:30.123+08:00",
+        "gateway": "gw-daiyue-1",
+    },
+)
+
+KPI = Message(
+    "kpi",
+    "kpi",
+    True,
+    "The line's scan and packing KPIs (profile `scan_kpi`, every `publish_secs`): per scope "
+    "`line` (today), `shift` and `batch` (the running one), and the live `window`.",
+    obj(
+        Field("ts", TS, "When computed."),
+        Field("line", string(minLength=1), "The line."),
+        Field("shift", string(minLength=1), "The current shift."),
+        Field("batch", nullable(string(minLength=1)), "The running batch; null outside one."),
+        Field("threshold", number(), "`scan_rate_threshold` of alarm.scan_rate."),
+        Field(
+            "window",
+            obj(
+                Field("secs", number(minimum=0), "Seconds covered.", "s"),
+                Field("produced", integer(minimum=0), "Bags produced."),
+                Field("valid", integer(minimum=0), "Codes commissioned."),
+                _rate("scan_rate"),
+            ),
+            "The live window (last `window_secs`) that drives alarm.scan_rate.",
+        ),
+        Field(
+            "scopes",
+            obj(
+                Field(
+                    "line",
+                    obj(Field("since", TS, "Local midnight."), *RATES),
+                    "Today.",
+                ),
+                Field(
+                    "shift",
+                    obj(
+                        Field("id", string(minLength=1), "The shift."),
+                        Field("since", TS, "Its start."),
+                        *RATES,
+                    ),
+                    "The current shift.",
+                ),
+                Field(
+                    "batch",
+                    obj(Field("id", string(minLength=1), "The batch."), *RATES),
+                    "The running batch (absent outside a batch).",
+                    required=False,
+                ),
+            ),
+            "The KPIs per scope.",
+        ),
+        title="saltgw line KPIs",
+    ),
+    {
+        "ts": "2026-11-22T10:15:30.000+08:00",
+        "line": "L1",
+        "shift": "A",
+        "batch": None,
+        "threshold": 0.98,
+        "window": {"secs": 60.0, "produced": 120, "valid": 119, "scan_rate": 0.9917},
+        "scopes": {
+            "line": {
+                "since": "2026-11-22T00:00:00+08:00",
+                "scan_rate": 0.9917,
+                "read_rate": 0.9921,
+                "noread_rate": 0.0079,
+                "duplicate_rate": 0.0,
+                "invalid_rate": 0.0,
+                "aggregation_rft": 1.0,
+                "counts": {
+                    "produced": 120,
+                    "frames": 127,
+                    "read": 119,
+                    "noread": 1,
+                    "valid": 119,
+                    "duplicate": 0,
+                    "invalid": 0,
+                    "garbage": 0,
+                    "case_attempts": 6,
+                    "case_rft": 6,
+                    "pallet_attempts": 0,
+                    "pallet_rft": 0,
+                },
+            },
+            "shift": {
+                "id": "A",
+                "since": "2026-11-22T08:00:00+08:00",
+                "scan_rate": 0.9917,
+                "read_rate": 0.9921,
+                "noread_rate": 0.0079,
+                "duplicate_rate": 0.0,
+                "invalid_rate": 0.0,
+                "aggregation_rft": 1.0,
+                "counts": {
+                    "produced": 120,
+                    "frames": 127,
+                    "read": 119,
+                    "noread": 1,
+                    "valid": 119,
+                    "duplicate": 0,
+                    "invalid": 0,
+                    "garbage": 0,
+                    "case_attempts": 6,
+                    "case_rft": 6,
+                    "pallet_attempts": 0,
+                    "pallet_rft": 0,
+                },
+            },
+        },
+    },
+)
+
+RESPONSE = Message(
+    "response",
+    "cmd/{device}/response",
+    False,
+    "The gateway's answer to a MES command on `…/cmd/{device}` (docs/commands.md): exactly one "
+    "per command.",
+    obj(
+        Field("id", nullable(string()), "The command's `id`; null when it had none."),
+        Field("status", enum("accepted", "rejected"), "Accepted: every write acknowledged."),
+        Field("reason", nullable(string()), "Why it was rejected; null when accepted."),
+        Field("command", nullable(string()), "The command's name; null when unknown."),
+        Field("device", string(minLength=1), "The device of the command topic."),
+        Field("ts", TS, "When answered."),
+        title="saltgw command response",
+    ),
+    {
+        "id": "mes-7f3a",
+        "status": "accepted",
+        "reason": None,
+        "command": "start_batch",
+        "device": "plc1",
+        "ts": "2026-11-22T10:15:30.123+08:00",
+    },
+)
+
+MESSAGES = (STATE, KPI, RESPONSE)
