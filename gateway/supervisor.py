@@ -124,10 +124,21 @@ class DeviceSupervisor:
             except Exception as exc:  # DeviceError or a driver bug: never a dead loop
                 self._failed(exc)
                 await self._close()
+                _raise_if_cancelled()
                 await asyncio.sleep(self.backoff_initial)
 
     async def _close(self) -> None:
         try:
-            await asyncio.wait_for(self.driver.close(), timeout=5)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
+            # arrives as the close completes, and the supervisor would reconnect for ever
+            async with asyncio.timeout(5):
+                await self.driver.close()
         except Exception as exc:  # close must not stop recovery
             log.warning("device %s: close failed: %s", self.device, exc)
+
+
+def _raise_if_cancelled() -> None:
+    """Honour a cancellation requested while we were busy (a stop at any moment stops us)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
