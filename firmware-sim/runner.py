@@ -9,9 +9,13 @@ from collections.abc import Callable, Sequence
 from firmware_sim.base import Simulator, SimulatorConfigBase
 from firmware_sim.registry import simulator_specs
 
-__all__ = ["run_simulators", "start_simulators"]
+__all__ = ["SimulatorStartError", "run_simulators", "start_simulators"]
 
 log = logging.getLogger(__name__)
+
+
+class SimulatorStartError(Exception):
+    """A simulator could not start (typically: its port is taken); the message says which."""
 
 
 async def start_simulators(configs: Sequence[SimulatorConfigBase]) -> dict[str, Simulator]:
@@ -20,7 +24,14 @@ async def start_simulators(configs: Sequence[SimulatorConfigBase]) -> dict[str, 
     try:
         for cfg in configs:
             sim = specs[cfg.kind].create(cfg)
-            await sim.start()
+            try:
+                await sim.start()
+            except (OSError, RuntimeError) as exc:
+                port = getattr(cfg, "port", "?")
+                raise SimulatorStartError(
+                    f"simulator {cfg.id} ({cfg.kind}) cannot listen on {cfg.host}:{port}: {exc} "
+                    "(is another saltgw sim or demo running? change the port in the config)"
+                ) from None
             started[cfg.id] = sim
             log.info("simulator %s (%s) listening on %s:%d", cfg.id, cfg.kind, cfg.host, sim.port)
     except BaseException:

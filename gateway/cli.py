@@ -61,6 +61,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from gateway.config.models import config_model
 
+    if args.events:  # the event reference (gateway/event_schemas, docs/events.md)
+        from gateway.event_schemas import events_schema, render_markdown
+
+        if args.markdown:
+            print(render_markdown(), end="")
+        else:
+            print(json.dumps(events_schema(), indent=2, ensure_ascii=False))
+        return 0
     if args.markdown:
         from gateway.config.reference import render_reference
 
@@ -101,6 +109,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    from gateway.http import ask_health
+
+    ok, reasons = ask_health(args.url, timeout=args.timeout)
+    print("ready" if ok else "not ready: " + "; ".join(reasons))
+    return 0 if ok else 1
+
+
 def _host_port(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -109,7 +125,7 @@ def _host_port(value: str) -> tuple[str, int]:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from firmware_sim.runner import run_simulators
+    from firmware_sim.runner import SimulatorStartError, run_simulators
 
     cfg = _load(args.config)
     if not cfg.simulators:
@@ -120,7 +136,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
         _install_stop(stop)
         await run_simulators(cfg.simulators, stop, ready=_print_ready)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except SimulatorStartError as exc:
+        raise UserError(str(exc)) from None
     return 0
 
 
@@ -144,19 +163,24 @@ def _print_ready(ports: dict[str, int]) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
-    async def main() -> None:
+    async def main() -> int:
         stop = asyncio.Event()
         _install_stop(stop)
-        await run_demo(
+        summary = await run_demo(
             duration=args.duration,
             broker_url=args.broker,
             stop=stop,
             config=Path(args.config) if args.config else None,
             outbox=Path(args.outbox) if args.outbox else None,
         )
+        return int(summary["exit_code"])  # 1 when the gateway stopped by itself
 
-    asyncio.run(main())
-    return 0
+    from firmware_sim.runner import SimulatorStartError
+
+    try:
+        return asyncio.run(main())
+    except SimulatorStartError as exc:
+        raise UserError(str(exc)) from None
 
 
 # -- parser ------------------------------------------------------------------------------------
@@ -177,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--http", metavar="HOST:PORT", help="serve /healthz and Prometheus /metrics")
     s.set_defaults(func=cmd_run)
 
+    s = sub.add_parser("health", help="ask a running gateway's /healthz; exit 0 when ready")
+    s.add_argument("url", nargs="?", default="http://127.0.0.1:9108/healthz", metavar="URL")
+    s.add_argument("--timeout", type=float, default=5.0, metavar="S", help="default 5")
+    s.set_defaults(func=cmd_health)
+
     s = sub.add_parser(
         "demo", help="simulated line + gateway on an embedded broker, with live progress"
     )
@@ -195,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("schema", help="print the JSON Schema of the config format")
     s.add_argument("--markdown", action="store_true", help="the reference docs instead")
+    s.add_argument("--events", action="store_true", help="the schemas of the MQTT events instead")
     s.set_defaults(func=cmd_schema)
 
     s = sub.add_parser("sim", help="run the simulated devices named in a config")

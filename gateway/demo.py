@@ -1,5 +1,5 @@
-"""``saltgw demo``: the demo line (simulated devices + gateway) on an embedded broker, with a
-live progress line, in one command."""
+"""``saltgw demo``: the demo line (simulated devices + gateway + bridge) on an embedded broker,
+with a live view (gateway/live_view.py), in one command."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import socket
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
+from dataclasses import asdict
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, TextIO
@@ -19,9 +20,19 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware_sim.runner import start_simulators, stop_simulators
+from gateway.bridge.backlog import read_backlog
 from gateway.config.loader import load_config
 from gateway.config.models import ConfigBase
 from gateway.embedded_broker import EmbeddedBroker
+from gateway.live_view import (
+    AlarmLine,
+    DemoSnapshot,
+    LiveProgress,
+    PlainProgress,
+    UploadView,
+    closing_line,
+    open_progress,
+)
 from gateway.runtime import Gateway
 
 __all__ = ["demo_config_path", "run_demo"]
@@ -30,6 +41,9 @@ log = logging.getLogger(__name__)
 
 
 OPERATOR_UNPACK_AFTER_S = 20.0  # the demo operator reworks a case, so pack.unpack shows too
+LATEST_ALARMS = 5  # alarms listed in the view
+BAG_RATE_WINDOW_SECS = 60.0  # bags/min over the last minute
+BAG_RATE_MIN_SECS = 5.0  # … once there is this much of it
 
 
 def demo_config_path() -> Path:
@@ -43,18 +57,22 @@ def _free_port() -> int:
 
 
 class Watch:
-    """What a MES would see: counts events by type and remembers device states."""
+    """What a MES would see: counts events by type and verdict, remembers the latest alarms,
+    device states and the retained KPIs."""
 
     def __init__(self, cfg: ConfigBase, url_port: int) -> None:
         g = cfg.gateway
         self.root = f"{cfg.mqtt.topic_prefix}/{g.enterprise}/{g.site}/{g.line}"
         self.types: Counter[str] = Counter()
-        self.verdicts: Counter[str] = Counter()
-        self.states: dict[str, str] = {}
+        self.ccp: dict[str, Counter[str]] = {}  # ccp type → verdict → n
+        self.states: dict[str, tuple[str, str | None]] = {}
+        self.alarms: deque[AlarmLine] = deque(maxlen=LATEST_ALARMS)
         self.last_seq = 0
         self.kpi: dict[str, Any] = {}
         self.first_case: tuple[str, str] | None = None  # (device, code) of a bound case
         self.responses: list[dict[str, Any]] = []  # answers to the demo operator's commands
+        self._bags: deque[float] = deque()  # monotonic arrival times of pack.bag
+        self._since = time.monotonic()
         self._lock = threading.Lock()
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id="saltgw-demo-watch", protocol=paho.MQTTv311
@@ -68,22 +86,35 @@ class Watch:
             obj = json.loads(msg.payload)
         except ValueError:
             return
+        if not isinstance(obj, dict):
+            return
         with self._lock:
             if "/state/" in msg.topic:
-                self.states[obj.get("device", "?")] = obj.get("state", "?")
-            elif msg.topic.endswith("/response") and isinstance(obj, dict):
+                self.states[str(obj.get("device", "?"))] = (
+                    str(obj.get("state", "?")),
+                    obj.get("detail"),
+                )
+            elif msg.topic.endswith("/response"):
                 self.responses.append(obj)
-            elif msg.topic.endswith("/kpi") and isinstance(obj, dict):
+            elif msg.topic.endswith("/kpi"):
                 self.kpi = obj  # retained line KPIs (docs/traceability.md)
-            elif isinstance(obj, dict) and "type" in obj:
-                self.types[obj["type"]] += 1
-                data = obj.get("data") or {}
-                if obj["type"] == "pack.case" and self.first_case is None and obj.get("device"):
-                    self.first_case = (obj["device"], str(data.get("code")))
-                self.last_seq = max(self.last_seq, int(obj.get("seq", 0)))
-                verdict = obj.get("data", {}).get("verdict")
-                if obj["type"].startswith("ccp.") and verdict:
-                    self.verdicts[verdict] += 1
+            elif isinstance(obj.get("type"), str):
+                self._event(obj)
+
+    def _event(self, obj: dict[str, Any]) -> None:
+        kind: str = obj["type"]
+        data: dict[str, Any] = obj["data"] if isinstance(obj.get("data"), dict) else {}
+        self.types[kind] += 1
+        self.last_seq = max(self.last_seq, int(obj.get("seq", 0)))
+        if kind == "pack.bag":
+            self._bags.append(time.monotonic())
+        elif kind == "pack.case" and self.first_case is None and obj.get("device"):
+            self.first_case = (obj["device"], str(data.get("code")))
+        elif kind.startswith("ccp.") and data.get("verdict"):
+            self.ccp.setdefault(kind, Counter())[str(data["verdict"])] += 1
+        elif kind.startswith("alarm."):
+            ts = str(obj.get("ts") or "")
+            self.alarms.append(AlarmLine(ts[11:19], kind, obj.get("device"), _detail(data)))
 
     def operator_unpack(self) -> bool:
         """Act as the line's operator once: send the first bound case back to rework
@@ -110,33 +141,80 @@ class Watch:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def line(self, elapsed: float, backlog: int) -> str:
+    def _bags_per_min(self) -> float | None:
+        """Bags over the last minute (or since the start, when shorter than a minute)."""
+        now = time.monotonic()
+        while self._bags and self._bags[0] < now - BAG_RATE_WINDOW_SECS:
+            self._bags.popleft()
+        window = min(BAG_RATE_WINDOW_SECS, now - self._since)
+        return len(self._bags) * 60.0 / window if window >= BAG_RATE_MIN_SECS else None
+
+    def snapshot(self, **known: Any) -> DemoSnapshot:
+        """The view now; ``known`` adds what the gateway and the bridge know (elapsed_secs,
+        broker, phase, backlog, upload, …)."""
         with self._lock:
-            alarms = sum(v for k, v in self.types.items() if k.startswith("alarm."))
-            states = " ".join(f"{d}={s}" for d, s in sorted(self.states.items()))
-            return (
-                f"[{elapsed:5.0f}s] events={sum(self.types.values())} last_seq={self.last_seq} "
-                f"ccp pass={self.verdicts['pass']} fail={self.verdicts['fail']} "
-                f"rejects={self.types['pack.reject']} alarms={alarms} "
-                f"bags={self.types['pack.bag']} cases={self.types['pack.case']} "
-                f"pallets={self.types['pack.pallet']} scan_rate={self._scan_rate()} "
-                f"backlog={backlog} devices: {states}"
+            window = self.kpi.get("window") or {}
+            return DemoSnapshot(
+                last_seq=self.last_seq,
+                types=dict(self.types),
+                ccp={k: dict(v) for k, v in self.ccp.items()},
+                latest_alarms=tuple(self.alarms),
+                bags_per_min=self._bags_per_min(),
+                scan_rate=_number(self._shift_kpi().get("scan_rate")),
+                scan_rate_window=_number(window.get("scan_rate")),
+                devices=dict(self.states),
+                **known,
             )
 
-    def _scan_rate(self) -> str:
-        rate = self.kpi.get("scopes", {}).get("shift", {}).get("scan_rate")
-        return f"{rate:.1%}" if isinstance(rate, int | float) else "-"
+    def _shift_kpi(self) -> dict[str, Any]:
+        shift = self.kpi.get("scopes", {}).get("shift")
+        return shift if isinstance(shift, dict) else {}
 
     def summary(self) -> dict[str, Any]:
         with self._lock:
+            verdicts: Counter[str] = Counter()
+            for v in self.ccp.values():
+                verdicts.update(v)
             return {
                 "events_by_type": dict(sorted(self.types.items())),
-                "verdicts": dict(self.verdicts),
-                "device_states": dict(self.states),
+                "verdicts": dict(verdicts),
+                "ccp": {k: dict(v) for k, v in sorted(self.ccp.items())},
+                "alarms": {k: n for k, n in sorted(self.types.items()) if k.startswith("alarm.")},
+                "device_states": {d: s for d, (s, _) in self.states.items()},
                 "last_seq": self.last_seq,
-                "kpi": self.kpi.get("scopes", {}).get("shift"),
+                "kpi": self._shift_kpi() or None,
                 "operator_commands": list(self.responses),
             }
+
+
+def _detail(data: dict[str, Any]) -> str:
+    for key in ("detail", "reason", "state"):
+        if isinstance(data.get(key), str) and data[key]:
+            return str(data[key])
+    return ""
+
+
+def _number(x: Any) -> float | None:
+    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+
+
+def _upload_view(bridge: Any) -> UploadView | None:
+    """The bridge's counters and its outbox (read on a connection of its own)."""
+    if bridge is None:
+        return None
+    s = bridge.status()
+    up = s.get("upload") or {}
+    backlog = read_backlog(bridge.bcfg.store)
+    target = getattr(bridge.bcfg.upload, "path", None) or getattr(bridge.bcfg.upload, "url", None)
+    return UploadView(
+        stored=s["store"].get("accepted", 0),
+        built=s["documents_built"],
+        uploaded=up.get("acked", 0),
+        pending=backlog.unacked if backlog else 0,
+        quarantined=backlog.count("quarantined") if backlog else 0,
+        events_waiting=backlog.events_waiting if backlog else 0,
+        target=str(target) if target else None,
+    )
 
 
 async def run_demo(
@@ -147,11 +225,16 @@ async def run_demo(
     config: Path | None = None,
     out: TextIO = sys.stdout,
     outbox: Path | None = None,
+    live: bool | None = None,
 ) -> dict[str, Any]:
+    """Run the demo until ``stop`` (or ``duration``); returns the summary, whose
+    ``exit_code`` is the gateway's. ``live``: the redrawn view (default: when ``out`` is a
+    terminal) or plain progress lines and a JSON summary line."""
     from gateway.bridge.demo import with_demo_bridge
 
     cfg = with_demo_bridge(load_config(config or demo_config_path()), outbox)  # platform XML
     sims = await start_simulators(cfg.simulators)
+    show = open_progress(out, live)
     try:
         if broker_url is None:
             broker = EmbeddedBroker("127.0.0.1", _free_port())
@@ -163,45 +246,70 @@ async def run_demo(
                     file=out,
                     flush=True,
                 )
-                return await _run(cfg, broker.url, duration, stop, out)
-        return await _run(cfg, broker_url, duration, stop, out)
+                return await _run(cfg, broker.url, duration, stop, out, show)
+        return await _run(cfg, broker_url, duration, stop, out, show)
     finally:
         await stop_simulators(sims)
 
 
 async def _run(
-    cfg: ConfigBase, url: str, duration: float | None, stop: asyncio.Event, out: TextIO
+    cfg: ConfigBase,
+    url: str,
+    duration: float | None,
+    stop: asyncio.Event,
+    out: TextIO,
+    show: PlainProgress | LiveProgress,
 ) -> dict[str, Any]:
     from urllib.parse import urlsplit
 
-    from gateway.bridge.demo import bridge_progress, bridge_summary
+    from gateway.bridge.demo import bridge_summary
 
     watch = Watch(cfg, urlsplit(url).port or 1883)
     watch.start()
     gw = Gateway(cfg, broker_url=url)
     task = asyncio.create_task(gw.run(stop), name="gateway")
     t0 = time.monotonic()
+
+    async def snapshot(phase: str) -> DemoSnapshot:
+        upload = await asyncio.to_thread(_upload_view, gw.bridge)
+        return watch.snapshot(
+            elapsed_secs=time.monotonic() - t0,
+            broker=url,
+            duration_secs=duration,
+            phase=phase,
+            backlog=gw.journal.stats.backlog,
+            upload=upload,
+        )
+
     unpack_sent = False
-    try:
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=2.0)
-            except TimeoutError:
-                pass
-            elapsed = time.monotonic() - t0
-            if not unpack_sent and elapsed >= OPERATOR_UNPACK_AFTER_S:
-                unpack_sent = watch.operator_unpack()
-            line = watch.line(elapsed, gw.journal.stats.backlog) + bridge_progress(gw.bridge)
-            print(line, file=out, flush=True)
-            if duration is not None and elapsed >= duration:
-                stop.set()
-    finally:
-        stop.set()
-        await task
-        await asyncio.sleep(0.3)
-        watch.stop()
+    with show:
+        try:
+            while not stop.is_set() and not task.done():
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=show.interval_secs)
+                except TimeoutError:
+                    pass
+                elapsed = time.monotonic() - t0
+                if not unpack_sent and elapsed >= OPERATOR_UNPACK_AFTER_S:
+                    unpack_sent = watch.operator_unpack()
+                show.update(await snapshot("running"))
+                if duration is not None and elapsed >= duration:
+                    stop.set()
+        finally:
+            stop.set()
+            show.update(await snapshot("stopping"))
+            exit_code = await task
+            await asyncio.sleep(0.3)
+            watch.stop()
+            final = await snapshot("stopped")
+            show.update(final)
     summary = watch.summary()
     if gw.bridge is not None:
         summary["bridge"] = bridge_summary(gw.bridge)
-    print("summary: " + json.dumps(summary, ensure_ascii=False), file=out, flush=True)
+        summary["upload"] = asdict(final.upload) if final.upload else None
+    summary["exit_code"] = exit_code
+    if isinstance(show, LiveProgress):
+        print(closing_line(final), file=out, flush=True)
+    else:
+        print("summary: " + json.dumps(summary, ensure_ascii=False), file=out, flush=True)
     return summary

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -21,16 +22,30 @@ __all__ = ["Event", "EventDraft", "Origin", "format_ts", "uuid7"]
 TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 
 
+_COUNTER_BITS = 74  # rand_a (12 bits) and rand_b (62 bits) of a version 7 UUID
+_uuid7_lock = threading.Lock()
+_uuid7_last = (0, 0)  # (unix ms, 74-bit counter) of the last id made in this process
+
+
 def uuid7() -> uuid.UUID:
-    """A time-ordered UUID (RFC 9562 version 7): 48-bit Unix ms, then random bits."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | rand & ((1 << 80) - 1)
-    value &= ~(0xF << 76)
-    value |= 0x7 << 76  # version 7
-    value &= ~(0x3 << 62)
-    value |= 0x2 << 62  # RFC 4122 variant
-    return uuid.UUID(int=value)
+    """A time-ordered UUID (RFC 9562 version 7): 48-bit Unix ms, then 74 random bits.
+
+    Monotonic within the process (RFC 9562 6.2, method 2): an id made in the same millisecond
+    as the last, or after the wall clock went back, keeps the last one's millisecond and adds a
+    random step to its random bits, so ids keep increasing across a backward clock jump (their
+    time part stays ahead until the clock catches up)."""
+    global _uuid7_last
+    ms = time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF
+    with _uuid7_lock:
+        last_ms, last_counter = _uuid7_last
+        counter = int.from_bytes(os.urandom(10), "big") >> 7  # 73 bits: room to count up
+        if ms <= last_ms:
+            ms, counter = last_ms, last_counter + 1 + (counter >> 41)  # a 32-bit random step
+            if counter >> _COUNTER_BITS:  # counted past the end: borrow the next millisecond
+                ms, counter = ms + 1, counter & ((1 << 73) - 1)
+        _uuid7_last = (ms, counter)
+    rand_a, rand_b = counter >> 62, counter & ((1 << 62) - 1)
+    return uuid.UUID(int=ms << 80 | 0x7 << 76 | rand_a << 64 | 0x2 << 62 | rand_b)
 
 
 def format_ts(ts: datetime) -> str:

@@ -1,7 +1,10 @@
-"""``saltgw run --http HOST:PORT``: ``/healthz`` and Prometheus ``/metrics``.
+"""``saltgw run --http HOST:PORT``: ``/healthz`` and Prometheus ``/metrics``; ``saltgw health
+URL`` asks a running gateway's ``/healthz`` (a container's HEALTHCHECK).
 
-Metrics are collected at scrape time from the counters the gateway keeps anyway (journal,
-broker link, supervisors): nothing is added to the event hot path.
+``/healthz`` answers 200 ``{"ready": true, "reasons": []}`` when the broker link is up, every
+device is online and the bridge (if any) runs and is connected; else 503 with one reason per
+problem. The metrics (:mod:`gateway.metrics`) are collected at scrape time from the counters
+the gateway keeps anyway: nothing is added to the event hot path.
 """
 
 from __future__ import annotations
@@ -9,27 +12,27 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import CollectorRegistry
 
 from gateway.supervisor import State
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
-__all__ = ["HttpServer", "health"]
+__all__ = ["HttpServer", "ask_health", "health"]
 
 log = logging.getLogger(__name__)
 
 
 def health(gw: Gateway) -> tuple[bool, list[str]]:
-    """Ready when the broker link is up and every device is online; else the reasons."""
+    """Ready when the broker link is up, every device is online and the bridge (if any) runs
+    and is connected; else the reasons."""
     reasons: list[str] = []
     if not gw.started:
         reasons.append("gateway starting")
@@ -38,101 +41,51 @@ def health(gw: Gateway) -> tuple[bool, list[str]]:
         reasons.append(f"MQTT broker {gw.link.broker}: {why}")
     if not gw.journal.alive():
         reasons.append("journal writer is not running")
+    elif (failing := gw.journal.failing) is not None:  # disk full: nothing is accepted now
+        reasons.append(f"journal: {failing}")
     for sup in gw.supervisors:
         st = sup.state
         if st is None:
             reasons.append(f"device {sup.device}: connecting")
         elif st.state != State.ONLINE:
             reasons.append(f"device {sup.device}: {st.state} ({st.detail})")
+    reasons += _bridge_health(gw.bridge)
     return not reasons, reasons
 
 
-class GatewayCollector(Collector):
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-
-    def collect(self) -> Iterator[Any]:
-        gw = self.gw
-        js, ls = gw.journal.stats, gw.link.stats
-        yield CounterMetricFamily(
-            "saltgw_events_accepted", "Events durably journaled (accepted).", value=js.accepted
-        )
-        yield CounterMetricFamily(
-            "saltgw_events_delivered",
-            "Journaled events acknowledged by the broker (PUBACK) and removed.",
-            value=js.delivered,
-        )
-        yield CounterMetricFamily(
-            "saltgw_mqtt_published", "Messages handed to the broker link.", value=ls.published
-        )
-        drops = CounterMetricFamily(
-            "saltgw_events_dropped",
-            "Events dropped, by reason and whether the drop was intentional (policy).",
-            labels=["reason", "intentional"],
-        )
-        drops.add_metric(["journal_full_drop_oldest", "true"], js.dropped)
-        yield drops
-        yield CounterMetricFamily(
-            "saltgw_journal_blocked",
-            "Events that had to wait for room in a full journal (policy block).",
-            value=js.blocked,
-        )
-        yield GaugeMetricFamily(
-            "saltgw_journal_backlog", "Undelivered events on disk.", value=js.backlog
-        )
-        yield GaugeMetricFamily("saltgw_journal_last_seq", "Last seq allocated.", value=js.last_seq)
-        yield GaugeMetricFamily(
-            "saltgw_journal_oldest_age_seconds",
-            "Age of the oldest undelivered event (0 when none).",
-            value=_oldest_age(gw),
-        )
-        yield GaugeMetricFamily(
-            "saltgw_mqtt_connected",
-            "1 when connected to the broker.",
-            value=1 if gw.link.connected.is_set() else 0,
-        )
-        yield CounterMetricFamily(
-            "saltgw_mqtt_connects", "Successful broker connections.", value=ls.connects
-        )
-        yield CounterMetricFamily(
-            "saltgw_mqtt_disconnects", "Broker connections lost.", value=ls.disconnects
-        )
-        states = GaugeMetricFamily(
-            "saltgw_device_state",
-            "1 for the current state of each device.",
-            labels=["device", "state"],
-        )
-        reconnects = CounterMetricFamily(
-            "saltgw_device_reconnects", "Reconnects per device.", labels=["device"]
-        )
-        readings = CounterMetricFamily(
-            "saltgw_device_readings", "Readings per device.", labels=["device"]
-        )
-        for sup in gw.supervisors:
-            current = sup.state.state if sup.state else None
-            for st in State:
-                states.add_metric([sup.device, str(st)], 1 if st == current else 0)
-            reconnects.add_metric([sup.device], sup.stats.reconnects)
-            readings.add_metric([sup.device], sup.stats.readings)
-        yield states
-        yield reconnects
-        yield readings
+def _bridge_health(bridge: Any) -> list[str]:
+    if bridge is None:
+        return []
+    if not bridge.alive():
+        return ["bridge: a thread has stopped (see the log); the gateway is stopping"]
+    c = bridge.consumer
+    if c is not None and not c.connected.is_set():
+        return [f"bridge: not connected to the MQTT broker {c.host}:{c.port}"]
+    return []
 
 
-def _oldest_age(gw: Gateway) -> float:
+def ask_health(url: str, timeout: float = 5.0) -> tuple[bool, list[str]]:
+    """Ask a gateway's ``/healthz``: (ready, reasons); a gateway that cannot be asked is not
+    ready, and the reason says why."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
     try:
-        reader = gw.journal.reader()
-    except Exception:
-        return 0.0
+        with opener.open(url, timeout=timeout) as r:
+            body = r.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+    except (OSError, ValueError) as exc:
+        return False, [f"cannot ask {url}: {exc}"]
     try:
-        oldest = reader.oldest()
-    finally:
-        reader.close()
-    return max(0.0, time.time() - oldest[1]) if oldest else 0.0
+        answer = json.loads(body)
+        return bool(answer["ready"]), [str(r) for r in answer["reasons"]]
+    except (ValueError, KeyError, TypeError):
+        return False, [f"{url} did not answer like saltgw's /healthz: {body[:80]!r}"]
 
 
 class HttpServer:
     def __init__(self, gw: Gateway, host: str, port: int) -> None:
+        from gateway.metrics import GatewayCollector  # not for `saltgw health`: it stays quick
+
         registry = CollectorRegistry()
         registry.register(GatewayCollector(gw))
 

@@ -12,6 +12,10 @@ Constraints (see docs/journal.md for the measurements behind the choice):
   ``stats.blocked``; policy ``drop_oldest`` deletes the oldest undelivered rows to make room,
   counted in ``stats.dropped`` and logged: subscribers then see a seq gap, intentionally.
 - Readers (the forwarder) use their own connection; WAL lets them read while the writer writes.
+- Disk full, I/O errors: a commit that fails for the disk's sake (``sqlite3.OperationalError``)
+  accepts nothing; its appends and acks are kept and the commit is retried every
+  :data:`RETRY_SECS` (producers wait: back-pressure), counted in ``stats.write_errors``, and
+  :attr:`Journal.failing` says why (``/healthz``) until a commit succeeds again.
 - Cursors: an event may carry a ``cursor`` (e.g. a checkweigher's weighing counter), stored in
   ``cursors`` in the event's own transaction, so that after a restart a profile resumes exactly
   from its last accepted event (:meth:`Journal.cursors`).
@@ -40,6 +44,8 @@ from gateway.events import Event, EventDraft, Origin, format_ts, uuid7
 __all__ = ["Journal", "JournalClosed", "JournalRow", "JournalStats", "WhenFull"]
 
 log = logging.getLogger(__name__)
+
+RETRY_SECS = 0.5  # a commit that failed for the disk's sake is tried again this often
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -90,6 +96,7 @@ class JournalStats:
     commits: int = 0
     backlog: int = 0  # undelivered rows on disk now
     last_seq: int = 0
+    write_errors: int = 0  # commits that failed (disk full, I/O error) and were retried
 
 
 @dataclass(slots=True)
@@ -125,6 +132,8 @@ class Journal:
         self._open_error: BaseException | None = None
         self._db: sqlite3.Connection | None = None
         self._head = GENESIS  # chain value of the newest row (gateway.chain)
+        self.failing: str | None = None  # why commits fail now (disk full, …); None when fine
+        self._retry_acks: list[int] = []  # acks of a failed commit, deleted in the next one
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> Journal:
@@ -222,7 +231,10 @@ class Journal:
     def _serve(self, db: sqlite3.Connection) -> None:
         stopping = False
         while not stopping:
-            first = self._requests.get()
+            try:
+                first = self._requests.get(timeout=RETRY_SECS if self.failing else None)
+            except queue.Empty:  # commits failing: try the parked appends again
+                first = []
             appends: list[_Append] = []
             acks: list[int] = []
             pending = 0
@@ -246,6 +258,9 @@ class Journal:
     def _commit(self, db: sqlite3.Connection, appends: list[_Append], acks: list[int]) -> None:
         stats = self.stats
         admitted: list[tuple[_Append, list[Event]]] = []
+        if self._retry_acks:
+            acks, self._retry_acks = [*self._retry_acks, *acks], []
+        saved = (stats.delivered, stats.backlog, stats.dropped)  # restored if the commit fails
         try:
             db.execute("BEGIN IMMEDIATE")
             if acks:
@@ -301,12 +316,21 @@ class Journal:
                     )
             db.execute("COMMIT")
         except sqlite3.Error as exc:
-            log.error("journal %s: commit failed: %s", self.path, exc)
             if db.in_transaction:
                 db.execute("ROLLBACK")
+            stats.delivered, stats.backlog, stats.dropped = saved
+            if isinstance(exc, sqlite3.OperationalError):  # the disk: keep it all, retry
+                self._retry_acks = acks
+                self._parked.extendleft(app for app, _evs in reversed(admitted))
+                self._write_failed(db, exc)
+                return
+            log.error("journal %s: commit failed: %s", self.path, exc)
             for app, _evs in admitted:
                 _resolve(app.fut, exc=exc)
             return
+        if self.failing is not None:
+            log.warning("journal %s: writable again (%s before)", self.path, self.failing)
+            self.failing = None
         stats.commits += 1
         if rows:
             self._head = tip
@@ -315,6 +339,29 @@ class Journal:
             stats.accepted += len(rows)
         for app, events in admitted:
             _resolve(app.fut, events)
+
+    def _write_failed(self, db: sqlite3.Connection, exc: sqlite3.OperationalError) -> None:
+        """Nothing of the failed commit was accepted; say why until a commit succeeds."""
+        self.stats.write_errors += 1
+        name = getattr(exc, "sqlite_errorname", "") or "SQLITE_ERROR"
+        why = f"disk full: {exc}" if name == "SQLITE_FULL" else f"cannot write: {exc} ({name})"
+        if self.failing is None:
+            waiting = sum(len(a.drafts) for a in self._parked)
+            log.error(
+                "journal %s: %s; %d events wait (none accepted), %d deliveries not yet "
+                "recorded; retried every %g s",
+                self.path,
+                why,
+                waiting,
+                len(self._retry_acks),
+                RETRY_SECS,
+            )
+        self.failing = why
+        if name == "SQLITE_FULL":  # the WAL may hold the space to give back
+            try:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
 
     def _drop_oldest(self, db: sqlite3.Connection, n: int) -> None:
         before = db.total_changes

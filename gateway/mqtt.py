@@ -232,7 +232,9 @@ class Forwarder:
         """Wait until everything journaled so far was acknowledged, up to ``timeout`` s."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.journal.stats.backlog == 0 and not self.link.pending:
+            # every row sent and acknowledged; their deletes may still wait (e.g. disk full)
+            sent_all = self._cursor >= self.journal.stats.last_seq
+            if not self.link.pending and (self.journal.stats.backlog == 0 or sent_all):
                 return True
             time.sleep(0.02)
         return False
@@ -308,9 +310,11 @@ class Forwarder:
                     self._try_connect()
                 busy = self._send(reader)
                 if self._socket_open:
+                    # paho's on_disconnect clears ``connected`` inside loop(): look before
+                    was_up = self.link.connected.is_set()
                     rc = client.loop(timeout=0 if busy else IDLE_POLL_SECS)
                     if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS,):
-                        self._lost(rc)
+                        self._lost(rc, was_up)
                 else:
                     time.sleep(IDLE_POLL_SECS * 4)
                 self._flush_acks()
@@ -323,10 +327,10 @@ class Forwarder:
             reader.close()
             self._stopped.set()
 
-    def _lost(self, rc: MQTTErrorCode) -> None:
+    def _lost(self, rc: MQTTErrorCode, was_up: bool) -> None:
         link = self.link
         self._socket_open = False
-        if link.connected.is_set():  # a working session dropped: retry soon
+        if was_up:  # a working session dropped: retry soon (backoff starts over)
             link.connected.clear()
             link.stats.last_error = f"connection lost: {paho.error_string(rc)}"
             self._attempts = 0

@@ -231,7 +231,10 @@ class Gateway:
                     except Exception:  # a profile bug must not stop the others' ticks
                         self.profile_failures += 1
                         log.exception("profile for device %s failed on tick", prof.device)
-            await self.accept(drafts)
+            try:
+                await self.accept(drafts)
+            except Exception:  # the tick must outlive a failed append (journal closing, …)
+                log.exception("events of a tick were not journaled")
 
     async def _watch(self, stop: asyncio.Event) -> None:
         """Wait for stop; end early (exit status 1, for systemd to restart us) if the journal
@@ -259,7 +262,17 @@ class Gateway:
         await asyncio.gather(*tasks, return_exceptions=True)
         # let alarm tasks already created finish journaling
         pending = [t for t in asyncio.all_tasks() if t.get_name().startswith("alarm-")]
-        await asyncio.gather(*pending, return_exceptions=True)
+        if pending:  # bounded: a journal that cannot write (disk full) must not hang shutdown
+            _, late = await asyncio.wait(pending, timeout=SHUTDOWN_DRAIN_SECS)
+            for t in late:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        # a barrier: appends handed in before it (a cancelled reading's) commit first, so the
+        # drain below sees them and they go out now, not at the next start
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self.journal.append([])), 2.0)
+        except Exception:  # journal closed, or not writable: the drain goes on regardless
+            pass
         drained = await asyncio.to_thread(self.forwarder.drain, SHUTDOWN_DRAIN_SECS)
         if not drained:
             log.warning(

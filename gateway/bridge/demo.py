@@ -13,7 +13,7 @@ from gateway.bridge.config import (
 )
 from gateway.config.models import ConfigBase
 
-__all__ = ["DEFAULT_OUTBOX", "bridge_progress", "bridge_summary", "with_demo_bridge"]
+__all__ = ["DEFAULT_OUTBOX", "bridge_summary", "with_demo_bridge"]
 
 DEFAULT_OUTBOX = Path("var/demo-outbox")
 
@@ -51,18 +51,6 @@ def with_demo_bridge(cfg: ConfigBase, outbox: Path | None) -> ConfigBase:
         type="directory", path=outbox or DEFAULT_OUTBOX, ack="on_write"
     )
     return cfg
-
-
-def bridge_progress(bridge: Any) -> str:
-    """`` bridge: stored=… docs=… written=…`` for the demo's progress line."""
-    if bridge is None:
-        return ""
-    s = bridge.status()
-    up = s.get("upload") or {}
-    return (
-        f" bridge: stored={s['store'].get('accepted', 0)} docs={s['documents_built']} "
-        f"written={up.get('acked', 0)} quarantined={s['store'].get('quarantined', 0)}"
-    )
 
 
 def bridge_summary(bridge: Any) -> dict[str, Any]:

@@ -66,6 +66,8 @@ class KpiCalculator:
         """Remember the live totals now (call about once a second)."""
         live = self.counters.live
         t = now.timestamp()
+        if self._samples and t < self._samples[-1][0]:  # the wall clock went back: start over
+            self._samples.clear()
         self._samples.append((t, live["produced"], live["valid"], live["read"]))
         while self._samples and self._samples[0][0] < t - self.window_secs:
             self._samples.popleft()

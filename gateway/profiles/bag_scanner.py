@@ -78,7 +78,9 @@ class BagScannerProfile(ScanningProfile):
     def _repeat(self, code: str, ts: datetime) -> bool:
         window = self.bag_cfg.repeat_window_ms / 1000
         last, self._last = self._last, (code, ts.timestamp())
-        return bool(window and last and last[0] == code and ts.timestamp() - last[1] <= window)
+        return bool(
+            window and last and last[0] == code and 0 <= ts.timestamp() - last[1] <= window
+        )  # (a negative gap is the wall clock going back, not a second read of one bag)
 
     def _commission(
         self, codes: list[str], noread: bool, reading: Reading, ts: datetime

@@ -141,7 +141,7 @@ class IodineProfile:
         self.age.tick(now)
         if self.window is not None:
             return []
-        if self.last_sample is None:
+        if self.last_sample is None or now < self.last_sample:  # none yet, or the clock went back
             self.last_sample = now
         age = (now - self.last_sample).total_seconds()
         if age <= self.cfg.max_sample_age_s:

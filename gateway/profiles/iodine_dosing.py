@@ -64,7 +64,7 @@ class DosingWindow:
         """Add one reading (alarms go to ``out``); an interval's (iodine, details) when the
         reading closes one that can be recorded."""
         result = None
-        if self.start is None:
+        if self.start is None or reading.ts < self.start:  # none yet, or the clock went back
             self.start = reading.ts
         elif reading.ts - self.start >= self.interval:
             result = self._close(reading.ts, out)

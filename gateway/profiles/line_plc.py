@@ -202,6 +202,9 @@ class LinePlcProfile:
             return []
         since, bags_then = self._window
         elapsed = (now - since).total_seconds()
+        if elapsed < 0:  # the wall clock went back: the interval starts over from now
+            self._window = (now, bags_then)
+            return []
         if elapsed < self.cfg.counters_every_secs or not self._moved:
             return []
         self._window, self._moved = (now, bags), False

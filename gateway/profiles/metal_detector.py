@@ -198,6 +198,8 @@ class MetalDetectorProfile:
 
     def _expire(self, now: datetime) -> list[EventDraft]:
         out: list[EventDraft] = []
+        for p in self.pending:  # the wall clock went back: the reject windows restart now
+            p.ts = min(p.ts, now)
         while self.pending and now - self.pending[0].ts > self.confirm:
             det = self.pending.popleft()
             limits = {"expected": True}

@@ -134,8 +134,9 @@ class ScanKpiProfile:
     def kpi_message(self, now: datetime) -> dict[str, Any] | None:
         """The snapshot when ``publish_secs`` have passed since the last one, else None."""
         t = now.timestamp()
-        if self._published is not None and t - self._published < self.cfg.publish_secs - 0.05:
-            return None
+        since = None if self._published is None else t - self._published
+        if since is not None and 0 <= since < self.cfg.publish_secs - 0.05:
+            return None  # (since < 0: the wall clock went back; publish, start over from now)
         self._published = t
         return self.kpi_snapshot(now)
 

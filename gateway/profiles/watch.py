@@ -91,9 +91,12 @@ class PeriodicWatch:
         self.misses = 0
 
     def overdue(self, now: datetime) -> int:
-        """The number of the miss when ``now`` starts a new missed interval, else 0."""
-        if self.since is None:
+        """The number of the miss when ``now`` starts a new missed interval, else 0. When the
+        wall clock went back past the start of the interval, the interval starts over at
+        ``now`` (else no miss would be reported until the clock caught up: hours)."""
+        if self.since is None or now < self.since:
             self.since = now
+            self.misses = 0
             return 0
         elapsed = now - self.since
         missed = 0
@@ -184,7 +187,7 @@ class ReadingAge:
         self.now: datetime | None = None
 
     def tick(self, now: datetime) -> None:
-        self.now = now if self.now is None else max(self.now, now)
+        self.now = now  # follows the wall clock back too: readings are stamped by the same clock
 
     def check(self, reading: Reading) -> tuple[bool, list[EventDraft]]:
         """``(fresh, alarms)``: whether to use the reading, and the alarms to raise."""

@@ -226,7 +226,8 @@ def test_purged_records_keep_their_links_so_the_store_still_verifies(tmp_path: P
 
 def test_an_outbox_document_changed_is_reported(tmp_path: Path) -> None:
     path, _ = _store(tmp_path)
-    _sql(path, "UPDATE documents SET body=CAST(replace(CAST(body AS TEXT), '8035', '8036') AS BLOB)")
+    forged = "CAST(replace(CAST(body AS TEXT), '8035', '8036') AS BLOB)"
+    _sql(path, f"UPDATE documents SET body={forged}")
     rep = verify_store(path)
     assert rep.broken is not None
     assert "outbox document" in rep.broken.reason

@@ -1,0 +1,248 @@
+"""``saltgw demo`` as a user runs it: the embedded broker (on a free port), the demo line's
+simulators (on free ports: suites may run side by side), the gateway and the bridge writing
+platform XML into ``--outbox``. A MES-like subscriber checks what goes over MQTT; the outbox's
+documents are checked against their schema; on a terminal the live view is drawn and Ctrl-C
+ends the demo cleanly."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import re
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from gateway.bridge.xmlcheck import check_document
+from tests.support.configs import demo_line_on_free_ports
+from tests.support.procs import ROOT
+from tests.support.subscriber import Collector
+
+pytestmark = pytest.mark.e2e
+
+DURATION = 20
+ROOT_TOPIC = "salt/v1/8035/daiyue"
+ENVELOPE = {"id", "gateway", "seq", "type", "ts", "enterprise", "site", "line", "device", "batch"}
+
+
+def demo_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gateway", "--log-level", "warning", "demo", *args]
+
+
+def demo_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    return {**env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+
+
+class Lines:
+    """A child's output, read line by line on a thread (the pipe never fills up)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+
+    def first(self, timeout: float) -> str:
+        with self._cond:
+            if not self._cond.wait_for(lambda: bool(self.lines), timeout):
+                raise AssertionError(f"no output within {timeout} s")
+            return self.lines[0]
+
+    def join(self, timeout: float) -> list[str]:
+        self._thread.join(timeout)
+        return list(self.lines)
+
+
+def test_demo_publishes_the_contract_and_writes_valid_xml(tmp_path: Path) -> None:
+    line = demo_line_on_free_ports(tmp_path)
+    outbox = tmp_path / "outbox"
+    args = ("--duration", str(DURATION), "--config", str(line), "--outbox", str(outbox))
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        demo_cmd(*args),
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "stderr.log").open("w"),
+        text=True,
+        env=demo_env(),
+        cwd=tmp_path,
+    )
+    out = Lines(proc.stdout)  # type: ignore[arg-type]
+    sub = None
+    try:
+        first = out.first(timeout=60)
+        found = re.match(r"embedded MQTT broker on mqtt://127\.0\.0\.1:(\d+) ", first)
+        assert found, first
+        sub = Collector(int(found.group(1)), topic="salt/v1/#").start(timeout=20)
+        code = proc.wait(timeout=DURATION + 100)
+    finally:
+        if proc.poll() is None:  # say where it hung, not just that it did
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if sub is not None:
+            time.sleep(0.5)
+            sub.stop()
+    took = time.monotonic() - started
+    lines = out.join(10)
+    err = (tmp_path / "stderr.log").read_text()
+    assert code == 0, "\n".join(lines[-5:]) + err[-3000:]
+    assert took < DURATION + 60, took  # ends by itself, shutdown bounded
+    assert "Traceback" not in err
+
+    # the plain output: progress lines, then one JSON summary
+    progress = [x for x in lines if x.startswith("[")]
+    assert len(progress) >= DURATION // 2 - 2
+    assert all("events=" in x and "bags/min=" in x and " upload: " in x for x in progress)
+    summary = json.loads(lines[-1].removeprefix("summary: "))
+    assert summary["exit_code"] == 0
+    states = summary["device_states"]
+    assert {"cw1", "md1", "panel1", "io1", "plc1", "scan1", "case1"} <= set(states)
+    assert set(states.values()) == {"online"}, states
+    assert summary["ccp"]["ccp.net_content"]["pass"] >= 5
+    assert (tmp_path / "var" / "demo-journal.db").exists()
+
+    # what a MES received: the contract's envelope and types, every seq once, no gap
+    assert sub is not None
+    events: dict[str, dict[str, Any]] = {}
+    for m in sub.snapshot():
+        if "/event/" in m.topic or "/alarm/" in m.topic:
+            ev = m.json()
+            events.setdefault(ev["id"], ev)
+            group_kind = m.topic.split("/", 5)[-1]  # event/{group}/{kind} or alarm/{kind}
+            assert group_kind.replace("/", ".").removeprefix("event.") == ev["type"], m.topic
+    assert events, "the subscriber received no event"
+    for ev in events.values():
+        assert set(ev) >= ENVELOPE, ev
+        assert ev["gateway"] == "gw-demo-1" and ev["enterprise"] == "8035"
+    seqs = sorted(ev["seq"] for ev in events.values())
+    assert len(seqs) == len(set(seqs)), "two events with one seq"
+    assert seqs == list(range(seqs[0], seqs[-1] + 1)), "a gap in seq"
+    assert seqs[-1] == summary["last_seq"]
+    types = {ev["type"] for ev in events.values()}
+    needed = {
+        "ccp.net_content",
+        "ccp.metal_detector",
+        "ccp.magnet_rod",
+        "ccp.iodine",
+        "pack.bag",
+        "pack.case",
+        "pack.noread",
+        "batch.start",
+        "feed.material",
+    }
+    assert needed <= types, sorted(needed - types)
+    assert any(t.startswith("alarm.") for t in types), types
+    for ev in events.values():
+        data = ev["data"]
+        if ev["type"].startswith("ccp."):
+            assert {"value", "unit", "limits", "verdict"} <= set(data), ev
+            assert data["verdict"] in ("pass", "fail")
+        elif ev["type"] in ("pack.case", "pack.pallet"):
+            assert isinstance(data["code"], str) and isinstance(data["children"], list), ev
+        elif ev["type"] == "pack.bag":
+            assert isinstance(data["code"], str), ev
+    retained = {m.topic for m in sub.snapshot() if "/state/" in m.topic}
+    assert f"{ROOT_TOPIC}/L1/state/cw1" in retained
+    status = [m.payload for m in sub.snapshot() if m.topic.endswith("/gateway/gw-demo-1/status")]
+    assert status and status[-1] == b"offline"  # a clean shutdown says so
+
+    # the outbox: platform XML, valid against the shipped schema, carrying the bags' codes
+    docs = sorted(outbox.glob("*.xml"))
+    assert docs, "no document in the outbox"
+    assert summary["upload"]["uploaded"] == len(docs)
+    assert summary["upload"]["quarantined"] == 0
+    xml = b""
+    for doc in docs:
+        body = doc.read_bytes()
+        result = check_document(body)
+        assert result.valid, (doc.name, result.errors)
+        assert result.kind == "saltgw platform XML v1"
+        xml += body
+    codes = {ev["data"]["code"] for ev in events.values() if ev["type"] == "pack.bag"}
+    assert any(c.encode() in xml for c in codes), "no bag code in the documents"
+    cli = subprocess.run(
+        [sys.executable, "-m", "gateway", "xml", "validate", *map(str, docs)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=demo_env(),
+    )
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+
+
+def test_demo_on_a_terminal_draws_the_view_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    line = demo_line_on_free_ports(tmp_path)
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 110, 0, 0))
+    proc = subprocess.Popen(
+        demo_cmd("--config", str(line), "--outbox", str(tmp_path / "outbox")),
+        stdin=slave,
+        stdout=slave,
+        stderr=(tmp_path / "stderr.log").open("w"),
+        env={**demo_env(), "TERM": "xterm-256color"},
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def screen() -> str:
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
+
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            if re.search(r"net content +[1-9]", screen()) and "cw1 online" in screen():
+                break
+            time.sleep(0.5)
+        assert "saltgw demo running" in screen(), screen()[-3000:]
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(10)
+        os.close(master)
+    text = screen()
+    err = (tmp_path / "stderr.log").read_text()
+    assert code == 0, text[-3000:] + err[-3000:]
+    assert "Traceback" not in err
+    for panel in ("packing", "CCP verdicts", "upload", "devices", "alarms", "bags/min"):
+        assert panel in text, panel
+    assert "saltgw demo stopped" in text  # the last frame stays on the screen
+    assert re.search(r"stopped after \d+ s: \d+ events \(last seq \d+\)", text), text[-2000:]
+    assert "summary: {" not in text  # JSON is for pipes, not for people
