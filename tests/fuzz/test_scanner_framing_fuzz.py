@@ -403,7 +403,8 @@ async def _readings(cfg: ScannerDeviceConfig, chunks: list[bytes]) -> list[Readi
     out: list[Reading] = []
     with patch("drivers.scanner.driver.open_tcp", replay):
         await driver.connect()
-        for _ in range(len(chunks) * 4 + 10):  # bounded: at most a few readings per chunk
+        # bounded: every reading consumes at least one byte, and each chunk may end in a wait
+        for _ in range(sum(len(c) for c in chunks) + len(chunks) * 4 + 10):
             try:
                 out.append(await driver.read())
             except DeviceOffline:
