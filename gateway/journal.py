@@ -27,6 +27,7 @@ Constraints (see docs/journal.md for the measurements behind the choice):
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -133,6 +134,7 @@ class Journal:
         self._db: sqlite3.Connection | None = None
         self._head = GENESIS  # chain value of the newest row (gateway.chain)
         self.failing: str | None = None  # why commits fail now (disk full, …); None when fine
+        self._sync_paths: list[Path] = []  # other stores' WAL files, fsync'ed before a commit
         self._retry_acks: list[int] = []  # acks of a failed commit, deleted in the next one
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -255,8 +257,33 @@ class Journal:
                     break
             self._commit(db, appends, acks)
 
+    def sync_before_commit(self, path: Path) -> None:
+        """fsync ``path`` (another store's WAL file, written with ``synchronous=NORMAL``)
+        before every commit that accepts events: what those events rest on is on disk first.
+        Call before :meth:`open`."""
+        self._sync_paths.append(Path(path))
+
+    def _sync_others(self) -> None:
+        for path in self._sync_paths:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:  # nothing written there yet
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
     def _commit(self, db: sqlite3.Connection, appends: list[_Append], acks: list[int]) -> None:
         stats = self.stats
+        if self._sync_paths and any(a.drafts for a in (*self._parked, *appends)):
+            try:
+                self._sync_others()
+            except OSError as exc:  # treated like our own write failing: nothing accepted
+                self._parked.extend(appends)
+                self._retry_acks = [*self._retry_acks, *acks]
+                self._write_failed(db, sqlite3.OperationalError(f"fsync of a trace store: {exc}"))
+                return
         admitted: list[tuple[_Append, list[Event]]] = []
         if self._retry_acks:
             acks, self._retry_acks = [*self._retry_acks, *acks], []

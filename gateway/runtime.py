@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
+from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,11 @@ __all__ = ["Gateway"]
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_SECS = 10.0  # broker's time to acknowledge what is in flight at shutdown
+# Readings whose events are handed to the journal but not yet committed, at most. The devices
+# are read meanwhile (no device is ever acknowledged anything, so nothing is promised early):
+# the journal's group commit then takes many readings per fsync. When the journal blocks
+# (full, or a full disk) the oldest is awaited: back-pressure on every device, as before.
+READINGS_IN_FLIGHT = 256
 
 
 class Gateway:
@@ -74,11 +81,17 @@ class Gateway:
             if isinstance(prof, LineAware):  # traceability profiles (profiles/context.py)
                 prof.bind_line(LineContext(self.origin, lambda: self.batch))
             self.profiles.setdefault(prof.device, []).append(prof)
+        # the trace stores commit with synchronous=NORMAL; the journal makes them durable
+        # before it accepts the events that rest on them (gateway/tracedb.py)
+        stores = {str(s) for p in cfg.profiles if isinstance(s := getattr(p, "store", None), Path)}
+        for store in sorted(stores):
+            self.journal.sync_before_commit(Path(f"{store}-wal"))
         self.supervisors: list[DeviceSupervisor] = []
         self._bad_tags: dict[str, dict[str, str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.exit_code = 0
         self.profile_failures = 0  # readings/ticks a profile raised on: their events are lost
+        self._in_flight: deque[Future[list[Event]]] = deque()  # readings' appends, oldest first
         self.started = False  # devices are being supervised (for /healthz)
         self.bridge: Any = None  # gateway.bridge.service.Bridge when the config has bridge:
         self.commands = CommandRouter(  # MES write-back (docs/commands.md)
@@ -134,7 +147,19 @@ class Gateway:
             except Exception:  # a profile bug is not a device fault: log it, keep reading
                 self.profile_failures += 1
                 log.exception("profile for device %s failed on a reading", reading.device)
-        await self.accept(drafts)
+        if drafts:
+            await self._pipelined(self.journal.append(self._stamp_batch(drafts)))
+
+    async def _pipelined(self, fut: Future[list[Event]]) -> None:
+        """Keep at most READINGS_IN_FLIGHT appends unconfirmed; a failed one raises here (in
+        the supervisor of whichever device comes next: the journal is the gateway's, not that
+        device's, but the failure is logged with the reason all the same)."""
+        q = self._in_flight
+        q.append(fut)
+        while q and q[0].done():
+            q.popleft().result()
+        if len(q) > READINGS_IN_FLIGHT:
+            await asyncio.wrap_future(q.popleft())
 
     def _value_errors(self, reading: Reading) -> list[EventDraft]:
         """``alarm.device`` when the set of unreadable tags of a device changes."""
