@@ -49,6 +49,7 @@ AGGREGATION_REASONS = (
     "parent_in_use",
     "duplicate_child",
     "not_commissioned",
+    "no_order",
     "wrong_level",
     "rejected_child",
     "open_child",
@@ -405,7 +406,8 @@ AGGREGATION = EventSpec(
     "bags are left unbound, to rework), slots dropped after a lost label (`orphaned`), an "
     "operator's `resync`, a refused binding (`reasons` lists every refusal), a refused operator "
     "action (`not_open`, `no_reason`, `parent_bound`, `unknown`), or a code leaving the plant "
-    "that this line never commissioned (`not_commissioned`, level `unknown`).",
+    "that this line never commissioned (`not_commissioned`, level `unknown`), or an outbound "
+    "scan before any order or customer was known (`no_order`: refused, nothing registered).",
     records="QB/T 5279-2018 5.1 (最小包装与外包装建立关联关系), 8.4; the 2023 training speech "
     "part 三 (inaccurate binding)",
     source="profiles `case_packer`, `pallet_builder`, `outbound_scanner`",

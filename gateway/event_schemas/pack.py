@@ -256,6 +256,7 @@ def _scan(
     profile: str,
     device: str,
     notes: str = "",
+    required_ref: bool = False,
 ) -> EventSpec:
     ref_text = {
         "order": "The order (出库单号 / 入库单号) the scan belongs to: the profile's `order`, or "
@@ -270,6 +271,12 @@ def _scan(
         "unknown.",
         "party": "The other party of the recall; null when unknown.",
     }[party]
+    if required_ref:  # ship.outbound: refused without them (profiles/shipping_scanner.py)
+        ref_text = ref_text.replace(
+            "null when there was none",
+            "never null: a scan without one is refused (`alarm.aggregation` `no_order`)",
+        )
+        party_text = party_text.replace("null when unknown", "never null (as the order)")
     return EventSpec(
         type=etype,
         title=title,
@@ -284,8 +291,16 @@ def _scan(
                 "What the code is on this line; `unknown`: never packed here (another "
                 "producer's code, or a code this line never commissioned).",
             ),
-            Field(ref, nullable(string(minLength=1)), ref_text),
-            Field(party, nullable(string(minLength=1)), party_text),
+            Field(
+                ref,
+                string(minLength=1) if required_ref else nullable(string(minLength=1)),
+                ref_text,
+            ),
+            Field(
+                party,
+                string(minLength=1) if required_ref else nullable(string(minLength=1)),
+                party_text,
+            ),
             Field(
                 "bags",
                 integer(minimum=1),
@@ -325,10 +340,13 @@ OUTBOUND = _scan(
     "QB/T 5279-2018 10.3.2 (出库扫码登记), 7.4 table 4 (销售出库信息), 5.1 (出库扫描)",
     "outbound_scanner",
     "out1",
-    "The bridge uploads `ship.outbound` (docs/bridge.md) and **quarantines one whose `order` or "
-    "`customer` is null** (table 4 requires both): configure `order`/`party` on the profile or "
-    "scan an order barcode (`SO:{order}|{customer}`) before the goods. From other producers the "
-    "bridge also accepts `codes` (a list) instead of `code`, and `customer_type` (单位类型).",
+    "Table 4 requires the order and the customer, so the gateway never sends one without "
+    "them: a code scanned before any order barcode (`SO:{order}|{customer}`) and without "
+    "`order`/`party` on the profile is refused with `alarm.aggregation` `no_order` and not "
+    "registered (scan it again after the order). The bridge quarantines a `ship.outbound` "
+    "from another producer whose `order` or `customer` is null, and also accepts `codes` (a "
+    "list) instead of `code`, and `customer_type` (单位类型).",
+    required_ref=True,
 )
 
 INBOUND = _scan(

@@ -126,6 +126,8 @@ class ShippingScannerProfile(ScanningProfile):
         check = self.check(raw)
         if not check.valid or check.code is None:
             return [self.invalid_alarm(check, ts)]
+        if self.direction == "outbound" and (self.order is None or self.party is None):
+            return [self._no_order(check.code, ts)]
         res = self.trace.shipping.scan(
             check.code,
             self.direction,
@@ -165,6 +167,27 @@ class ShippingScannerProfile(ScanningProfile):
             }
             out.append(EventDraft("alarm.aggregation", ts, data, device=self.device))
         return out
+
+    def _no_order(self, code: str, ts: datetime) -> EventDraft:
+        """An outbound record needs its order and customer (QB/T 5279-2018 7.4 table 4): the
+        scan is refused, nothing registered, so scanning the goods again after the order
+        barcode records them (before, such a record was made and the bridge quarantined it)."""
+        missing = " and ".join(
+            n for n, v in (("order", self.order), ("customer", self.party)) if v is None
+        )
+        detail = (
+            f"{code} scanned for outbound without {missing}: scan the order barcode (e.g. "
+            "SO:{order}|{customer}) or set order/party on the profile, then scan it again; "
+            "not registered (QB/T 5279 table 4)"
+        )
+        data = {
+            "reason": "no_order",
+            "level": "unknown",
+            "parent": None,
+            "children": [code],
+            "detail": detail,
+        }
+        return EventDraft("alarm.aggregation", ts, data, device=self.device)
 
 
 def _spec(name: str, model: type[_ShipScanConfigBase], description: str) -> ProfileSpec:

@@ -93,6 +93,10 @@ def test_bags_cases_pallet_and_outbound(line: Line) -> None:
     (pallet,) = line.scan("pal1", "8035PALL000002")
     assert pallet.type == "pack.pallet"
     assert pallet.data["children"] == ["8035CASE000001", "8035CASE000002"]
+    # outbound before any order: refused (table 4 needs order and customer), not registered
+    (no_order,) = line.scan("out1", "8035PALL000002")
+    assert no_order.type == "alarm.aggregation" and no_order.data["reason"] == "no_order"
+    assert "without order and customer" in no_order.data["detail"]
     # outbound: an order barcode, then the pallet counts for its 5 bags
     assert line.scan("out1", "SO:SO-20261122-7|泰安市盐业公司") == []
     (out,) = line.scan("out1", "8035PALL000002")
