@@ -98,3 +98,16 @@ def test_sim_and_demo_on_a_taken_port_say_so_without_traceback(tmp_path: Path) -
             assert proc.returncode == 2, proc.stderr[-2000:]
             assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
             assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+
+
+def test_output_piped_into_a_reader_that_leaves_early_is_not_an_error() -> None:
+    # the reader closes its end at once; 150 kB of reference cannot fit in the pipe
+    proc = subprocess.run(
+        f"{sys.executable} -m gateway.cli schema --events --markdown | (exec 0<&-; sleep 1)",
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert "BrokenPipeError" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
