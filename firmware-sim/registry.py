@@ -6,7 +6,7 @@ from firmware_sim.base import SimulatorSpec
 from firmware_sim.checkweigher import CHECKWEIGHER
 from firmware_sim.inspection_panel import INSPECTION_PANEL
 from firmware_sim.iodine_doser import IODINE_DOSER
-from firmware_sim.line_plc import LINE_PLC
+from firmware_sim.line_plc_config import LINE_PLC
 from firmware_sim.metal_detector import METAL_DETECTOR
 from firmware_sim.scan_line import SCAN_LINE
 

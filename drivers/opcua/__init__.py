@@ -5,7 +5,9 @@ See ``README.md`` in this folder for configuration, node addressing, security an
 ``example.yaml`` for a device entry.
 """
 
-from drivers.base import DriverSpec
+from typing import TYPE_CHECKING, Any
+
+from drivers.base import Driver, DriverSpec
 from drivers.opcua.config import (
     Deadband,
     Identity,
@@ -14,7 +16,9 @@ from drivers.opcua.config import (
     OpcUaTag,
     SecureChannel,
 )
-from drivers.opcua.driver import OpcUaDriver
+
+if TYPE_CHECKING:
+    from drivers.opcua.driver import OpcUaDriver
 
 __all__ = [
     "OPCUA",
@@ -27,10 +31,28 @@ __all__ = [
     "SecureChannel",
 ]
 
+
+
+def _create(cfg: OpcUaDeviceConfig) -> Driver:
+    # asyncua (~23 MB) is imported when an OPC UA device is made, not when saltgw starts: a
+    # line without one does not pay for it (docs/performance.md, "Gateway memory")
+    from drivers.opcua.driver import OpcUaDriver
+
+    return OpcUaDriver(cfg)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "OpcUaDriver":
+        from drivers.opcua.driver import OpcUaDriver
+
+        return OpcUaDriver
+    raise AttributeError(name)
+
+
 OPCUA = DriverSpec(
     name="opcua",
     config_model=OpcUaDeviceConfig,
-    create=OpcUaDriver,
+    create=_create,
     description="OPC UA server (a PLC): subscription or polling, NodeIds or browse paths "
     "resolved again on every connect, security None / Basic256Sha256 / Aes128_Sha256_RsaOaep, "
     "user identity, writable command tags.",

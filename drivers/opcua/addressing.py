@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from asyncua import ua
+if TYPE_CHECKING:  # asyncua costs ~23 MB: imported only when an OPC UA device is configured
+    from asyncua import ua
 
 __all__ = ["BrowseStep", "NodeAddress", "parse_browse_path", "parse_node"]
 
@@ -41,6 +42,8 @@ class NodeAddress:
 
     def node_id(self, index: int) -> ua.NodeId:
         """The NodeId in namespace ``index`` (the namespace resolved for this connection)."""
+        from asyncua import ua
+
         return ua.NodeId(self.identifier, ua.Int16(index), self.id_type)
 
 
@@ -54,6 +57,8 @@ class BrowseStep:
 
 def parse_node(text: str) -> NodeAddress:
     """Parse a NodeId string; raises ValueError naming what is wrong."""
+    from asyncua import ua
+
     text = text.strip()
     try:
         parsed = ua.NodeId.from_string(text)
