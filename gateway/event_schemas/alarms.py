@@ -86,11 +86,17 @@ CCP = EventSpec(
         Field("ccp", enum(*CCP_KINDS), "Which CCP: the `ccp.{kind}` of the failed record."),
         Field(
             "check",
-            enum("detection", "verification", "inspection", "sensor", "dosing", "analyser"),
+            enum(
+                "detection",
+                "verification",
+                "inspection",
+                "sensor",
+                "dosing",
+                "analyser",
+                "weighing",
+            ),
             "Which check failed or was missed (the record's `check`, or the iodine record's "
-            "`source`); absent for `net_content`.",
-            required=False,
-            when={"ccp": CCP_KINDS[1:]},
+            "`source`; `weighing` for `net_content`).",
         ),
         Field(
             "value",
@@ -156,6 +162,12 @@ CCP = EventSpec(
             required=False,
         ),
         Field(
+            "count",
+            integer(minimum=0),
+            "net_content: the checkweigher's weighing counter of the failed weighing.",
+            required=False,
+        ),
+        Field(
             "inspection",
             integer(minimum=0),
             "magnet_rod, sieve: the inspection counter.",
@@ -171,7 +183,7 @@ CCP = EventSpec(
         ),
     ),
     notes="`limits` has `lo` and `hi` (a numeric check, a missed check), or `expected` (a "
-    "boolean check). The checkweigher's alarm has no `check` (it has one kind of check).",
+    "boolean check). The checkweigher's alarm has `check: weighing` and the weighing `count`.",
     example={
         "device": "md1",
         "batch": "20261122-L1-01",

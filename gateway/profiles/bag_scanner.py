@@ -115,7 +115,13 @@ class BagScannerProfile(ScanningProfile):
             if seen.duplicate or refusal is not None:
                 counts["duplicate"] = counts.get("duplicate", 0) + 1
                 agg.push_slot("bag", None, sku=sku, batch=batch, ts=ts)
-                out.append(self.duplicate_alarm(seen, ts))
+                alarm = self.duplicate_alarm(seen, ts)
+                if refusal is not None:  # first time at the bag stage: say what it really is
+                    alarm.data["detail"] = (
+                        f"{refusal.detail}: a bag cannot carry it (a case or pallet label on "
+                        "the bag line, or a copied mark); not commissioned (QB/T 5279 8.8)"
+                    )
+                out.append(alarm)
                 continue
             counts["valid"] = counts.get("valid", 0) + 1
             agg.push_slot("bag", check.code, sku=sku, batch=batch, ts=ts)

@@ -152,6 +152,8 @@ class CheckweigherProfile:
         if fail:
             alarm = {
                 "ccp": "net_content",
+                "check": "weighing",
+                "count": count,
                 "value": value,
                 "unit": "g",
                 "limits": self._limits(),

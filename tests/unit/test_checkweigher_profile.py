@@ -53,6 +53,7 @@ def test_underweight_fails_and_raises_alarm_and_reject() -> None:
     assert [e.type for e in evs] == ["ccp.net_content", "alarm.ccp", "pack.reject"]
     assert evs[0].data["verdict"] == "fail"
     assert evs[1].data["limits"] == {"lo": 388.0, "hi": None}
+    assert (evs[1].data["check"], evs[1].data["count"]) == ("weighing", 2)  # like every CCP alarm
     assert evs[2].data["count"] == 2
 
 

@@ -70,6 +70,11 @@ def test_bags_cases_pallet_and_outbound(line: Line) -> None:
         assert _types(line.scan("scan1", f"https://trace.example.cn/q?c={bag(i)}")) == ["pack.bag"]
     (case,) = line.scan("case1", "8035CASE000001")
     assert case.type == "pack.case" and case.batch == "20261122-L1-01"
+    # the case label read on the bag line: refused as a bag, and said so (not "seen 1 times")
+    (label,) = line.scan("scan1", "8035CASE000001")
+    assert label.type == "alarm.duplicate_code" and label.data["count"] == 1
+    assert "already known as a case" in label.data["detail"], label.data["detail"]
+    line.profiles["case1"].trace.agg.take_slots("bag", 1)  # the empty slot it left
     assert case.data["children"] == [bag(0), bag(1), bag(2)] and case.data["partial"] is False
     # second case: one bag not read -> short case, bound open
     line.scan("scan1", bag(3))
