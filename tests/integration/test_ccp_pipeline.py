@@ -100,7 +100,7 @@ def _complete(msgs: list[Received]) -> bool:
         ("sieve", "sensor"),
         ("sieve", "inspection"),  # the missed check, from the runtime's tick
         ("iodine", "dosing"),
-        ("net_content", None),
+        ("net_content", "weighing"),
     }
     return kinds == CCP_KINDS and wanted_alarms <= alarms and {"metal", "net_content"} <= rejects
 
