@@ -284,7 +284,11 @@ class Gateway:
         await self.commands.close()  # let a command being written finish
         for t in tasks:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:  # bounded: a task that does not stop must not keep the process alive
+            _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_DRAIN_SECS)
+            for t in stuck:
+                log.error("task %s did not stop within %g s; left behind", t.get_name(),
+                          SHUTDOWN_DRAIN_SECS)  # fmt: skip
         # let alarm tasks already created finish journaling
         pending = [t for t in asyncio.all_tasks() if t.get_name().startswith("alarm-")]
         if pending:  # bounded: a journal that cannot write (disk full) must not hang shutdown

@@ -113,9 +113,13 @@ class DeviceSupervisor:
                     self.stats.reconnects += 1
                 first = False
                 await self._connect()
+                _raise_if_cancelled()
                 self._set(State.ONLINE)
                 while True:
                     reading = await self.driver.read()
+                    # drivers use asyncio.wait_for, which on 3.11 swallows a cancellation that
+                    # lands as the awaited read completes: a stop must still stop us
+                    _raise_if_cancelled()
                     self.stats.readings += 1
                     await self.on_reading(reading)
             except asyncio.CancelledError:

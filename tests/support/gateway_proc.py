@@ -126,7 +126,10 @@ class GatewayProc:
                 self.proc.kill()
                 self.proc.wait(15)
                 self._join_pump()
-                raise AssertionError(f"saltgw run did not stop within {timeout:g} s") from None
+                raise AssertionError(
+                    f"saltgw run did not stop within {timeout:g} s; its log ends:\n"
+                    + self.log_text()[-4000:]
+                ) from None
         self._join_pump()
         return int(self.proc.returncode)
 
