@@ -18,22 +18,9 @@ import sqlite3
 import time
 from dataclasses import asdict, dataclass
 
-__all__ = ["SCHEMA", "AccessEntry", "recent", "record", "show", "who"]
+__all__ = ["AccessEntry", "recent", "record", "show", "who"]
 
 log = logging.getLogger("saltgw.access")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS access_log (
-    id      INTEGER PRIMARY KEY,
-    at      REAL NOT NULL,
-    user    TEXT NOT NULL,
-    host    TEXT NOT NULL,
-    pid     INTEGER NOT NULL,
-    query   TEXT NOT NULL,
-    subject TEXT,
-    outcome TEXT NOT NULL
-);
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +49,6 @@ def record(db: sqlite3.Connection, query: str, subject: str | None, outcome: str
     entry = AccessEntry(
         time.time(), who(), socket.gethostname(), os.getpid(), query, subject, outcome
     )
-    db.executescript(SCHEMA)
     db.execute(
         "INSERT INTO access_log(at, user, host, pid, query, subject, outcome) "
         "VALUES (?,?,?,?,?,?,?)",
@@ -76,7 +62,6 @@ def record(db: sqlite3.Connection, query: str, subject: str | None, outcome: str
 
 def recent(db: sqlite3.Connection, limit: int = 50) -> list[AccessEntry]:
     """The newest ``limit`` rows, oldest first."""
-    db.executescript(SCHEMA)
     rows = db.execute(
         "SELECT at, user, host, pid, query, subject, outcome FROM access_log "
         "ORDER BY id DESC LIMIT ?",

@@ -19,6 +19,7 @@ in a document, so a document holds exactly the uploadable events with ``rid`` in
 - ``quarantine``: payloads that were not valid events, with the reason.
 - ``documents`` / ``attempts``: the outbox and every delivery attempt with its outcome.
 - ``pruned``: the hash-chain links of records removed by retention (:mod:`.integrity`).
+- ``access_log``: every trace query, who asked and the outcome (:mod:`.access`).
 """
 
 from __future__ import annotations
@@ -159,6 +160,17 @@ CREATE INDEX IF NOT EXISTS attempts_number ON attempts(number);
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS access_log (
+    id      INTEGER PRIMARY KEY,
+    at      REAL NOT NULL,
+    user    TEXT NOT NULL,
+    host    TEXT NOT NULL,
+    pid     INTEGER NOT NULL,
+    query   TEXT NOT NULL,
+    subject TEXT,
+    outcome TEXT NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS pruned (
