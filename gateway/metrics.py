@@ -261,6 +261,11 @@ def _bridge(bridge: Any) -> Iterator[Metric]:
         backlog.oldest_unacked_secs,
     )
     yield _gauge(
+        "saltgw_bridge_documents_unchecked",
+        "Documents in the outbox built without a schema check (bridge.epcis_check: off).",
+        backlog.unchecked,
+    )
+    yield _gauge(
         "saltgw_bridge_events_waiting",
         "Uploadable events in the trace store not yet in a document.",
         backlog.events_waiting,

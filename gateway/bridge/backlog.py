@@ -5,6 +5,7 @@ the demo's view, from any thread).
   ``documents_state`` index, never touching the bodies.
 - The age of the oldest document not yet acknowledged (``pending`` or ``sent``).
 - Uploadable events not yet in a document (those after ``meta.built_rid``: few).
+- Documents built without a schema check (``bridge.epcis_check: off``).
 
 Nothing is written and no file is created: a store that does not exist yet reads as ``None``.
 """
@@ -31,6 +32,7 @@ class OutboxBacklog:
     documents: dict[str, int] = field(default_factory=dict)  # state → documents
     oldest_unacked_secs: float = 0.0  # 0 when every document was acknowledged
     events_waiting: int = 0  # uploadable events not in a document yet
+    unchecked: int = 0  # documents built without a schema check (bridge.epcis_check: off)
 
     def count(self, state: str) -> int:
         return self.documents.get(state, 0)
@@ -55,6 +57,7 @@ def read_backlog(path: Path, *, now: float | None = None) -> OutboxBacklog | Non
         states = {str(s): int(n) for s, n in db.execute(_BY_STATE)}
         oldest = db.execute(_OLDEST).fetchone()[0]
         waiting = int(db.execute(PENDING_EVENTS_SQL).fetchone()[0])
+        unchecked = int(db.execute(_UNCHECKED).fetchone()[0])
     except sqlite3.Error as exc:  # e.g. the bridge is creating the tables right now
         log.warning("cannot read the outbox of %s: %s", path, exc)
         return None
@@ -62,8 +65,10 @@ def read_backlog(path: Path, *, now: float | None = None) -> OutboxBacklog | Non
         db.close()
     now = time.time() if now is None else now
     age = max(0.0, now - float(oldest)) if oldest is not None else 0.0
-    return OutboxBacklog({**dict.fromkeys(DOCUMENT_STATES, 0), **states}, age, waiting)
+    states = {**dict.fromkeys(DOCUMENT_STATES, 0), **states}
+    return OutboxBacklog(states, age, waiting, unchecked)
 
 
 _BY_STATE = "SELECT state, COUNT(*) FROM documents GROUP BY state"
+_UNCHECKED = "SELECT COUNT(*) FROM documents WHERE checked = 0"
 _OLDEST = "SELECT MIN(created) FROM documents WHERE state IN ('pending', 'sent')"

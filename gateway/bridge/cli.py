@@ -60,15 +60,16 @@ def add_commands(sub: Any) -> None:
         description=(
             "Validate EPCIS 2.0 documents against GS1's XSD and platform documents against the "
             "schema shipped with saltgw (chosen by the root namespace); gzip+base64 bodies are "
-            "decoded first. Exit 0 when all are valid, 1 when one is not."
+            "decoded first. Each file's line names the schema file it was checked against. "
+            "Exit 0 when all are valid, 1 when one is not."
         ),
     )
     v.add_argument("files", nargs="+", metavar="FILE")
     v.add_argument(
         "--xsd",
         metavar="PATH",
-        help="GS1 EPCIS 2.0 XSD (default: ../shared/reference/epcis-2.0/xsd/"
-        "EPCglobal-epcis-2_0.xsd next to the project)",
+        help="GS1 EPCIS 2.0 XSD (default: $SALTGW_EPCIS_XSD, else ../shared/reference/"
+        "epcis-2.0/xsd/EPCglobal-epcis-2_0.xsd next to the source tree)",
     )
     v.set_defaults(func=_guard(cmd_xml_validate))
 
@@ -203,10 +204,12 @@ def cmd_xml_validate(args: argparse.Namespace) -> int:
         except SchemaMissing as exc:
             raise _Usage(f"{name}: {exc}") from None
         if result.valid:
-            print(f"{name}: valid ({result.kind})")
+            print(f"{name}: valid ({result.kind}; schema {result.schema})")
         else:
             bad += 1
             for err in result.errors:  # "LINE:COL: message"
                 loc, _, msg = err.partition(": ")
                 print(f"{name}:{loc}: error: {msg}")
+            if result.schema is not None:
+                print(f"{name}: checked against {result.schema}")
     return 1 if bad else 0

@@ -3,6 +3,7 @@ docs/config-reference.md are generated from these models)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -17,9 +18,24 @@ __all__ = [
     "ReconcileSection",
     "RetentionSection",
     "UploadRetrySection",
+    "epcis_xsd_path",
 ]
 
 NODE_RE = r"^[A-Za-z0-9_]{1,32}$"
+EPCIS_XSD_ENV = "SALTGW_EPCIS_XSD"
+EPCIS_XSD_REL = Path("../shared/reference/epcis-2.0/xsd/EPCglobal-epcis-2_0.xsd")
+
+
+def epcis_xsd_path(configured: Path | None = None) -> Path:
+    """GS1's EPCIS 2.0 XSD: the configured path, else ``$SALTGW_EPCIS_XSD``, else next to the
+    source tree (a development checkout; an installed package has none there). GS1's schema is
+    not shipped with saltgw."""
+    if configured is not None:
+        return configured
+    env = os.environ.get(EPCIS_XSD_ENV)
+    if env:
+        return Path(env)
+    return (Path(__file__).resolve().parents[2] / EPCIS_XSD_REL).resolve()
 
 
 class _Strict(BaseModel):
@@ -219,9 +235,20 @@ class BridgeSection(_Strict):
     epcis_xsd: Path | None = Field(
         default=None,
         description=(
-            "GS1 EPCIS 2.0 XSD to check EPCIS documents against before upload; default: "
-            "../shared/reference/epcis-2.0/xsd/EPCglobal-epcis-2_0.xsd next to the project "
-            "when present. Platform documents are always checked against the shipped XSD."
+            "GS1 EPCIS 2.0 XSD (EPCglobal-epcis-2_0.xsd with the files it imports beside it) "
+            "to check EPCIS documents against before upload; default: $SALTGW_EPCIS_XSD, else "
+            "../shared/reference/epcis-2.0/xsd/EPCglobal-epcis-2_0.xsd next to the source "
+            "tree. With profile 'epcis' a bridge whose schema is missing does not start. "
+            "Platform documents are always checked against the shipped XSD."
+        ),
+    )
+    epcis_check: Literal["required", "off"] = Field(
+        default="required",
+        description=(
+            "'required': every EPCIS document is checked against epcis_xsd before it enters "
+            "the outbox (a missing schema is a config error). 'off': upload EPCIS documents "
+            "unchecked, each marked unchecked in the outbox (documents.checked = 0) and "
+            "counted on /metrics (saltgw_bridge_documents_unchecked)."
         ),
     )
     upload: (
@@ -242,6 +269,19 @@ class BridgeSection(_Strict):
     products: list[ProductInfoSection] = Field(
         default_factory=list, description="Products (table 6 category fields) by id."
     )
+
+    @model_validator(mode="after")
+    def _epcis_schema(self) -> BridgeSection:
+        if self.profile == "epcis" and self.epcis_check == "required":
+            path = epcis_xsd_path(self.epcis_xsd)
+            if not path.is_file():
+                raise ValueError(
+                    f"profile 'epcis' checks every document against GS1's EPCIS 2.0 XSD, and "
+                    f"none is at {path}: set bridge.epcis_xsd (or ${EPCIS_XSD_ENV}) to "
+                    f"EPCglobal-epcis-2_0.xsd from GS1's EPCIS 2.0 package, or set "
+                    f"bridge.epcis_check: off to upload documents unchecked"
+                )
+        return self
 
     @model_validator(mode="after")
     def _unique_products(self) -> BridgeSection:

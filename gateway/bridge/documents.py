@@ -11,7 +11,9 @@ Constraints:
   was never seen outside, so it may be given again). Each document is checked against its
   schema before it enters the outbox; one that fails is kept as ``quarantined`` with the
   schema's message (a saltgw bug or data the schema cannot hold) and never uploaded —
-  reconciliation then shows its batch incomplete.
+  reconciliation then shows its batch incomplete. The schema is loaded when the builder is made:
+  a bridge whose schema is missing does not start. Only ``bridge.epcis_check: off`` builds EPCIS
+  documents unchecked, and each is stored with ``checked = 0`` (counted on ``/metrics``).
 - Document rows (with their event ranges) and ``meta.built_rid`` are written in one
   transaction, a few documents at a time (one fsync for several): after a crash either both
   exist or neither (the records then go into a new document). No event row is rewritten.
@@ -26,15 +28,15 @@ import io
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from pathlib import Path
 from typing import IO, Protocol
 
 from gateway.bridge.config import BridgeSection
 from gateway.bridge.content import DocumentContent, DocumentHeader
 from gateway.bridge.schema import built_rid
-from gateway.bridge.xmlcheck import SchemaMissing, check_document
+from gateway.bridge.xmlcheck import check_document, load_schema
 
 __all__ = ["BuiltDocument", "DocumentBuilder", "Profile", "make_profile"]
 
@@ -100,6 +102,7 @@ class DocumentBuilder:
         tz: tzinfo,
         profile: Profile | None = None,
         validate: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
         self.cfg = cfg
@@ -107,9 +110,12 @@ class DocumentBuilder:
         self.node = node
         self.tz = tz
         self.profile = profile or make_profile(cfg)
-        self.validate = validate
-        self.epcis_xsd: Path | None = cfg.epcis_xsd
-        self._warned_no_xsd = False
+        self.clock = clock  # wall clock: document numbers and dates, max_delay_secs
+        # EPCIS documents are checked unless the config explicitly opts out (epcis_check: off);
+        # a required schema that cannot be loaded stops the bridge here, at start
+        self.checked = validate and not (cfg.profile == "epcis" and cfg.epcis_check == "off")
+        self.schema = load_schema(self.profile.namespace, cfg.epcis_xsd) if self.checked else None
+        self.unchecked = 0  # documents built without a schema check (counted on /metrics)
         self._seq: tuple[str, int] | None = None  # last used (day, seq)
 
     def build_ready(self, *, force: bool = False, limit: int = 1000) -> list[BuiltDocument]:
@@ -163,12 +169,12 @@ class DocumentBuilder:
         cur.close()
         if first is None or last is None:
             return None
-        due = force or total >= chunk or time.time() - oldest >= self.cfg.max_delay_secs
+        due = force or total >= chunk or self.clock() - oldest >= self.cfg.max_delay_secs
         return (first, last, total) if due else None
 
     def _prepare(self, first: int, last: int, codes: int) -> _Prepared:
         """Write, check and encode one document (nothing stored yet)."""
-        now = datetime.now(self.tz)
+        now = datetime.fromtimestamp(self.clock(), self.tz)
         day, seq = self._next_seq(now)
         self._seq = (day, seq)
         number = f"{self.enterprise}-{day}-{self.node}-{seq:06d}"
@@ -176,7 +182,7 @@ class DocumentBuilder:
         buf = io.BytesIO()
         self.profile.write(buf, header, DocumentContent(self.db, first, last, self.cfg))
         xml = buf.getvalue()
-        error = self._check(xml) if self.validate else None
+        error = self._check(xml)
         body, encoding = xml, "xml"
         if self.cfg.gzip_base64:
             body, encoding = base64.b64encode(gzip.compress(xml, compresslevel=6)), "gzip+base64"
@@ -192,18 +198,18 @@ class DocumentBuilder:
                 state = "pending" if g.error is None else "quarantined"
                 cur = db.execute(
                     "INSERT INTO documents(number, profile, encoding, created, first_rid, "
-                    "last_rid, codes, sha256, body, state, last_error) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    "last_rid, codes, sha256, body, state, last_error, checked) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
-                        g.number, self.profile.name, g.encoding, time.time(), g.first, g.last,
-                        g.codes, g.sha256, g.body, state, g.error,
+                        g.number, self.profile.name, g.encoding, self.clock(), g.first, g.last,
+                        g.codes, g.sha256, g.body, state, g.error, int(self.checked),
                     ),
                 )  # fmt: skip
                 assert cur.lastrowid is not None
                 if g.error is not None:
                     db.execute(
                         "INSERT INTO attempts(number, at, outcome, detail) VALUES (?,?,?,?)",
-                        (g.number, time.time(), "invalid", g.error),
+                        (g.number, self.clock(), "invalid", g.error),
                     )
                 out.append(BuiltDocument(cur.lastrowid, g.number, g.codes, state, g.error))
             last = group[-1]
@@ -217,19 +223,18 @@ class DocumentBuilder:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        if not self.checked:
+            self.unchecked += len(out)
         for d in out:
             if d.error is not None:
                 log.error("document %s fails its schema, quarantined: %s", d.number, d.error)
         return out
 
     def _check(self, xml: bytes) -> str | None:
-        try:
-            result = check_document(xml, self.epcis_xsd)
-        except SchemaMissing as exc:
-            if not self._warned_no_xsd:
-                self._warned_no_xsd = True
-                log.warning("documents are not checked before upload: %s", exc)
+        """The schema's complaint about ``xml`` (None: valid, or not checked by choice)."""
+        if self.schema is None:
             return None
+        result = check_document(xml, self.cfg.epcis_xsd, schema=self.schema)
         if result.valid:
             return None
         return "; ".join(result.errors[:5])

@@ -17,7 +17,8 @@ in a document, so a document holds exactly the uploadable events with ``rid`` in
 - ``outbound``: outbound records, one row per code (table 4 销售出库信息).
 - ``batches``: a batch's product, production date, shelf life, inspection (tables 3, 6).
 - ``quarantine``: payloads that were not valid events, with the reason.
-- ``documents`` / ``attempts``: the outbox and every delivery attempt with its outcome.
+- ``documents`` / ``attempts``: the outbox and every delivery attempt with its outcome;
+  ``documents.checked = 0`` marks one built without a schema check (``bridge.epcis_check: off``).
 - ``pruned``: the hash-chain links of records removed by retention (:mod:`.integrity`).
 - ``access_log``: every trace query, who asked and the outcome (:mod:`.access`).
 """
@@ -144,7 +145,8 @@ CREATE TABLE IF NOT EXISTS documents (
     next_try   REAL NOT NULL DEFAULT 0,
     last_error TEXT,
     receipt    TEXT,
-    acked      REAL
+    acked      REAL,
+    checked    INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS documents_state ON documents(state, id);
 CREATE INDEX IF NOT EXISTS documents_range ON documents(first_rid);
@@ -196,6 +198,8 @@ def connect(path: Path | str, *, create: bool = True) -> sqlite3.Connection:
     for col in ("prev", "chain"):  # stores written before the hash chain existed
         if col not in have:
             db.execute(f"ALTER TABLE events ADD COLUMN {col} BLOB")
+    if "checked" not in {r[1] for r in db.execute("PRAGMA table_info(documents)")}:
+        db.execute("ALTER TABLE documents ADD COLUMN checked INTEGER NOT NULL DEFAULT 1")
     return db
 
 

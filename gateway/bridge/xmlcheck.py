@@ -2,8 +2,10 @@
 the shipped ``platform-1.xsd``. The root element's namespace says which (QB/T 5279 11.3; the
 speech's part 三 names malformed uploads as a problem: nothing leaves unchecked).
 
-GS1's XSD is not shipped with saltgw; it is found at ``--xsd`` / ``bridge.epcis_xsd``, or at
-``../shared/reference/epcis-2.0/xsd/EPCglobal-epcis-2_0.xsd`` next to the project.
+GS1's XSD is not shipped with saltgw; it is found at ``--xsd`` / ``bridge.epcis_xsd``, else at
+``$SALTGW_EPCIS_XSD``, else at ``../shared/reference/epcis-2.0/xsd/EPCglobal-epcis-2_0.xsd`` next
+to the source tree (a development checkout). A bridge with ``profile: epcis`` and no readable
+schema does not start unless the config says ``epcis_check: off`` (docs/bridge.md).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from gateway.bridge.config import EPCIS_XSD_ENV, epcis_xsd_path
 from gateway.bridge.epcis import EPCIS_NS
 from gateway.bridge.platform import PLATFORM_NS, platform_xsd_path
 
@@ -25,11 +28,10 @@ __all__ = [
     "SchemaMissing",
     "check_document",
     "decode_body",
-    "default_epcis_xsd",
     "load_schema",
+    "schema_path",
 ]
 
-EPCIS_XSD_REL = Path("../shared/reference/epcis-2.0/xsd/EPCglobal-epcis-2_0.xsd")
 KINDS = {EPCIS_NS: "EPCIS 2.0", PLATFORM_NS: "saltgw platform XML v1"}
 
 
@@ -41,16 +43,20 @@ class SchemaMissing(Exception):
 class CheckResult:
     kind: str  # EPCIS 2.0 | saltgw platform XML v1 | unknown
     errors: list[str]  # "LINE:COL: message", empty when valid
+    schema: str | None = None  # the XSD file checked against (None: not parsed that far)
 
     @property
     def valid(self) -> bool:
         return not self.errors
 
 
-def default_epcis_xsd() -> Path:
-    """GS1's XSD next to the project (resolved from the repository root)."""
-    root = Path(__file__).resolve().parents[2]
-    return (root / EPCIS_XSD_REL).resolve()
+def schema_path(namespace: str, epcis_xsd: Path | None = None) -> Path:
+    """The XSD file documents of ``namespace`` are checked against."""
+    if namespace == PLATFORM_NS:
+        return platform_xsd_path()
+    if namespace == EPCIS_NS:
+        return epcis_xsd_path(epcis_xsd).resolve()
+    raise ValueError(f"no schema for namespace {namespace!r}")
 
 
 _local = threading.local()  # compiled schemas, per thread (lxml validators are not shared)
@@ -64,17 +70,18 @@ def _compile(path: str) -> etree.XMLSchema:
 
 
 def load_schema(namespace: str, epcis_xsd: Path | None = None) -> etree.XMLSchema:
-    if namespace == PLATFORM_NS:
-        return _compile(str(platform_xsd_path()))
-    if namespace == EPCIS_NS:
-        path = epcis_xsd or default_epcis_xsd()
-        if not path.is_file():
-            raise SchemaMissing(
-                f"EPCIS 2.0 schema not found at {path}: give the GS1 XSD with --xsd "
-                f"(EPCglobal-epcis-2_0.xsd from GS1's EPCIS 2.0 package)"
-            )
-        return _compile(str(path.resolve()))
-    raise ValueError(f"no schema for namespace {namespace!r}")
+    """The compiled schema of ``namespace``; :class:`SchemaMissing` when it cannot be read."""
+    path = schema_path(namespace, epcis_xsd)
+    if not path.is_file():
+        raise SchemaMissing(
+            f"EPCIS 2.0 schema not found at {path}: give GS1's EPCglobal-epcis-2_0.xsd (from "
+            f"the EPCIS 2.0 package, with the files it imports beside it) with --xsd, "
+            f"bridge.epcis_xsd or ${EPCIS_XSD_ENV}"
+        )
+    try:
+        return _compile(str(path))
+    except (etree.XMLSchemaParseError, etree.XMLSyntaxError, OSError) as exc:
+        raise SchemaMissing(f"schema {path} cannot be loaded: {exc}") from None
 
 
 def decode_body(body: bytes) -> bytes:
@@ -88,8 +95,11 @@ def decode_body(body: bytes) -> bytes:
         raise ValueError(f"neither XML nor gzip+base64: {exc}") from None
 
 
-def check_document(xml: bytes, epcis_xsd: Path | None = None) -> CheckResult:
-    """Parse and validate; raises :class:`SchemaMissing` when GS1's XSD is not available."""
+def check_document(
+    xml: bytes, epcis_xsd: Path | None = None, *, schema: etree.XMLSchema | None = None
+) -> CheckResult:
+    """Parse and validate (against ``schema`` when given, else the namespace's own); raises
+    :class:`SchemaMissing` when GS1's XSD is not available."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
     try:
         doc = etree.fromstring(xml, parser).getroottree()
@@ -104,8 +114,10 @@ def check_document(xml: bytes, epcis_xsd: Path | None = None) -> CheckResult:
                 f"platform XML ({PLATFORM_NS}): not a document saltgw produced"
             ],
         )
-    schema = load_schema(ns, epcis_xsd)
+    used = str(schema_path(ns, epcis_xsd))
+    if schema is None:
+        schema = load_schema(ns, epcis_xsd)
     if schema.validate(doc):
-        return CheckResult(KINDS[ns], [])
+        return CheckResult(KINDS[ns], [], used)
     errors = [f"{e.line}:{e.column}: {e.message}" for e in schema.error_log]
-    return CheckResult(KINDS[ns], errors)
+    return CheckResult(KINDS[ns], errors, used)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from lxml import etree
 from gateway.bridge.config import BridgeSection, UploadRetrySection
 from gateway.bridge.documents import DocumentBuilder
 from gateway.bridge.ingest import subscriptions
+from gateway.bridge.platform import platform_xsd_path
 from gateway.bridge.store import TraceStore
 from gateway.bridge.upload import Uploader
 from gateway.cli import main
@@ -44,9 +45,10 @@ def line(tmp_path: Path) -> tuple[Path, BatchPlan]:
     bcfg = BridgeSection(
         store=store_path, codes_per_document=12, products=cfg["bridge"]["products"]
     )
-    DocumentBuilder(store.db, bcfg, enterprise="8035", node="gwtest1", tz=TZ).build_ready(
-        force=True
-    )
+    built_at = datetime(2026, 11, 22, 18, 0, tzinfo=TZ).timestamp()  # the batch's day
+    DocumentBuilder(
+        store.db, bcfg, enterprise="8035", node="gwtest1", tz=TZ, clock=lambda: built_at
+    ).build_ready(force=True)
     retry = UploadRetrySection(backoff_min_secs=0.001)
     Uploader(store.db, Scripted([]), retry, threading.Event()).run_once()
     store.close()
@@ -186,8 +188,8 @@ def test_xml_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     plat = _export(tmp_path, "platform")  # gzip+base64 bodies
     assert main(["xml", "validate", *map(str, epcis + plat)]) == 0
     out = capsys.readouterr().out
-    assert out.count("valid (EPCIS 2.0)") == len(epcis)
-    assert out.count("valid (saltgw platform XML v1)") == len(plat)
+    assert out.count(f"valid (EPCIS 2.0; schema {GS1_XSD.resolve()})") == len(epcis)
+    assert out.count(f"valid (saltgw platform XML v1; schema {platform_xsd_path()})") == len(plat)
 
     doc = etree.parse(str(epcis[0]))
     action = doc.find(".//action")
@@ -219,12 +221,19 @@ def test_xml_validate_without_the_gs1_schema(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     epcis = _export(tmp_path, "epcis")
-    import gateway.bridge.xmlcheck as xc
-
-    monkeypatch.setattr(xc, "default_epcis_xsd", lambda: tmp_path / "nowhere" / "epcis.xsd")
+    nowhere = tmp_path / "nowhere" / "epcis.xsd"
+    monkeypatch.setenv("SALTGW_EPCIS_XSD", str(nowhere))
     assert main(["xml", "validate", str(epcis[0])]) == 2
     err = capsys.readouterr().err
-    assert "EPCIS 2.0 schema not found at" in err and "--xsd" in err
+    assert f"EPCIS 2.0 schema not found at {nowhere}" in err and "--xsd" in err
+
+
+def test_xml_validate_names_the_schema_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    epcis = _export(tmp_path, "epcis")
+    assert main(["xml", "validate", str(epcis[0]), "--xsd", str(GS1_XSD)]) == 0
+    assert f"schema {GS1_XSD.resolve()})" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("verb", [["trace"], ["xml", "validate"]])

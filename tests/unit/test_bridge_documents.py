@@ -12,14 +12,16 @@ from typing import IO
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from gateway.bridge.backlog import read_backlog
 from gateway.bridge.config import BridgeSection
 from gateway.bridge.content import DocumentContent, DocumentHeader
 from gateway.bridge.documents import DocumentBuilder
 from gateway.bridge.schema import PENDING_EVENTS_SQL
 from gateway.bridge.store import TraceStore
 from gateway.bridge.uris import code_of, code_uri
-from gateway.bridge.xmlcheck import check_document, decode_body
+from gateway.bridge.xmlcheck import SchemaMissing, check_document, decode_body
 from tests.support.bridge_docs import GS1_XSD, facts_of
 from tests.support.trace_events import GARBAGE, BatchPlan, LineEvents, batch_events, payload
 
@@ -67,7 +69,6 @@ def test_documents_validate_and_carry_exactly_the_events(
     plans = [batch_events(f, "20261122-L1-01", 45), batch_events(f, "20261122-L1-02", 23)]
     store = _store(tmp_path, plans)
     b = _builder(store, profile=profile, codes_per_document=25, gzip_base64=gzip_base64)
-    b.epcis_xsd = gs1_xsd
     built = b.build_ready(force=True)
     assert built and all(d.state == "pending" for d in built), built
     bodies = _bodies(store)
@@ -173,6 +174,54 @@ def test_a_document_failing_its_schema_is_quarantined_not_uploaded(tmp_path: Pat
     assert state == "quarantined" and "attribute" in err
 
 
+def test_epcis_without_its_schema_is_a_config_error(tmp_path: Path) -> None:
+    nowhere = tmp_path / "nowhere.xsd"
+    with pytest.raises(ValidationError) as exc:
+        BridgeSection(store=tmp_path / "t.db", profile="epcis", epcis_xsd=nowhere)
+    msg = str(exc.value)
+    assert f"none is at {nowhere}" in msg and "epcis_check: off" in msg
+    BridgeSection(store=tmp_path / "t.db", profile="platform", epcis_xsd=nowhere)  # not needed
+
+
+def test_epcis_schema_from_the_environment(
+    tmp_path: Path, gs1_xsd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SALTGW_EPCIS_XSD", str(tmp_path / "gone.xsd"))
+    with pytest.raises(ValidationError, match="SALTGW_EPCIS_XSD"):
+        BridgeSection(store=tmp_path / "t.db", profile="epcis")
+    monkeypatch.setenv("SALTGW_EPCIS_XSD", str(gs1_xsd))
+    store = _store(tmp_path, [batch_events(LineEvents(), "B-5", 3)])
+    doc = _builder(store, profile="epcis").build_one(force=True)
+    assert doc is not None and doc.state == "pending"
+
+
+def test_a_schema_that_does_not_load_stops_the_builder(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.xsd"
+    broken.write_text("<xsd:schema xmlns:xsd='http://www.w3.org/2001/XMLSchema'><nope/>")
+    store = _store(tmp_path, [batch_events(LineEvents(), "B-6", 3)])
+    with pytest.raises(SchemaMissing, match=f"{broken} cannot be loaded"):
+        _builder(store, profile="epcis", epcis_xsd=broken)
+
+
+def test_epcis_check_off_marks_every_document_unchecked(tmp_path: Path) -> None:
+    store = _store(tmp_path, [batch_events(LineEvents(), "B-7", 30)])
+    b = _builder(
+        store, profile="epcis", epcis_check="off", epcis_xsd=tmp_path / "x.xsd",
+        codes_per_document=10,
+    )  # fmt: skip
+    built = b.build_ready(force=True)
+    assert len(built) >= 3 and all(d.state == "pending" for d in built)
+    assert b.unchecked == len(built)
+    rows = store.db.execute("SELECT checked FROM documents").fetchall()
+    assert rows == [(0,)] * len(built)
+    backlog = read_backlog(store.path)
+    assert backlog is not None and backlog.unchecked == len(built)
+    checked = _builder(_store(tmp_path / "p", [batch_events(LineEvents(), "B-8", 3)]))
+    checked.build_ready(force=True)
+    assert checked.unchecked == 0
+    assert checked.db.execute("SELECT checked FROM documents").fetchall() == [(1,)]
+
+
 CODE_CHARS = string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@/?#[]%<>\"{}|\\^`"
 
 
@@ -203,7 +252,6 @@ def test_any_printable_code_gives_valid_documents_and_round_trips(
         store.db.execute("DELETE FROM meta")
         store.db.execute("DELETE FROM documents")
         b = _builder(store, profile=profile)
-        b.epcis_xsd = gs1_xsd
         built = b.build_ready(force=True)
         assert all(d.state == "pending" for d in built), [d.error for d in built]
         facts = facts_of(_bodies(store))
