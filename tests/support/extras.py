@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tests.support.procs import ROOT
 
-__all__ = ["OPTIONAL_MODULES", "blocked_env", "run_blocked"]
+__all__ = ["OPTIONAL_MODULES", "blocked_env", "run_blocked", "start_blocked"]
 
 OPTIONAL_MODULES = (
     "pymodbus",  # modbus
@@ -80,3 +80,18 @@ def run_blocked(
         env=blocked_env(tmp, blocked),
         timeout=timeout,
     )
+
+
+def start_blocked(
+    tmp: Path, *args: str, log: Path, blocked: Iterable[str] = OPTIONAL_MODULES
+) -> subprocess.Popen[bytes]:
+    """``saltgw ARGS`` running in the background without the ``blocked`` modules; its output
+    appended to ``log``. Stop it with :func:`tests.support.procs.stop`."""
+    with log.open("ab") as f:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gateway", *args],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=blocked_env(tmp, blocked),
+        )
