@@ -128,10 +128,18 @@ class DriverSpec:
 
     ``config_model`` validates a device entry (its ``driver`` field a Literal of ``name``);
     ``create`` builds a driver from a validated config.
+
+    A driver whose implementation needs optional packages names them: ``requires`` lists the
+    top-level modules ``create`` imports (checked with ``importlib.util.find_spec``, never
+    imported) and ``extra`` the saltgw extra that installs them (``pip install
+    'saltgw[modbus]'``). The spec's own module must import none of them, so that a config can
+    be validated, and a missing package reported, without them (gateway/config/extras.py).
     """
 
     name: str
     config_model: type[DeviceConfigBase]
     create: Callable[[Any], Driver]
     description: str = ""
+    extra: str | None = None
+    requires: tuple[str, ...] = ()
     api_version: ClassVar[int] = 1

@@ -25,6 +25,11 @@ class SimulatorConfigBase(BaseModel):
         default=None, description="Random seed, for reproducible runs (tests); none = random."
     )
 
+    def optional_needs(self) -> dict[str | None, tuple[str, ...]]:
+        """Modules this entry needs beyond its spec's ``requires`` (e.g. a scan line's camera
+        stations), by the extra that installs them (None: pip installs them by that name)."""
+        return {}
+
 
 @runtime_checkable
 class Simulator(Protocol):
@@ -40,7 +45,16 @@ class Simulator(Protocol):
 
 @dataclass(frozen=True)
 class SimulatorSpec:
+    """A simulator: its config model and how to create it.
+
+    ``requires`` lists the top-level modules ``create`` imports (checked with
+    ``importlib.util.find_spec``, never imported) and ``extra`` the saltgw extra that installs
+    them; the spec's own module imports none of them (see ``line_plc_config.py``).
+    """
+
     name: str
     config_model: type[SimulatorConfigBase]
     create: Callable[[Any], Simulator]
     description: str = ""
+    extra: str | None = None
+    requires: tuple[str, ...] = ()

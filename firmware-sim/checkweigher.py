@@ -224,4 +224,6 @@ CHECKWEIGHER = SimulatorSpec(
     create=CheckweigherSim,
     description="Checkweigher on Modbus TCP: bag counter, last net weight, reject status "
     "(holding registers 0-7, ABCD); fault knobs for drop-outs, exceptions and NaN weights.",
+    extra="modbus",
+    requires=("pymodbus",),
 )

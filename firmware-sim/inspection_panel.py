@@ -127,4 +127,6 @@ INSPECTION_PANEL = SimulatorSpec(
     description="CCP inspection panel on Modbus TCP: magnet rod inspections (iron caught, "
     "weakest rod's gauss) and safety sieve checks with a mesh-break detector (holding "
     "registers 0-7, ABCD); weak rods and torn screens on a schedule.",
+    extra="modbus",
+    requires=("pymodbus",),
 )

@@ -152,4 +152,6 @@ IODINE_DOSER = SimulatorSpec(
     description="Iodizing doser on Modbus TCP: salt and KIO3 solution flows, salt totaliser, "
     "online analyser result and sample counter (holding registers 0-10, ABCD); dosing drift "
     "on a schedule, a freezable salt-flow transmitter.",
+    extra="modbus",
+    requires=("pymodbus",),
 )

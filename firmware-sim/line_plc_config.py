@@ -146,4 +146,6 @@ LINE_PLC = SimulatorSpec(
     description="Packing-line PLC on OPC UA: PackML state and mode, speed, bag and case counters, "
     "batch, product, shift, fill weight, iodine; command tags for batches; security None or "
     "Basic256Sha256/Aes128_Sha256_RsaOaep; fault knobs restart, namespace change, stall.",
+    extra="opcua",
+    requires=("asyncua",),
 )

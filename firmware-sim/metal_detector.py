@@ -165,4 +165,6 @@ METAL_DETECTOR = SimulatorSpec(
     description="Metal detector on Modbus TCP: product/detection/reject/verification counters, "
     "test-piece results and sizes (holding registers 0-11, ABCD); unconfirmed rejects and "
     "failed verifications on a schedule.",
+    extra="modbus",
+    requires=("pymodbus",),
 )

@@ -14,6 +14,10 @@ Same approach as :mod:`firmware_sim.checkweigher` (pymodbus 3.16 ``SimDevice``/`
 A subclass says how many registers it has (:attr:`register_count`), how to encode its state
 (:meth:`snapshot`) and which production loops to run (:meth:`loops`); it calls :meth:`publish`
 after changing its state.
+
+pymodbus (the ``modbus`` extra) is imported where a device starts listening or answers, never
+when this module is imported: a config naming Modbus simulators validates without it, and
+``saltgw sim`` names the missing extra (gateway/config/extras.py).
 """
 
 from __future__ import annotations
@@ -24,14 +28,16 @@ import logging
 import random
 import struct
 from collections.abc import Callable, Coroutine
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
-from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
-from pymodbus.simulator import DataType, SimData, SimDevice
 
 from firmware_sim.base import SimulatorConfigBase
+
+if TYPE_CHECKING:
+    from pymodbus.constants import ExcCodes
+    from pymodbus.server import ModbusTcpServer
+    from pymodbus.simulator import SimDevice
 
 __all__ = ["ModbusSimBase", "ModbusSimConfig", "every", "f32", "u32"]
 
@@ -137,8 +143,13 @@ class ModbusSimBase:
         await self._go_offline()
         self._spawn(self._come_back_after(seconds), f"{self.kind}-come-back")
 
-    def set_exception_mode(self, on: bool, code: ExcCodes = ExcCodes.ILLEGAL_ADDRESS) -> None:
-        """While on, every request is answered with Modbus exception ``code``."""
+    def set_exception_mode(self, on: bool, code: ExcCodes | None = None) -> None:
+        """While on, every request is answered with Modbus exception ``code`` (default:
+        illegal data address)."""
+        from pymodbus.constants import ExcCodes
+
+        if code is None:
+            code = ExcCodes.ILLEGAL_ADDRESS
         self._exception_code = code if on else None
 
     # --- network -------------------------------------------------------------------------------
@@ -151,6 +162,8 @@ class ModbusSimBase:
         current_registers: list[int],
         set_values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
+        from pymodbus.constants import ExcCodes
+
         if self._exception_code is not None:
             return self._exception_code
         if function_code != _READ_HOLDING_REGISTERS or set_values is not None:
@@ -167,9 +180,13 @@ class ModbusSimBase:
         current_registers: list[int],
         set_values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
+        from pymodbus.constants import ExcCodes
+
         return ExcCodes.GATEWAY_NO_RESPONSE
 
     def _devices(self) -> list[SimDevice]:
+        from pymodbus.simulator import DataType, SimData, SimDevice
+
         regs = SimData(0, count=self.register_count, values=0, datatype=DataType.REGISTERS)
         ours = SimDevice(id=self.config.unit_id, simdata=[regs], action=self._action)
         other = SimDevice(
@@ -180,6 +197,8 @@ class ModbusSimBase:
         return [ours, other]
 
     async def _listen(self) -> None:
+        from pymodbus.server import ModbusTcpServer
+
         server = ModbusTcpServer(self._devices(), address=(self.config.host, self._port))
         await server.serve_forever(background=True)
         sockets = getattr(server.transport, "sockets", None)

@@ -164,6 +164,14 @@ class ScanLineSimConfig(SimulatorConfigBase):
             raise ValueError(f"fault ratios add up to {total:g}, more than 1")
         return self
 
+    def optional_needs(self) -> dict[str | None, tuple[str, ...]]:
+        """A camera station (``folder:``) draws its images with OpenCV, numpy and qrcode
+        (``qrframes.py``); the TCP and pty stations need nothing optional."""
+        stations = (self.case, self.pallet, self.outbound, self.inbound, self.recall)
+        if any(st is not None and st.folder is not None for st in stations):
+            return {"camera": ("cv2", "numpy"), None: ("qrcode",)}
+        return {}
+
 
 @dataclass(frozen=True, slots=True)
 class Bag:

@@ -24,15 +24,27 @@ class UserError(Exception):
     """A mistake by the user: printed as one line on stderr, exit status 2."""
 
 
-def _load(path: str):  # type: ignore[no-untyped-def]
-    from gateway.config.loader import ConfigError, load_config
+def _load(  # type: ignore[no-untyped-def]
+    path: str, need: tuple[str, ...] = (), also: Sequence[str] = ()
+):
+    """The config at ``path``, or exit 2 printing every issue. A device (``need`` "devices") or
+    simulator ("simulators") whose optional packages are missing is an error, listed together
+    with the config's other issues and with ``also`` (the command's own missing packages)."""
+    from gateway.config.loader import ConfigError, read_config
 
     try:
-        return load_config(path)
+        cfg, _warnings = read_config(path, need)
     except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        raise SystemExit(2) from None
+        issues = [str(i) for i in exc.issues]
+    else:
+        if not also:
+            return cfg
+        issues = []
+    for line in also:
+        print(f"saltgw: error: {line}", file=sys.stderr)
+    for issue in issues:
+        print(issue, file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _install_stop(stop: asyncio.Event) -> None:
@@ -43,17 +55,19 @@ def _install_stop(stop: asyncio.Event) -> None:
 
 # -- verbs -------------------------------------------------------------------------------------
 def cmd_validate(args: argparse.Namespace) -> int:
-    from gateway.config.loader import ConfigError, load_config
+    from gateway.config.loader import ConfigError, read_config
 
     failed = 0
     for f in args.files:
         try:
-            load_config(f)
+            _cfg, warnings = read_config(f)
         except ConfigError as exc:
             failed += 1
             for issue in exc.issues:
                 print(issue)
         else:
+            for warning in warnings:  # valid, but `saltgw run` needs an extra installed first
+                print(warning)
             if not args.quiet:
                 print(f"{f}: ok")
     return 1 if failed else 0
@@ -83,9 +97,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _load(args.config, need=("devices",))
     from gateway.runtime import Gateway
 
-    cfg = _load(args.config)
     http = _host_port(args.http) if args.http else None
 
     async def main() -> int:
@@ -128,7 +142,7 @@ def _host_port(value: str) -> tuple[str, int]:
 def cmd_sim(args: argparse.Namespace) -> int:
     from firmware_sim.runner import SimulatorStartError, run_simulators
 
-    cfg = _load(args.config)
+    cfg = _load(args.config, need=("simulators",))
     if not cfg.simulators:
         raise UserError(f"{args.config}: no simulators: section, nothing to start")
 
@@ -145,8 +159,14 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
+    from drivers.camera import CAMERA
     from gateway.codes import TraceCodeRules
+    from gateway.config.extras import needs_message
     from gateway.decode_cmd import decode_files, rules_from_config
+
+    missing = needs_message("saltgw decode", {CAMERA.extra: CAMERA.requires})
+    if missing:  # it decodes as the camera driver does
+        raise UserError(missing)
 
     rules, enterprise = TraceCodeRules(), None
     if args.config:
@@ -162,6 +182,15 @@ def _print_ready(ports: dict[str, int]) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from importlib.resources import files
+
+    from gateway.config.extras import needs_message
+
+    # the demo's own packages (the live view; the embedded broker unless --broker), then the
+    # line's drivers and simulators: every missing one listed at once, before anything starts
+    tools = needs_message("saltgw demo", {"demo": ("rich",) if args.broker else ("rich", "amqtt")})
+    config = args.config or str(files("mappings") / "demo-line.yaml")  # = demo_config_path()
+    _load(config, need=("devices", "simulators"), also=[tools] if tools else [])
     from gateway.demo import run_demo
 
     async def main() -> int:

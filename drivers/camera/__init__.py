@@ -38,4 +38,6 @@ CAMERA = DriverSpec(
     create=_create,
     description="Camera (video device, RTSP/HTTP stream or watched folder): QR codes decoded "
     "with pyzbar and OpenCV, one reading per image or per new code in view.",
+    extra="camera",
+    requires=("cv2", "pyzbar", "numpy"),
 )

@@ -32,7 +32,6 @@ __all__ = [
 ]
 
 
-
 def _create(cfg: OpcUaDeviceConfig) -> Driver:
     # asyncua (~23 MB) is imported when an OPC UA device is made, not when saltgw starts: a
     # line without one does not pay for it (docs/performance.md, "Gateway memory")
@@ -56,4 +55,6 @@ OPCUA = DriverSpec(
     description="OPC UA server (a PLC): subscription or polling, NodeIds or browse paths "
     "resolved again on every connect, security None / Basic256Sha256 / Aes128_Sha256_RsaOaep, "
     "user identity, writable command tags.",
+    extra="opcua",
+    requires=("asyncua",),
 )

@@ -3,6 +3,9 @@ collected (subscription or polling) and the tags with their nodes. See ``README.
 
 from __future__ import annotations
 
+import importlib.util
+import re
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -28,6 +31,14 @@ __all__ = [
     "SecureChannel",
     "Security",
 ]
+
+# The NodeId string forms (OPC UA Part 6, 5.3.1.10), checked when asyncua, which parses them
+# fully, is not installed: the core install still validates an OPC UA tag map.
+_NODE_SYNTAX = re.compile(
+    r"^(?:(?:ns=\d+|nsu=[^;]+);)?(?:i=\d+|s=.+|g=[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}"
+    r"|b=[A-Za-z0-9+/]+={0,2})$",
+    re.DOTALL,
+)
 
 TagName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
@@ -198,8 +209,13 @@ class OpcUaTag(_Strict):
     @field_validator("node")
     @classmethod
     def _node(cls, v: str | None) -> str | None:
-        if v is not None:
+        if v is not None and _asyncua_installed():
             parse_node(v)
+        elif v is not None and not _NODE_SYNTAX.match(v.strip()):
+            raise ValueError(
+                f"not a NodeId: {v.strip()!r} (expected e.g. 'ns=2;s=Line1.BagCount', "
+                "'nsu=urn:plc;s=Line1.BagCount', 's=Line1.BagCount' or 'i=1001')"
+            )
         return v
 
     @field_validator("browse_path")
@@ -315,3 +331,11 @@ class OpcUaDeviceConfig(DeviceConfigBase):
     def writable_tags(self) -> set[str]:
         """Names of the tags the gateway may write."""
         return {name for name, tag in self.tags.items() if tag.writable}
+
+
+@cache
+def _asyncua_installed() -> bool:
+    try:
+        return importlib.util.find_spec("asyncua") is not None
+    except (ImportError, ValueError):
+        return False

@@ -2,6 +2,10 @@
 
 Each problem is an :class:`Issue` printed ``FILE:LINE:COL: error: PATH: message`` (1-based),
 for YAML syntax errors, duplicate keys, schema violations and cross-references alike.
+
+A valid config may still name a driver or simulator whose optional packages are not installed
+(gateway/config/extras.py): :func:`read_config` returns those as warnings, or raises them as
+errors for the sections a command is about to start (``need``).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError
@@ -19,9 +23,10 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from gateway.config.checks import cross_checks
+from gateway.config.extras import missing_extras, unusable_drivers
 from gateway.config.models import ConfigBase, config_model, device_adapter
 
-__all__ = ["ConfigError", "Issue", "format_path", "load_config"]
+__all__ = ["ConfigError", "Issue", "format_path", "load_config", "read_config"]
 
 Loc = tuple[str | int, ...]
 
@@ -36,11 +41,12 @@ class Issue:
     col: int
     path: str
     message: str
+    level: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""
         message = " ".join(self.message.split())  # one line each, whatever the text held
-        return f"{self.file}:{self.line}:{self.col}: error: {where}{message}"
+        return f"{self.file}:{self.line}:{self.col}: {self.level}: {where}{message}"
 
 
 class ConfigError(Exception):
@@ -269,6 +275,14 @@ def parse_yaml(file: str, text: str) -> tuple[Any, _Positions, list[Issue]]:
 
 def load_config(path: Path | str) -> ConfigBase:
     """Read and validate one config file; raise :class:`ConfigError` with every issue."""
+    return read_config(path)[0]
+
+
+def read_config(path: Path | str, need: tuple[str, ...] = ()) -> tuple[ConfigBase, list[Issue]]:
+    """Read and validate one config file: the config and its warnings (drivers or simulators
+    whose optional packages are not installed). Raises :class:`ConfigError` with every issue;
+    missing packages of the sections in ``need`` (``"devices"``, ``"simulators"``) are errors.
+    """
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -287,12 +301,23 @@ def load_config(path: Path | str) -> ConfigBase:
     except ValidationError as exc:
         issues.extend(_issues_from_validation(file, data, pos, exc))
         cfg = None
+    for i, message in unusable_drivers(data):  # said instead of "expected one of …"
+        entry = f"devices[{i}]"
+        issues = [x for x in issues if x.path != entry and not x.path.startswith(entry + ".")]
+        line, col = _locate(pos, ("devices", i, "driver"), "value")
+        issues.append(Issue(file, line, col, f"{entry}.driver", message))
     for loc, message in cross_checks(data, device_adapter()):
         data_path, _ = _walk(data, loc)
         line, col = _locate(pos, data_path, "value")
         issues.append(Issue(file, line, col, format_path(data_path), message))
+    warnings: list[Issue] = []
+    for missing in missing_extras(cfg) if cfg is not None else ():
+        line, col = _locate(pos, missing.loc, "value")
+        level: Literal["error", "warning"] = "error" if missing.section in need else "warning"
+        issue = Issue(file, line, col, missing.entry, missing.message, level)
+        (issues if level == "error" else warnings).append(issue)
     if issues:
         issues.sort(key=lambda i: (i.line, i.col))
         raise ConfigError(issues)
     assert cfg is not None
-    return cfg
+    return cfg, warnings

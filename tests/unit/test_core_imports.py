@@ -1,0 +1,119 @@
+"""No core module imports an optional extra: ``pip install saltgw`` (no extras) can validate
+configs, print the schemas and run a line whose drivers' extras are installed.
+
+Every module of ``gateway``, ``drivers`` and ``firmware_sim`` is core unless listed in
+:data:`IMPLEMENTATIONS` (the code a driver's or simulator's ``create`` imports, and the demo's
+tools). A new module is core by default: importing a protocol stack at its top fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.extras import OPTIONAL_MODULES, blocked_env
+from tests.support.procs import ROOT
+
+IMPLEMENTATIONS = frozenset(
+    {
+        "drivers.modbus.driver",
+        "drivers.opcua.driver",
+        "drivers.opcua.errors",
+        "drivers.opcua.resolve",
+        "drivers.opcua.security",
+        "drivers.opcua.values",
+        "drivers.scanner.driver",
+        "drivers.scanner.links",
+        "drivers.camera.decoder",
+        "drivers.camera.driver",
+        "drivers.camera.sources",
+        "firmware_sim.certs",
+        "firmware_sim.line_plc",
+        "firmware_sim.qrframes",
+        "gateway.demo",  # saltgw demo: rich's live view (the demo extra)
+        "gateway.live_view",
+    }
+)
+
+_IMPORT_ALL = """
+import importlib, json, sys
+failed = {}
+for name in sys.argv[1].split(","):
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        failed[name] = f"{type(exc).__name__}: {exc}"
+loaded = sorted({m.partition(".")[0] for m in sys.modules} & set(sys.argv[2].split(",")))
+print(json.dumps({"failed": failed, "loaded": loaded}))
+"""
+
+
+def core_modules() -> list[str]:
+    names = []
+    for package, folder in (
+        ("gateway", "gateway"),
+        ("drivers", "drivers"),
+        ("firmware_sim", "firmware-sim"),
+    ):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = path.relative_to(ROOT / folder).with_suffix("").parts
+            if parts[-1] == "__main__":
+                continue
+            parts = parts[:-1] if parts[-1] == "__init__" else parts
+            names.append(".".join((package, *parts)))
+    return [n for n in names if n not in IMPLEMENTATIONS]
+
+
+def _import_all(env: dict[str, str]) -> dict[str, object]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _IMPORT_ALL, ",".join(core_modules()), ",".join(OPTIONAL_MODULES)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result: dict[str, object] = json.loads(proc.stdout.splitlines()[-1])
+    return result
+
+
+def test_the_module_list_is_what_it_claims() -> None:
+    names = core_modules()
+    for core in (
+        "gateway.cli",
+        "gateway.config.models",
+        "drivers.base",
+        "drivers.registry",
+        "drivers.modbus",
+        "drivers.modbus.config",
+        "firmware_sim.checkweigher",
+        "firmware_sim.modbus_device",
+        "firmware_sim.line_plc_config",
+    ):
+        assert core in names
+    assert "drivers.modbus.driver" not in names
+    assert all(
+        Path(ROOT, "drivers", *m.split(".")[1:]).with_suffix(".py").exists()
+        or Path(ROOT, "drivers", *m.split(".")[1:], "__init__.py").exists()
+        for m in IMPLEMENTATIONS
+        if m.startswith("drivers.")
+    )
+
+
+def test_core_modules_import_no_optional_extra(tmp_path: Path) -> None:
+    """With the extras installed (this environment), importing the core loads none of them."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = _import_all(env)
+    assert result["failed"] == {}
+    assert result["loaded"] == [], f"core modules imported optional packages: {result['loaded']}"
+
+
+def test_core_modules_import_without_the_extras(tmp_path: Path) -> None:
+    """With the extras out of sight (the core install), every core module still imports."""
+    result = _import_all(blocked_env(tmp_path))
+    assert result["failed"] == {}, result["failed"]
+    assert result["loaded"] == []
