@@ -68,10 +68,11 @@ def qr_image(text: str) -> Image:
     side = symbol.shape[0]
     if symbol.shape[1] != side or (side - 17) % 4 or not 21 <= side <= 177:
         raise ValueError(f"OpenCV drew a {symbol.shape} QR symbol for {text!r}: not 1 px/module")
-    matrix = np.where(symbol < 128, 0, 255).astype(np.uint8)
-    return cv2.copyMakeBorder(
-        matrix, QUIET_ZONE, QUIET_ZONE, QUIET_ZONE, QUIET_ZONE, cv2.BORDER_CONSTANT, value=255
+    out: Image = np.full((side + 2 * QUIET_ZONE,) * 2, 255, dtype=np.uint8)
+    out[QUIET_ZONE : QUIET_ZONE + side, QUIET_ZONE : QUIET_ZONE + side] = np.where(
+        symbol < 128, 0, 255
     )
+    return out
 
 
 def _background(rng: random.Random, w: int, h: int) -> Image:
