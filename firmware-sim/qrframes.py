@@ -1,7 +1,7 @@
 """Camera frames of QR-coded salt bags, as a line camera sees them: 1280×720, the bag's printed
-QR code (qrcode library) on a glossy film, tilted, in perspective, blurred, with glare spots and
-sensor noise (OpenCV). Used by the camera frame source simulator, the decode benchmark
-(bench/qr_decode.py) and the camera tests.
+QR code (OpenCV's ``QRCodeEncoder``, level M) on a glossy film, tilted, in perspective, blurred,
+with glare spots and sensor noise (OpenCV only: what the ``all`` extra installs). Used by the
+camera frame source simulator, the decode benchmark (bench/qr_decode.py) and the camera tests.
 
 ``make_frame(text, rng, ...)`` draws one frame; ``Distortion`` says what was applied, so a test
 or benchmark can report by condition.
@@ -16,13 +16,13 @@ from typing import Any
 
 import cv2
 import numpy as np
-import qrcode
 from numpy.typing import NDArray
-from qrcode.constants import ERROR_CORRECT_M
 
 __all__ = ["Distortion", "make_frame", "qr_image", "random_distortion"]
 
 Image = NDArray[np.uint8]
+
+QUIET_ZONE = 4  # modules of white around the symbol (ISO/IEC 18004)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +51,28 @@ def random_distortion(rng: random.Random) -> Distortion:
     )
 
 
-def qr_image(text: str, module_px: int = 1) -> Image:
-    """The QR symbol (with its 4-module quiet zone), 255 = white, one pixel per module."""
-    qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=module_px, border=4)
-    qr.add_data(text)
-    qr.make(fit=True)
-    matrix = np.array(qr.get_matrix(), dtype=bool)
-    return np.where(matrix, 0, 255).astype(np.uint8)
+def qr_image(text: str) -> Image:
+    """The QR symbol of ``text`` (error correction M) with its 4-module quiet zone, one pixel per
+    module, 255 = white.
+
+    OpenCV's encoder draws a 2-module margin: the symbol is cut out at its finder patterns (the
+    outermost dark modules on every side) and given the standard quiet zone instead."""
+    params = cv2.QRCodeEncoder.Params()
+    params.correction_level = cv2.QRCODE_ENCODER_CORRECT_LEVEL_M
+    drawn = cv2.QRCodeEncoder.create(params).encode(text)
+    dark = np.argwhere(drawn < 128)
+    if dark.size == 0:
+        raise ValueError(f"OpenCV drew no QR symbol for {text!r}")
+    (top, left), (bottom, right) = dark.min(axis=0), dark.max(axis=0)
+    symbol = drawn[top : bottom + 1, left : right + 1]
+    side = symbol.shape[0]
+    if symbol.shape[1] != side or (side - 17) % 4 or not 21 <= side <= 177:
+        raise ValueError(f"OpenCV drew a {symbol.shape} QR symbol for {text!r}: not 1 px/module")
+    out: Image = np.full((side + 2 * QUIET_ZONE,) * 2, 255, dtype=np.uint8)
+    out[QUIET_ZONE : QUIET_ZONE + side, QUIET_ZONE : QUIET_ZONE + side] = np.where(
+        symbol < 128, 0, 255
+    )
+    return out
 
 
 def _background(rng: random.Random, w: int, h: int) -> Image:

@@ -165,11 +165,11 @@ class ScanLineSimConfig(SimulatorConfigBase):
         return self
 
     def optional_needs(self) -> dict[str | None, tuple[str, ...]]:
-        """A camera station (``folder:``) draws its images with OpenCV, numpy and qrcode
+        """A camera station (``folder:``) draws its images with OpenCV and numpy
         (``qrframes.py``); the TCP and pty stations need nothing optional."""
         stations = (self.case, self.pallet, self.outbound, self.inbound, self.recall)
         if any(st is not None and st.folder is not None for st in stations):
-            return {"camera": ("cv2", "numpy"), None: ("qrcode",)}
+            return {"camera": ("cv2", "numpy")}
         return {}
 
 

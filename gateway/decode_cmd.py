@@ -3,8 +3,10 @@
 
 Output (contract, ../shared/design/contract.md): one line per code, ``FILE: CODE (valid)``,
 ``FILE: CODE (invalid: reason)``, or ``FILE: no code``; with ``--json`` one object per line with
-``file``, ``raw`` (the decoded text), ``code``, ``valid``, ``reason``. A file that cannot be read
-is reported on stderr. Exit status: 0 when every file holds only valid codes, 1 when a file has
+``file``, ``raw`` (the decoded text), ``code``, ``valid``, ``reason``, and ``decoder``: "zbar" or
+"opencv", the decoder that read the code (with no code: the engine that looked, "opencv" where
+ZBar is not installed; drivers/camera/decoder.py). A file that cannot be read is reported on
+stderr. Exit status: 0 when every file holds only valid codes, 1 when a file has
 no code or an invalid one, 2 when a file could not be read.
 
 Which enterprise the codes must carry: ``--enterprise``, else ``gateway.enterprise`` of
@@ -55,7 +57,8 @@ def decode_files(
             print(f"{path}: error: cannot read image ({why})", file=err)
             status = 2
             continue
-        texts = decoder.decode(image).texts
+        result = decoder.decode(image)
+        texts = result.texts
         if not texts:
             status = max(status, 1)
             if as_json:
@@ -65,6 +68,7 @@ def decode_files(
                     "code": None,
                     "valid": False,
                     "reason": "no code",
+                    "decoder": decoder.engine,
                 }
                 print(json.dumps(row, ensure_ascii=False), file=out)
             else:
@@ -81,6 +85,7 @@ def decode_files(
                     "code": check.code,
                     "valid": check.valid,
                     "reason": check.reason,
+                    "decoder": result.decoder,
                 }
                 print(json.dumps(row, ensure_ascii=False), file=out)
             else:

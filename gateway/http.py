@@ -3,8 +3,9 @@ URL`` asks a running gateway's ``/healthz`` (a container's HEALTHCHECK).
 
 ``/healthz`` answers 200 ``{"ready": true, "reasons": []}`` when the broker link is up, every
 device is online and the bridge (if any) runs and is connected; else 503 with one reason per
-problem. The metrics (:mod:`gateway.metrics`) are collected at scrape time from the counters
-the gateway keeps anyway: nothing is added to the event hot path.
+problem; a device whose driver tells more about itself (``details()``: a camera's QR decoder)
+adds ``"devices": {id: {...}}``. The metrics (:mod:`gateway.metrics`) are collected at scrape
+time from the counters the gateway keeps anyway: nothing is added to the event hot path.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from gateway.supervisor import State
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
-__all__ = ["HttpServer", "ask_health", "health"]
+__all__ = ["HttpServer", "ask_health", "device_details", "health"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,16 @@ def health(gw: Gateway) -> tuple[bool, list[str]]:
             reasons.append(f"device {sup.device}: {st.state} ({st.detail})")
     reasons += _bridge_health(gw.bridge)
     return not reasons, reasons
+
+
+def device_details(gw: Gateway) -> dict[str, dict[str, str]]:
+    """What drivers with a ``details()`` method say about themselves (a camera: its decoder)."""
+    out: dict[str, dict[str, str]] = {}
+    for sup in gw.supervisors:
+        details = getattr(sup.driver, "details", None)
+        if callable(details):
+            out[sup.device] = details()
+    return out
 
 
 def _bridge_health(bridge: Any) -> list[str]:
@@ -95,8 +106,10 @@ class HttpServer:
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
                 elif self.path == "/healthz":
                     ok, reasons = health(gw)
-                    body = json.dumps({"ready": ok, "reasons": reasons}).encode()
-                    self._send(200 if ok else 503, "application/json", body)
+                    answer: dict[str, Any] = {"ready": ok, "reasons": reasons}
+                    if devices := device_details(gw):
+                        answer["devices"] = devices
+                    self._send(200 if ok else 503, "application/json", json.dumps(answer).encode())
                 else:
                     self._send(404, "text/plain", b"not found: try /healthz or /metrics\n")
 

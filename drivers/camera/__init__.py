@@ -1,5 +1,6 @@
 """Camera driver: QR codes decoded from a video device, an RTSP/HTTP stream or a watched folder
-(OpenCV), with pyzbar and OpenCV's QR detectors behind cheap preprocessing.
+(OpenCV), with pyzbar and OpenCV's QR detectors behind cheap preprocessing — OpenCV's alone where
+ZBar's native library (libzbar0) is not installed.
 
 See ``README.md`` in this folder and ``example.yaml`` for a device entry. OpenCV and ZBar are
 imported only when a camera is created (the ``camera`` extra), not to validate a config.
@@ -37,7 +38,8 @@ CAMERA = DriverSpec(
     config_model=CameraDeviceConfig,
     create=_create,
     description="Camera (video device, RTSP/HTTP stream or watched folder): QR codes decoded "
-    "with pyzbar and OpenCV, one reading per image or per new code in view.",
+    "with pyzbar and OpenCV (OpenCV alone without libzbar0), one reading per image or per new "
+    "code in view.",
     extra="camera",
-    requires=("cv2", "pyzbar", "numpy"),
+    requires=("cv2", "numpy"),  # pyzbar too when libzbar0 loads; OpenCV alone otherwise
 )

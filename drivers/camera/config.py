@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from drivers.base import DeviceConfigBase
-from drivers.camera.strategies import STRATEGIES
+from drivers.camera.strategies import KNOWN_STRATEGIES
 
 __all__ = [
     "CAMERA_TAGS",
@@ -116,8 +116,9 @@ class CameraDeviceConfig(DeviceConfigBase):
     )
     strategies: list[str] | None = Field(
         default=None,
-        description="Decode strategies in order (drivers/camera/decoder.py); none = all, in the "
-        "measured order.",
+        description="Decode strategies in order (drivers/camera/decoder.py); none = the measured "
+        "cascade of the decoder in use (ZBar, or OpenCV alone where ZBar is not installed). "
+        "Without ZBar, ZBar strategies are skipped (one warning).",
     )
     open_timeout_ms: int = Field(
         default=5000, gt=0, description="How long opening a device or stream may take (ms)."
@@ -127,9 +128,10 @@ class CameraDeviceConfig(DeviceConfigBase):
     @classmethod
     def _known(cls, v: list[str] | None) -> list[str] | None:
         if v is not None:
-            unknown = [s for s in v if s not in STRATEGIES]
+            unknown = [s for s in v if s not in KNOWN_STRATEGIES]
             if unknown or not v:
-                raise ValueError(f"unknown strategies {unknown}; known: {', '.join(STRATEGIES)}")
+                known = ", ".join(KNOWN_STRATEGIES)
+                raise ValueError(f"unknown strategies {unknown}; known: {known}")
         return v
 
     def tag_names(self) -> set[str]:

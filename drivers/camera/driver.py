@@ -45,6 +45,11 @@ class CameraDriver:
     def __repr__(self) -> str:
         return f"CameraDriver({self.config.id!r}, {self.config.source.type})"
 
+    def details(self) -> dict[str, str]:
+        """What ``/healthz`` shows of this camera beside its state: the QR decoder in use
+        ("zbar", or "opencv" where ZBar is not installed)."""
+        return {"decoder": self.decoder.engine}
+
     async def connect(self) -> None:
         await self._source.close()
         await self._source.open()

@@ -13,8 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
+from drivers.camera.decoder import zbar_available
 from firmware_sim.qrframes import Distortion, make_frame
 from tests.support.procs import ROOT
+from tests.support.zbar_shim import env_without_zbar
 
 pytestmark = pytest.mark.e2e
 
@@ -22,8 +24,8 @@ OURS = "https://trace.example.cn/q?c=8035K7Q2M9X4TZ"
 FOREIGN = "https://trace.example.cn/q?c=8063K7Q2M9X4TZ"
 
 
-def _decode(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def _decode(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = env or {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "gateway", "decode", *args],
         capture_output=True,
@@ -70,6 +72,7 @@ def test_json_and_the_demo_lines_rules(images: dict[str, Path]) -> None:
         "code": "8035K7Q2M9X4TZ",
         "valid": True,
         "reason": None,
+        "decoder": "zbar" if zbar_available() else "opencv",
     }
 
 
@@ -89,3 +92,38 @@ def test_unreadable_file_is_an_error_on_stderr(tmp_path: Path, images: dict[str,
         f"{tmp_path / 'missing.png'}: error: cannot read image (no such file)",
     ]
     assert proc.stdout.splitlines() == [f"{images['ours']}: 8035K7Q2M9X4TZ (valid)"]
+
+
+def test_without_zbar_opencv_reads_and_says_so_once(
+    images: dict[str, Path], tmp_path: Path
+) -> None:
+    """A fresh Debian machine: pyzbar installed, libzbar0 not. No traceback; OpenCV reads."""
+    env = env_without_zbar(tmp_path)
+    proc = _decode(
+        "--json", "--enterprise", "8035", str(images["ours"]), str(images["blank"]), env=env
+    )
+    assert "Traceback" not in proc.stderr and proc.returncode == 1, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert rows == [
+        {
+            "file": str(images["ours"]),
+            "raw": OURS,
+            "code": "8035K7Q2M9X4TZ",
+            "valid": True,
+            "reason": None,
+            "decoder": "opencv",
+        },
+        {
+            "file": str(images["blank"]),
+            "raw": None,
+            "code": None,
+            "valid": False,
+            "reason": "no code",
+            "decoder": "opencv",
+        },
+    ]
+    (warning,) = [line for line in proc.stderr.splitlines() if "ZBar" in line]
+    assert "Unable to find zbar shared library" in warning and "apt install libzbar0" in warning
+    plain = _decode("--enterprise", "8035", str(images["ours"]), env=env)
+    assert plain.stdout.splitlines() == [f"{images['ours']}: 8035K7Q2M9X4TZ (valid)"]
+    assert plain.returncode == 0 and "Traceback" not in plain.stderr

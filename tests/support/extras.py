@@ -30,7 +30,6 @@ OPTIONAL_MODULES = (
     "numpy",  # camera
     "amqtt",  # demo
     "rich",  # demo
-    "qrcode",  # dev only (the scan line simulator's camera stations)
 )
 
 _SITECUSTOMIZE = '''\

@@ -64,4 +64,4 @@ def test_a_scan_line_needs_opencv_only_for_camera_stations() -> None:
     tcp = ScanLineSimConfig(id="s", kind="scan_line", port=0, case={"port": 0})
     assert tcp.optional_needs() == {}
     cam = ScanLineSimConfig(id="s", kind="scan_line", port=0, pallet={"folder": "var/cam"})
-    assert cam.optional_needs() == {"camera": ("cv2", "numpy"), None: ("qrcode",)}
+    assert cam.optional_needs() == {"camera": ("cv2", "numpy")}
