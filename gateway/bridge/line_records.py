@@ -9,7 +9,7 @@ Each is uploaded (QB/T 5279-2018 6.3, 11.2) and one record long (``weight`` 1):
 - ``ship.inbound``: 5.2 入库扫描 (a wholesaler's inbound scan), table 3 row 5 出入库信息;
 - ``recall.scan``: 10.6 召回扫码登记.
 
-``batch.start`` may also carry the shift (班组) and the person in charge (负责人) of table 2
+``batch.start`` (and ``batch.end``) may also carry the shift (班组) and the person in charge (负责人) of table 2
 row 2: ``shift`` (the line PLC's shift tag: text or a number) and ``person_in_charge`` (text, from
 the MES). Shapes: docs/events.md; a payload that breaks them is quarantined with the reason.
 """
@@ -105,7 +105,7 @@ def check_line_record(ev: Parsed) -> None:
         _text(d, ref, where, optional=True)
         _text(d, party, where, optional=True)
         _int(d, "bags", where, 1)
-    elif t == "batch.start":
+    elif t in ("batch.start", "batch.end"):
         _label(d, "shift", where)
         _text(d, "person_in_charge", where, optional=True)
         return

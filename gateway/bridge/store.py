@@ -291,8 +291,16 @@ class TraceStore:
         elif ev.type == "batch.end":
             db.execute(
                 "UPDATE batches SET ended=?, inspection=COALESCE(?, inspection), "
-                "production_date=COALESCE(production_date, ?) WHERE batch=?",
-                (ev.ts, _opt(d.get("inspection")), ev.ts[:10], ev.batch),
+                "production_date=COALESCE(production_date, ?), shift=COALESCE(shift, ?), "
+                "person_in_charge=COALESCE(?, person_in_charge) WHERE batch=?",
+                (
+                    ev.ts,
+                    _opt(d.get("inspection")),
+                    ev.ts[:10],
+                    label(d.get("shift")),
+                    d.get("person_in_charge"),
+                    ev.batch,
+                ),
             )
         else:
             db.execute(
