@@ -239,6 +239,7 @@ class DocumentContent:
         self.last = last
         self.cfg = cfg
         self._meta_cache: dict[int, EventMeta] | None = None
+        self._keys_cache: list[tuple[str | None, str, str, str]] | None = None
         self._outbound_cache: (
             list[tuple[int, str, str, str, str | None, str, str | None]] | None
         ) = None
@@ -249,13 +250,7 @@ class DocumentContent:
     def batches(self) -> list[BatchInfo]:
         """The batches of the document's events, and of the codes its outbound records name
         (shipped codes were mostly commissioned in earlier documents)."""
-        names = {
-            r[0]
-            for r in self._q(
-                "SELECT DISTINCT batch FROM events WHERE rid BETWEEN ? AND ? AND up=1 "
-                "AND batch IS NOT NULL"
-            )
-        }
+        names = {batch for batch, _, _, _ in self._event_keys() if batch is not None}
         names.update(b for _, _, _, _, _, _, b in self._outbound_rows() if b is not None)
         for table in ("scans", "rejects"):  # the batches of the codes scanned or rejected
             names.update(
@@ -284,15 +279,22 @@ class DocumentContent:
             self._outbound_cache = [(*r, batch_of(self.db, r[5])) for r in rows]
         return self._outbound_cache
 
+    def _event_keys(self) -> list[tuple[str | None, str, str, str]]:
+        """The distinct (batch, enterprise, site, line) of the document's events: one pass over
+        them for both :meth:`batches` and :meth:`sites` (cached)."""
+        if self._keys_cache is None:
+            self._keys_cache = self._q(
+                "SELECT DISTINCT batch, enterprise, site, line FROM events "
+                "WHERE rid BETWEEN ? AND ? AND up=1"
+            ).fetchall()
+        return self._keys_cache
+
     def sites(self) -> list[Site]:
         """The sites (and their lines) the document's records come from."""
-        lines: dict[tuple[str, str], list[str]] = {}
-        for ent, site, line in self._q(
-            "SELECT DISTINCT enterprise, site, line FROM events WHERE rid BETWEEN ? AND ? "
-            "AND up=1 ORDER BY enterprise, site, line"
-        ):
-            lines.setdefault((ent, site), []).append(line)
-        return [Site(e, s, ls) for (e, s), ls in lines.items()]
+        lines: dict[tuple[str, str], set[str]] = {}
+        for _, ent, site, line in self._event_keys():
+            lines.setdefault((ent, site), set()).add(line)
+        return [Site(e, s, sorted(ls)) for (e, s), ls in sorted(lines.items())]
 
     def products(self, batches: list[BatchInfo]) -> list[ProductInfoSection]:
         ids = sorted({b.product for b in batches if b.product})
