@@ -9,15 +9,16 @@ Each is uploaded (QB/T 5279-2018 6.3, 11.2) and one record long (``weight`` 1):
 - ``ship.inbound``: 5.2 入库扫描 (a wholesaler's inbound scan), table 3 row 5 出入库信息;
 - ``recall.scan``: 10.6 召回扫码登记.
 
-``batch.start`` (and ``batch.end``) may also carry the shift (班组) and the person in charge (负责人) of table 2
-row 2: ``shift`` (the line PLC's shift tag: text or a number) and ``person_in_charge`` (text, from
-the MES). Shapes: docs/events.md; a payload that breaks them is quarantined with the reason.
+``batch.start`` (and ``batch.end``) may also carry the shift (班组) and the person in charge
+(负责人) of table 2 row 2: ``shift`` (the line PLC's shift tag: text or a number) and
+``person_in_charge`` (text, from the MES). Shapes: docs/events.md; a payload that breaks them is
+quarantined with the reason.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 from gateway.bridge.records import BadEvent, Parsed
 from gateway.bridge.records import _code as check_code  # one rule for codes, everywhere
@@ -43,7 +44,7 @@ def _text(d: dict[str, Any], key: str, where: str, *, optional: bool = False) ->
     return v
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(v: Any) -> TypeGuard[int | float]:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -74,7 +75,7 @@ def check_line_record(ev: Parsed) -> None:
     if t == "feed.material":
         _text(d, "material", where)
         q = d.get("quantity")
-        if not _is_number(q) or q <= 0:
+        if not (_is_number(q) and q > 0):
             raise _fail(where, "quantity", "a number > 0", q)
         _text(d, "unit", where)
         _text(d, "lot", where, optional=True)
