@@ -215,7 +215,9 @@ class TraceStore:
             row = db.execute("SELECT batch FROM codes WHERE code=?", (code,)).fetchone()
             if row is not None:
                 batch = row[0] or batch
-                db.execute("UPDATE codes SET rejected=? WHERE code=?", (ev.ts, code))
+                db.execute(
+                    "UPDATE codes SET rejected=COALESCE(rejected, ?) WHERE code=?", (ev.ts, code)
+                )
             if commissioned is None:
                 commissioned = row is not None
             held = self._container(code)

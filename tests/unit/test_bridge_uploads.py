@@ -290,3 +290,26 @@ def test_trace_batch_prints_the_counts_per_kind(
     assert kinds["rejects"] == {"produced": 4, "documented": 0, "acknowledged": 0,
                                 "quarantined": 0}  # fmt: skip
     assert set(kinds) == set(KINDS)
+
+
+def test_trace_a_rejected_bag_shows_it_decommissioned_out_of_its_case(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan, extra = _line()
+    store = TraceStore(tmp_path / "t.db")
+    store.ingest([("t", payload(e)) for e in plan.events + extra.events])
+    store.close()
+    _, code, case = extra.rejects[0]
+    assert main(["trace", code, "--store", str(store.path)]) == 0
+    out = capsys.readouterr().out
+    assert f"(reject_chute, taken out of case {case}): decommissioned" in out
+    assert "  case          -\n" in out
+    recalled, recall, party = extra.recalls[0]
+    assert main(["trace", recalled, "--store", str(store.path), "--json"]) == 0
+    t = json.loads(capsys.readouterr().out)
+    pallet, order, supplier = extra.inbound[0]  # the bag is on the pallet scanned inbound
+    assert [(s["kind"], s["ref"], s["party"], s["via"]) for s in t["scans"]] == [
+        ("inbound", order, supplier, pallet),
+        ("recall", recall, party, recalled),
+    ]
+    assert t["rejected"] is None
