@@ -87,14 +87,20 @@ def fill(db_path: Path, n: int) -> None:
             "batch, received, up, weight) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             ev,
         )
-        db.executemany("INSERT INTO codes VALUES (?,?,?,?,?)", codes)
+        db.executemany(
+            "INSERT INTO codes(rid, code, enterprise, batch, ts) VALUES (?,?,?,?,?)", codes
+        )
         db.executemany("INSERT INTO relations VALUES (?,?,?,?,?,?,?)", rel)
         db.executemany(
             "INSERT INTO ccp(rid, type, ts, device, batch, value, flag, unit, lo, hi, verdict) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             ccp,
         )
-        db.executemany("INSERT INTO outbound VALUES (?,?,?,?,?,?,?)", out)
+        db.executemany(
+            "INSERT INTO outbound(rid, pos, order_no, ts, customer, customer_type, code) "
+            "VALUES (?,?,?,?,?,?,?)",
+            out,
+        )
         for lst in (ev, codes, rel, ccp, out):
             lst.clear()
 

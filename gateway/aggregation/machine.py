@@ -9,7 +9,7 @@ and a refused binding writes nothing. Refusal reasons (``Refusal.reason``)::
     duplicate_child   the same child twice in one binding
     not_commissioned  a child the line never commissioned (bags) or never closed (cases)
     wrong_level       a case inside a case, a bag on a pallet, a parent inside itself
-    rejected_child    a bag that was rejected (pack.reject)
+    rejected_child    a bag that was rejected (pack.reject: it is also taken out of its case)
     open_child        a case that is still open (short) or was unpacked, put on a pallet
     bound_elsewhere   a child already inside another live case or pallet
     mixed_batch       children of different batches (10.2.4: the batch is the thread)
@@ -28,7 +28,7 @@ A bag or case whose batch is unknown (no batch running) joins any batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from gateway.aggregation.store import (
@@ -114,14 +114,20 @@ class Aggregator:
         return None
 
     def reject(self, code: str, ts: datetime) -> Item | None:
-        """Mark a commissioned bag rejected (it left the line); its pending slot goes too."""
+        """A commissioned bag was rejected (it left the line, docs/events.md ``pack.reject``):
+        it is marked ``rejected`` (never packed again), taken out of the case it was bound in
+        (its ``parent`` is cleared), and its pending slot goes. Returns the bag as it was when
+        rejected, with status ``rejected`` and ``parent`` = the case it was taken out of (None
+        when it was in none); None when ``code`` is not a bag of this line."""
         with self.db.transaction() as c:
             item = get_item(c, code)
             if item is None or item.level != "bag":
                 return None
-            c.execute("UPDATE agg_item SET status = 'rejected' WHERE code = ?", (code,))
+            c.execute(
+                "UPDATE agg_item SET status = 'rejected', parent = NULL WHERE code = ?", (code,)
+            )
             c.execute("DELETE FROM agg_pending WHERE level = 'bag' AND code = ?", (code,))
-            return get_item(c, code)
+            return replace(item, status="rejected")
 
     # -- pending slots ----------------------------------------------------------------------------
     def push_slot(

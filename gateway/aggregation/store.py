@@ -9,7 +9,8 @@
 A case or pallet is *live* while ``open`` (short, children bound, waiting for an operator to
 close it as partial or rework it) or ``closed``; ``unpacked`` frees its children (rework).
 A child has at most one parent by construction (one column), and the state machine only sets it
-when the parent is live, so no bag is ever in two live cases.
+when the parent is live, so no bag is ever in two live cases. A rejected bag has no parent: the
+reject takes it out of its case (the case keeps its status and holds one bag fewer).
 
 ``agg_pending``: the slots that reached a scanner and wait for their parent's label, in order:
 bag slots (a code, or NULL for a bag whose code was not read) for the case packer, case slots

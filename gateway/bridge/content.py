@@ -16,14 +16,77 @@ from operator import itemgetter
 from gateway.bridge.config import BridgeSection, ProductInfoSection
 
 __all__ = [
+    "BATCH_FIELDS",
+    "ENTERPRISE_FIELDS",
+    "PRODUCT_FIELDS",
     "BatchInfo",
     "CcpRecord",
     "CodeGroup",
     "DocumentContent",
     "DocumentHeader",
+    "FeedRecord",
     "OutboundRecord",
+    "RejectRecord",
     "Relation",
+    "ScanRecord",
+    "Site",
+    "fields_of",
 ]
+
+
+# Table 6 (public information) and table 2 row 2 as both profiles carry them: (attribute of the
+# config / BatchInfo, name in the documents). The platform profile writes them as attributes of
+# Enterprise / Product / Batch, EPCIS as master data attributes ``urn:saltgw:mda:{name}``.
+PRODUCT_FIELDS = (
+    ("id", "id"),
+    ("name", "name"),  # 1
+    ("net_content", "netContent"),  # 2
+    ("spec", "spec"),  # table 4 规格
+    ("standard", "standard"),  # 3
+    ("category", "category"),  # 4
+    ("process", "process"),  # 5
+    ("shelf_life_days", "shelfLifeDays"),  # 7
+    ("origin", "origin"),  # 12
+    ("raw_salt_source", "rawSaltSource"),  # 13
+    ("usage", "usage"),  # 18
+    ("tips", "tips"),  # 19
+    ("ingredients", "ingredients"),  # 20
+    ("storage", "storage"),  # 21
+    ("nutrition", "nutrition"),  # 22
+    ("special_groups", "specialGroups"),  # 24
+)
+ENTERPRISE_FIELDS = (
+    ("name", "name"),  # 8
+    ("address", "address"),  # 9
+    ("phone", "phone"),  # 10
+    ("website", "website"),  # 11
+    ("licence_no", "licenceNo"),  # 14
+    ("licence_valid", "licenceValid"),  # 15
+    ("credit_rating", "creditRating"),  # 27
+)
+BATCH_FIELDS = (
+    ("batch", "id"),  # 16
+    ("product", "product"),
+    ("site", "site"),
+    ("line", "line"),  # table 2 生产线
+    ("production_date", "productionDate"),  # 6
+    ("shelf_life_days", "shelfLifeDays"),  # 7 when the batch says it
+    ("inspection", "inspection"),  # 23
+    ("shift", "shift"),  # table 2 班组
+    ("person_in_charge", "personInCharge"),  # table 2 负责人
+    ("started", "started"),
+    ("ended", "ended"),
+)
+
+
+def fields_of(obj: object, names: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """``{document name: text}`` of the fields of ``obj`` that have a value."""
+    out = {}
+    for py, xml in names:
+        v = getattr(obj, py)
+        if v is not None and v != "":
+            out[xml] = str(v)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +108,23 @@ class BatchInfo:
     inspection: str | None
     started: str | None
     ended: str | None
+    shift: str | None = None  # table 2 row 2 班组
+    person_in_charge: str | None = None  # table 2 row 2 负责人
+
+
+BATCH_COLUMNS = (
+    "batch, enterprise, site, line, product, production_date, shelf_life_days, inspection, "
+    "started, ended, shift, person_in_charge"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """A site (plant) of the enterprise with the lines the document's records come from."""
+
+    enterprise: str
+    site: str
+    lines: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +153,7 @@ class Relation:
     event: EventMeta
     parent: str
     level: str  # case | pallet
-    action: str  # pack | unpack
+    action: str  # pack | unpack | remove (a rejected bag taken out: pack.reject)
     ts: str
     children: list[str]
 
@@ -102,6 +182,56 @@ class OutboundRecord:
     codes: list[tuple[str, str | None]]  # (code, its batch when known)
 
 
+@dataclass(frozen=True, slots=True)
+class FeedRecord:
+    """A material fed into the line (feed.material; table 2 row 1)."""
+
+    event: EventMeta
+    ts: str
+    device: str | None
+    material: str
+    lot: str | None
+    quantity: float
+    unit: str
+    point: str | None
+    operator: str | None
+    count: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RejectRecord:
+    """A bag taken off the line (pack.reject; table 3 row 3)."""
+
+    event: EventMeta
+    ts: str
+    device: str | None
+    batch: str | None  # the bag's batch when its code is known, else the running batch
+    reason: str
+    code: str | None
+    parent: str | None  # the case it was taken out of
+    commissioned: bool | None
+    value: float | None
+    unit: str | None
+    count: int | None
+    detection: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRecord:
+    """An inbound (ship.inbound, 5.2) or recall (recall.scan, 10.6) scan of one code."""
+
+    event: EventMeta
+    kind: str  # inbound | recall
+    ts: str
+    device: str | None
+    batch: str | None  # of the code scanned
+    code: str
+    level: str | None
+    ref: str | None  # the order (inbound) or the recall id
+    party: str | None  # the supplier (inbound) or the recall's other party
+    bags: int | None
+
+
 class DocumentContent:
     def __init__(self, db: sqlite3.Connection, first: int, last: int, cfg: BridgeSection) -> None:
         self.db = db
@@ -109,6 +239,7 @@ class DocumentContent:
         self.last = last
         self.cfg = cfg
         self._meta_cache: dict[int, EventMeta] | None = None
+        self._keys_cache: list[tuple[str | None, str, str, str]] | None = None
         self._outbound_cache: (
             list[tuple[int, str, str, str, str | None, str, str | None]] | None
         ) = None
@@ -119,20 +250,20 @@ class DocumentContent:
     def batches(self) -> list[BatchInfo]:
         """The batches of the document's events, and of the codes its outbound records name
         (shipped codes were mostly commissioned in earlier documents)."""
-        names = {
-            r[0]
-            for r in self._q(
-                "SELECT DISTINCT batch FROM events WHERE rid BETWEEN ? AND ? AND up=1 "
-                "AND batch IS NOT NULL"
-            )
-        }
+        names = {batch for batch, _, _, _ in self._event_keys() if batch is not None}
         names.update(b for _, _, _, _, _, _, b in self._outbound_rows() if b is not None)
+        for table in ("scans", "rejects"):  # the batches of the codes scanned or rejected
+            names.update(
+                r[0]
+                for r in self._q(
+                    f"SELECT DISTINCT batch FROM {table} WHERE rid BETWEEN ? AND ? "
+                    "AND batch IS NOT NULL"
+                )
+            )
         out = []
         for name in sorted(names):
             row = self.db.execute(
-                "SELECT batch, enterprise, site, line, product, production_date, "
-                "shelf_life_days, inspection, started, ended FROM batches WHERE batch=?",
-                (name,),
+                f"SELECT {BATCH_COLUMNS} FROM batches WHERE batch=?", (name,)
             ).fetchone()
             if row is not None:
                 out.append(BatchInfo(*row))
@@ -147,6 +278,23 @@ class DocumentContent:
             ).fetchall()
             self._outbound_cache = [(*r, batch_of(self.db, r[5])) for r in rows]
         return self._outbound_cache
+
+    def _event_keys(self) -> list[tuple[str | None, str, str, str]]:
+        """The distinct (batch, enterprise, site, line) of the document's events: one pass over
+        them for both :meth:`batches` and :meth:`sites` (cached)."""
+        if self._keys_cache is None:
+            self._keys_cache = self._q(
+                "SELECT DISTINCT batch, enterprise, site, line FROM events "
+                "WHERE rid BETWEEN ? AND ? AND up=1"
+            ).fetchall()
+        return self._keys_cache
+
+    def sites(self) -> list[Site]:
+        """The sites (and their lines) the document's records come from."""
+        lines: dict[tuple[str, str], set[str]] = {}
+        for _, ent, site, line in self._event_keys():
+            lines.setdefault((ent, site), set()).add(line)
+        return [Site(e, s, sorted(ls)) for (e, s), ls in sorted(lines.items())]
 
     def products(self, batches: list[BatchInfo]) -> list[ProductInfoSection]:
         ids = sorted({b.product for b in batches if b.product})
@@ -206,6 +354,38 @@ class DocumentContent:
             _, order, ts, customer, ctype, _, _ = items[0]
             codes = [(r[5], r[6]) for r in items]
             yield OutboundRecord(meta[rid], order, ts, customer, ctype, codes)
+
+    def feedings(self) -> Iterator[FeedRecord]:
+        meta = self._meta()
+        cur = self._q(
+            "SELECT rid, ts, device, material, lot, quantity, unit, point, operator, count "
+            "FROM feedings WHERE rid BETWEEN ? AND ? ORDER BY rid"
+        )
+        for rid, *rest in cur:
+            yield FeedRecord(meta[rid], *rest)
+
+    def rejects(self) -> Iterator[RejectRecord]:
+        meta = self._meta()
+        cur = self._q(
+            "SELECT rid, ts, device, batch, reason, code, parent, commissioned, value, unit, "
+            "count, detection FROM rejects WHERE rid BETWEEN ? AND ? ORDER BY rid"
+        )
+        for rid, ts, device, batch, reason, code, parent, comm, *rest in cur:
+            commissioned = None if comm is None else bool(comm)
+            yield RejectRecord(
+                meta[rid], ts, device, batch, reason, code, parent, commissioned, *rest
+            )
+
+    def scans(self, kind: str) -> Iterator[ScanRecord]:
+        """Inbound (``kind`` = inbound) or recall scans, in ingest order."""
+        meta = self._meta()
+        cur = self._q(
+            "SELECT rid, kind, ts, device, batch, code, level, ref, party, bags FROM scans "
+            "WHERE rid BETWEEN ? AND ? AND kind = ? ORDER BY rid",
+            kind,
+        )
+        for rid, *rest in cur:
+            yield ScanRecord(meta[rid], *rest)
 
 
 def batch_of(db: sqlite3.Connection, code: str) -> str | None:

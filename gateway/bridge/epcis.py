@@ -15,24 +15,51 @@ Mapping (contract "Platform XML"; URIs: gateway/bridge/uris.py):
 - outbound (``ship.outbound``; table 4): ``ObjectEvent`` OBSERVE, bizStep ``shipping``,
   disposition ``in_transit``, the order as ``bizTransaction`` (type ``desadv``: 出库单), the
   customer as ``destination`` (type ``owning_party``) and in ``sg:customer``.
+- feeding (``feed.material``; table 2 row 1): ``TransformationEvent``, the material (and lot) as
+  ``inputQuantityList`` (quantity, UN/CEFACT uom), the batch as ``outputQuantityList`` with
+  bizStep ``creating_class_instance``; material, lot, quantity, operator, point as ``sg:``.
+- rejects (``pack.reject``; table 3 row 3): a bag with a code is decommissioned — ``ObjectEvent``
+  DELETE, bizStep ``decommissioning``, disposition ``inactive`` — and, when it was in a case,
+  first taken out of it: ``AggregationEvent`` DELETE, bizStep ``removing`` (parent the case,
+  child the bag; its eventID is derived from the reject's: UUID v5). A reject without a code:
+  ``ObjectEvent`` OBSERVE, bizStep ``removing``, disposition ``non_conformant``, one unit of the
+  batch in ``quantityList``. Reason and readings as ``sg:``.
+- inbound (``ship.inbound``; 5.2): ``ObjectEvent`` OBSERVE, bizStep ``receiving``, disposition
+  ``in_progress``, the order as ``bizTransaction`` type ``recadv``, the supplier as ``source``.
+- recall scans (``recall.scan``; 10.6): ``ObjectEvent`` OBSERVE, bizStep ``receiving``,
+  disposition ``recalled``, the recall as ``bizTransaction`` type ``rma``, the party as ``source``.
+- table 6's public fields and table 2 row 2 (shift, person in charge) as master data in
+  ``EPCISHeader/extension/EPCISMasterData``: vocabulary ``EPCClass`` (each product
+  ``urn:saltgw:product:…`` and batch ``urn:saltgw:batch:…`` with its fields) and
+  ``BusinessLocation`` (each site ``urn:saltgw:loc:{enterprise}:{site}`` with the producer's
+  fields and its lines as ``children``); attribute ids ``urn:saltgw:mda:{name}``, names as the
+  platform profile's attributes (gateway/bridge/content.py), so both profiles carry the same facts.
 """
 
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import IO, Any
 
 from lxml import etree
 
 from gateway.bridge.content import (
+    BATCH_FIELDS,
+    ENTERPRISE_FIELDS,
+    PRODUCT_FIELDS,
     BatchInfo,
     CcpRecord,
     CodeGroup,
     DocumentContent,
     DocumentHeader,
     EventMeta,
+    FeedRecord,
     OutboundRecord,
+    RejectRecord,
     Relation,
+    ScanRecord,
+    fields_of,
 )
 from gateway.bridge.uris import (
     batch_uri,
@@ -40,8 +67,13 @@ from gateway.bridge.uris import (
     code_uri,
     device_uri,
     location_uri,
+    material_uri,
+    mda_uri,
     order_uri,
     party_uri,
+    product_uri,
+    recall_uri,
+    site_uri,
 )
 from gateway.bridge.xmlout import write_leaves, write_run
 
@@ -54,6 +86,8 @@ CBV = "urn:epcglobal:cbv:"
 # UN/CEFACT Recommendation 20 codes for the units CCP readings use
 UOM = {"g": "GRM", "kg": "KGM", "mg": "MGM", "mg/kg": "NA", "mm": "MMT", "ppm": "59"}
 SENSOR_TYPE = {"ccp.net_content": "gs1:Mass"}
+VTYPE = "urn:epcglobal:epcis:vtype:"
+STEP_OF = {"pack": "packing", "unpack": "unpacking", "remove": "removing"}
 
 
 def tz_offset(ts: str) -> str:
@@ -71,6 +105,20 @@ def _num(v: float) -> str:
     return repr(float(v))
 
 
+def _decimal(v: float) -> str:
+    """An ``xsd:decimal`` (no exponent)."""
+    return format(Decimal(repr(float(v))), "f")
+
+
+def removal_id(ev_id: str) -> str:
+    """The eventID of the AggregationEvent that takes a rejected bag out of its case: derived
+    from the reject's id (which its ObjectEvent carries), so both are unique and stable."""
+    try:
+        return str(uuid.uuid5(uuid.UUID(ev_id), "remove"))
+    except ValueError:
+        return ev_id + ":remove"
+
+
 class EpcisWriter:
     """A document profile: writes one EPCIS 2.0 document for one :class:`DocumentContent`."""
 
@@ -78,7 +126,8 @@ class EpcisWriter:
     namespace = EPCIS_NS
 
     def write(self, out: IO[bytes], header: DocumentHeader, content: DocumentContent) -> None:
-        batches = {b.batch: b for b in content.batches()}
+        batch_list = content.batches()
+        batches = {b.batch: b for b in batch_list}
         nsmap = {"epcis": EPCIS_NS, "sg": SG_NS, "gs1": GS1_NS}
         root_attrs = {
             "schemaVersion": "2.0",
@@ -88,19 +137,63 @@ class EpcisWriter:
         }
         with etree.xmlfile(out, encoding="UTF-8") as xf:
             xf.write_declaration(standalone=True)
-            with (
-                xf.element(f"{{{EPCIS_NS}}}EPCISDocument", root_attrs, nsmap=nsmap),
-                xf.element("EPCISBody"),
-                xf.element("EventList"),
-            ):
-                for group in content.code_groups():
-                    self._commissioning(xf, out, group, batches.get(group.batch or ""))
-                for rel in content.relations():
-                    self._aggregation(xf, out, rel)
-                for rec in content.ccp_records():
-                    self._inspecting(xf, rec)
-                for ob in content.outbound():
-                    self._shipping(xf, out, ob)
+            with xf.element(f"{{{EPCIS_NS}}}EPCISDocument", root_attrs, nsmap=nsmap):
+                self._master_data(xf, header, content, batch_list)
+                with xf.element("EPCISBody"), xf.element("EventList"):
+                    for group in content.code_groups():
+                        self._commissioning(xf, out, group, batches.get(group.batch or ""))
+                    for rel in content.relations():
+                        self._aggregation(xf, out, rel)
+                    for rec in content.ccp_records():
+                        self._inspecting(xf, rec)
+                    for ob in content.outbound():
+                        self._shipping(xf, out, ob)
+                    for feed in content.feedings():
+                        self._feeding(xf, feed)
+                    for rej in content.rejects():
+                        self._reject(xf, rej)
+                    for scan in (*content.scans("inbound"), *content.scans("recall")):
+                        self._scan(xf, scan)
+
+    # -- master data (table 6, table 2 row 2) ---------------------------------------------------
+    @staticmethod
+    def _master_data(
+        xf: Any, header: DocumentHeader, content: DocumentContent, batches: list[BatchInfo]
+    ) -> None:
+        products = content.products(batches)
+        sites = content.sites()
+        info = content.cfg.enterprise_info
+        if not (products or batches or sites):
+            return
+        with (
+            xf.element("EPCISHeader"),
+            xf.element("extension"),
+            xf.element("EPCISMasterData"),
+            xf.element("VocabularyList"),
+        ):
+            if products or batches:
+                with (
+                    xf.element("Vocabulary", {"type": VTYPE + "EPCClass"}),
+                    xf.element("VocabularyElementList"),
+                ):
+                    for p in products:
+                        uri = product_uri(header.enterprise, p.id)
+                        _vocabulary_element(xf, uri, fields_of(p, PRODUCT_FIELDS))
+                    for b in batches:
+                        uri = batch_uri(b.enterprise, b.batch)
+                        _vocabulary_element(xf, uri, fields_of(b, BATCH_FIELDS))
+            if sites:
+                with (
+                    xf.element("Vocabulary", {"type": VTYPE + "BusinessLocation"}),
+                    xf.element("VocabularyElementList"),
+                ):
+                    for site in sites:
+                        attrs = {"code": site.enterprise, "site": site.site}
+                        if info is not None:
+                            attrs.update(fields_of(info, ENTERPRISE_FIELDS))
+                        lines = [location_uri(site.enterprise, site.site, ln) for ln in site.lines]
+                        uri = site_uri(site.enterprise, site.site)
+                        _vocabulary_element(xf, uri, attrs, lines)
 
     # -- events ----------------------------------------------------------------------------------
     @staticmethod
@@ -127,6 +220,8 @@ class EpcisWriter:
             _leaf(xf, "disposition", CBV + "disp:active")
             if batch is not None:
                 self._where(xf, batch)
+                with xf.element("bizLocation"):
+                    _leaf(xf, "id", site_uri(batch.enterprise, batch.site))
             with xf.element("ilmd"):
                 _leaf(xf, f"{{{SG_NS}}}enterprise", g.enterprise)
                 if g.batch is not None:
@@ -136,17 +231,21 @@ class EpcisWriter:
                         ("productionDate", batch.production_date),
                         ("product", batch.product),
                         ("shelfLifeDays", batch.shelf_life_days),
+                        ("shift", batch.shift),
+                        ("personInCharge", batch.person_in_charge),
                     ):
                         if value is not None:
                             _leaf(xf, f"{{{SG_NS}}}{tag}", str(value))
 
     def _aggregation(self, xf: Any, out: IO[bytes], rel: Relation) -> None:
         pack = rel.action == "pack"
+        removal = rel.action == "remove"  # a rejected bag out of its case (pack.reject)
         with xf.element("AggregationEvent"):  # the busiest event type: leaves as text runs
+            eid = removal_id(rel.event.id) if removal else rel.event.id
             head = [
                 ("eventTime", rel.ts),
                 ("eventTimeZoneOffset", tz_offset(rel.ts)),
-                ("eventID", event_id(rel.event.id)),
+                ("eventID", event_id(eid)),
                 ("parentID", code_uri(rel.parent)),
             ]
             write_leaves(xf, out, head)
@@ -154,9 +253,10 @@ class EpcisWriter:
                 write_run(xf, out, "epc", [code_uri(c) for c in rel.children], uris=True)
             tail = [
                 ("action", "ADD" if pack else "DELETE"),
-                ("bizStep", CBV + ("bizstep:packing" if pack else "bizstep:unpacking")),
-                ("disposition", CBV + "disp:in_progress"),
+                ("bizStep", CBV + "bizstep:" + STEP_OF[rel.action]),
             ]
+            if not removal:  # the removed bag's own disposition is in its decommissioning
+                tail.append(("disposition", CBV + "disp:in_progress"))
             write_leaves(xf, out, tail)
             self._where(xf, rel.event)
             _leaf(xf, f"{{{SG_NS}}}level", rel.level)
@@ -215,6 +315,104 @@ class EpcisWriter:
             _leaf(xf, f"{{{SG_NS}}}order", ob.order)
             ctype = {} if ob.customer_type is None else {"type": ob.customer_type}
             _leaf(xf, f"{{{SG_NS}}}customer", ob.customer, ctype)
+
+    def _feeding(self, xf: Any, rec: FeedRecord) -> None:
+        ev = rec.event
+        with xf.element("TransformationEvent"):
+            self._head(xf, rec.ts, ev.id)
+            with xf.element("inputQuantityList"), xf.element("quantityElement"):
+                _leaf(xf, "epcClass", material_uri(ev.enterprise, rec.material, rec.lot))
+                _leaf(xf, "quantity", _decimal(rec.quantity))
+                if rec.unit in UOM:
+                    _leaf(xf, "uom", UOM[rec.unit])
+            if ev.batch is not None:
+                with xf.element("outputQuantityList"), xf.element("quantityElement"):
+                    _leaf(xf, "epcClass", batch_uri(ev.enterprise, ev.batch))
+                _leaf(xf, "bizStep", CBV + "bizstep:creating_class_instance")
+            self._where(xf, ev)
+            _extras(
+                xf,
+                material=rec.material, lot=rec.lot, quantity=_num(rec.quantity), unit=rec.unit,
+                point=rec.point, operator=rec.operator, count=rec.count, device=rec.device,
+                batch=ev.batch,
+            )  # fmt: skip
+
+    def _reject(self, xf: Any, rec: RejectRecord) -> None:
+        ev = rec.event
+        with xf.element("ObjectEvent"):
+            self._head(xf, rec.ts, ev.id)
+            if rec.code is not None:  # the code is decommissioned: never valid again
+                with xf.element("epcList"):
+                    _leaf(xf, "epc", code_uri(rec.code))
+                _leaf(xf, "action", "DELETE")
+                _leaf(xf, "bizStep", CBV + "bizstep:decommissioning")
+                _leaf(xf, "disposition", CBV + "disp:inactive")
+                self._where(xf, ev)
+            else:  # a bag whose code was not read: one unit of the batch off the line
+                _leaf(xf, "epcList", "")
+                _leaf(xf, "action", "OBSERVE")
+                _leaf(xf, "bizStep", CBV + "bizstep:removing")
+                _leaf(xf, "disposition", CBV + "disp:non_conformant")
+                self._where(xf, ev)
+                if rec.batch is not None:
+                    with xf.element("quantityList"), xf.element("quantityElement"):
+                        _leaf(xf, "epcClass", batch_uri(ev.enterprise, rec.batch))
+                        _leaf(xf, "quantity", "1")
+            commissioned = None if rec.commissioned is None else str(rec.commissioned).lower()
+            _extras(
+                xf,
+                reason=rec.reason, case=rec.parent, commissioned=commissioned,
+                value=None if rec.value is None else _num(rec.value), unit=rec.unit,
+                count=rec.count, detection=rec.detection, device=rec.device, batch=rec.batch,
+            )  # fmt: skip
+
+    def _scan(self, xf: Any, rec: ScanRecord) -> None:
+        ev = rec.event
+        inbound = rec.kind == "inbound"
+        with xf.element("ObjectEvent"):
+            self._head(xf, rec.ts, ev.id)
+            with xf.element("epcList"):
+                _leaf(xf, "epc", code_uri(rec.code))
+            _leaf(xf, "action", "OBSERVE")
+            _leaf(xf, "bizStep", CBV + "bizstep:receiving")
+            _leaf(xf, "disposition", CBV + ("disp:in_progress" if inbound else "disp:recalled"))
+            self._where(xf, ev)
+            if rec.ref is not None:
+                with xf.element("bizTransactionList"):
+                    if inbound:
+                        ref, bt = order_uri(ev.enterprise, rec.ref), {"type": CBV + "btt:recadv"}
+                    else:
+                        ref, bt = recall_uri(ev.enterprise, rec.ref), {"type": CBV + "btt:rma"}
+                    _leaf(xf, "bizTransaction", ref, bt)
+            if rec.party is not None:
+                with xf.element("sourceList"):
+                    src = {"type": CBV + "sdt:owning_party"}
+                    _leaf(xf, "source", party_uri(rec.party), src)
+            names = ("order", "supplier") if inbound else ("recall", "party")
+            _extras(
+                xf,
+                **{names[0]: rec.ref, names[1]: rec.party},
+                level=rec.level, bags=rec.bags, batch=rec.batch, device=rec.device,
+            )  # fmt: skip
+
+
+def _extras(xf: Any, **values: object) -> None:
+    """saltgw's extension leaves (``sg:{name}``) of an event, those with a value."""
+    for name, v in values.items():
+        if v is not None and v != "":
+            _leaf(xf, f"{{{SG_NS}}}{name}", str(v))
+
+
+def _vocabulary_element(
+    xf: Any, uri: str, attrs: dict[str, str], children: list[str] | None = None
+) -> None:
+    with xf.element("VocabularyElement", {"id": uri}):
+        for name, value in attrs.items():
+            _leaf(xf, "attribute", value, {"id": mda_uri(name)})
+        if children:
+            with xf.element("children"):
+                for child in children:
+                    _leaf(xf, "id", child)
 
 
 def _leaf(xf: Any, tag: str, text: str, attrib: dict[str, str] | None = None) -> None:

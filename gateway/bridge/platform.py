@@ -9,7 +9,7 @@ platform's format is another class with the same ``name`` / ``namespace`` / ``sc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.resources import files
 from itertools import chain
 from pathlib import Path
@@ -19,12 +19,19 @@ from lxml import etree
 
 from gateway.bridge.config import BridgeSection
 from gateway.bridge.content import (
+    BATCH_FIELDS,
+    ENTERPRISE_FIELDS,
+    PRODUCT_FIELDS,
     BatchInfo,
     CcpRecord,
     DocumentContent,
     DocumentHeader,
+    FeedRecord,
     OutboundRecord,
+    RejectRecord,
     Relation,
+    ScanRecord,
+    fields_of,
 )
 from gateway.bridge.xmlout import write_run
 
@@ -33,45 +40,9 @@ __all__ = ["PLATFORM_NS", "PlatformWriter", "platform_xsd_path"]
 PLATFORM_NS = "urn:saltgw:platform:1"
 T = TypeVar("T")
 
-PRODUCT_ATTRS = (
-    ("name", "name"),
-    ("net_content", "netContent"),
-    ("spec", "spec"),
-    ("standard", "standard"),
-    ("category", "category"),
-    ("process", "process"),
-    ("shelf_life_days", "shelfLifeDays"),
-    ("origin", "origin"),
-    ("raw_salt_source", "rawSaltSource"),
-    ("usage", "usage"),
-    ("tips", "tips"),
-    ("ingredients", "ingredients"),
-    ("storage", "storage"),
-    ("nutrition", "nutrition"),
-    ("special_groups", "specialGroups"),
-)
-ENTERPRISE_ATTRS = (
-    ("name", "name"),
-    ("address", "address"),
-    ("phone", "phone"),
-    ("website", "website"),
-    ("licence_no", "licenceNo"),
-    ("licence_valid", "licenceValid"),
-    ("credit_rating", "creditRating"),
-)
-
 
 def platform_xsd_path() -> Path:
     return Path(str(files("gateway.bridge") / "platform-1.xsd"))
-
-
-def _attrs(obj: object, names: tuple[tuple[str, str], ...]) -> dict[str, str]:
-    out = {}
-    for py, xml in names:
-        v = getattr(obj, py)
-        if v is not None and v != "":
-            out[xml] = str(v)
-    return out
 
 
 def _clean(d: dict[str, object | None]) -> dict[str, str]:
@@ -100,12 +71,12 @@ class PlatformWriter:
             with xf.element("TraceDocument", root, nsmap={None: PLATFORM_NS}):
                 info = self.cfg.enterprise_info
                 if info is not None:
-                    attrs = {"code": header.enterprise, **_attrs(info, ENTERPRISE_ATTRS)}
+                    attrs = {"code": header.enterprise, **fields_of(info, ENTERPRISE_FIELDS)}
                     _empty(xf, "Enterprise", attrs)
                 if products:
                     with xf.element("Products"):
                         for p in products:
-                            _empty(xf, "Product", {"id": p.id, **_attrs(p, PRODUCT_ATTRS)})
+                            _empty(xf, "Product", fields_of(p, PRODUCT_FIELDS))
                 if batches:
                     with xf.element("Batches"):
                         for b in batches:
@@ -119,6 +90,10 @@ class PlatformWriter:
                 self._relations(xf, out, content)
                 self._ccp(xf, content)
                 self._outbound(xf, out, content, product_of)
+                _section(xf, "Feedings", content.feedings(), _feed)
+                _section(xf, "Rejects", content.rejects(), _reject)
+                _section(xf, "Inbound", content.scans("inbound"), _scan)
+                _section(xf, "Recalls", content.scans("recall"), _scan)
 
     @staticmethod
     def _relations(xf: Any, out: IO[bytes], content: DocumentContent) -> None:
@@ -142,7 +117,8 @@ class PlatformWriter:
                 "line": ev.line,
             }
         )
-        with xf.element("Pack" if rel.action == "pack" else "Unpack", attrs):
+        tag = {"pack": "Pack", "unpack": "Unpack", "remove": "Remove"}[rel.action]
+        with xf.element(tag, attrs):
             write_run(xf, out, "C", rel.children)
 
     @staticmethod
@@ -208,20 +184,62 @@ class PlatformWriter:
             write_run(xf, out, "C", [c for c, _b in ob.codes], extra)
 
 
-def _batch_attrs(b: BatchInfo) -> dict[str, str]:
-    return _clean(
+def _num(v: float | None) -> str | None:
+    return None if v is None else repr(float(v))
+
+
+def _feed(xf: Any, rec: FeedRecord) -> None:
+    ev = rec.event
+    attrs = _clean(
         {
-            "id": b.batch,
-            "product": b.product,
-            "site": b.site,
-            "line": b.line,
-            "productionDate": b.production_date,
-            "shelfLifeDays": b.shelf_life_days,
-            "inspection": b.inspection,
-            "started": b.started,
-            "ended": b.ended,
+            "event": ev.id, "t": rec.ts, "batch": ev.batch, "line": ev.line,
+            "device": rec.device, "material": rec.material, "lot": rec.lot,
+            "quantity": _num(rec.quantity), "unit": rec.unit, "point": rec.point,
+            "operator": rec.operator, "count": rec.count,
         }
-    )
+    )  # fmt: skip
+    _empty(xf, "Feed", attrs)
+
+
+def _reject(xf: Any, rec: RejectRecord) -> None:
+    ev = rec.event
+    commissioned = None if rec.commissioned is None else str(rec.commissioned).lower()
+    attrs = _clean(
+        {
+            "event": ev.id, "t": rec.ts, "batch": rec.batch, "line": ev.line,
+            "device": rec.device, "reason": rec.reason, "code": rec.code, "case": rec.parent,
+            "commissioned": commissioned, "value": _num(rec.value), "unit": rec.unit,
+            "count": rec.count, "detection": rec.detection,
+        }
+    )  # fmt: skip
+    _empty(xf, "Reject", attrs)
+
+
+def _scan(xf: Any, rec: ScanRecord) -> None:
+    ev = rec.event
+    ref, party = ("order", "supplier") if rec.kind == "inbound" else ("recall", "party")
+    attrs = _clean(
+        {
+            "event": ev.id, "t": rec.ts, "code": rec.code, "level": rec.level,
+            ref: rec.ref, party: rec.party, "bags": rec.bags, "batch": rec.batch,
+            "line": ev.line, "device": rec.device,
+        }
+    )  # fmt: skip
+    _empty(xf, "Scan", attrs)
+
+
+def _section(xf: Any, tag: str, records: Iterator[T], write: Callable[[Any, T], None]) -> None:
+    """``<tag>`` with one element per record, or nothing when there is none."""
+    recs = _peek(records)
+    if recs is None:
+        return
+    with xf.element(tag):
+        for rec in recs:
+            write(xf, rec)
+
+
+def _batch_attrs(b: BatchInfo) -> dict[str, str]:
+    return fields_of(b, BATCH_FIELDS)
 
 
 def _peek(it: Iterator[T]) -> Iterator[T] | None:

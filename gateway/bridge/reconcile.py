@@ -14,9 +14,10 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gateway.bridge.kinds import KindCount, kind_counts
 from gateway.bridge.schema import BUILT_RID
 
 __all__ = ["BatchReport", "Reconciler", "batch_report", "by_state", "reports"]
@@ -35,14 +36,17 @@ class BatchReport:
     other_unacked: int  # packing / CCP / outbound records of the batch not acknowledged
     ended: bool  # batch.end seen
     last_activity: float
+    kinds: dict[str, KindCount] = field(default_factory=dict)  # per record kind (kinds.py)
 
     @property
     def complete(self) -> bool:
-        """Every code and record acknowledged (a batch without codes: once it has ended)."""
+        """Every code and record of every kind acknowledged (a batch without codes: once it has
+        ended)."""
         return (
             (self.commissioned > 0 or self.ended)
             and self.acknowledged == self.commissioned
             and self.other_unacked == 0
+            and all(k.complete for k in self.kinds.values())
         )
 
     @property
@@ -96,6 +100,7 @@ def batch_report(db: sqlite3.Connection, batch: str) -> BatchReport | None:
         other_unacked=sum(v for k, v in others.items() if k != "acked"),
         ended=head[0] is not None,
         last_activity=head[1],
+        kinds=kind_counts(db, batch),
     )
 
 

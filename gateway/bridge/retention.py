@@ -27,7 +27,7 @@ __all__ = ["PurgeReport", "keep_until", "purge"]
 
 log = logging.getLogger(__name__)
 
-TYPED = ("codes", "relations", "ccp", "outbound")
+TYPED = ("codes", "relations", "ccp", "outbound", "feedings", "rejects", "scans")
 
 
 @dataclass(slots=True)

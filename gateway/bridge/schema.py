@@ -15,7 +15,14 @@ in a document, so a document holds exactly the uploadable events with ``rid`` in
 - ``relations``: bag→case→pallet packing and unpacking, one row per child (table 2 分装信息).
 - ``ccp``: critical control point records (table 2 关键控制点的信息).
 - ``outbound``: outbound records, one row per code (table 4 销售出库信息).
-- ``batches``: a batch's product, production date, shelf life, inspection (tables 3, 6).
+- ``batches``: a batch's product, production date, shelf life, inspection (tables 3, 6), shift
+  (班组) and person in charge (负责人) (table 2 row 2).
+- ``feedings``: materials fed into the line (table 2 row 1 投料信息).
+- ``rejects``: bags taken off the line (table 3 row 3 不合格产品处置记录); a rejected bag that was
+  in a case also gets a ``relations`` row with action ``remove`` (it left the case), and its
+  ``codes`` row gets ``rejected`` (the code is decommissioned).
+- ``scans``: inbound (5.2 入库扫描) and recall (10.6 召回扫码登记) scans, one row per event, with
+  the batch of the code scanned.
 - ``quarantine``: payloads that were not valid events, with the reason.
 - ``documents`` / ``attempts``: the outbox and every delivery attempt with its outcome;
   ``documents.checked = 0`` marks one built without a schema check (``bridge.epcis_check: off``).
@@ -121,6 +128,52 @@ CREATE TABLE IF NOT EXISTS batches (
     completed       REAL
 );
 
+CREATE TABLE IF NOT EXISTS feedings (
+    rid      INTEGER PRIMARY KEY,
+    ts       TEXT NOT NULL,
+    device   TEXT,
+    batch    TEXT,
+    material TEXT NOT NULL,
+    lot      TEXT,
+    quantity REAL NOT NULL,
+    unit     TEXT NOT NULL,
+    point    TEXT,
+    operator TEXT,
+    count    INTEGER
+);
+CREATE INDEX IF NOT EXISTS feedings_batch ON feedings(batch);
+
+CREATE TABLE IF NOT EXISTS rejects (
+    rid          INTEGER PRIMARY KEY,
+    ts           TEXT NOT NULL,
+    device       TEXT,
+    batch        TEXT,
+    reason       TEXT NOT NULL,
+    code         TEXT,
+    parent       TEXT,
+    commissioned INTEGER,
+    value        REAL,
+    unit         TEXT,
+    count        INTEGER,
+    detection    INTEGER
+);
+CREATE INDEX IF NOT EXISTS rejects_batch ON rejects(batch);
+
+CREATE TABLE IF NOT EXISTS scans (
+    rid    INTEGER PRIMARY KEY,
+    kind   TEXT NOT NULL,
+    ts     TEXT NOT NULL,
+    device TEXT,
+    batch  TEXT,
+    code   TEXT NOT NULL,
+    level  TEXT,
+    ref    TEXT,
+    party  TEXT,
+    bags   INTEGER
+);
+CREATE INDEX IF NOT EXISTS scans_batch ON scans(batch);
+CREATE INDEX IF NOT EXISTS scans_code ON scans(code);
+
 CREATE TABLE IF NOT EXISTS quarantine (
     qid      INTEGER PRIMARY KEY,
     received REAL NOT NULL,
@@ -198,9 +251,25 @@ def connect(path: Path | str, *, create: bool = True) -> sqlite3.Connection:
     for col in ("prev", "chain"):  # stores written before the hash chain existed
         if col not in have:
             db.execute(f"ALTER TABLE events ADD COLUMN {col} BLOB")
-    if "checked" not in {r[1] for r in db.execute("PRAGMA table_info(documents)")}:
-        db.execute("ALTER TABLE documents ADD COLUMN checked INTEGER NOT NULL DEFAULT 1")
+    _add_columns(db)
     return db
+
+
+# columns added to existing tables after stores were written: (table, column, type)
+ADDED_COLUMNS = (
+    ("batches", "shift", "TEXT"),  # table 2 row 2 班组
+    ("batches", "person_in_charge", "TEXT"),  # table 2 row 2 负责人
+    ("codes", "rejected", "TEXT"),  # time of the pack.reject that decommissioned the code
+    ("outbound", "batch", "TEXT"),  # the batch of the code shipped (reconciliation per batch)
+    ("documents", "checked", "INTEGER NOT NULL DEFAULT 1"),  # 0: built unchecked (epcis_check)
+)
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    for table, col, typ in ADDED_COLUMNS:
+        if col not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {col} {typ}")
+    db.execute("CREATE INDEX IF NOT EXISTS outbound_batch ON outbound(batch)")
 
 
 def built_rid(db: sqlite3.Connection) -> int:

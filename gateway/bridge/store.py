@@ -11,6 +11,9 @@ Constraints:
   (:mod:`gateway.bridge.integrity`); ``saltgw verify`` reports the first broken link.
 - A code commissioned twice (two ``pack.bag`` events) keeps its first commissioning; the later
   event is kept with a note and not uploaded (the scanner raised ``alarm.duplicate_code``, 8.8).
+- A rejected bag (``pack.reject`` with a code) is decommissioned (``codes.rejected``) and taken
+  out of the case the event names, or else of the case the store has it in (a ``relations`` row
+  with action ``remove``): trace answers and uploads show it out of the case.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.bridge.content import batch_of
 from gateway.bridge.integrity import seal
+from gateway.bridge.line_records import check_line_record, label
 from gateway.bridge.records import BadEvent, Parsed, parse_event
 from gateway.bridge.schema import PENDING_EVENTS_SQL, connect
 
@@ -63,6 +68,7 @@ class TraceStore:
             for topic, payload in messages:
                 try:
                     ev = parse_event(payload)
+                    check_line_record(ev)
                 except BadEvent as exc:
                     self._quarantine(topic, payload, str(exc), now)
                     got.quarantined += 1
@@ -126,18 +132,46 @@ class TraceStore:
                 "INSERT INTO codes(rid, code, enterprise, batch, ts) VALUES (?,?,?,?,?)",
                 (rid, ev.codes[0], ev.enterprise, ev.batch, ev.ts),
             )
+        elif ev.type == "pack.reject":
+            self._reject(ev, rid)
         elif ev.group == "pack":
             self._relations(ev, rid)
         elif ev.type == "ship.outbound":
             d = ev.data
             db.executemany(
-                "INSERT INTO outbound(rid, pos, order_no, ts, customer, customer_type, code) "
-                "VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO outbound(rid, pos, order_no, ts, customer, customer_type, code, "
+                "batch) VALUES (?,?,?,?,?,?,?,?)",
                 [
-                    (rid, i, d["order"], ev.ts, d["customer"], d.get("customer_type"), c)
+                    (rid, i, d["order"], ev.ts, d["customer"], d.get("customer_type"), c,
+                     batch_of(db, c) or ev.batch)
                     for i, c in enumerate(ev.codes)
                 ],
-            )
+            )  # fmt: skip
+        elif ev.type == "feed.material":
+            d = ev.data
+            db.execute(
+                "INSERT INTO feedings(rid, ts, device, batch, material, lot, quantity, unit, "
+                "point, operator, count) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    rid, ev.ts, ev.device, ev.batch, d["material"], d.get("lot"),
+                    float(d["quantity"]), d["unit"], label(d.get("point")),
+                    label(d.get("operator")), d.get("count"),
+                ),
+            )  # fmt: skip
+        elif ev.type in ("ship.inbound", "recall.scan"):
+            d = ev.data
+            inbound = ev.type == "ship.inbound"
+            code = ev.codes[0]
+            db.execute(
+                "INSERT INTO scans(rid, kind, ts, device, batch, code, level, ref, party, bags) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    rid, "inbound" if inbound else "recall", ev.ts, ev.device,
+                    batch_of(db, code) or ev.batch, code, d.get("level"),
+                    d.get("order" if inbound else "recall"),
+                    d.get("supplier" if inbound else "party"), d.get("bags"),
+                ),
+            )  # fmt: skip
         elif ev.group == "ccp":
             d = ev.data
             value, limits = d["value"], d["limits"]
@@ -169,6 +203,50 @@ class TraceStore:
             "VALUES (?,?,?,?,?,?,?)",
             [(rid, i, parent, c, level, action, ev.ts) for i, c in enumerate(children)],
         )
+
+    def _reject(self, ev: Parsed, rid: int) -> None:
+        """A bag taken off the line: the reject record; a known code is decommissioned and taken
+        out of its case (the one the event names, else the one the store has it in)."""
+        d, db = ev.data, self.db
+        code = ev.codes[0] if ev.codes else None
+        parent: str | None = None
+        batch, commissioned = ev.batch, d.get("commissioned")
+        if code is not None:
+            row = db.execute("SELECT batch FROM codes WHERE code=?", (code,)).fetchone()
+            if row is not None:
+                batch = row[0] or batch
+                db.execute(
+                    "UPDATE codes SET rejected=COALESCE(rejected, ?) WHERE code=?", (ev.ts, code)
+                )
+            if commissioned is None:
+                commissioned = row is not None
+            held = self._container(code)
+            parent = d.get("case") or held
+            if parent is not None:
+                level = self._level_of(parent)
+                db.execute(
+                    "INSERT INTO relations(rid, pos, parent, child, level, action, ts) "
+                    "VALUES (?,?,?,?,?,?,?)",
+                    (rid, 0, parent, code, level, "remove", ev.ts),
+                )
+        db.execute(
+            "INSERT INTO rejects(rid, ts, device, batch, reason, code, parent, commissioned, "
+            "value, unit, count, detection) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                rid, ev.ts, ev.device, batch, d["reason"], code, parent,
+                None if commissioned is None else int(commissioned),
+                None if d.get("value") is None else float(d["value"]), d.get("unit"),
+                d.get("count"), d.get("detection"),
+            ),
+        )  # fmt: skip
+
+    def _container(self, code: str) -> str | None:
+        """The case or pallet the store has ``code`` in now, if any."""
+        row = self.db.execute(
+            "SELECT parent, action FROM relations WHERE child=? ORDER BY rid DESC LIMIT 1",
+            (code,),
+        ).fetchone()
+        return str(row[0]) if row is not None and row[1] == "pack" else None
 
     def _level_of(self, parent: str) -> str:
         row = self.db.execute(
@@ -204,17 +282,27 @@ class TraceStore:
                 "UPDATE batches SET product=COALESCE(?, product), "
                 "production_date=COALESCE(?, production_date, ?), "
                 "shelf_life_days=COALESCE(?, shelf_life_days), started=?, "
-                "inspection=COALESCE(?, inspection) WHERE batch=?",
+                "inspection=COALESCE(?, inspection), shift=COALESCE(?, shift), "
+                "person_in_charge=COALESCE(?, person_in_charge) WHERE batch=?",
                 (
                     _opt(d.get("product")), _opt(d.get("production_date")), ev.ts[:10],
-                    d.get("shelf_life_days"), ev.ts, _opt(d.get("inspection")), ev.batch,
+                    d.get("shelf_life_days"), ev.ts, _opt(d.get("inspection")),
+                    label(d.get("shift")), d.get("person_in_charge"), ev.batch,
                 ),
             )  # fmt: skip
         elif ev.type == "batch.end":
             db.execute(
                 "UPDATE batches SET ended=?, inspection=COALESCE(?, inspection), "
-                "production_date=COALESCE(production_date, ?) WHERE batch=?",
-                (ev.ts, _opt(d.get("inspection")), ev.ts[:10], ev.batch),
+                "production_date=COALESCE(production_date, ?), shift=COALESCE(shift, ?), "
+                "person_in_charge=COALESCE(?, person_in_charge) WHERE batch=?",
+                (
+                    ev.ts,
+                    _opt(d.get("inspection")),
+                    ev.ts[:10],
+                    label(d.get("shift")),
+                    d.get("person_in_charge"),
+                    ev.batch,
+                ),
             )
         else:
             db.execute(

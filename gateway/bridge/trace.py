@@ -95,6 +95,25 @@ def _outbound(db: sqlite3.Connection, codes: list[str]) -> list[dict[str, Any]]:
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
+def _scans(db: sqlite3.Connection, codes: list[str]) -> list[dict[str, Any]]:
+    """Inbound (5.2) and recall (10.6) scans of these codes."""
+    marks = ",".join("?" * len(codes))
+    rows = db.execute(
+        f"SELECT kind, ts, ref, party, code FROM scans WHERE code IN ({marks}) ORDER BY rid",
+        codes,
+    )
+    keys = ("kind", "ts", "ref", "party", "via")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def _reject(db: sqlite3.Connection, code: str) -> dict[str, Any] | None:
+    """The pack.reject that decommissioned ``code``, if any."""
+    row = db.execute(
+        "SELECT ts, reason, parent FROM rejects WHERE code=? ORDER BY rid LIMIT 1", (code,)
+    ).fetchone()
+    return None if row is None else {"ts": row[0], "reason": row[1], "case": row[2]}
+
+
 def _document(db: sqlite3.Connection, rid: int) -> dict[str, Any] | None:
     doc = document_of(db, rid)
     return None if doc is None else {"number": doc[1], "state": doc[2], "receipt": doc[3]}
@@ -117,13 +136,19 @@ def trace_code(
     if bag is None and not children and case is None:
         as_parent = db.execute("SELECT 1 FROM relations WHERE parent=? LIMIT 1", (code,))
         in_outbound = db.execute("SELECT 1 FROM outbound WHERE code=? LIMIT 1", (code,))
-        if as_parent.fetchone() is None and in_outbound.fetchone() is None:
+        scanned = db.execute("SELECT 1 FROM scans WHERE code=? LIMIT 1", (code,))
+        if (
+            as_parent.fetchone() is None
+            and in_outbound.fetchone() is None
+            and scanned.fetchone() is None
+        ):
             return None
     out: dict[str, Any] = {"code": code}
     if bag is not None:
         rid, enterprise, batch, ts, ev_id = bag
         out.update(kind="bag", enterprise=enterprise, batch=batch, commissioned=ts, event=ev_id)
         out["document"] = _document(db, rid)
+        out["rejected"] = _reject(db, code)
     else:
         level = db.execute(
             "SELECT level FROM relations WHERE parent=? ORDER BY rid DESC LIMIT 1", (code,)
@@ -139,6 +164,7 @@ def trace_code(
         out["ccp"] = ccp_of_batch(db, out["batch"], ccp_limit)
     holders = [code] + [h["code"] for h in (case, pallet) if h is not None]
     out["outbound"] = _outbound(db, holders)
+    out["scans"] = _scans(db, holders)
     return out
 
 

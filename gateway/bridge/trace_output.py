@@ -13,7 +13,7 @@ from gateway.bridge.config import BridgeSection
 from gateway.bridge.retention import purge as run_purge
 from gateway.bridge.trace import trace_batch, trace_code
 
-__all__ = ["batch", "code", "documents", "purge"]
+__all__ = ["batch", "code", "documents", "kind_lines", "purge"]
 
 
 def _j(obj: object) -> None:
@@ -88,6 +88,10 @@ def code(
     for key in ("case", "pallet"):
         h = t.get(key)
         lines.append(f"  {key:<13} " + (f"{h['code']} (packed {h['packed']})" if h else "-"))
+    rej = t.get("rejected")
+    if rej:
+        out_of = f", taken out of case {rej['case']}" if rej["case"] else ""
+        lines.append(f"  rejected      {rej['ts']} ({rej['reason']}{out_of}): decommissioned")
     doc = t.get("document")
     if doc:
         receipt = f", receipt {doc['receipt']}" if doc.get("receipt") else ""
@@ -101,6 +105,12 @@ def code(
         ctype = f" ({o['customer_type']})" if o["customer_type"] else ""
         via = "" if o["via"] == value else f"  via {o['via']}"
         lines.append(f"    {o['order']}  {o['ts']}  {o['customer']}{ctype}{via}")
+    if t["scans"]:
+        lines.append(f"  inbound and recall scans: {len(t['scans'])}")
+    for sc in t["scans"]:
+        via = "" if sc["via"] == value else f"  via {sc['via']}"
+        ref, party = sc["ref"] or "-", sc["party"] or "-"
+        lines.append(f"    {sc['kind']:<8} {sc['ts']}  {ref}  {party}{via}")
     print("\n".join(lines))
     return 0
 
@@ -123,12 +133,26 @@ def batch(db: sqlite3.Connection, value: str, cfg: BridgeSection | None, as_json
         f"{rec['acknowledged']} acknowledged, {rec['other_unacked']} other records not "
         f"acknowledged: {rec['state']}"
     )
+    print("\n".join(kind_lines(rec["kinds"])))
     print(f"  CCP records: {head['ccp']['total']} ({head['ccp']['fail']} fail)")
     print(f"  {'code':<24} {'case':<20} {'pallet':<20} {'document':<10} outbound")
     for c in codes:
         ob = "; ".join(f"{o['order']} → {o['customer']}" for o in c.outbound) or "-"
         print(f"  {c.code:<24} {c.case or '-':<20} {c.pallet or '-':<20} {c.state or '-':<10} {ob}")
     return 0
+
+
+def kind_lines(kinds: dict[str, dict[str, int]]) -> list[str]:
+    """The batch's records per kind: produced, in documents, acknowledged (and quarantined)."""
+    out = [f"  {'records':<10} {'produced':>9} {'in documents':>13} {'acknowledged':>13}"]
+    for kind, k in kinds.items():
+        mark = "" if k["acknowledged"] == k["produced"] else "  ← not all acknowledged"
+        quarantined = f"  ({k['quarantined']} in quarantined documents)" if k["quarantined"] else ""
+        out.append(
+            f"  {kind:<10} {k['produced']:>9} {k['documented']:>13} {k['acknowledged']:>13}"
+            f"{mark}{quarantined}"
+        )
+    return out
 
 
 def documents(db: sqlite3.Connection, as_json: bool) -> int:

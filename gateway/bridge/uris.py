@@ -14,6 +14,11 @@ relation with the codes inside). Other identifiers::
     urn:saltgw:order:{enterprise}:{order}                 outbound order (bizTransaction)
     urn:saltgw:party:{customer}                           the customer (destination)
     urn:saltgw:ccp:{kind}                                 a CCP measurement type
+    urn:saltgw:loc:{enterprise}:{site}                    a site (bizLocation, master data)
+    urn:saltgw:product:{enterprise}:{product}             a product (EPCClass master data)
+    urn:saltgw:material:{enterprise}:{material}[:{lot}]   a material fed (feed.material)
+    urn:saltgw:recall:{enterprise}:{recall}               a recall (bizTransaction)
+    urn:saltgw:mda:{name}                                 a master data attribute
 
 Every part is percent-encoded (RFC 3986 unreserved characters kept, UTF-8 otherwise), so any
 printable code or Chinese customer name gives a valid ``xsd:anyURI``; :func:`code_of` reverses
@@ -33,8 +38,13 @@ __all__ = [
     "code_uri",
     "device_uri",
     "location_uri",
+    "material_uri",
+    "mda_uri",
     "order_uri",
     "party_uri",
+    "product_uri",
+    "recall_uri",
+    "site_uri",
 ]
 
 CODE_PREFIX = "urn:saltgw:code:"
@@ -80,3 +90,24 @@ def party_uri(customer: str) -> str:
 
 def ccp_uri(kind: str) -> str:
     return f"urn:saltgw:ccp:{_p(kind)}"
+
+
+def site_uri(enterprise: str, site: str) -> str:
+    return f"urn:saltgw:loc:{_p(enterprise)}:{_p(site)}"
+
+
+def product_uri(enterprise: str, product: str) -> str:
+    return f"urn:saltgw:product:{_p(enterprise)}:{_p(product)}"
+
+
+def material_uri(enterprise: str, material: str, lot: str | None) -> str:
+    tail = "" if lot is None else f":{_p(lot)}"
+    return f"urn:saltgw:material:{_p(enterprise)}:{_p(material)}{tail}"
+
+
+def recall_uri(enterprise: str, recall: str) -> str:
+    return f"urn:saltgw:recall:{_p(enterprise)}:{_p(recall)}"
+
+
+def mda_uri(name: str) -> str:
+    return f"urn:saltgw:mda:{_p(name)}"

@@ -35,8 +35,9 @@ SHIFT = Field("shift", label(), "The shift (班组) producing the batch; null wh
 BATCH_NOTES = (
     "The line_plc profile sends exactly these fields. The bridge (docs/bridge.md) also reads "
     "`production_date` (`YYYY-MM-DD`; default: the date of `ts`), `shelf_life_days` (a positive "
-    "integer) and `inspection` (the batch's inspection result, table 6 row 23) when another "
-    "producer, e.g. the MES, adds them."
+    "integer), `inspection` (the batch's inspection result, table 6 row 23) and "
+    "`person_in_charge` (the batch's 负责人, table 2 row 2: text) when another producer, e.g. "
+    "the MES, adds them; it uploads them, and `shift`, with the batch."
 )
 
 START = EventSpec(

@@ -145,3 +145,74 @@ GARBAGE = [
     ).encode(),
     b"\xff\xfe\x00garbage",
 ]
+
+
+@dataclass
+class LineRecords:
+    """The records besides codes, packing, CCP and outbound that one batch adds (issue 13)."""
+
+    events: list[dict[str, Any]]
+    feedings: list[dict[str, Any]]  # the feed.material data, in order
+    rejects: list[tuple[str, str | None, str | None]]  # (reason, code, case it left)
+    decommissioned: list[str]  # codes of rejected bags
+    inbound: list[tuple[str, str | None, str | None]]  # (code, order, supplier)
+    recalls: list[tuple[str, str | None, str | None]]  # (code, recall, party)
+
+
+def line_records(f: LineEvents, plan: BatchPlan) -> LineRecords:
+    """For a plan with at least two cases and a pallet: two feedings; four rejects — a bag out
+    of the case the event names, a bag out of the case only the store knows (an older gateway),
+    a bag in no case, and a bag whose code was not read; an inbound scan of the first pallet
+    and of an unknown code; a recall scan of a bag and of the second case."""
+    b = plan.batch
+    cases = list(plan.cases)
+    loose = [c for c in plan.bags if not any(c in kids for kids in plan.cases.values())]
+    assert len(cases) >= 2 and plan.pallets and loose, "plan too small for line_records"
+    feed = [
+        {"material": "原盐 (日晒盐)", "lot": "RS-2026-11-07", "quantity": 25.5, "unit": "kg",
+         "point": "hopper 1", "operator": "张三", "count": 7},
+        {"material": "碘酸钾", "lot": None, "quantity": 0.125, "unit": "kg", "point": None,
+         "operator": 42, "count": 8},
+    ]  # fmt: skip
+    in_case, in_case_too = plan.cases[cases[0]][0], plan.cases[cases[1]][-1]
+    rejects = [
+        ("reject_chute", in_case, cases[0]),
+        ("reject_chute", in_case_too, cases[1]),
+        ("reject_chute", loose[0], None),
+        ("net_content", None, None),
+    ]
+    evs = [f.make("feed.material", d, b, device="plc1") for d in feed]
+    evs.append(
+        f.make(
+            "pack.reject",
+            {"reason": "reject_chute", "code": in_case, "commissioned": True, "case": cases[0]},
+            b,
+            "rej1",
+        )
+    )
+    evs.append(f.make("pack.reject", {"reason": "reject_chute", "code": in_case_too}, b, "rej1"))
+    evs.append(
+        f.make(
+            "pack.reject",
+            {"reason": "reject_chute", "code": loose[0], "commissioned": True},
+            b,
+            "rej1",
+        )
+    )
+    evs.append(f.make("pack.reject", {"reason": "net_content", "value": 380.0, "unit": "g",
+                                      "count": 17}, b, "cw1"))  # fmt: skip
+    pallet = next(iter(plan.pallets))
+    unknown = f"{f.enterprise}ZZUNKNOWN1"  # a code this line never packed
+    inbound = [(pallet, "IN-2026-0042", "泰安市盐业公司"), (unknown, None, None)]
+    for code, order, supplier in inbound:
+        level = "pallet" if code == pallet else "unknown"
+        data = {"code": code, "level": level, "order": order, "supplier": supplier,
+                "bags": 40 if code == pallet else 1, "children": []}  # fmt: skip
+        evs.append(f.make("ship.inbound", data, None, device="in1"))
+    recalls = [(plan.bags[1], "RC-2026-003", "某超市"), (cases[1], "RC-2026-003", None)]
+    for code, recall, party in recalls:
+        level = "bag" if code in plan.bags else "case"
+        data = {"code": code, "level": level, "recall": recall, "party": party, "bags": 1,
+                "children": []}  # fmt: skip
+        evs.append(f.make("recall.scan", data, None, device="rc1"))
+    return LineRecords(evs, feed, rejects, [in_case, in_case_too, loose[0]], inbound, recalls)

@@ -59,7 +59,11 @@ def test_no_child_is_ever_in_two_live_parents(
         if kind == "commission":
             agg.commission(step[1], batch=step[2], sku=None, ts=T0)
         elif kind == "reject":
-            agg.reject(step[1], T0)
+            was = agg.reject(step[1], T0)
+            if was is not None and was.parent is not None:  # taken out of its case
+                live[was.parent].discard(step[1])
+            now = agg.item(step[1])
+            assert now is not None and now.parent is None and now.status == "rejected"
         elif kind in ("case", "pallet"):
             res = agg.bind(step[1], list(step[2]), level=kind, expected=step[3], ts=T0)
             if res.ok:

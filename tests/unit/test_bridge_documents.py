@@ -246,6 +246,15 @@ def test_any_printable_code_gives_valid_documents_and_round_trips(
     evs.append(f.make("pack.case", {"code": "8035<&>", "children": codes}, "B&<1>"))
     data = {"order": "SO/1 &", "customer": customer, "codes": ["8035<&>"]}
     evs.append(f.make("ship.outbound", data, None))
+    evs.append(f.make("pack.reject", {"reason": customer, "code": codes[0]}, "B&<1>"))
+    feed = {"material": customer, "lot": "L&<1>", "quantity": 1e-05, "unit": customer}
+    evs.append(f.make("feed.material", feed, "B&<1>"))
+    for etype, keys in (
+        ("ship.inbound", ("order", "supplier")),
+        ("recall.scan", ("recall", "party")),
+    ):
+        scan = {"code": "8035<&>", keys[0]: "IN/1 &", keys[1]: customer}
+        evs.append(f.make(etype, scan, None))
     store = TraceStore(tmp / "t.db")
     store.ingest([("t", payload(e)) for e in evs])
     for profile in ("epcis", "platform"):
@@ -256,6 +265,14 @@ def test_any_printable_code_gives_valid_documents_and_round_trips(
         assert all(d.state == "pending" for d in built), [d.error for d in built]
         facts = facts_of(_bodies(store))
         assert facts.codes == codes
-        assert facts.relations == [("pack", "8035<&>", tuple(codes))]
+        assert facts.relations == [
+            ("pack", "8035<&>", tuple(codes)),
+            ("remove", "8035<&>", (codes[0],)),
+        ]
+        assert facts.rejects == [(customer, codes[0], "8035<&>")]
+        assert [(fd["material"], fd["lot"], fd["unit"]) for fd in facts.feedings] == [
+            (customer, "L&<1>", customer)
+        ]
+        assert facts.inbound == facts.recalls == [("8035<&>", "IN/1 &", customer)]
     for c in codes:
         assert code_of(code_uri(c)) == c

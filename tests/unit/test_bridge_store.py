@@ -76,6 +76,54 @@ BAD: list[tuple[bytes, str]] = [
         ).encode(),
         "verdict must be 'pass' or 'fail'",
     ),
+    (
+        json.dumps(_ev(type="feed.material", data={"quantity": 1, "unit": "kg"})).encode(),
+        "feed.material: data.material must be a non-empty string",
+    ),
+    (
+        json.dumps(
+            _ev(type="feed.material", data={"material": "盐", "quantity": 0, "unit": "kg"})
+        ).encode(),
+        "data.quantity must be a number > 0",
+    ),
+    (
+        json.dumps(
+            _ev(
+                type="feed.material",
+                data={"material": "盐", "quantity": 2, "unit": "kg", "operator": ["li"]},
+            )
+        ).encode(),
+        "data.operator must be text, a number or null",
+    ),
+    (json.dumps(_ev(type="pack.reject", data={})).encode(), "data.reason must be a non-empty"),
+    (
+        json.dumps(_ev(type="pack.reject", data={"reason": "x", "case": "8035C1"})).encode(),
+        "case names a case but no code",
+    ),
+    (
+        json.dumps(_ev(type="pack.reject", data={"reason": "x", "code": "8035 B"})).encode(),
+        "pack.reject: data.code holds control or space characters",
+    ),
+    (
+        json.dumps(_ev(type="pack.reject", data={"reason": "x", "count": -1})).encode(),
+        "data.count must be an integer >= 0 or null",
+    ),
+    (
+        json.dumps(_ev(type="ship.inbound", data={"order": "IN-1"})).encode(),
+        "ship.inbound: data.code must be a code",
+    ),
+    (
+        json.dumps(_ev(type="recall.scan", data={"code": "8035B1", "level": "box"})).encode(),
+        "data.level must be bag | case | pallet | unknown",
+    ),
+    (
+        json.dumps(_ev(type="recall.scan", data={"code": "8035B1", "recall": ""})).encode(),
+        "data.recall must be a non-empty string or null",
+    ),
+    (
+        json.dumps(_ev(type="batch.start", data={"person_in_charge": 7})).encode(),
+        "data.person_in_charge must be a non-empty string or null",
+    ),
     (json.dumps(_ev(type="batch.start", batch=None, data={})).encode(), "names no batch"),
     (
         json.dumps(_ev(type="batch.start", data={"production_date": "22/11/2026"})).encode(),

@@ -150,6 +150,9 @@ def aggregation_golden_case(case: dict[str, Any], store: Path, out: Produced) ->
         elif kind == "commission":
             for code in args["codes"]:
                 agg.commission(_code(code), batch=args.get("batch"), sku=args.get("sku"), ts=ts)
+        elif kind == "reject" and last:  # the reject chute's scanner, as on the line
+            line.add("rej1", "bag_scanner", action="reject")
+            out.add(source, line.scan("rej1", _code(args["code"])))
         elif kind == "reject":
             agg.reject(_code(args["code"]), ts)
         elif kind == "bind":
@@ -440,6 +443,7 @@ def test_the_aggregation_golden_cases_give_events(produced: Produced) -> None:
         ("an operator closes an open case as partial", ["pack.case"]),
         ("unpacking a pallet frees its cases, which keep their bags", ["pack.unpack"]),
         ("refused - commissioning a code the line knows already", ["alarm.duplicate_code"]),
+        ("a rejected bag is taken out of its case", ["pack.reject"]),
     ):
         assert per_case[f"aggregation case {name!r}"] == expect, name
 

@@ -167,6 +167,27 @@ def test_unpack_frees_bags_and_reject_chute(line: Line) -> None:
     assert [r.reason for r in res.refusals] == ["rejected_child"]
 
 
+def test_reject_chute_takes_a_packed_bag_out_of_its_case(line: Line) -> None:
+    line.add("scan1", "bag_scanner")
+    line.add("rej1", "bag_scanner", action="reject")
+    line.add("case1", "case_packer", bags_per_case=2)
+    line.scan("scan1", bag(1))
+    line.scan("scan1", bag(2))
+    (case,) = line.scan("case1", "8035CASE000001")
+    assert case.type == "pack.case" and case.data["children"] == [bag(1), bag(2)]
+    (rej,) = line.scan("rej1", bag(2))
+    assert rej.type == "pack.reject"
+    assert rej.data == {"code": bag(2), "reason": "reject_chute", "commissioned": True,
+                        "case": "8035CASE000001"}  # fmt: skip
+    agg = line.profiles["case1"].trace.agg
+    assert agg.children("8035CASE000001") == [bag(1)]
+    item = agg.item(bag(2))
+    assert item is not None and item.parent is None and item.status == "rejected"
+    (again,) = line.scan("rej1", bag(1))  # the case's last bag: the case is empty afterwards
+    assert again.data["case"] == "8035CASE000001"
+    assert agg.children("8035CASE000001") == []
+
+
 def test_kpi_scan_rate_alarm_and_snapshot(line: Line) -> None:
     line.add("scan1", "bag_scanner")
     kpi = line.add("cw1", "scan_kpi", scan_rate_threshold=0.9, min_bags=10, window_secs=30)
