@@ -5,17 +5,28 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=${1:-all}
-if [ "${2:-}" = apt ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+if [ "${2:-}" = apt ]; then
   need=""
   [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || need="$need mosquitto"
   command -v mosquitto_sub >/dev/null || need="$need mosquitto-clients"
   ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0' || need="$need libzbar0"
-  if [ -n "$need" ]; then
+  if [ -n "$need" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing Debian packages:$need" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null
+  elif [ -n "$need" ]; then
+    echo "the tests need these Debian packages, and only root can install them:" >&2
+    echo "  sudo apt-get install -y --no-install-recommends$need" >&2
+    echo "(without them the broker tests skip locally and fail in CI)" >&2
   fi
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e ".[$extras]"
+if [ "$extras" = dev ]; then
+  # inert unless SALTGW_TEST_CLOCK_SHIFT_DAYS is set: then every Python process of the venv runs
+  # with its wall clock shifted (tests/support/clock_shift.py)
+  site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  shift_py="$PWD/tests/support/clock_shift.py"
+  printf '%s\n' "import os; p = '$shift_py'; os.environ.get('SALTGW_TEST_CLOCK_SHIFT_DAYS') and os.path.isfile(p) and exec(compile(open(p).read(), p, 'exec'), {'__name__': 'saltgw_clock_shift'})" >"$site/saltgw-clock-shift.pth"
+fi
