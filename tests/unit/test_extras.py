@@ -49,7 +49,7 @@ def test_every_shipped_driver_and_simulator_names_its_extra() -> None:
         "modbus": ("modbus", ("pymodbus", "serial")),
         "opcua": ("opcua", ("asyncua",)),
         "scanner": ("scanner", ("serial",)),
-        "camera": ("camera", ("cv2", "pyzbar", "numpy")),
+        "camera": ("camera", ("cv2", "numpy")),
     }
     sims = {n: (s.extra, s.requires) for n, s in simulator_specs().items()}
     modbus_sims = ("checkweigher", "metal_detector", "inspection_panel", "iodine_doser")
