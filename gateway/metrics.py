@@ -216,6 +216,15 @@ def _bridge(bridge: Any) -> Iterator[Metric]:
             "Events stored in the trace store (de-duplicated by id).",
             c.store.stats.accepted,
         )
+        quarantined = CounterMetricFamily(
+            "saltgw_bridge_quarantined_messages",
+            "Messages the bridge kept in quarantine instead of storing them, by reason "
+            "(docs/bridge.md).",
+            labels=["reason"],
+        )
+        for kind, n in sorted(c.store.stats.by_kind.items()):
+            quarantined.add_metric([kind], n)
+        yield quarantined
     yield _counter(
         "saltgw_bridge_documents_built",
         "Documents built into the outbox (schema-checked; failures quarantined).",

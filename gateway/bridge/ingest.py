@@ -191,12 +191,22 @@ class Consumer:
     def _commit_and_ack(self) -> None:
         while self._inbox:
             group = self._inbox[:MAX_GROUP]
+            msgs = [(m.topic, m.payload) for m in group]
             try:
-                self.store.ingest([(m.topic, m.payload) for m in group])  # commits
-            except sqlite3.Error as exc:  # e.g. a full disk: nothing acked, try again soon
+                self.store.ingest(msgs)  # commits
+            except sqlite3.OperationalError as exc:  # e.g. a full disk: nothing acked, retried
                 log.error("bridge: cannot store %d events: %s (not acknowledged)", len(group), exc)
                 self.stop.wait(1.0)
                 return
+            except Exception:  # never a poison loop: keep them as they came, acknowledge
+                log.exception("bridge: storing %d messages failed; quarantined as received",
+                              len(group))  # fmt: skip
+                try:
+                    self.store.quarantine_raw(msgs, "bridge error while storing the group")
+                except sqlite3.Error as exc:
+                    log.error("bridge: cannot quarantine them either: %s (not acknowledged)", exc)
+                    self.stop.wait(1.0)
+                    return
             del self._inbox[: len(group)]
             self.received += len(group)
             for m in group:

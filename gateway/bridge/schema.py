@@ -16,7 +16,9 @@ in a document, so a document holds exactly the uploadable events with ``rid`` in
 - ``ccp``: critical control point records (table 2 关键控制点的信息).
 - ``outbound``: outbound records, one row per code (table 4 销售出库信息).
 - ``batches``: a batch's product, production date, shelf life, inspection (tables 3, 6).
-- ``quarantine``: payloads that were not valid events, with the reason.
+- ``quarantine``: messages that were not valid events: topic, reason, ``kind`` (its category,
+  :data:`gateway.bridge.records.KINDS`), the payload's ``size`` and its first
+  :data:`QUARANTINE_PAYLOAD_BYTES` bytes.
 - ``documents`` / ``attempts``: the outbox and every delivery attempt with its outcome.
 - ``pruned``: the hash-chain links of records removed by retention (:mod:`.integrity`).
 - ``access_log``: every trace query, who asked and the outcome (:mod:`.access`).
@@ -27,7 +29,16 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-__all__ = ["PENDING_EVENTS_SQL", "SCHEMA", "built_rid", "connect", "document_of"]
+__all__ = [
+    "PENDING_EVENTS_SQL",
+    "QUARANTINE_PAYLOAD_BYTES",
+    "SCHEMA",
+    "built_rid",
+    "connect",
+    "document_of",
+]
+
+QUARANTINE_PAYLOAD_BYTES = 64 * 1024  # what is kept of a quarantined payload
 
 BUILT_RID = "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'built_rid'), 0)"
 PENDING_EVENTS_SQL = f"SELECT COUNT(*) FROM events WHERE up = 1 AND rid > {BUILT_RID}"
@@ -125,7 +136,9 @@ CREATE TABLE IF NOT EXISTS quarantine (
     received REAL NOT NULL,
     topic    TEXT NOT NULL,
     payload  BLOB NOT NULL,
-    reason   TEXT NOT NULL
+    reason   TEXT NOT NULL,
+    kind     TEXT,
+    size     INTEGER
 );
 
 CREATE TABLE IF NOT EXISTS documents (
@@ -196,6 +209,10 @@ def connect(path: Path | str, *, create: bool = True) -> sqlite3.Connection:
     for col in ("prev", "chain"):  # stores written before the hash chain existed
         if col not in have:
             db.execute(f"ALTER TABLE events ADD COLUMN {col} BLOB")
+    have = {r[1] for r in db.execute("PRAGMA table_info(quarantine)")}
+    for col, kind in (("kind", "TEXT"), ("size", "INTEGER")):  # stores from before they existed
+        if col not in have:
+            db.execute(f"ALTER TABLE quarantine ADD COLUMN {col} {kind}")
     return db
 
 
