@@ -88,7 +88,15 @@ class Consumer:
         # SUBACK received on the current connection: from then on the broker holds every event
         # for us (the gateway waits for it before publishing: runtime.py, Forwarder.gate)
         self.subscribed = threading.Event()
+        # filters the broker refused on the current connection (an ACL): filter → reason; they
+        # are asked for again with backoff, and /healthz names them meanwhile
+        self.refused: dict[str, str] = {}
+        self._granted: set[str] = set()
+        self._sub_mids: dict[int, list[str]] = {}
+        self._sub_attempts = 0
+        self._resub_at = 0.0
         self.received = 0
+        self.used = False  # run() was called (a restart makes a new Consumer)
         self._epoch = 0
         self._inbox: list[_Msg] = []
         c = paho.Client(
@@ -114,25 +122,57 @@ class Consumer:
             log.error("bridge: broker %s:%d refused the connection: %s", self.host, self.port, rc)
             return
         self._epoch += 1
-        c.subscribe([(f, 1) for f in self.filters])
+        self._granted.clear()
+        self._sub_mids.clear()
+        self._sub_attempts = 0
+        self._subscribe(list(self.filters))
         log.info(
             "bridge: connected to %s:%d (session present: %s), subscribed %s",
             self.host, self.port, flags.session_present, self.filters,
         )  # fmt: skip
         self.connected.set()
 
+    def _subscribe(self, filters: list[str]) -> None:
+        rc, mid = self.client.subscribe([(f, 1) for f in filters])
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._sub_mids[mid] = filters
+
     def _on_subscribe(self, c: Any, u: Any, mid: int, codes: list[ReasonCode], p: Any) -> None:
-        refused = [f for f, rc in zip(self.filters, codes, strict=False) if rc.is_failure]
-        if refused:
-            log.error("bridge: broker refused the subscription to %s", refused)
+        filters = self._sub_mids.pop(mid, [])
+        for f, rc in zip(filters, codes, strict=False):
+            if rc.is_failure:
+                self.refused[f] = str(rc)
+            else:
+                self.refused.pop(f, None)
+                self._granted.add(f)
+        if self.refused:
+            self._sub_attempts += 1
+            delay = self._delay(self._sub_attempts)
+            self._resub_at = time.monotonic() + delay
+            log.error(
+                "bridge: the broker refused the subscription to %s (%s); asking again in %.1f s "
+                "(events wait in the gateway's journal meanwhile)",
+                ", ".join(repr(f) for f in self.refused), ", ".join(set(self.refused.values())),
+                delay,
+            )  # fmt: skip
             return
-        self.subscribed.set()
+        if self._granted >= set(self.filters) and not self.subscribed.is_set():
+            if self._sub_attempts:
+                log.warning("bridge: the broker granted the subscriptions now")
+            self.subscribed.set()
+
+    def _retry_refused(self) -> None:
+        """Ask again for refused filters once their backoff has passed (the ACL may be fixed)."""
+        if self.refused and self.connected.is_set() and time.monotonic() >= self._resub_at:
+            self._resub_at = float("inf")  # until this SUBACK answers
+            self._subscribe(list(self.refused))
 
     def _on_disconnect(self, c: Any, u: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
         if self.connected.is_set():
             log.warning("bridge: disconnected from %s:%d: %s", self.host, self.port, rc)
         self.connected.clear()
         self.subscribed.clear()
+        self.refused.clear()
 
     def _on_message(self, c: Any, u: Any, msg: paho.MQTTMessage) -> None:
         self._inbox.append(_Msg(msg.mid, msg.qos, msg.topic, bytes(msg.payload), self._epoch))
@@ -160,10 +200,12 @@ class Consumer:
                     continue
             rc = self.client.loop(timeout=LOOP_SECS)
             self._commit_and_ack()
+            self._retry_refused()
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 open_ = False
                 self.connected.clear()
                 self.subscribed.clear()
+                self.refused.clear()
                 attempts += 1
                 next_try = time.monotonic() + self._delay(attempts)
             elif self.connected.is_set():
