@@ -17,12 +17,14 @@ Constraints:
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import sqlite3
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,12 +36,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.bridge.store import TraceStore
 from gateway.config.models import MqttSection
+from gateway.replay import replay_topic
 
 __all__ = ["Consumer", "subscriptions"]
 
 log = logging.getLogger(__name__)
 
 LOOP_SECS = 0.05
+GAP_CHECK_SECS = 0.5  # how often open seq gaps are looked at (alarm, replay request)
 MAX_GROUP = 2000  # messages committed in one transaction at most
 
 
@@ -75,8 +79,14 @@ class Consumer:
         filters: list[str],
         session_expiry_secs: int,
         stop: threading.Event,
+        prefix: str = "salt/v1",
+        alarm: Callable[..., None] | None = None,
     ) -> None:
         self.store = store
+        self.prefix = prefix
+        self.alarm = alarm
+        self._next_gap_check = 0.0
+        self.replays_asked = 0
         self.host, self.port = host, port
         self.filters = filters
         self.stop = stop
@@ -201,6 +211,7 @@ class Consumer:
             rc = self.client.loop(timeout=LOOP_SECS)
             self._commit_and_ack()
             self._retry_refused()
+            self._check_gaps()
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 open_ = False
                 self.connected.clear()
@@ -215,6 +226,38 @@ class Consumer:
             self.client.loop(timeout=0.1)  # flush the last PUBACKs
             self.client.disconnect()
             self.client.loop(timeout=0.1)
+
+    def _check_gaps(self) -> None:
+        """Alarm seq gaps past their grace and ask the gateway to replay them (gaps.py)."""
+        now = time.time()
+        if now < self._next_gap_check:
+            return
+        self._next_gap_check = now + GAP_CHECK_SECS
+        gaps = self.store.gaps
+        if not gaps.gaps:
+            return
+        alarms, asks = gaps.due(self.store.db, now)
+        for gap in alarms:
+            self._raise(gaps.alarm_data(gap, "missing"))
+        if not self.connected.is_set():
+            return
+        for r in asks:
+            topic = replay_topic(self.prefix, r.enterprise, r.site, r.gateway)
+            body = json.dumps({"from": r.lo, "to": r.hi}).encode()
+            self.client.publish(topic, body, qos=1)
+            self.replays_asked += 1
+            log.warning("bridge: asked gateway %s to replay seq %d..%d", r.gateway, r.lo, r.hi)
+
+    def _raise(self, data: dict[str, Any]) -> None:
+        if data["state"] == "missing":
+            log.warning("alarm.seq_gap: %s", data["detail"])
+        else:
+            log.info("alarm.seq_gap cleared: %s", data["detail"])
+        if self.alarm is not None:
+            try:
+                self.alarm(data, "alarm.seq_gap")
+            except Exception:  # the alarm sink must not stop ingest
+                log.exception("bridge: raising alarm.seq_gap failed")
 
     def _delay(self, attempts: int) -> float:
         lo, hi = self.backoff
@@ -251,6 +294,13 @@ class Consumer:
                     return
             del self._inbox[: len(group)]
             self.received += len(group)
+            for gap in self.store.filled:
+                if gap.alarmed is not None:
+                    self._raise(self.store.gaps.alarm_data(gap, "filled"))
+                else:
+                    log.info("bridge: gateway %s seq %d..%d arrived late (within the grace)",
+                             gap.gateway, gap.lo, gap.hi)  # fmt: skip
+            self.store.filled = []
             for m in group:
                 if m.qos > 0 and m.epoch == self._epoch and self.connected.is_set():
                     self.client.ack(m.mid, m.qos)

@@ -20,6 +20,9 @@ in a document, so a document holds exactly the uploadable events with ``rid`` in
   :data:`gateway.bridge.records.KINDS`), the payload's ``size`` and its first
   :data:`QUARANTINE_PAYLOAD_BYTES` bytes.
 - ``documents`` / ``attempts``: the outbox and every delivery attempt with its outcome.
+- ``seq_ranges`` / ``seq_gaps``: every gateway's ``seq`` received, as ranges, and the holes
+  between them with when each was first seen and alarmed (:mod:`.gaps`), written in the
+  transaction that stores the events.
 - ``pruned``: the hash-chain links of records removed by retention (:mod:`.integrity`).
 - ``access_log``: every trace query, who asked and the outcome (:mod:`.access`).
 """
@@ -185,6 +188,25 @@ CREATE TABLE IF NOT EXISTS access_log (
     subject TEXT,
     outcome TEXT NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS seq_ranges (
+    gateway    TEXT NOT NULL,
+    lo         INTEGER NOT NULL,
+    hi         INTEGER NOT NULL,
+    enterprise TEXT NOT NULL,
+    site       TEXT NOT NULL,
+    PRIMARY KEY (gateway, lo)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS seq_gaps (
+    gateway  TEXT NOT NULL,
+    lo       INTEGER NOT NULL,
+    hi       INTEGER NOT NULL,
+    since    REAL NOT NULL,
+    alarmed  REAL,
+    requests INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (gateway, lo)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS pruned (
     rid   INTEGER PRIMARY KEY,

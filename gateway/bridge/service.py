@@ -55,7 +55,7 @@ TICK_SECS = 0.2
 RESTART_LIMIT = 5  # failures of one thread within the window before the bridge gives up
 RESTART_WINDOW_SECS = 600.0
 
-AlarmSink = Callable[[dict[str, Any]], None]
+AlarmSink = Callable[..., None]  # (data, event_type="alarm.upload")
 
 
 def node_of(cfg: ConfigBase) -> str:
@@ -98,9 +98,9 @@ class Bridge:
         loop = asyncio.get_running_loop()
         pending: set[asyncio.Task[Any]] = set()
 
-        def alarm(data: dict[str, Any]) -> None:
+        def alarm(data: dict[str, Any], event_type: str = "alarm.upload") -> None:
             # the alarm belongs to the batch it is about, not to the one running now
-            draft = EventDraft("alarm.upload", datetime.now(gw.tz), data, batch=data.get("batch"))
+            draft = EventDraft(event_type, datetime.now(gw.tz), data, batch=data.get("batch"))
 
             def go() -> None:
                 task = loop.create_task(gw.accept([draft]), name="alarm-bridge-upload")
@@ -129,7 +129,7 @@ class Bridge:
         return self
 
     def _new_consumer(self) -> Consumer:
-        store = TraceStore(self.bcfg.store)
+        store = TraceStore(self.bcfg.store, grace_secs=self.bcfg.seq_gap_grace_secs)
         store.stats = self.ingest_stats
         c = Consumer(
             store,
@@ -140,6 +140,8 @@ class Bridge:
             filters=self.filters,
             session_expiry_secs=self.bcfg.session_expiry_secs,
             stop=self._stop,
+            prefix=self.cfg.mqtt.topic_prefix,
+            alarm=self.alarm,
         )
         if self.consumer is not None:
             c.received = self.consumer.received

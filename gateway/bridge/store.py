@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.bridge.gaps import Gap, GapTracker
 from gateway.bridge.integrity import seal
 from gateway.bridge.records import KINDS, BadEvent, Parsed, parse_event
 from gateway.bridge.schema import PENDING_EVENTS_SQL, QUARANTINE_PAYLOAD_BYTES, connect
@@ -48,10 +49,13 @@ class IngestStats:
 class TraceStore:
     """One connection, used by one thread at a time (each thread opens its own store)."""
 
-    def __init__(self, path: Path | str, *, create: bool = True) -> None:
+    def __init__(self, path: Path | str, *, create: bool = True, grace_secs: float = 5.0) -> None:
         self.path = Path(path)
         self.db: sqlite3.Connection = connect(self.path, create=create)
         self.stats = IngestStats()
+        self.gaps = GapTracker(grace_secs).load(self.db)
+        self.filled: list[Gap] = []  # gaps filled by the last ingest (alarm them as cleared)
+        self._seen: list[tuple[str, int, str, str]] = []  # (gateway, seq, …) stored this group
 
     def close(self) -> None:
         self.db.close()
@@ -83,6 +87,7 @@ class TraceStore:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         stored: list[int] = []
+        self._seen = []
         try:
             for topic, payload in messages:
                 if careful:
@@ -101,11 +106,14 @@ class TraceStore:
                                      now, got)  # fmt: skip
                 if careful:
                     db.execute("RELEASE one")
+            self.filled = self.gaps.observe(db, self._seen, now)
             seal(db, stored)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
+            self.gaps.load(db)  # the tracker's view of what was rolled back
+            self.filled = []
             raise
         return got
 
@@ -121,6 +129,7 @@ class TraceStore:
             got.duplicates += 1
             return
         conflict, rid = self._store(ev, payload, now)
+        self._seen.append((ev.gateway, ev.seq, ev.enterprise, ev.site))
         stored.append(rid)
         got.conflicts += conflict
         got.accepted += 1

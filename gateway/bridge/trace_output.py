@@ -121,7 +121,9 @@ def batch(db: sqlite3.Connection, value: str, cfg: BridgeSection | None, as_json
     print(
         f"  reconciliation: {rec['commissioned']} commissioned, {rec['uploaded']} uploaded, "
         f"{rec['acknowledged']} acknowledged, {rec['other_unacked']} other records not "
-        f"acknowledged: {rec['state']}"
+        f"acknowledged"
+        + (f", {rec['missing_seq']} events never received (seq gap)" if rec["missing_seq"] else "")
+        + f": {rec['state']}"
     )
     print(f"  CCP records: {head['ccp']['total']} ({head['ccp']['fail']} fail)")
     print(f"  {'code':<24} {'case':<20} {'pallet':<20} {'document':<10} outbound")
