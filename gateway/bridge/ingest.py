@@ -144,7 +144,7 @@ class Consumer:
 
     def _subscribe(self, filters: list[str]) -> None:
         rc, mid = self.client.subscribe([(f, 1) for f in filters])
-        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and mid is not None:
             self._sub_mids[mid] = filters
 
     def _on_subscribe(self, c: Any, u: Any, mid: int, codes: list[ReasonCode], p: Any) -> None:

@@ -152,6 +152,9 @@ class Bridge:
         t.start()
         self._threads.append(t)
 
+    def _backoff_sleep(self, secs: float) -> None:
+        self._stop.wait(secs)  # a stop ends the wait
+
     def _supervise(self, name: str, target: Callable[[], None]) -> None:
         """Run ``target`` until the bridge stops; restart it with backoff when it raises."""
         recent: deque[float] = deque()
@@ -175,7 +178,7 @@ class Bridge:
             retry=retry_if_exception_type(Exception),
             stop=give_up,
             wait=wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.5),
-            sleep=self._stop.wait,
+            sleep=self._backoff_sleep,
             before_sleep=before_sleep,
             reraise=True,
         )
