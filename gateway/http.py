@@ -2,10 +2,11 @@
 URL`` asks a running gateway's ``/healthz`` (a container's HEALTHCHECK).
 
 ``/healthz`` answers 200 ``{"ready": true, "reasons": []}`` when the broker link is up, every
-device is online and the bridge (if any) runs and is connected; else 503 with one reason per
-problem; a device whose driver tells more about itself (``details()``: a camera's QR decoder)
-adds ``"devices": {id: {...}}``. The metrics (:mod:`gateway.metrics`) are collected at scrape
-time from the counters the gateway keeps anyway: nothing is added to the event hot path.
+device is online and the bridge (if any) runs, is connected and subscribed; else 503 with one
+reason per problem (e.g. ``bridge subscription to '…/event/#' refused by the broker: Not
+authorized``); a device whose driver tells more about itself (``details()``: a camera's QR
+decoder) adds ``"devices": {id: {...}}``. The metrics (:mod:`gateway.metrics`) are collected at
+scrape time from the counters the gateway keeps anyway: nothing is added to the event hot path.
 """
 
 from __future__ import annotations
@@ -65,14 +66,12 @@ def device_details(gw: Gateway) -> dict[str, dict[str, str]]:
 
 
 def _bridge_health(bridge: Any) -> list[str]:
+    """The bridge's reasons: a thread stopped or restarting, the consumer not connected, a
+    subscription the broker refused or not yet granted (the forwarder's gate stays closed then,
+    ``Forwarder.gate``: events wait in the journal, and this says why)."""
     if bridge is None:
         return []
-    if not bridge.alive():
-        return ["bridge: a thread has stopped (see the log); the gateway is stopping"]
-    c = bridge.consumer
-    if c is not None and not c.connected.is_set():
-        return [f"bridge: not connected to the MQTT broker {c.host}:{c.port}"]
-    return []
+    return list(bridge.problems())
 
 
 def ask_health(url: str, timeout: float = 5.0) -> tuple[bool, list[str]]:

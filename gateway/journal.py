@@ -6,7 +6,11 @@ Constraints (see docs/journal.md for the measurements behind the choice):
   ``synchronous=FULL`` (WAL fsync'ed): it then survives ``kill -9`` and power loss.
 - ``seq`` is allocated inside that transaction from the persisted ``last_seq``: strictly
   increasing, no gaps, never reused across restarts, even when every row has been delivered.
-- A row is deleted only after the broker acknowledged it (:meth:`Journal.ack` after PUBACK).
+- A row is deleted only after the broker acknowledged it (:meth:`Journal.ack` after PUBACK). With
+  a delivered window (``keep_delivered_secs`` and ``keep_delivered_events`` both > 0) an
+  acknowledged row is marked ``delivered`` instead and kept that long (and at most that many
+  delivered rows), so that a subscriber that found a ``seq`` gap can have it replayed
+  (:mod:`gateway.replay`); ``max_events`` / ``when_full`` count undelivered rows only, as before.
 - Bounded: at most ``max_events`` undelivered rows. When full, policy ``block`` parks new
   appends until acks make room (the producer's future stays pending: back-pressure), counted in
   ``stats.blocked``; policy ``drop_oldest`` deletes the oldest undelivered rows to make room,
@@ -70,6 +74,8 @@ CREATE TABLE IF NOT EXISTS chain_head (
 );
 """
 CHAIN_COLUMNS = ("prev", "chain")  # added to journals written before the chain existed
+PRUNE_EVERY_SECS = 1.0  # delivered rows past the window are deleted at most this often
+UNDELIVERED = "delivered IS NULL"
 
 
 class WhenFull(StrEnum):
@@ -118,8 +124,14 @@ class Journal:
         max_events: int = 1_000_000,
         when_full: WhenFull = WhenFull.BLOCK,
         max_batch: int = 2000,
+        keep_delivered_secs: float = 0.0,
+        keep_delivered_events: int = 0,
     ) -> None:
         self.path = Path(path)
+        self.keep_secs = keep_delivered_secs
+        self.keep_events = keep_delivered_events
+        self.keeps = keep_delivered_secs > 0 and keep_delivered_events > 0
+        self._pruned_at = 0.0
         self.origin = origin
         self.max_events = max_events
         self.when_full = WhenFull(when_full)
@@ -201,6 +213,11 @@ class Journal:
         for col in CHAIN_COLUMNS:
             if col not in have:
                 db.execute(f"ALTER TABLE events ADD COLUMN {col} BLOB")
+        if "delivered" not in have:  # journals from before the delivered window
+            db.execute("ALTER TABLE events ADD COLUMN delivered REAL")
+        db.execute(
+            "CREATE INDEX IF NOT EXISTS events_undelivered ON events(seq) WHERE delivered IS NULL"
+        )
         return db
 
     def _run(self) -> None:
@@ -209,7 +226,9 @@ class Journal:
             row = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
             max_row = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
             self.stats.last_seq = max(row[0] if row else 0, max_row[0])
-            self.stats.backlog = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+            self.stats.backlog = db.execute(
+                f"SELECT COUNT(*) FROM events WHERE {UNDELIVERED}"
+            ).fetchone()[0]
             head = db.execute("SELECT hash FROM chain_head").fetchone()
             self._head = bytes(head[0]) if head else GENESIS
         except BaseException as exc:  # reported to open()'s caller
@@ -292,10 +311,19 @@ class Journal:
             db.execute("BEGIN IMMEDIATE")
             if acks:
                 before = db.total_changes
-                db.executemany("DELETE FROM events WHERE seq=?", [(s,) for s in acks])
+                if self.keeps:
+                    db.executemany(
+                        f"UPDATE events SET delivered=? WHERE seq=? AND {UNDELIVERED}",
+                        [(time.time(), s) for s in acks],
+                    )
+                else:
+                    db.executemany("DELETE FROM events WHERE seq=?", [(s,) for s in acks])
                 gone = db.total_changes - before
                 stats.delivered += gone
                 stats.backlog -= gone
+            if self.keeps and time.monotonic() - self._pruned_at >= PRUNE_EVERY_SECS:
+                self._pruned_at = time.monotonic()
+                self._prune_delivered(db)
             queue_ = self._parked
             queue_.extend(appends)
             seq = stats.last_seq
@@ -390,10 +418,20 @@ class Journal:
             except sqlite3.Error:
                 pass
 
+    def _prune_delivered(self, db: sqlite3.Connection) -> None:
+        """Delivered rows older than the window, or beyond the newest ``keep_events``, go."""
+        db.execute(
+            "DELETE FROM events WHERE delivered IS NOT NULL AND (delivered < ? OR seq <= "
+            "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE delivered IS NOT NULL) - ?)",
+            (time.time() - self.keep_secs, self.keep_events),
+        )
+
     def _drop_oldest(self, db: sqlite3.Connection, n: int) -> None:
         before = db.total_changes
         db.execute(
-            "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?)", (n,)
+            f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {UNDELIVERED} "
+            "ORDER BY seq LIMIT ?)",
+            (n,),
         )
         gone = db.total_changes - before
         self.stats.dropped += gone
@@ -446,13 +484,32 @@ class JournalReader:
     def after(self, seq: int, limit: int) -> list[JournalRow]:
         """Undelivered rows with ``seq`` greater than the given one, in order."""
         cur = self._db.execute(
-            "SELECT seq, type, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            f"SELECT seq, type, payload FROM events WHERE seq > ? AND {UNDELIVERED} "
+            "ORDER BY seq LIMIT ?",
             (seq, limit),
         )
         return [JournalRow(s, t, bytes(p)) for s, t, p in cur]
 
+    def delivered_between(self, lo: int, hi: int, limit: int) -> list[JournalRow]:
+        """Delivered rows kept in the window with ``lo <= seq <= hi``, in order (replay)."""
+        cur = self._db.execute(
+            "SELECT seq, type, payload FROM events WHERE seq BETWEEN ? AND ? "
+            "AND delivered IS NOT NULL ORDER BY seq LIMIT ?",
+            (lo, hi, limit),
+        )
+        return [JournalRow(s, t, bytes(p)) for s, t, p in cur]
+
+    def seqs_between(self, lo: int, hi: int) -> list[int]:
+        """Every seq of ``[lo, hi]`` still in the journal, delivered or not."""
+        cur = self._db.execute(
+            "SELECT seq FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq", (lo, hi)
+        )
+        return [int(r[0]) for r in cur]
+
     def oldest(self) -> tuple[int, float] | None:
-        row = self._db.execute("SELECT seq, accepted FROM events ORDER BY seq LIMIT 1").fetchone()
+        row = self._db.execute(
+            f"SELECT seq, accepted FROM events WHERE {UNDELIVERED} ORDER BY seq LIMIT 1"
+        ).fetchone()
         return (row[0], row[1]) if row else None
 
     def close(self) -> None:

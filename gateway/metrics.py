@@ -199,6 +199,14 @@ def _scanning(gw: Gateway) -> Iterator[Metric]:
 def _bridge(bridge: Any) -> Iterator[Metric]:
     """The bridge to the platform (docs/bridge.md): ingest, documents, upload, outbox."""
     yield _gauge("saltgw_bridge_up", "1 when every bridge thread runs.", 1 if bridge.alive() else 0)
+    restarts = CounterMetricFamily(
+        "saltgw_bridge_thread_restarts",
+        "Bridge threads started again after an error (logged with its traceback).",
+        labels=["thread"],
+    )
+    for name, n in sorted(bridge.restarts.items()):
+        restarts.add_metric([name], n)
+    yield restarts
     c = bridge.consumer
     if c is not None:
         yield _gauge(
@@ -216,6 +224,15 @@ def _bridge(bridge: Any) -> Iterator[Metric]:
             "Events stored in the trace store (de-duplicated by id).",
             c.store.stats.accepted,
         )
+        quarantined = CounterMetricFamily(
+            "saltgw_bridge_quarantined_messages",
+            "Messages the bridge kept in quarantine instead of storing them, by reason "
+            "(docs/bridge.md).",
+            labels=["reason"],
+        )
+        for kind, n in sorted(c.store.stats.by_kind.items()):
+            quarantined.add_metric([kind], n)
+        yield quarantined
     yield _counter(
         "saltgw_bridge_documents_built",
         "Documents built into the outbox (schema-checked; failures quarantined).",

@@ -35,6 +35,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.config.models import MqttSection
 from gateway.journal import Journal, JournalReader
+from gateway.replay import Replayer, replay_topic
 from gateway.topics import Topics
 
 __all__ = ["Forwarder", "LinkStats", "MessageHandler", "MqttLink"]
@@ -208,6 +209,12 @@ class Forwarder:
         # journal rows are published only while this says yes (None: always); set before
         # start() — the in-process bridge must be subscribed first, or it misses events
         self.gate: Callable[[], bool] | None = None
+        # -- replay (gateway/replay.py): events a subscriber found missing, published again --
+        self.replayer = Replayer()
+        t = topics
+        self.listen(
+            replay_topic(t.prefix, t.enterprise, t.site, t.gateway), self.replayer.on_message
+        )
 
     # -- other threads -------------------------------------------------------------------------
     def start(self) -> None:
@@ -290,6 +297,8 @@ class Forwarder:
             sent = True
         if not link.connected.is_set() or (self.gate is not None and not self.gate()):
             return sent
+        if self.replayer.queue or self.replayer.pending_answers:  # replay (gateway/replay.py)
+            sent = self.replayer.pump(link, reader, self._topic) or sent
         room = self.inflight - len(link.pending)
         if room > 0 and self.journal.stats.last_seq > self._cursor:
             rows = reader.after(self._cursor, min(room, READ_CHUNK))

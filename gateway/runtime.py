@@ -56,6 +56,8 @@ class Gateway:
             self.origin,
             max_events=cfg.journal.max_events,
             when_full=WhenFull(cfg.journal.when_full),
+            keep_delivered_secs=cfg.journal.keep_delivered_secs,
+            keep_delivered_events=cfg.journal.keep_delivered_events,
         )
         self.link = MqttLink(
             cfg.mqtt,

@@ -42,6 +42,15 @@ def add_commands(sub: Any) -> None:
         metavar="N",
         help="list the newest N trace queries (who, when, what; default 50)",
     )
+    s.add_argument(
+        "--quarantine",
+        type=int,
+        nargs="?",
+        const=50,
+        metavar="N",
+        help="list the newest N messages the bridge quarantined (reason, topic, payload; "
+        "default 50)",
+    )
     s.add_argument("--config", metavar="CONFIG.yaml", help="config with a bridge: section")
     s.add_argument(
         "--store",
@@ -126,16 +135,23 @@ def cmd_trace(args: argparse.Namespace) -> int:
     log_n = args.access_log
     chosen = [
         bool(args.code), bool(args.batch), args.documents, args.purge, log_n is not None,
-        bool(args.resend),
+        bool(args.resend), args.quarantine is not None,
     ]  # fmt: skip
     if sum(chosen) != 1:
         raise _Usage(
-            "give one of CODE, --batch BATCH, --documents, --purge, --resend NUMBER, --access-log"
+            "give one of CODE, --batch BATCH, --documents, --purge, --resend NUMBER, "
+            "--access-log, --quarantine"
         )
     store, cfg = _open(args)
     try:
         if log_n is not None:
             return access.show(store.db, log_n, args.json)
+        if args.quarantine is not None:
+            from gateway.bridge import trace_output as out
+
+            rc = out.quarantine(store.db, args.quarantine, args.json)
+            access.record(store.db, "quarantine", None, "done")
+            return rc
         if args.resend:
             return _resend(store.db, args.resend)
         if args.purge:

@@ -202,6 +202,15 @@ class BridgeSection(_Strict):
         ge=60,
         description="MQTT 5 session expiry: how long the broker queues events while it is away.",
     )
+    seq_gap_grace_secs: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "A gateway seq missing while later ones arrived is alarmed (alarm.seq_gap) and "
+            "asked for again (replay) when not filled within this time (out-of-order "
+            "redelivery after a reconnect is normal)."
+        ),
+    )
     share_group: str | None = Field(
         default=None,
         description=(

@@ -17,12 +17,14 @@ Constraints:
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import sqlite3
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,12 +36,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.bridge.store import TraceStore
 from gateway.config.models import MqttSection
+from gateway.replay import replay_topic
 
 __all__ = ["Consumer", "subscriptions"]
 
 log = logging.getLogger(__name__)
 
 LOOP_SECS = 0.05
+GAP_CHECK_SECS = 0.5  # how often open seq gaps are looked at (alarm, replay request)
 MAX_GROUP = 2000  # messages committed in one transaction at most
 
 
@@ -75,8 +79,14 @@ class Consumer:
         filters: list[str],
         session_expiry_secs: int,
         stop: threading.Event,
+        prefix: str = "salt/v1",
+        alarm: Callable[..., None] | None = None,
     ) -> None:
         self.store = store
+        self.prefix = prefix
+        self.alarm = alarm
+        self._next_gap_check = 0.0
+        self.replays_asked = 0
         self.host, self.port = host, port
         self.filters = filters
         self.stop = stop
@@ -88,7 +98,15 @@ class Consumer:
         # SUBACK received on the current connection: from then on the broker holds every event
         # for us (the gateway waits for it before publishing: runtime.py, Forwarder.gate)
         self.subscribed = threading.Event()
+        # filters the broker refused on the current connection (an ACL): filter → reason; they
+        # are asked for again with backoff, and /healthz names them meanwhile
+        self.refused: dict[str, str] = {}
+        self._granted: set[str] = set()
+        self._sub_mids: dict[int, list[str]] = {}
+        self._sub_attempts = 0
+        self._resub_at = 0.0
         self.received = 0
+        self.used = False  # run() was called (a restart makes a new Consumer)
         self._epoch = 0
         self._inbox: list[_Msg] = []
         c = paho.Client(
@@ -114,25 +132,57 @@ class Consumer:
             log.error("bridge: broker %s:%d refused the connection: %s", self.host, self.port, rc)
             return
         self._epoch += 1
-        c.subscribe([(f, 1) for f in self.filters])
+        self._granted.clear()
+        self._sub_mids.clear()
+        self._sub_attempts = 0
+        self._subscribe(list(self.filters))
         log.info(
             "bridge: connected to %s:%d (session present: %s), subscribed %s",
             self.host, self.port, flags.session_present, self.filters,
         )  # fmt: skip
         self.connected.set()
 
+    def _subscribe(self, filters: list[str]) -> None:
+        rc, mid = self.client.subscribe([(f, 1) for f in filters])
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and mid is not None:
+            self._sub_mids[mid] = filters
+
     def _on_subscribe(self, c: Any, u: Any, mid: int, codes: list[ReasonCode], p: Any) -> None:
-        refused = [f for f, rc in zip(self.filters, codes, strict=False) if rc.is_failure]
-        if refused:
-            log.error("bridge: broker refused the subscription to %s", refused)
+        filters = self._sub_mids.pop(mid, [])
+        for f, rc in zip(filters, codes, strict=False):
+            if rc.is_failure:
+                self.refused[f] = str(rc)
+            else:
+                self.refused.pop(f, None)
+                self._granted.add(f)
+        if self.refused:
+            self._sub_attempts += 1
+            delay = self._delay(self._sub_attempts)
+            self._resub_at = time.monotonic() + delay
+            log.error(
+                "bridge: the broker refused the subscription to %s (%s); asking again in %.1f s "
+                "(events wait in the gateway's journal meanwhile)",
+                ", ".join(repr(f) for f in self.refused), ", ".join(set(self.refused.values())),
+                delay,
+            )  # fmt: skip
             return
-        self.subscribed.set()
+        if self._granted >= set(self.filters) and not self.subscribed.is_set():
+            if self._sub_attempts:
+                log.warning("bridge: the broker granted the subscriptions now")
+            self.subscribed.set()
+
+    def _retry_refused(self) -> None:
+        """Ask again for refused filters once their backoff has passed (the ACL may be fixed)."""
+        if self.refused and self.connected.is_set() and time.monotonic() >= self._resub_at:
+            self._resub_at = float("inf")  # until this SUBACK answers
+            self._subscribe(list(self.refused))
 
     def _on_disconnect(self, c: Any, u: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
         if self.connected.is_set():
             log.warning("bridge: disconnected from %s:%d: %s", self.host, self.port, rc)
         self.connected.clear()
         self.subscribed.clear()
+        self.refused.clear()
 
     def _on_message(self, c: Any, u: Any, msg: paho.MQTTMessage) -> None:
         self._inbox.append(_Msg(msg.mid, msg.qos, msg.topic, bytes(msg.payload), self._epoch))
@@ -160,10 +210,13 @@ class Consumer:
                     continue
             rc = self.client.loop(timeout=LOOP_SECS)
             self._commit_and_ack()
+            self._retry_refused()
+            self._check_gaps()
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 open_ = False
                 self.connected.clear()
                 self.subscribed.clear()
+                self.refused.clear()
                 attempts += 1
                 next_try = time.monotonic() + self._delay(attempts)
             elif self.connected.is_set():
@@ -173,6 +226,38 @@ class Consumer:
             self.client.loop(timeout=0.1)  # flush the last PUBACKs
             self.client.disconnect()
             self.client.loop(timeout=0.1)
+
+    def _check_gaps(self) -> None:
+        """Alarm seq gaps past their grace and ask the gateway to replay them (gaps.py)."""
+        now = time.time()
+        if now < self._next_gap_check:
+            return
+        self._next_gap_check = now + GAP_CHECK_SECS
+        gaps = self.store.gaps
+        if not gaps.gaps:
+            return
+        alarms, asks = gaps.due(self.store.db, now)
+        for gap in alarms:
+            self._raise(gaps.alarm_data(gap, "missing"))
+        if not self.connected.is_set():
+            return
+        for r in asks:
+            topic = replay_topic(self.prefix, r.enterprise, r.site, r.gateway)
+            body = json.dumps({"from": r.lo, "to": r.hi}).encode()
+            self.client.publish(topic, body, qos=1)
+            self.replays_asked += 1
+            log.warning("bridge: asked gateway %s to replay seq %d..%d", r.gateway, r.lo, r.hi)
+
+    def _raise(self, data: dict[str, Any]) -> None:
+        if data["state"] == "missing":
+            log.warning("alarm.seq_gap: %s", data["detail"])
+        else:
+            log.info("alarm.seq_gap cleared: %s", data["detail"])
+        if self.alarm is not None:
+            try:
+                self.alarm(data, "alarm.seq_gap")
+            except Exception:  # the alarm sink must not stop ingest
+                log.exception("bridge: raising alarm.seq_gap failed")
 
     def _delay(self, attempts: int) -> float:
         lo, hi = self.backoff
@@ -191,14 +276,31 @@ class Consumer:
     def _commit_and_ack(self) -> None:
         while self._inbox:
             group = self._inbox[:MAX_GROUP]
+            msgs = [(m.topic, m.payload) for m in group]
             try:
-                self.store.ingest([(m.topic, m.payload) for m in group])  # commits
-            except sqlite3.Error as exc:  # e.g. a full disk: nothing acked, try again soon
+                self.store.ingest(msgs)  # commits
+            except sqlite3.OperationalError as exc:  # e.g. a full disk: nothing acked, retried
                 log.error("bridge: cannot store %d events: %s (not acknowledged)", len(group), exc)
                 self.stop.wait(1.0)
                 return
+            except Exception:  # never a poison loop: keep them as they came, acknowledge
+                log.exception("bridge: storing %d messages failed; quarantined as received",
+                              len(group))  # fmt: skip
+                try:
+                    self.store.quarantine_raw(msgs, "bridge error while storing the group")
+                except sqlite3.Error as exc:
+                    log.error("bridge: cannot quarantine them either: %s (not acknowledged)", exc)
+                    self.stop.wait(1.0)
+                    return
             del self._inbox[: len(group)]
             self.received += len(group)
+            for gap in self.store.filled:
+                if gap.alarmed is not None:
+                    self._raise(self.store.gaps.alarm_data(gap, "filled"))
+                else:
+                    log.info("bridge: gateway %s seq %d..%d arrived late (within the grace)",
+                             gap.gateway, gap.lo, gap.hi)  # fmt: skip
+            self.store.filled = []
             for m in group:
                 if m.qos > 0 and m.epoch == self._epoch and self.connected.is_set():
                     self.client.ack(m.mid, m.qos)

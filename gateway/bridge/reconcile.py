@@ -6,6 +6,10 @@ batch (packing, CCP), sits in a document the platform acknowledged. A batch that
 incomplete ``incomplete_alarm_secs`` after its last event raises ``alarm.upload`` once (state
 ``incomplete``, with the counts); when it completes later, a second ``alarm.upload`` (state
 ``complete``) clears it.
+
+Counted against the gateway's ``seq``, not only against what arrived: a batch whose ``seq``
+range (per gateway, from its first to its last uploadable event) has a ``seq`` the bridge never
+received (:mod:`gateway.bridge.gaps`) is incomplete, ``missing_seq`` says how many.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gateway.bridge.gaps import missing_in
 from gateway.bridge.kinds import KindCount, kind_counts
 from gateway.bridge.schema import BUILT_RID
 
@@ -37,6 +42,7 @@ class BatchReport:
     ended: bool  # batch.end seen
     last_activity: float
     kinds: dict[str, KindCount] = field(default_factory=dict)  # per record kind (kinds.py)
+    missing_seq: int = 0  # seqs within the batch's range never received from its gateway
 
     @property
     def complete(self) -> bool:
@@ -47,6 +53,7 @@ class BatchReport:
             and self.acknowledged == self.commissioned
             and self.other_unacked == 0
             and all(k.complete for k in self.kinds.values())
+            and self.missing_seq == 0
         )
 
     @property
@@ -101,7 +108,22 @@ def batch_report(db: sqlite3.Connection, batch: str) -> BatchReport | None:
         ended=head[0] is not None,
         last_activity=head[1],
         kinds=kind_counts(db, batch),
+        missing_seq=missing_seq(db, batch),
     )
+
+
+def missing_seq(db: sqlite3.Connection, batch: str) -> int:
+    """Seqs in the batch's range (per gateway) that the bridge never received."""
+    n = 0
+    for gw, lo, hi in db.execute(
+        "SELECT gateway, MIN(seq), MAX(seq) FROM events WHERE batch = ? AND up = 1 "
+        "GROUP BY gateway",
+        (batch,),
+    ).fetchall():
+        ranges = [[a, b] for a, b in db.execute(
+            "SELECT lo, hi FROM seq_ranges WHERE gateway = ? ORDER BY lo", (gw,))]  # fmt: skip
+        n += missing_in(ranges, lo, hi)
+    return n
 
 
 def reports(db: sqlite3.Connection) -> list[BatchReport]:
@@ -155,12 +177,18 @@ class Reconciler:
             "acknowledged": rep.acknowledged,
             "quarantined": rep.quarantined,
             "other_unacked": rep.other_unacked,
+            "missing_seq": rep.missing_seq,
             "detail": (
                 f"batch {rep.batch}: {rep.acknowledged} of {rep.commissioned} codes "
                 f"acknowledged by the platform"
                 + (
                     f", {rep.other_unacked} other records not acknowledged"
                     if state != "complete"
+                    else ""
+                )
+                + (
+                    f", {rep.missing_seq} events never received from the gateway (seq gap)"
+                    if rep.missing_seq
                     else ""
                 )
             ),

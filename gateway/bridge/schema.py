@@ -23,9 +23,14 @@ in a document, so a document holds exactly the uploadable events with ``rid`` in
   ``codes`` row gets ``rejected`` (the code is decommissioned).
 - ``scans``: inbound (5.2 入库扫描) and recall (10.6 召回扫码登记) scans, one row per event, with
   the batch of the code scanned.
-- ``quarantine``: payloads that were not valid events, with the reason.
+- ``quarantine``: messages that were not valid events: topic, reason, ``kind`` (its category,
+  :data:`gateway.bridge.records.KINDS`), the payload's ``size`` and its first
+  :data:`QUARANTINE_PAYLOAD_BYTES` bytes.
 - ``documents`` / ``attempts``: the outbox and every delivery attempt with its outcome;
   ``documents.checked = 0`` marks one built without a schema check (``bridge.epcis_check: off``).
+- ``seq_ranges`` / ``seq_gaps``: every gateway's ``seq`` received, as ranges, and the holes
+  between them with when each was first seen and alarmed (:mod:`.gaps`), written in the
+  transaction that stores the events.
 - ``pruned``: the hash-chain links of records removed by retention (:mod:`.integrity`).
 - ``access_log``: every trace query, who asked and the outcome (:mod:`.access`).
 """
@@ -35,7 +40,16 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-__all__ = ["PENDING_EVENTS_SQL", "SCHEMA", "built_rid", "connect", "document_of"]
+__all__ = [
+    "PENDING_EVENTS_SQL",
+    "QUARANTINE_PAYLOAD_BYTES",
+    "SCHEMA",
+    "built_rid",
+    "connect",
+    "document_of",
+]
+
+QUARANTINE_PAYLOAD_BYTES = 64 * 1024  # what is kept of a quarantined payload
 
 BUILT_RID = "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'built_rid'), 0)"
 PENDING_EVENTS_SQL = f"SELECT COUNT(*) FROM events WHERE up = 1 AND rid > {BUILT_RID}"
@@ -179,7 +193,9 @@ CREATE TABLE IF NOT EXISTS quarantine (
     received REAL NOT NULL,
     topic    TEXT NOT NULL,
     payload  BLOB NOT NULL,
-    reason   TEXT NOT NULL
+    reason   TEXT NOT NULL,
+    kind     TEXT,
+    size     INTEGER
 );
 
 CREATE TABLE IF NOT EXISTS documents (
@@ -228,6 +244,25 @@ CREATE TABLE IF NOT EXISTS access_log (
     outcome TEXT NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS seq_ranges (
+    gateway    TEXT NOT NULL,
+    lo         INTEGER NOT NULL,
+    hi         INTEGER NOT NULL,
+    enterprise TEXT NOT NULL,
+    site       TEXT NOT NULL,
+    PRIMARY KEY (gateway, lo)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS seq_gaps (
+    gateway  TEXT NOT NULL,
+    lo       INTEGER NOT NULL,
+    hi       INTEGER NOT NULL,
+    since    REAL NOT NULL,
+    alarmed  REAL,
+    requests INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (gateway, lo)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS pruned (
     rid   INTEGER PRIMARY KEY,
     prev  BLOB NOT NULL,
@@ -262,6 +297,8 @@ ADDED_COLUMNS = (
     ("codes", "rejected", "TEXT"),  # time of the pack.reject that decommissioned the code
     ("outbound", "batch", "TEXT"),  # the batch of the code shipped (reconciliation per batch)
     ("documents", "checked", "INTEGER NOT NULL DEFAULT 1"),  # 0: built unchecked (epcis_check)
+    ("quarantine", "kind", "TEXT"),  # the category of a bad message (records.KINDS)
+    ("quarantine", "size", "INTEGER"),  # its size in bytes (the payload kept is capped)
 )
 
 

@@ -8,8 +8,14 @@
 
 ``saltgw run`` starts it when the config has a ``bridge:`` section (:meth:`Bridge.for_gateway`),
 connected to the gateway's broker; its ``alarm.upload`` events then go through the gateway's
-journal like any other event. A bug in a periodic job is logged and the job runs again later;
-the gateway stops (exit status 1) only if a bridge thread dies.
+journal like any other event. A bug in a periodic job is logged and the job runs again later.
+
+Every thread is supervised: one that raises is logged with its traceback and started again
+(fresh store connection and, for ingest, a fresh MQTT client) after an exponential backoff with
+jitter (tenacity), counted in ``restarts`` (``saltgw_bridge_thread_restarts_total``) and named
+by ``/healthz`` while it waits. After :data:`RESTART_LIMIT` failures within
+:data:`RESTART_WINDOW_SECS` it gives up: the thread ends, :meth:`Bridge.alive` is False and the
+gateway stops with exit status 1 and a log line naming the thread and its last error.
 """
 
 from __future__ import annotations
@@ -19,16 +25,19 @@ import logging
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import date, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
 from gateway.bridge.config import BridgeSection
 from gateway.bridge.documents import DocumentBuilder
 from gateway.bridge.ingest import Consumer, subscriptions
 from gateway.bridge.reconcile import Reconciler
 from gateway.bridge.retention import purge
-from gateway.bridge.store import TraceStore
+from gateway.bridge.store import IngestStats, TraceStore
 from gateway.bridge.transport import make_transport
 from gateway.bridge.upload import Uploader
 from gateway.config.models import ConfigBase
@@ -43,8 +52,10 @@ __all__ = ["Bridge", "node_of"]
 log = logging.getLogger(__name__)
 
 TICK_SECS = 0.2
+RESTART_LIMIT = 5  # failures of one thread within the window before the bridge gives up
+RESTART_WINDOW_SECS = 600.0
 
-AlarmSink = Callable[[dict[str, Any]], None]
+AlarmSink = Callable[..., None]  # (data, event_type="alarm.upload")
 
 
 def node_of(cfg: ConfigBase) -> str:
@@ -77,6 +88,9 @@ class Bridge:
         self.uploader: Uploader | None = None
         self.reconciler: Reconciler | None = None
         self.documents_built = 0
+        self.ingest_stats = IngestStats()  # kept across restarts of the ingest thread
+        self.restarts: dict[str, int] = {}  # thread name → restarts after an error
+        self.failing: dict[str, str] = {}  # thread name → its error, while it waits to restart
 
     @classmethod
     def for_gateway(cls, gw: Gateway) -> Bridge:
@@ -84,9 +98,9 @@ class Bridge:
         loop = asyncio.get_running_loop()
         pending: set[asyncio.Task[Any]] = set()
 
-        def alarm(data: dict[str, Any]) -> None:
+        def alarm(data: dict[str, Any], event_type: str = "alarm.upload") -> None:
             # the alarm belongs to the batch it is about, not to the one running now
-            draft = EventDraft("alarm.upload", datetime.now(gw.tz), data, batch=data.get("batch"))
+            draft = EventDraft(event_type, datetime.now(gw.tz), data, batch=data.get("batch"))
 
             def go() -> None:
                 task = loop.create_task(gw.accept([draft]), name="alarm-bridge-upload")
@@ -102,26 +116,10 @@ class Bridge:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Bridge:
-        store = TraceStore(self.bcfg.store)
-        self.consumer = Consumer(
-            store,
-            self.cfg.mqtt,
-            host=self.host,
-            port=self.port,
-            client_id=self.client_id,
-            filters=self.filters,
-            session_expiry_secs=self.bcfg.session_expiry_secs,
-            stop=self._stop,
-        )
+        self.consumer = self._new_consumer()
         self._spawn("bridge-ingest", self._run_consumer)
         self._spawn("bridge-build", self._run_builder)
         if self.bcfg.upload is not None:
-            self.uploader = Uploader(
-                TraceStore(self.bcfg.store).db,
-                make_transport(self.bcfg.upload),
-                self.bcfg.upload.retry,
-                self._stop,
-            )
             self._spawn("bridge-upload", self._run_uploader)
         log.info(
             "bridge %s: store %s, profile %s, upload %s",
@@ -130,10 +128,71 @@ class Bridge:
         )  # fmt: skip
         return self
 
+    def _new_consumer(self) -> Consumer:
+        store = TraceStore(self.bcfg.store, grace_secs=self.bcfg.seq_gap_grace_secs)
+        store.stats = self.ingest_stats
+        c = Consumer(
+            store,
+            self.cfg.mqtt,
+            host=self.host,
+            port=self.port,
+            client_id=self.client_id,
+            filters=self.filters,
+            session_expiry_secs=self.bcfg.session_expiry_secs,
+            stop=self._stop,
+            prefix=self.cfg.mqtt.topic_prefix,
+            alarm=self.alarm,
+        )
+        if self.consumer is not None:
+            c.received = self.consumer.received
+        return c
+
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
-        t = threading.Thread(target=target, name=name, daemon=True)
+        t = threading.Thread(target=self._supervise, args=(name, target), name=name, daemon=True)
         t.start()
         self._threads.append(t)
+
+    def _backoff_sleep(self, secs: float) -> None:
+        self._stop.wait(secs)  # a stop ends the wait
+
+    def _supervise(self, name: str, target: Callable[[], None]) -> None:
+        """Run ``target`` until the bridge stops; restart it with backoff when it raises."""
+        recent: deque[float] = deque()
+
+        def give_up(state: RetryCallState) -> bool:
+            now = time.monotonic()
+            recent.append(now)
+            while recent and now - recent[0] > RESTART_WINDOW_SECS:
+                recent.popleft()
+            return self._stop.is_set() or len(recent) > RESTART_LIMIT
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            self.restarts[name] = self.restarts.get(name, 0) + 1
+            self.failing[name] = f"{type(exc).__name__}: {exc}"
+            wait = state.next_action.sleep if state.next_action else 0.0
+            log.error("bridge thread %s failed; restarting in %.1f s (%d restarts)", name, wait,
+                      self.restarts[name], exc_info=exc)  # fmt: skip
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(Exception),
+            stop=give_up,
+            wait=wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.5),
+            sleep=self._backoff_sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    self.failing.pop(name, None)
+                    target()
+        except Exception as exc:
+            self.failing[name] = f"{type(exc).__name__}: {exc}"
+            if not self._stop.is_set():
+                log.critical("bridge thread %s failed %d times within %.0f s; giving up (%s)",
+                             name, len(recent), RESTART_WINDOW_SECS, self.failing[name],
+                             exc_info=exc)  # fmt: skip
 
     def alive(self) -> bool:
         return bool(self._threads) and all(t.is_alive() for t in self._threads)
@@ -147,6 +206,31 @@ class Bridge:
             return False
         ingest = self._threads[0] if self._threads else None
         return c.subscribed.is_set() or ingest is None or not ingest.is_alive()
+
+    def problems(self) -> list[str]:
+        """Why the bridge is not ready, one reason each (``/healthz``); empty when it is."""
+        out: list[str] = []
+        for t in self._threads:
+            if not t.is_alive() and not self._stop.is_set():
+                why = self.failing.get(t.name, "see the log")
+                out.append(f"bridge: thread {t.name} has stopped ({why}); the gateway is stopping")
+        for name, why in sorted(self.failing.items()):
+            if any(t.name == name and t.is_alive() for t in self._threads):
+                n = self.restarts.get(name, 0)
+                out.append(f"bridge: thread {name} failed ({why}); restarting ({n} restarts)")
+        c = self.consumer
+        if c is None or out:
+            return out
+        held = "events wait in the gateway's journal"
+        if not c.connected.is_set():
+            out.append(f"bridge: not connected to the MQTT broker {c.host}:{c.port}")
+        elif c.refused:
+            for f, why in sorted(c.refused.items()):
+                out.append(f"bridge subscription to {f!r} refused by the broker: {why} ({held}; "
+                           "asked again with backoff)")  # fmt: skip
+        elif not c.subscribed.is_set():
+            out.append(f"bridge: waiting for the broker to grant its subscriptions ({held})")
+        return out
 
     def stop(self, timeout: float = 15.0, *, quiet_secs: float = 0.3) -> None:
         """Let events in flight arrive (until none came for ``quiet_secs``, 3 s at most), then
@@ -184,11 +268,14 @@ class Bridge:
 
     # -- threads ---------------------------------------------------------------------------------
     def _run_consumer(self) -> None:
-        assert self.consumer is not None
+        c = self.consumer
+        if c is None or c.used:  # a restart: a fresh client and store connection
+            c = self.consumer = self._new_consumer()
+        c.used = True
         try:
-            self.consumer.run()
+            c.run()
         finally:
-            self.consumer.store.close()
+            c.store.close()
 
     def _run_builder(self) -> None:
         db = TraceStore(self.bcfg.store).db
@@ -221,8 +308,13 @@ class Bridge:
             db.close()
 
     def _run_uploader(self) -> None:
-        assert self.uploader is not None
-        up = self.uploader
+        assert self.bcfg.upload is not None
+        up = self.uploader = Uploader(
+            TraceStore(self.bcfg.store).db,
+            make_transport(self.bcfg.upload),
+            self.bcfg.upload.retry,
+            self._stop,
+        )
         try:
             while not self._stop.is_set():
                 try:

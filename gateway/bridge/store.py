@@ -6,7 +6,11 @@ Constraints:
   acknowledges (PUBACK) only afterwards, so an acknowledged event is on disk.
 - Events are de-duplicated by ``id`` (delivery is at-least-once): a repeat is counted, not stored.
 - A payload that is not a valid event goes to ``quarantine`` with the reason, in the same
-  transaction; it never stops the bridge.
+  transaction; it never stops the bridge. Nor does a bridge bug on one message: when storing a
+  message fails other than for the disk's sake (``sqlite3.OperationalError``, raised: nothing
+  is committed, the consumer retries), the group's transaction is rolled back and the group
+  stored again message by message, each in a savepoint, the failing one quarantined (kind
+  ``error``, logged with its traceback).
 - Tamper-evident: each stored record is linked into a hash chain in the same transaction
   (:mod:`gateway.bridge.integrity`); ``saltgw verify`` reports the first broken link.
 - A code commissioned twice (two ``pack.bag`` events) keeps its first commissioning; the later
@@ -23,14 +27,15 @@ import logging
 import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.bridge.content import batch_of
+from gateway.bridge.gaps import Gap, GapTracker
 from gateway.bridge.integrity import seal
 from gateway.bridge.line_records import check_line_record, label
-from gateway.bridge.records import BadEvent, Parsed, parse_event
-from gateway.bridge.schema import PENDING_EVENTS_SQL, connect
+from gateway.bridge.records import KINDS, BadEvent, Parsed, parse_event
+from gateway.bridge.schema import PENDING_EVENTS_SQL, QUARANTINE_PAYLOAD_BYTES, connect
 
 __all__ = ["IngestStats", "TraceStore"]
 
@@ -43,71 +48,133 @@ class IngestStats:
     duplicates: int = 0  # repeats of an event id already stored (at-least-once delivery)
     quarantined: int = 0
     conflicts: int = 0  # a code commissioned a second time
+    by_kind: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
 
 
 class TraceStore:
     """One connection, used by one thread at a time (each thread opens its own store)."""
 
-    def __init__(self, path: Path | str, *, create: bool = True) -> None:
+    def __init__(self, path: Path | str, *, create: bool = True, grace_secs: float = 5.0) -> None:
         self.path = Path(path)
         self.db: sqlite3.Connection = connect(self.path, create=create)
         self.stats = IngestStats()
+        self.gaps = GapTracker(grace_secs).load(self.db)
+        self.filled: list[Gap] = []  # gaps filled by the last ingest (alarm them as cleared)
+        self._seen: list[tuple[str, int, str, str]] = []  # (gateway, seq, …) stored this group
 
     def close(self) -> None:
         self.db.close()
 
     # -- ingest ----------------------------------------------------------------------------------
     def ingest(self, messages: Sequence[tuple[str, bytes]]) -> IngestStats:
-        """Store ``(topic, payload)`` messages in one transaction; returns this call's counts."""
-        got = IngestStats()
-        now = time.time()
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        stored: list[int] = []
+        """Store ``(topic, payload)`` messages in one transaction; returns this call's counts.
+        Raises only ``sqlite3.OperationalError`` (the disk: nothing committed)."""
         try:
-            for topic, payload in messages:
-                try:
-                    ev = parse_event(payload)
-                    check_line_record(ev)
-                except BadEvent as exc:
-                    self._quarantine(topic, payload, str(exc), now)
-                    got.quarantined += 1
-                    continue
-                if db.execute("SELECT 1 FROM events WHERE id=?", (ev.id,)).fetchone():
-                    got.duplicates += 1
-                    continue
-                conflict, rid = self._store(ev, payload, now)
-                stored.append(rid)
-                got.conflicts += conflict
-                got.accepted += 1
-            seal(db, stored)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            got = self._ingest(messages, careful=False)
+        except sqlite3.OperationalError:
             raise
+        except Exception:  # one message tripped the bridge: find it, keep the others
+            log.warning("bridge: storing a group of %d messages failed; storing them one by "
+                        "one", len(messages), exc_info=True)  # fmt: skip
+            got = self._ingest(messages, careful=True)
         s = self.stats
         s.accepted += got.accepted
         s.duplicates += got.duplicates
         s.quarantined += got.quarantined
         s.conflicts += got.conflicts
+        for k, n in got.by_kind.items():
+            s.by_kind[k] = s.by_kind.get(k, 0) + n
         return got
 
-    def _quarantine(self, topic: str, payload: bytes, reason: str, now: float) -> None:
-        log.warning("quarantined a message on %r: %s", topic, reason)
+    def _ingest(self, messages: Sequence[tuple[str, bytes]], *, careful: bool) -> IngestStats:
+        got = IngestStats()
+        now = time.time()
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        stored: list[int] = []
+        self._seen = []
+        try:
+            for topic, payload in messages:
+                if careful:
+                    db.execute("SAVEPOINT one")
+                try:
+                    self._one(topic, payload, now, got, stored)
+                except sqlite3.OperationalError:
+                    raise
+                except Exception as exc:
+                    if not careful:
+                        raise
+                    db.execute("ROLLBACK TO one")
+                    log.error("bridge: storing the message on %r failed; quarantined", topic,
+                              exc_info=True)  # fmt: skip
+                    self._quarantine(topic, payload, BadEvent(f"bridge error: {exc!r}", "error"),
+                                     now, got)  # fmt: skip
+                if careful:
+                    db.execute("RELEASE one")
+            self.filled = self.gaps.observe(db, self._seen, now)
+            seal(db, stored)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self.gaps.load(db)  # the tracker's view of what was rolled back
+            self.filled = []
+            raise
+        return got
+
+    def _one(
+        self, topic: str, payload: bytes, now: float, got: IngestStats, stored: list[int]
+    ) -> None:
+        try:
+            ev = parse_event(payload)
+            check_line_record(ev)
+        except BadEvent as exc:
+            self._quarantine(topic, payload, exc, now, got)
+            return
+        if self.db.execute("SELECT 1 FROM events WHERE id=?", (ev.id,)).fetchone():
+            got.duplicates += 1
+            return
+        conflict, rid = self._store(ev, payload, now)
+        self._seen.append((ev.gateway, ev.seq, ev.enterprise, ev.site))
+        stored.append(rid)
+        got.conflicts += conflict
+        got.accepted += 1
+
+    def quarantine_raw(self, messages: Sequence[tuple[str, bytes]], reason: str) -> None:
+        """Keep messages in quarantine as they are (the consumer's last resort when a group
+        cannot be stored at all for a reason other than the disk)."""
+        got = IngestStats()
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for topic, payload in messages:
+                self._quarantine(topic, payload, BadEvent(reason, "error"), now, got)
+        self.stats.quarantined += got.quarantined
+        self.stats.by_kind["error"] += got.quarantined
+
+    def _quarantine(
+        self, topic: str, payload: bytes, exc: BadEvent, now: float, got: IngestStats
+    ) -> None:
+        log.warning("quarantined a message on %r (%s): %s", topic, exc.kind, exc)
+        got.quarantined += 1
+        got.by_kind[exc.kind] = got.by_kind.get(exc.kind, 0) + 1
         self.db.execute(
-            "INSERT INTO quarantine(received, topic, payload, reason) VALUES (?,?,?,?)",
-            (now, topic, payload, reason),
-        )
+            "INSERT INTO quarantine(received, topic, payload, reason, kind, size) "
+            "VALUES (?,?,?,?,?,?)",
+            (now, topic[:1024], payload[:QUARANTINE_PAYLOAD_BYTES], str(exc), exc.kind,
+             len(payload)),
+        )  # fmt: skip
 
     def _store(self, ev: Parsed, payload: bytes, now: float) -> tuple[int, int]:
         """Store one event; returns (1 if it is a conflicting commissioning else 0, its rid)."""
         db = self.db
-        note = None
+        note = ev.note
+        conflict = 0
         if ev.type == "pack.bag":
             row = db.execute("SELECT rid FROM codes WHERE code=?", (ev.codes[0],)).fetchone()
             if row is not None:
                 note = f"code already commissioned (event rid {row[0]}); not uploaded again"
+                conflict = 1
                 log.warning(
                     "code %r commissioned twice: event %s kept, not uploaded", ev.codes[0], ev.id
                 )
@@ -126,7 +193,7 @@ class TraceStore:
         if ev.batch is not None:
             self._touch_batch(ev, now)
         if not ev.up:
-            return (1 if note else 0), rid
+            return conflict, rid
         if ev.type == "pack.bag":
             db.execute(
                 "INSERT INTO codes(rid, code, enterprise, batch, ts) VALUES (?,?,?,?,?)",

@@ -6,7 +6,7 @@ import json
 import sqlite3
 import sys
 from dataclasses import asdict
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from gateway.bridge.config import BridgeSection
@@ -131,7 +131,9 @@ def batch(db: sqlite3.Connection, value: str, cfg: BridgeSection | None, as_json
     print(
         f"  reconciliation: {rec['commissioned']} commissioned, {rec['uploaded']} uploaded, "
         f"{rec['acknowledged']} acknowledged, {rec['other_unacked']} other records not "
-        f"acknowledged: {rec['state']}"
+        f"acknowledged"
+        + (f", {rec['missing_seq']} events never received (seq gap)" if rec["missing_seq"] else "")
+        + f": {rec['state']}"
     )
     print("\n".join(kind_lines(rec["kinds"])))
     print(f"  CCP records: {head['ccp']['total']} ({head['ccp']['fail']} fail)")
@@ -168,6 +170,34 @@ def documents(db: sqlite3.Connection, as_json: bool) -> int:
             tail = d["receipt"] or d["last_error"] or ""
             print(f"{d['number']}  {d['state']:<11} {d['codes']:>7} codes  "
                   f"{d['attempts']} failed attempts  {tail}")  # fmt: skip
+    return 0
+
+
+QUARANTINE_SHOWN = 200  # characters of a quarantined payload printed (as text; JSON: all kept)
+
+
+def quarantine(db: sqlite3.Connection, n: int, as_json: bool) -> int:
+    """The newest ``n`` quarantined messages, newest last: time, kind, topic, reason, payload
+    (the first :data:`QUARANTINE_SHOWN` characters of what was kept, as text)."""
+    rows = db.execute(
+        "SELECT * FROM (SELECT qid, received, kind, topic, reason, size, payload FROM quarantine "
+        "ORDER BY qid DESC LIMIT ?) ORDER BY qid",
+        (max(0, n),),
+    ).fetchall()
+    total = db.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0]
+    for qid, received, kind, topic, reason, size, payload in rows:
+        text = bytes(payload).decode("utf-8", errors="replace")
+        at = datetime.fromtimestamp(received, UTC).isoformat(timespec="seconds")
+        if as_json:
+            _j({"qid": qid, "received": at, "kind": kind, "topic": topic, "reason": reason,
+                "size": size, "kept": len(payload), "payload": text})  # fmt: skip
+        else:
+            shown = text[:QUARANTINE_SHOWN].encode("unicode_escape").decode("ascii")
+            more = f" … ({size if size is not None else len(payload)} bytes)" if len(
+                text) > QUARANTINE_SHOWN else ""  # fmt: skip
+            print(f"{at}  {kind or '-':<9} {topic}\n  reason:  {reason}\n  payload: {shown}{more}")
+    if not as_json:
+        print(f"{len(rows)} of {total} quarantined messages shown")
     return 0
 
 

@@ -180,6 +180,20 @@ class JournalSection(Strict):
             "(counted); 'drop_oldest' deletes the oldest undelivered events (counted, logged)."
         ),
     )
+    keep_delivered_secs: float = Field(
+        default=3600.0,
+        ge=0,
+        description=(
+            "Delivered events (acknowledged by the broker) are kept this long, so that a "
+            "subscriber that finds a seq gap can have them replayed (docs/architecture.md, "
+            "Replay); 0 deletes them at once."
+        ),
+    )
+    keep_delivered_events: int = Field(
+        default=100_000,
+        ge=0,
+        description="At most this many delivered events are kept (the newest); 0: none.",
+    )
 
 
 class ConfigBase(Strict):

@@ -535,6 +535,12 @@ UPLOAD = EventSpec(
             integer(minimum=0),
             "Packing, CCP and outbound records of the batch not acknowledged.",
         ),
+        Field(
+            "missing_seq",
+            integer(minimum=0),
+            "Events of the gateway within the batch's seq range the bridge never received "
+            "(alarm.seq_gap); the batch is incomplete while any is missing.",
+        ),
         detail(),
     ),
     example={
@@ -548,10 +554,49 @@ UPLOAD = EventSpec(
             "acknowledged": 400,
             "quarantined": 0,
             "other_unacked": 3,
+            "missing_seq": 0,
             "detail": "batch 20261122-L1-01: 400 of 412 codes acknowledged by the platform, 3 "
             "other records not acknowledged",
         },
     },
 )
 
-ALARM_SPECS = (CCP, DEVICE, DUPLICATE, INVALID, AGGREGATION, SCAN_RATE, UPLOAD)
+SEQ_GAP = EventSpec(
+    type="alarm.seq_gap",
+    title="Events of a gateway did not reach the bridge (or did, after all).",
+    meaning="The bridge tracks every gateway's `seq` (per gateway, without gaps: the envelope). "
+    "A `seq` missing while later ones arrived, and not received within "
+    "`bridge.seq_gap_grace_secs` (out-of-order redelivery after a reconnect is normal), raises "
+    "`state: missing` once, with the gateway and the range, and the bridge asks the gateway to "
+    "publish them again (`…/gateway/{id}/replay`, docs/architecture.md). When every `seq` of "
+    "the range has arrived, `state: filled` clears it. Events past the gateway's delivered "
+    "window (`journal.keep_delivered_*`) or dropped by `journal.when_full: drop_oldest` cannot "
+    "come again: the gap stays alarmed, and reconciliation shows the batches it touches "
+    "incomplete. Tracking starts at the first `seq` the bridge stores from a gateway.",
+    records="QB/T 5279-2018 4.4 (records complete), 11.2 (uploaded in time); the 2023 training "
+    "speech part 三 (incomplete uploads)",
+    source="the bridge (gateway/bridge/gaps.py, ingest.py)",
+    device="null",
+    fields=(
+        Field("state", enum("missing", "filled"), "Missing, or received after all."),
+        Field("gateway", string(minLength=1), "The gateway whose events are missing."),
+        Field("from", integer(minimum=1), "First `seq` of the gap."),
+        Field("to", integer(minimum=1), "Last `seq` of the gap."),
+        Field("missing", integer(minimum=0), "Of them, not received now (0 when filled)."),
+        detail(),
+    ),
+    example={
+        "device": None,
+        "batch": None,
+        "data": {
+            "state": "missing",
+            "gateway": "gw-daiyue-1",
+            "from": 1043,
+            "to": 1050,
+            "missing": 8,
+            "detail": "gateway gw-daiyue-1: seq 1043..1050 not received (8 missing); replay asked",
+        },
+    },
+)
+
+ALARM_SPECS = (CCP, DEVICE, DUPLICATE, INVALID, AGGREGATION, SCAN_RATE, UPLOAD, SEQ_GAP)

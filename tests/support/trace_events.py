@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from gateway.event_schemas import spec_for
+
 TZ = timezone(timedelta(hours=8))
 T0 = datetime(2026, 11, 22, 8, 0, 0, tzinfo=TZ)
 
@@ -29,6 +31,10 @@ class LineEvents:
     def make(
         self, etype: str, data: dict[str, Any], batch: str | None, device: str | None = None
     ) -> dict[str, Any]:
+        """An event of ``etype`` valid by its schema (gateway/event_schemas, which the bridge
+        checks every event with): ``data`` completed with the fields its type requires, from
+        the type's documented example, and a device where the type requires one."""
+        data, device = _complete(etype, data, device)
         self.seq += 1
         self.clock += timedelta(milliseconds=250)
         ev = {
@@ -51,6 +57,24 @@ class LineEvents:
         group, kind = ev["type"].split(".", 1)
         root = f"{self.prefix}/{self.enterprise}/{self.site}/{self.line}"
         return f"{root}/alarm/{kind}" if group == "alarm" else f"{root}/event/{group}/{kind}"
+
+
+def _complete(
+    etype: str, data: dict[str, Any], device: str | None
+) -> tuple[dict[str, Any], str | None]:
+    try:
+        spec = spec_for(etype)
+    except KeyError:  # a type without a schema: as given
+        return data, device
+    out = dict(data)
+    for f in spec.fields:
+        if f.required and f.when is None and f.name not in out:
+            out[f.name] = spec.example["data"][f.name]
+    if "children" in data and "count" in out and "expected" in out:
+        out["count"] = out["expected"] = len(data["children"])
+    if device is None and spec.device == "required":
+        device = spec.example["device"]
+    return out, device
 
 
 @dataclass
@@ -106,14 +130,17 @@ def batch_events(
         last = names[-1]
         unpacked[last] = cases[last][:2]
         evs.append(f.make("pack.unpack", {"code": last, "children": unpacked[last]}, batch))
-    md = {"value": False, "unit": None, "limits": {}, "verdict": "pass"}
+    md = {"value": True, "unit": None, "limits": {"expected": True}, "verdict": "pass",
+          "check": "detection", "detection": 1}  # fmt: skip
     evs.append(f.make("ccp.metal_detector", md, batch, device="md1"))
     orders: dict[str, list[str]] = {}
     if pallets:
         order = f"SO-{tag}"
         orders[order] = [next(iter(pallets))]
+        pallet = orders[order][0]
         data = {"order": order, "customer": "某某盐业批发公司", "customer_type": "wholesaler",
-                "codes": orders[order]}  # fmt: skip
+                "code": pallet, "level": "pallet", "children": pallets[pallet],
+                "bags": sum(len(cases[c]) for c in pallets[pallet])}  # fmt: skip
         evs.append(f.make("ship.outbound", data, None))
     if with_end:
         evs.append(f.make("batch.end", {"batch": batch, "inspection": "合格，一级"}, batch))

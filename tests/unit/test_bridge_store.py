@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gateway.bridge.schema import QUARANTINE_PAYLOAD_BYTES
 from gateway.bridge.store import TraceStore
 from gateway.bridge.trace import container_of
 from tests.support.trace_events import LineEvents, batch_events, payload
@@ -20,128 +21,118 @@ def _ev(**over: Any) -> dict[str, Any]:
     return base
 
 
-BAD: list[tuple[bytes, str]] = [
-    (b"", "not JSON"),
-    (b"{", "not JSON"),
-    (b"\xff\xfe", "not JSON"),
-    (b"[]", "JSON object; got list"),
-    (b"null", "JSON object; got NoneType"),
-    (json.dumps(_ev(id="")).encode(), "id must be a non-empty string"),
-    (json.dumps(_ev(type="packbag")).encode(), "is not 'group.kind'"),
-    (json.dumps(_ev(ts="2026-11-22 08:00:00")).encode(), "not an RFC 3339 time"),
-    (json.dumps(_ev(ts="2026-11-22T08:00:00")).encode(), "with a UTC offset"),
-    (json.dumps(_ev(ts="2026-13-45T08:00:00+08:00")).encode(), "not a valid time"),
-    (json.dumps(_ev(seq=-1)).encode(), "seq must be a non-negative integer"),
-    (json.dumps(_ev(seq=True)).encode(), "seq must be a non-negative integer"),
-    (json.dumps(_ev(data=[1])).encode(), "data must be an object"),
-    (json.dumps(_ev(enterprise=None)).encode(), "enterprise must be a non-empty string"),
-    (json.dumps(_ev(data={"code": ""})).encode(), "pack.bag: data.code must be a code"),
-    (json.dumps(_ev(data={"code": "8035 AB"})).encode(), "control or space characters"),
-    (json.dumps(_ev(data={"code": "8035\u0007AB"})).encode(), "XML cannot carry"),
-    (json.dumps(_ev(data={"code": "A" * 200})).encode(), "must be a code (1-128"),
+def _bad(etype: str, data: dict[str, Any], batch: str | None = "B1", **drop: bool) -> bytes:
+    """A valid ``etype`` event (completed from its schema's example), then ``data`` put over
+    its data and the keys named in ``drop`` taken out of it."""
+    ev = LineEvents().make(etype, {}, batch)
+    ev["data"].update(data)
+    for key in drop:
+        ev["data"].pop(key, None)
+    return json.dumps(ev).encode()
+
+
+CHILDREN = ["8035K7M2Q9XW4T", "8035P3D8L1VZ6N"]
+REJECT = {"value": 380.0, "unit": "g", "count": 3}  # a checkweigher's reject
+
+# (payload, kind, a part of the reason)
+BAD: list[tuple[bytes, str, str]] = [
+    (b"", "not_json", "not JSON"),
+    (b"{", "not_json", "not JSON"),
+    (b"\xff\xfe", "not_json", "not JSON"),
+    (b"[" * 5000, "too_deep", "nested 5000 deep (at most 32)"),
+    (b'{"a":' * 40 + b"1" + b"}" * 40, "too_deep", "nested 40 deep"),
+    (b'"' + b"x" * (1024 * 1024) + b'"', "too_large", "over the limit of 1048576"),
+    (b"[]", "schema", "(event): [] is not of type 'object'"),
+    (b"null", "schema", "(event): None is not of type 'object'"),
+    (json.dumps(_ev(id="")).encode(), "schema", "id: '' does not match"),
+    (json.dumps(_ev(type="packbag")).encode(), "schema", "type: 'packbag' does not match"),
+    (json.dumps(_ev(ts="2026-11-22 08:00:00")).encode(), "schema", "ts: '2026-11-22 08:00:00'"),
+    (json.dumps(_ev(ts="2026-11-22T08:00:00")).encode(), "schema", "ts: '2026-11-22T08:00:00'"),
+    (json.dumps(_ev(ts="2026-13-45T08:00:00+08:00")).encode(), "content", "not a valid time"),
+    (json.dumps(_ev(seq=0)).encode(), "schema", "seq: 0 is out of range (minimum 1)"),
+    (json.dumps(_ev(seq=True)).encode(), "schema", "seq: True is not of type 'integer'"),
+    (json.dumps(_ev(data=[1])).encode(), "schema", "data: [1] is not of type 'object'"),
+    (json.dumps(_ev(enterprise=None)).encode(), "schema", "enterprise: None is not of type"),
+    (_bad("pack.bag", {"code": ""}), "schema", "pack.bag: data.code: '' does not match"),
+    (_bad("pack.bag", {"code": "8035 AB"}), "schema", "data.code: '8035 AB' does not match"),
+    (_bad("pack.bag", {}, sku=True), "schema", "data: 'sku' is a required property"),
+    (_bad("pack.bag", {"sku": "s\u0007"}), "content", "XML cannot carry"),
+    (_bad("pack.case", {"children": []}), "schema", "data.children: has 0 items"),
     (
-        json.dumps(_ev(type="pack.case", data={"code": "C1", "children": []})).encode(),
-        "data.children must be a non-empty list",
+        _bad("pack.case", {"children": [CHILDREN[0], CHILDREN[0]]}),
+        "schema",
+        "data.children: has non-unique elements",
     ),
     (
-        json.dumps(_ev(type="pack.case", data={"code": "C1", "children": ["A", "A"]})).encode(),
-        "lists a code twice",
-    ),
-    (
-        json.dumps(_ev(type="pack.pallet", data={"code": "P1", "children": ["P1"]})).encode(),
+        _bad("pack.pallet", {"code": CHILDREN[0], "children": CHILDREN}),
+        "content",
         "holds the parent code",
     ),
+    (_bad("ship.outbound", {}, customer=True), "schema", "'customer' is a required property"),
+    (_bad("ccp.net_content", {"value": "400"}), "schema", "data.value: '400' is not of type"),
+    (_bad("ccp.iodine", {"limits": {"lo": "x", "hi": None}}), "schema", "data.limits.lo: 'x'"),
+    (_bad("ccp.sieve", {"verdict": "ok"}), "schema", "data.verdict: 'ok' is not one of"),
+    (_bad("batch.start", {}, batch=None), "schema", "batch: None is not of type 'string'"),
+    # records uploaded since issue 13 (gateway/bridge/line_records.py)
+    (_bad("feed.material", {}, material=True), "schema", "'material' is a required property"),
+    (_bad("feed.material", {"quantity": 0}), "schema", "data.quantity: 0 is out of range"),
+    (_bad("feed.material", {"operator": ["li"]}), "schema", "data.operator: ['li'] is not"),
+    (_bad("pack.reject", {}, reason=True), "schema", "data: 'reason' is a required property"),
+    (_bad("pack.reject", REJECT | {"case": "8035C1"}, code=True), "content", "case names a case"),
+    (_bad("pack.reject", REJECT | {"code": "8035 B"}), "schema", "data.code: '8035 B' does not"),
+    (_bad("pack.reject", REJECT | {"count": -1}), "schema", "data.count: -1 is out of range"),
+    (_bad("ship.inbound", {}, code=True), "schema", "data: 'code' is a required property"),
+    (_bad("recall.scan", {"level": "box"}), "schema", "data.level: 'box' is not one of"),
+    (_bad("recall.scan", {"recall": ""}), "schema", "data.recall: '' is too short"),
     (
-        json.dumps(_ev(type="ship.outbound", data={"order": "SO", "codes": ["A"]})).encode(),
-        "data.customer must be a non-empty string",
+        _bad("batch.start", {"person_in_charge": 7}),
+        "content",
+        "person_in_charge must be a non-empty",
     ),
-    (
-        json.dumps(
-            _ev(type="ccp.net_content", data={"value": "400", "limits": {}, "verdict": "pass"})
-        ).encode(),
-        "value must be a number or a boolean",
-    ),
-    (
-        json.dumps(
-            _ev(
-                type="ccp.iodine",
-                data={"value": 25.0, "unit": "mg/kg", "limits": {"lo": "x"}, "verdict": "pass"},
-            )
-        ).encode(),
-        "limits.lo must be a number or null",
-    ),
-    (
-        json.dumps(
-            _ev(type="ccp.sieve", data={"value": True, "limits": {}, "verdict": "ok"})
-        ).encode(),
-        "verdict must be 'pass' or 'fail'",
-    ),
-    (
-        json.dumps(_ev(type="feed.material", data={"quantity": 1, "unit": "kg"})).encode(),
-        "feed.material: data.material must be a non-empty string",
-    ),
-    (
-        json.dumps(
-            _ev(type="feed.material", data={"material": "盐", "quantity": 0, "unit": "kg"})
-        ).encode(),
-        "data.quantity must be a number > 0",
-    ),
-    (
-        json.dumps(
-            _ev(
-                type="feed.material",
-                data={"material": "盐", "quantity": 2, "unit": "kg", "operator": ["li"]},
-            )
-        ).encode(),
-        "data.operator must be text, a number or null",
-    ),
-    (json.dumps(_ev(type="pack.reject", data={})).encode(), "data.reason must be a non-empty"),
-    (
-        json.dumps(_ev(type="pack.reject", data={"reason": "x", "case": "8035C1"})).encode(),
-        "case names a case but no code",
-    ),
-    (
-        json.dumps(_ev(type="pack.reject", data={"reason": "x", "code": "8035 B"})).encode(),
-        "pack.reject: data.code holds control or space characters",
-    ),
-    (
-        json.dumps(_ev(type="pack.reject", data={"reason": "x", "count": -1})).encode(),
-        "data.count must be an integer >= 0 or null",
-    ),
-    (
-        json.dumps(_ev(type="ship.inbound", data={"order": "IN-1"})).encode(),
-        "ship.inbound: data.code must be a code",
-    ),
-    (
-        json.dumps(_ev(type="recall.scan", data={"code": "8035B1", "level": "box"})).encode(),
-        "data.level must be bag | case | pallet | unknown",
-    ),
-    (
-        json.dumps(_ev(type="recall.scan", data={"code": "8035B1", "recall": ""})).encode(),
-        "data.recall must be a non-empty string or null",
-    ),
-    (
-        json.dumps(_ev(type="batch.start", data={"person_in_charge": 7})).encode(),
-        "data.person_in_charge must be a non-empty string or null",
-    ),
-    (json.dumps(_ev(type="batch.start", batch=None, data={})).encode(), "names no batch"),
-    (
-        json.dumps(_ev(type="batch.start", data={"production_date": "22/11/2026"})).encode(),
-        "is not YYYY-MM-DD",
-    ),
+    (_bad("batch.start", {"production_date": "22/11/2026"}), "content", "is not YYYY-MM-DD"),
 ]
 
 
-@pytest.mark.parametrize(("raw", "reason"), BAD, ids=[r for _, r in BAD])
+@pytest.mark.parametrize(("raw", "kind", "reason"), BAD, ids=[r for _, _, r in BAD])
 def test_bad_payloads_are_quarantined_with_their_reason(
-    tmp_path: Path, raw: bytes, reason: str
+    tmp_path: Path, raw: bytes, kind: str, reason: str
 ) -> None:
     store = TraceStore(tmp_path / "t.db")
     got = store.ingest([("salt/v1/x/event/pack/bag", raw)])
     assert (got.accepted, got.quarantined) == (0, 1)
+    assert got.by_kind[kind] == 1 and store.stats.by_kind[kind] == 1
     [(topic, why, kept)] = store.quarantined()
     assert reason in why, why
-    assert kept == raw and topic == "salt/v1/x/event/pack/bag"
+    assert kept == raw[:QUARANTINE_PAYLOAD_BYTES] and topic == "salt/v1/x/event/pack/bag"
+    [(k, size)] = store.db.execute("SELECT kind, size FROM quarantine").fetchall()
+    assert (k, size) == (kind, len(raw))
+
+
+def test_a_type_without_a_schema_is_kept_with_a_note_not_uploaded(tmp_path: Path) -> None:
+    ev = LineEvents().make("line.future_kind", {"anything": 1}, None)
+    store = TraceStore(tmp_path / "t.db")
+    got = store.ingest([("t", payload(ev))])
+    assert (got.accepted, got.quarantined, got.conflicts) == (1, 0, 0)
+    [(up, note)] = store.db.execute("SELECT up, note FROM events").fetchall()
+    assert up == 0 and "no schema for event type 'line.future_kind'" in note
+
+
+def test_a_message_the_bridge_fails_on_is_quarantined_and_the_others_kept(
+    tmp_path: Path,
+) -> None:
+    """A seq SQLite cannot hold passes the schema (no maximum) and makes the insert raise
+    OverflowError: the group is stored again one by one, that message quarantined."""
+    f = LineEvents()
+    good = [f.make("pack.bag", {"code": f"8035OVF{i}"}, "B1") for i in range(3)]
+    huge = f.make("pack.bag", {"code": "8035OVFX"}, "B1")
+    huge["seq"] = 2**70
+    store = TraceStore(tmp_path / "t.db")
+    msgs = [("t", payload(good[0])), ("t", payload(huge)), *[("t", payload(e)) for e in good[1:]]]
+    got = store.ingest(msgs)
+    assert (got.accepted, got.quarantined, got.by_kind["error"]) == (3, 1, 1)
+    [(_, why, _)] = store.quarantined()
+    assert "bridge error: OverflowError" in why
+    assert store.counts()["codes"] == 3
 
 
 def test_repeats_are_dropped_by_id_and_good_events_around_garbage_kept(tmp_path: Path) -> None:
@@ -174,7 +165,7 @@ def test_unpack_without_children_takes_out_what_the_parent_holds(tmp_path: Path)
     evs.append(f.make("pack.case", {"code": "8035CASE", "children": ["8035U0", "8035U1"]}, "B1"))
     evs.append(f.make("pack.unpack", {"code": "8035CASE", "children": ["8035U0"]}, "B1"))
     evs.append(f.make("pack.case", {"code": "8035CASE", "children": ["8035U2"]}, "B1"))
-    evs.append(f.make("pack.unpack", {"code": "8035CASE"}, "B1"))
+    evs.append(f.make("pack.unpack", {"code": "8035CASE", "children": []}, "B1"))
     store = TraceStore(tmp_path / "t.db")
     store.ingest([("t", payload(e)) for e in evs])
     last = store.db.execute(

@@ -13,6 +13,7 @@ import ast
 import asyncio
 import json
 import re
+import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,7 +25,9 @@ from jsonschema import Draft202012Validator
 
 from drivers.base import Reading
 from gateway.aggregation import Slot
+from gateway.bridge.gaps import GapTracker
 from gateway.bridge.reconcile import BatchReport, Reconciler
+from gateway.bridge.schema import SCHEMA as STORE_SCHEMA
 from gateway.commands import CommandRouter
 from gateway.config.loader import load_config
 from gateway.event_schemas import (
@@ -322,6 +325,23 @@ def checkweigher(out: Produced) -> None:
         out.add("checkweigher", prof.on_reading(reading))
 
 
+def bridge_seq_gap(out: Produced) -> None:
+    """alarm.seq_gap as the bridge raises it (gateway/bridge/gaps.py): missing, then filled."""
+    tracker = GapTracker(grace_secs=1)
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    db.executescript(STORE_SCHEMA)
+    with db:
+        db.execute("BEGIN")
+        tracker.observe(db, [("gw-1", 1, "8035", "s"), ("gw-1", 4, "8035", "s")], 0.0)
+    [gap], _ = tracker.due(db, 5.0)
+    missing = tracker.alarm_data(gap, "missing")
+    with db:
+        db.execute("BEGIN")
+        [filled] = tracker.observe(db, [("gw-1", 2, "8035", "s"), ("gw-1", 3, "8035", "s")], 6.0)
+    data = [missing, tracker.alarm_data(filled, "filled")]
+    out.add("bridge", [EventDraft("alarm.seq_gap", T0, d) for d in data])
+
+
 def bridge_upload(out: Produced) -> None:
     """alarm.upload as the bridge raises it (gateway/bridge/service.py, reconcile.py)."""
     raised: list[dict[str, Any]] = []
@@ -405,6 +425,7 @@ def produced(tmp_path_factory: pytest.TempPathFactory) -> Produced:
     material_feed(out)
     checkweigher(out)
     bridge_upload(out)
+    bridge_seq_gap(out)
     out.journal(tmp / "journal.db")
     runtime(tmp, out)
     command_responses(out)

@@ -18,6 +18,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from gateway.bridge.backlog import read_backlog
 from gateway.bridge.schema import connect
+from gateway.bridge.service import Bridge
 from gateway.bridge.store import IngestStats
 from gateway.bridge.upload import UploadStats
 from gateway.config.loader import load_config
@@ -121,23 +122,33 @@ def fake_bridge(store: Path, *, alive: bool = True, connected: bool = True) -> A
     conn = threading.Event()
     if connected:
         conn.set()
+    subscribed = threading.Event()
+    subscribed.set()
+    stats = IngestStats(accepted=9, duplicates=2, quarantined=1, conflicts=1)
+    stats.by_kind["too_deep"] = 1
     consumer = SimpleNamespace(
         host="127.0.0.1",
         port=1883,
         connected=conn,
+        subscribed=subscribed,
+        refused={},
         received=12,
-        store=SimpleNamespace(
-            stats=IngestStats(accepted=9, duplicates=2, quarantined=1, conflicts=1)
-        ),
+        store=SimpleNamespace(stats=stats),
     )
     uploader = SimpleNamespace(stats=UploadStats(acked=2, failed=3, unavailable=4, quarantined=1))
-    return SimpleNamespace(
+    bridge = SimpleNamespace(
         alive=lambda: alive,
         consumer=consumer,
         uploader=uploader,
         documents_built=6,
         bcfg=SimpleNamespace(store=store),
+        restarts={"bridge-ingest": 2},
+        failing={} if alive else {"bridge-ingest": "RuntimeError: boom"},
+        _threads=[] if alive else [threading.Thread(name="bridge-ingest")],  # never started
+        _stop=threading.Event(),
     )
+    bridge.problems = lambda: Bridge.problems(bridge)  # the real method on this state
+    return bridge
 
 
 def test_bridge_counters_and_outbox(gw: Gateway, tmp_path: Path) -> None:
@@ -157,6 +168,9 @@ def test_bridge_counters_and_outbox(gw: Gateway, tmp_path: Path) -> None:
     assert m[("saltgw_bridge_upload_backlog", ())] == 3
     assert m[("saltgw_bridge_upload_oldest_age_seconds", ())] > 119
     assert m[("saltgw_bridge_events_waiting", ())] == 0
+    assert m[("saltgw_bridge_quarantined_messages_total", (("reason", "too_deep"),))] == 1
+    assert m[("saltgw_bridge_quarantined_messages_total", (("reason", "schema"),))] == 0
+    assert m[("saltgw_bridge_thread_restarts_total", (("thread", "bridge-ingest"),))] == 2
     drops = {
         dict(k[1])["reason"]: (dict(k[1])["intentional"], v)
         for k, v in m.items()
@@ -174,6 +188,15 @@ def test_health_names_the_bridge(gw: Gateway, tmp_path: Path) -> None:
     gw.bridge = fake_bridge(tmp_path / "b.db", connected=False)
     assert "bridge: not connected to the MQTT broker 127.0.0.1:1883" in health(gw)[1]
     gw.bridge = fake_bridge(tmp_path / "b.db", alive=False)
-    assert any(r.startswith("bridge: a thread has stopped") for r in health(gw)[1])
+    assert (
+        "bridge: thread bridge-ingest has stopped (RuntimeError: boom); the gateway is stopping"
+        in health(gw)[1]
+    )
     gw.bridge = fake_bridge(tmp_path / "b.db")
     assert not any(r.startswith("bridge") for r in health(gw)[1])
+    gw.bridge.consumer.subscribed.clear()
+    gw.bridge.consumer.refused = {"salt/v1/x/event/#": "Not authorized"}
+    assert (
+        "bridge subscription to 'salt/v1/x/event/#' refused by the broker: Not authorized "
+        "(events wait in the gateway's journal; asked again with backoff)" in health(gw)[1]
+    )
