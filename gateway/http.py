@@ -41,6 +41,8 @@ def health(gw: Gateway) -> tuple[bool, list[str]]:
     if not gw.link.connected.is_set():
         why = gw.link.stats.last_error or "not connected yet"
         reasons.append(f"MQTT broker {gw.link.broker}: {why}")
+    elif (stalled := gw.forwarder.stalled()) is not None:
+        reasons.append(f"MQTT broker {gw.link.broker}: {stalled}")
     if not gw.journal.alive():
         reasons.append("journal writer is not running")
     elif (failing := gw.journal.failing) is not None:  # disk full: nothing is accepted now

@@ -3,7 +3,8 @@
 A device that fails every 100 ms must not write ten lines a second for hours: the same message
 (same logger, level, text template and first argument — by convention the device or file it is
 about) is let through at most ``burst`` times per ``window_secs``; the next line that passes says
-how many were suppressed.
+how many were suppressed. A record logged with ``extra={"state_change": True}`` (a broker
+connect or disconnect: each is news) always passes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class RateLimit(logging.Filter):
         self._seen: dict[tuple[str, int, str], tuple[float, int, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "state_change", False):  # connects, disconnects: one line each, always
+            return True
         first = record.args[0] if isinstance(record.args, tuple) and record.args else ""
         key = (record.name, record.levelno, f"{record.msg}\0{first}")
         now = time.monotonic()

@@ -18,11 +18,11 @@
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,9 +38,10 @@ from gateway.journal import Journal, JournalReader
 from gateway.replay import Replayer, replay_topic
 from gateway.topics import Topics
 
-__all__ = ["Forwarder", "LinkStats", "MessageHandler", "MqttLink"]
+__all__ = ["ControlOutbox", "Forwarder", "LinkStats", "MessageHandler", "MqttLink"]
 
 log = logging.getLogger(__name__)
+STATE_CHANGE = {"state_change": True}  # connects and disconnects: never rate-limited (logs.py)
 
 IDLE_POLL_SECS = 0.005  # how long the IO thread waits on the socket when it has nothing to send
 READ_CHUNK = 500
@@ -57,6 +58,51 @@ class LinkStats:
     published: int = 0
     acked: int = 0
     last_error: str | None = None
+    control_coalesced: int = 0  # retained control messages replaced by a newer one, unsent
+    control_dropped: int = 0  # non-retained control messages dropped (queue full, offline)
+
+
+class ControlOutbox:
+    """Control messages (device states, KPIs, command responses: not journaled) waiting for the
+    forwarder, bounded however long the broker is away.
+
+    A retained message is the topic's last value: a newer one replaces the one waiting (latest
+    wins, counted), so states and KPIs of a week-long outage take one slot per topic. Other
+    messages (command responses) wait in order, at most ``max_plain``; past that the oldest is
+    dropped and counted. Thread-safe: any thread puts, the forwarder takes.
+    """
+
+    def __init__(self, stats: LinkStats, max_plain: int = 10_000) -> None:
+        self._stats = stats
+        self._max_plain = max_plain
+        self._lock = threading.Lock()
+        self._retained: dict[str, bytes] = {}  # topic -> payload, in order of last update
+        self._plain: deque[tuple[str, bytes]] = deque()
+
+    def put(self, topic: str, payload: bytes, retain: bool) -> None:
+        with self._lock:
+            if retain:
+                if self._retained.pop(topic, None) is not None:
+                    self._stats.control_coalesced += 1
+                self._retained[topic] = payload
+                return
+            if len(self._plain) >= self._max_plain:
+                self._plain.popleft()
+                self._stats.control_dropped += 1
+            self._plain.append((topic, payload))
+
+    def take(self) -> list[tuple[str, bytes, bool]]:
+        """Everything waiting, retained values first, and empty the outbox."""
+        with self._lock:
+            out = [(t, p, True) for t, p in self._retained.items()]
+            out += [(t, p, False) for t, p in self._plain]
+            self._retained.clear()
+            self._plain.clear()
+        return out
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._retained) + len(self._plain)
 
 
 class MqttLink:
@@ -73,6 +119,8 @@ class MqttLink:
         self.connected = threading.Event()
         self.pending: dict[int, int | None] = {}  # mid -> journal seq (None: not journaled)
         self.acked: list[int] = []  # journal seqs acknowledged, not yet handed to the journal
+        # since when the broker owes a PUBACK without having sent one (None: owes nothing)
+        self.waiting_since: float | None = None
         self.refused = False  # the last CONNACK was a refusal (bad credentials, not authorised)
         v5 = cfg.protocol == "5"
         self.client = paho.Client(
@@ -131,7 +179,17 @@ class MqttLink:
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             raise RuntimeError(f"publish to {topic!r} refused by paho: {info.rc}")
         self.stats.published += 1
+        if not self.pending:
+            self.waiting_since = time.monotonic()
         self.pending[info.mid] = seq
+
+    def stalled_secs(self, now: float | None = None) -> float:
+        """How long the broker has owed a PUBACK without acknowledging anything (0: owes none).
+        A hung broker (stopped, overloaded, a half-open connection) shows here within seconds,
+        long before the keep-alive notices."""
+        if not self.pending or self.waiting_since is None or not self.connected.is_set():
+            return 0.0
+        return max(0.0, (time.monotonic() if now is None else now) - self.waiting_since)
 
     def take_acked(self) -> list[int]:
         out, self.acked = self.acked, []
@@ -142,6 +200,7 @@ class MqttLink:
         self, client: Any, userdata: Any, mid: int, rc: ReasonCode, props: Properties
     ) -> None:
         seq = self.pending.pop(mid, None)
+        self.waiting_since = time.monotonic() if self.pending else None
         self.stats.acked += 1
         if seq is not None:
             self.acked.append(seq)
@@ -155,7 +214,11 @@ class MqttLink:
             log.error("MQTT broker %s refused the connection: %s", self.broker, rc)
             return
         self.stats.connects += 1
-        log.info("connected to MQTT broker %s", self.broker)
+        self.waiting_since = time.monotonic() if self.pending else None  # paho re-sends them
+        log.info(
+            "connected to MQTT broker %s (connection %d)", self.broker, self.stats.connects,
+            extra=STATE_CHANGE,
+        )  # fmt: skip
         client.publish(self.topics.status(), b"online", qos=1, retain=True)
         for topic_filter, _ in self.listeners:
             client.subscribe(topic_filter, qos=1)
@@ -174,8 +237,24 @@ class MqttLink:
     ) -> None:
         if self.connected.is_set():
             self.stats.disconnects += 1
-            log.warning("disconnected from MQTT broker %s: %s", self.broker, rc)
+            why = describe_disconnect(rc, flags)
+            self.stats.last_error = why
+            log.warning(
+                "disconnected from MQTT broker %s: %s; %d events sent and not yet acknowledged "
+                "stay in the journal and are sent again",
+                self.broker, why, len(self.pending), extra=STATE_CHANGE,
+            )  # fmt: skip
         self.connected.clear()
+
+
+def describe_disconnect(rc: ReasonCode, flags: Any) -> str:
+    """What a disconnect was, in words: paho reports a closed socket as 'Unspecified error'."""
+    if getattr(flags, "is_disconnect_packet_from_server", False):
+        return f"the broker ended the session (DISCONNECT: {rc})"
+    if rc.value == 0:
+        return "disconnected on request"
+    return "the connection was closed (broker stopped or restarted, or the network dropped)"
+
 
 
 class Forwarder:
@@ -190,6 +269,7 @@ class Forwarder:
         *,
         backoff_min_secs: float = 0.5,
         backoff_max_secs: float = 10.0,
+        ack_timeout_secs: float = 5.0,
     ) -> None:
         self.journal = journal
         self.link = link
@@ -197,7 +277,9 @@ class Forwarder:
         self.inflight = inflight
         self.backoff_min = backoff_min_secs
         self.backoff_max = backoff_max_secs
-        self._control: queue.SimpleQueue[tuple[str, bytes, bool]] = queue.SimpleQueue()
+        self.ack_timeout = ack_timeout_secs
+        self._stalled_logged = False
+        self.control = ControlOutbox(link.stats)
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._cursor = 0  # highest seq handed to paho
@@ -232,8 +314,20 @@ class Forwarder:
         self.link.listeners.append((topic_filter, handler))
 
     def publish_control(self, topic: str, payload: bytes, *, retain: bool = True) -> None:
-        """A QoS 1 message that is not journaled (device state): sent before further rows."""
-        self._control.put((topic, payload, retain))
+        """A QoS 1 message that is not journaled (device state, KPI, command response): sent
+        before further rows while connected; while not, it waits in a bounded outbox where a
+        retained message replaces an older one on its topic (:class:`ControlOutbox`)."""
+        self.control.put(topic, payload, retain)
+
+    def stalled(self) -> str | None:
+        """Why the broker looks hung (it owes PUBACKs for ``ack_timeout_secs``), else None."""
+        secs = self.link.stalled_secs()
+        if secs < self.ack_timeout:
+            return None
+        return (
+            f"no PUBACK for {secs:.0f} s with {len(self.link.pending)} messages waiting "
+            f"(broker hung or overloaded?)"
+        )
 
     def drain(self, timeout: float) -> bool:
         """Wait until everything journaled so far was acknowledged, up to ``timeout`` s."""
@@ -287,15 +381,13 @@ class Forwarder:
     def _send(self, reader: JournalReader) -> bool:
         """Hand control messages and journal rows to paho; True when something was sent."""
         link = self.link
+        if not link.connected.is_set():
+            return False  # control messages wait in the bounded outbox, rows in the journal
         sent = False
-        while True:
-            try:
-                topic, payload, retain = self._control.get_nowait()
-            except queue.Empty:
-                break
+        for topic, payload, retain in self.control.take():
             link.publish(topic, payload, retain=retain)
             sent = True
-        if not link.connected.is_set() or (self.gate is not None and not self.gate()):
+        if self.gate is not None and not self.gate():
             return sent
         if self.replayer.queue or self.replayer.pending_answers:  # replay (gateway/replay.py)
             sent = self.replayer.pump(link, reader, self._topic) or sent
@@ -327,6 +419,7 @@ class Forwarder:
                 else:
                     time.sleep(IDLE_POLL_SECS * 4)
                 self._flush_acks()
+                self._watch_acks()
             self._shutdown()
         except Exception:
             log.exception("MQTT forwarder stopped by an unexpected error")
@@ -335,6 +428,16 @@ class Forwarder:
             self._flush_acks()
             reader.close()
             self._stopped.set()
+
+    def _watch_acks(self) -> None:
+        """Say once when the broker stops acknowledging, and once when it resumes."""
+        why = self.stalled()
+        if why is not None and not self._stalled_logged:
+            self._stalled_logged = True
+            log.warning("MQTT broker %s: %s", self.link.broker, why, extra=STATE_CHANGE)
+        elif why is None and self._stalled_logged:
+            self._stalled_logged = False
+            log.info("MQTT broker %s acknowledges again", self.link.broker, extra=STATE_CHANGE)
 
     def _lost(self, rc: MQTTErrorCode, was_up: bool) -> None:
         link = self.link
@@ -351,20 +454,13 @@ class Forwarder:
     def _shutdown(self) -> None:
         link = self.link
         if self._socket_open and link.connected.is_set():
-            self._control.put((self.topics.status(), b"offline", True))
+            self.control.put(self.topics.status(), b"offline", True)
             deadline = time.monotonic() + 3
-            self._send_control_only()
+            for topic, payload, retain in self.control.take():
+                link.publish(topic, payload, retain=retain)
             while link.pending and time.monotonic() < deadline:
                 if link.client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     break
             link.client.disconnect()
             link.client.loop(timeout=0.1)
         self._socket_open = False
-
-    def _send_control_only(self) -> None:
-        while True:
-            try:
-                topic, payload, retain = self._control.get_nowait()
-            except queue.Empty:
-                return
-            self.link.publish(topic, payload, retain=retain)

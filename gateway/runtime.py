@@ -72,6 +72,7 @@ class Gateway:
             cfg.mqtt.inflight,
             backoff_min_secs=cfg.mqtt.reconnect_min_secs,
             backoff_max_secs=cfg.mqtt.reconnect_max_secs,
+            ack_timeout_secs=cfg.mqtt.ack_timeout_secs,
         )
         self.profiles: dict[str, list[Profile]] = {}
         specs = profile_specs()

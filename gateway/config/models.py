@@ -135,6 +135,13 @@ class MqttSection(Strict):
         default="salt/v1", description="First levels of every topic.", pattern=r"^[^#+]+$"
     )
     keepalive_secs: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive.")
+    ack_timeout_secs: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="A broker that owes PUBACKs this long without sending one is reported hung "
+        "(log, /healthz) long before the keep-alive notices; the events stay in the journal.",
+    )
     inflight: int = Field(
         default=1000,
         ge=1,

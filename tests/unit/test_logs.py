@@ -22,6 +22,18 @@ def test_repeats_are_rate_limited_and_the_suppressed_count_reported() -> None:
     assert "[7 similar lines suppressed]" in r.getMessage()
 
 
+def test_state_changes_are_never_rate_limited() -> None:
+    f = RateLimit(burst=2, window_secs=60)
+    msgs = []
+    for _ in range(12):  # a broker restarting again and again: every connect is news
+        r = record("connected to MQTT broker %s", "127.0.0.1:1883")
+        r.state_change = True
+        msgs.append(f.filter(r))
+    assert msgs == [True] * 12
+    plain = [f.filter(record("connected to MQTT broker %s", "127.0.0.1:1883")) for _ in range(4)]
+    assert plain == [True, True, False, False]
+
+
 def test_json_lines_carry_the_formatted_message() -> None:
     line = JsonFormatter().format(record("weighing %d: %r", 5, "NaN"))
     obj = json.loads(line)
