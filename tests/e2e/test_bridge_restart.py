@@ -140,7 +140,7 @@ def test_demo_writes_valid_platform_xml_to_the_outbox(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
-    assert check.stdout.count("valid (saltgw platform XML v1)") == len(files)
+    assert check.stdout.count("valid (saltgw platform XML v1; schema ") == len(files)
     facts = facts_of([f.read_bytes() for f in files])
     assert len(facts.codes) == len(set(facts.codes)) > 0
     assert summary["events_by_type"].get("pack.bag", 0) >= len(facts.codes)
