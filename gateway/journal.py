@@ -39,14 +39,16 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol
 
 from gateway.chain import GENESIS, journal_body, link
 from gateway.events import Event, EventDraft, Origin, format_ts, uuid7
 
-__all__ = ["Journal", "JournalClosed", "JournalRow", "JournalStats", "WhenFull"]
+__all__ = ["Journal", "JournalClosed", "JournalRow", "JournalStats", "SharedStore", "WhenFull"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,25 @@ UNDELIVERED = "delivered IS NULL"
 class WhenFull(StrEnum):
     BLOCK = "block"
     DROP_OLDEST = "drop_oldest"
+
+
+class SharedStore(Protocol):
+    """Another SQLite store whose writes commit in the journal's transactions
+    (:meth:`Journal.share_transactions`; gateway/tracedb.py is the one)."""
+
+    @property
+    def lock(self) -> AbstractContextManager[object]: ...
+
+    @property
+    def staged(self) -> int: ...  # writes in the open transaction, not yet committed
+
+    def attach_to(self, conn: sqlite3.Connection) -> None: ...  # writer thread, at open
+
+    def detach(self) -> None: ...  # writer thread, before the connection closes
+
+    def committed(self) -> None: ...
+
+    def rolled_back(self) -> None: ...
 
 
 class JournalClosed(Exception):
@@ -148,6 +169,7 @@ class Journal:
         self.failing: str | None = None  # why commits fail now (disk full, …); None when fine
         self._sync_paths: list[Path] = []  # other stores' WAL files, fsync'ed before a commit
         self._retry_acks: list[int] = []  # acks of a failed commit, deleted in the next one
+        self._shared: SharedStore | None = None  # written in our transactions (share_transactions)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> Journal:
@@ -223,6 +245,8 @@ class Journal:
     def _run(self) -> None:
         try:
             db = self._db = self._connect()
+            if self._shared is not None:
+                self._shared.attach_to(db)
             row = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
             max_row = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
             self.stats.last_seq = max(row[0] if row else 0, max_row[0])
@@ -247,6 +271,8 @@ class Journal:
             for parked in self._parked:
                 _resolve(parked.fut, exc=JournalClosed(str(self.path)))
             self._parked.clear()
+            if self._shared is not None:
+                self._shared.detach()
             db.close()
 
     def _serve(self, db: sqlite3.Connection) -> None:
@@ -293,7 +319,41 @@ class Journal:
             finally:
                 os.close(fd)
 
+    # -- a store written in the journal's own transactions (issue 13, docs/architecture.md) -------
+    def share_transactions(self, store: SharedStore) -> None:
+        """Commit ``store``'s writes in the same SQLite transactions as the events: the store is
+        ATTACHed to the writer's connection (:meth:`SharedStore.attach_to`), its writes go into
+        the transaction this connection has open, and the writer commits under
+        :attr:`SharedStore.lock` after taking in every append handed in meanwhile. A producer
+        that writes the store and appends the events it caused under that lock therefore never
+        has its writes committed without its events. Call before :meth:`open`."""
+        self._shared = store
+
     def _commit(self, db: sqlite3.Connection, appends: list[_Append], acks: list[int]) -> None:
+        if self._shared is None:
+            self._commit_events(db, appends, acks)
+            return
+        with self._shared.lock:
+            # appends handed in since _serve looked carry writes of this transaction: take them
+            stop = False
+            while True:
+                try:
+                    item = self._requests.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                elif isinstance(item, list):
+                    acks.extend(item)
+                else:
+                    appends.append(item)
+            if stop:  # close() asked: _serve sees it next and commits once more, then stops
+                self._requests.put(None)
+            self._commit_events(db, appends, acks)
+
+    def _commit_events(
+        self, db: sqlite3.Connection, appends: list[_Append], acks: list[int]
+    ) -> None:
         stats = self.stats
         if self._sync_paths and any(a.drafts for a in (*self._parked, *appends)):
             try:
@@ -308,7 +368,8 @@ class Journal:
             acks, self._retry_acks = [*self._retry_acks, *acks], []
         saved = (stats.delivered, stats.backlog, stats.dropped)  # restored if the commit fails
         try:
-            db.execute("BEGIN IMMEDIATE")
+            if not db.in_transaction:  # a shared store may have begun it (share_transactions)
+                db.execute("BEGIN IMMEDIATE")
             if acks:
                 before = db.total_changes
                 if self.keeps:
@@ -335,7 +396,11 @@ class Journal:
                 head = queue_[0]
                 room = self.max_events - stats.backlog - len(rows)
                 if len(head.drafts) > room:
-                    if self.when_full is WhenFull.BLOCK and len(head.drafts) <= self.max_events:
+                    if (
+                        self.when_full is WhenFull.BLOCK
+                        and len(head.drafts) <= self.max_events
+                        and not (self._shared is not None and self._shared.staged)
+                    ):  # (a shared store's writes are never committed without their events)
                         if not head.waited:
                             head.waited = True
                             stats.blocked += len(head.drafts)
@@ -373,6 +438,8 @@ class Journal:
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
+            if self._shared is not None:
+                self._shared.rolled_back()
             stats.delivered, stats.backlog, stats.dropped = saved
             if isinstance(exc, sqlite3.OperationalError):  # the disk: keep it all, retry
                 self._retry_acks = acks
@@ -383,6 +450,8 @@ class Journal:
             for app, _evs in admitted:
                 _resolve(app.fut, exc=exc)
             return
+        if self._shared is not None:
+            self._shared.committed()
         if self.failing is not None:
             log.warning("journal %s: writable again (%s before)", self.path, self.failing)
             self.failing = None

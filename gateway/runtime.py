@@ -14,6 +14,7 @@ import json
 import logging
 from collections import deque
 from concurrent.futures import Future
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from gateway.profiles import Profile, profile_specs
 from gateway.profiles.context import KpiSource, LineAware, LineContext, Resumable
 from gateway.supervisor import DeviceState, DeviceSupervisor, State
 from gateway.topics import Topics
+from gateway.tracedb import TraceDb, open_trace_db
 
 __all__ = ["Gateway"]
 
@@ -84,11 +86,11 @@ class Gateway:
             if isinstance(prof, LineAware):  # traceability profiles (profiles/context.py)
                 prof.bind_line(LineContext(self.origin, lambda: self.batch))
             self.profiles.setdefault(prof.device, []).append(prof)
-        # the trace stores commit with synchronous=NORMAL; the journal makes them durable
-        # before it accepts the events that rest on them (gateway/tracedb.py)
-        stores = {str(s) for p in cfg.profiles if isinstance(s := getattr(p, "store", None), Path)}
-        for store in sorted(stores):
-            self.journal.sync_before_commit(Path(f"{store}-wal"))
+        # the line's trace store commits in the journal's transactions: a scan's rows and its
+        # events together or not at all (gateway/tracedb.py, docs/architecture.md)
+        self.store = _shared_store(cfg)
+        if self.store is not None:
+            self.journal.share_transactions(self.store)
         self.supervisors: list[DeviceSupervisor] = []
         self._bad_tags: dict[str, dict[str, str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -124,6 +126,30 @@ class Gateway:
             return []
         return await asyncio.wrap_future(self.journal.append(self._stamp_batch(drafts)))
 
+    def _staging(self) -> AbstractContextManager[object]:
+        """Held while profiles run and their events are handed to the journal: the journal
+        commits the trace store's writes only under it, so never without those events."""
+        return self.store.lock if self.store is not None else nullcontext()
+
+    def _hand_in(self, drafts: list[EventDraft]) -> Future[list[Event]] | None:
+        """Under :meth:`_staging`: append the drafts, or an empty append when the profiles
+        wrote the store without an event (e.g. a garbage frame counted), so it commits soon."""
+        if drafts or (self.store is not None and self.store.staged):
+            return self.journal.append(self._stamp_batch(drafts))
+        return None
+
+    async def _room(self) -> None:
+        """With a shared store the journal admits an append beyond ``max_events`` rather than
+        commit its trace writes without it; so wait here, before the profiles write, while the
+        journal is full (``when_full: block``; bounded overshoot: the readings in flight)."""
+        j = self.journal
+        if self.store is None or j.when_full is not WhenFull.BLOCK:
+            return
+        while True:  # polled: acks (another thread) free the room; there is no event to await
+            if j.stats.backlog < j.max_events or not j.alive():
+                return
+            await asyncio.sleep(0.05)
+
     def _stamp_batch(self, drafts: list[EventDraft]) -> list[EventDraft]:
         """Give each event the line's current batch (QB/T 5279 10.2.4: the batch is the thread
         that ties a line's records together). ``batch.start`` opens a batch, ``batch.end``
@@ -144,14 +170,17 @@ class Gateway:
         ts = reading.ts.astimezone(self.tz)
         reading = Reading(reading.device, ts, reading.values, reading.errors)
         drafts.extend(self._value_errors(reading))
-        for prof in self.profiles.get(reading.device, ()):
-            try:
-                drafts.extend(prof.on_reading(reading))
-            except Exception:  # a profile bug is not a device fault: log it, keep reading
-                self.profile_failures += 1
-                log.exception("profile for device %s failed on a reading", reading.device)
-        if drafts:
-            await self._pipelined(self.journal.append(self._stamp_batch(drafts)))
+        await self._room()
+        with self._staging():
+            for prof in self.profiles.get(reading.device, ()):
+                try:
+                    drafts.extend(prof.on_reading(reading))
+                except Exception:  # a profile bug is not a device fault: log it, keep reading
+                    self.profile_failures += 1
+                    log.exception("profile for device %s failed on a reading", reading.device)
+            fut = self._hand_in(drafts)
+        if fut is not None:
+            await self._pipelined(fut)
 
     async def _pipelined(self, fut: Future[list[Event]]) -> None:
         """Keep at most READINGS_IN_FLIGHT appends unconfirmed; a failed one raises here (in
@@ -249,18 +278,23 @@ class Gateway:
             await asyncio.sleep(1.0)
             now = datetime.now(self.tz)
             drafts: list[EventDraft] = []
-            for profs in self.profiles.values():
-                for prof in profs:
-                    try:
-                        drafts.extend(prof.on_tick(now))
-                        if isinstance(prof, KpiSource) and (kpi := prof.kpi_message(now)):
-                            body = json.dumps(kpi, ensure_ascii=False).encode()
-                            self.forwarder.publish_control(self.topics.kpi(), body, retain=True)
-                    except Exception:  # a profile bug must not stop the others' ticks
-                        self.profile_failures += 1
-                        log.exception("profile for device %s failed on tick", prof.device)
             try:
-                await self.accept(drafts)
+                with self._staging():
+                    for profs in self.profiles.values():
+                        for prof in profs:
+                            try:
+                                drafts.extend(prof.on_tick(now))
+                                if isinstance(prof, KpiSource) and (kpi := prof.kpi_message(now)):
+                                    body = json.dumps(kpi, ensure_ascii=False).encode()
+                                    self.forwarder.publish_control(
+                                        self.topics.kpi(), body, retain=True
+                                    )
+                            except Exception:  # a profile bug must not stop the others' ticks
+                                self.profile_failures += 1
+                                log.exception("profile for device %s failed on tick", prof.device)
+                    fut = self._hand_in(drafts)
+                if fut is not None:
+                    await asyncio.wrap_future(fut)
             except Exception:  # the tick must outlive a failed append (journal closing, …)
                 log.exception("events of a tick were not journaled")
 
@@ -316,6 +350,20 @@ class Gateway:
         await asyncio.to_thread(self.forwarder.stop)
         self.journal.close()
         log.info("stopped; journal holds %d undelivered events", self.journal.stats.backlog)
+
+
+def _shared_store(cfg: ConfigBase) -> TraceDb | None:
+    """The line's trace store, named by its traceability profiles (one file per line)."""
+    stores = sorted(
+        {str(s) for p in cfg.profiles if isinstance(s := getattr(p, "store", None), Path)}
+    )
+    if len(stores) > 1:
+        raise ValueError(
+            f"profiles: the traceability profiles of line {cfg.gateway.line} name "
+            f"{len(stores)} trace stores ({', '.join(stores)}); they must all name the same "
+            "file (its writes commit with the journal's events, docs/architecture.md)"
+        )
+    return open_trace_db(stores[0]) if stores else None
 
 
 def _with_batch(d: EventDraft, batch: str) -> EventDraft:
