@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import ssl
@@ -43,6 +44,7 @@ __all__ = ["ControlOutbox", "Forwarder", "LinkStats", "MessageHandler", "MqttLin
 log = logging.getLogger(__name__)
 STATE_CHANGE = {"state_change": True}  # connects and disconnects: never rate-limited (logs.py)
 
+MARK_EVERY_SECS = 1.0  # the seq mark (Topics.seq_mark) at most this often
 IDLE_POLL_SECS = 0.005  # how long the IO thread waits on the socket when it has nothing to send
 READ_CHUNK = 500
 
@@ -278,6 +280,9 @@ class Forwarder:
         self.backoff_min = backoff_min_secs
         self.backoff_max = backoff_max_secs
         self.ack_timeout = ack_timeout_secs
+        self._acked_high = 0  # highest journal seq the broker acknowledged
+        self._mark_sent = 0
+        self._mark_at = float("-inf")
         self._stalled_logged = False
         self.control = ControlOutbox(link.stats)
         self._stop = threading.Event()
@@ -357,6 +362,17 @@ class Forwarder:
         acked = self.link.take_acked()
         if acked:
             self.journal.ack(acked)
+            self._acked_high = max(self._acked_high, max(acked))
+
+    def _publish_mark(self) -> None:
+        """Now and then, the highest seq the broker acknowledged (retained, latest wins): a
+        bridge that lost the last events before the line went quiet sees the gap from it."""
+        now = time.monotonic()
+        if self._acked_high <= self._mark_sent or now - self._mark_at < MARK_EVERY_SECS:
+            return
+        self._mark_sent, self._mark_at = self._acked_high, now
+        body = {"gateway": self.topics.gateway, "last_seq": self._acked_high}
+        self.control.put(self.topics.seq_mark(), json.dumps(body).encode(), True)
 
     def _try_connect(self) -> None:
         now = time.monotonic()
@@ -419,6 +435,7 @@ class Forwarder:
                 else:
                     time.sleep(IDLE_POLL_SECS * 4)
                 self._flush_acks()
+                self._publish_mark()
                 self._watch_acks()
             self._shutdown()
         except Exception:

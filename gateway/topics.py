@@ -42,3 +42,8 @@ class Topics:
 
     def status(self) -> str:
         return f"{self.prefix}/{self.enterprise}/{self.site}/gateway/{self.gateway}/status"
+
+    def seq_mark(self) -> str:
+        """Retained ``{"gateway", "last_seq", "ts"}``: the highest ``seq`` the broker has
+        acknowledged, so a bridge notices events lost at the tail (docs/architecture.md)."""
+        return f"{self.prefix}/{self.enterprise}/{self.site}/gateway/{self.gateway}/seq"

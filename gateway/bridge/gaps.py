@@ -14,6 +14,9 @@ the broker's PUBACK) and the bridge: a broker that drops messages (mosquitto que
   gate makes the first event published after the bridge subscribed the first one it sees. A
   lower ``seq`` arriving later (redelivery) extends the tracked span downwards; a hole between
   it and the first range is a gap like any other.
+- The gateway publishes the highest ``seq`` the broker acknowledged (retained, at most once a
+  second, ``Topics.seq_mark``): seqs past the last one received are a gap at the *tail*
+  (:meth:`GapTracker.observe_marks`), which no later event would reveal when the line goes quiet.
 - A gap not filled within ``grace_secs`` (out-of-order redelivery after a reconnect is normal) is
   alarmed once (``alarm.seq_gap``, ``state: missing``, with gateway and ``from``/``to``) and a
   replay is asked from the gateway (:mod:`gateway.replay`): again with backoff until it is
@@ -35,7 +38,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-__all__ = ["Gap", "GapTracker", "ReplayRequest", "missing_in"]
+__all__ = ["Gap", "GapTracker", "ReplayRequest", "first_uncovered", "missing_in", "uncovered"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,36 @@ def _add(ranges: list[list[int]], s: int) -> bool:
 
 def _holes(ranges: list[list[int]]) -> list[tuple[int, int]]:
     return [(a[1] + 1, b[0] - 1) for a, b in pairwise(ranges)]
+
+
+def uncovered(ranges: list[list[int]], lo: int, hi: int) -> int:
+    """How many seqs of ``[lo, hi]`` are in none of ``ranges`` (also past the last one)."""
+    n, cursor = 0, lo
+    for a, b in ranges:
+        if b < cursor:
+            continue
+        if a > hi:
+            break
+        if a > cursor:
+            n += a - cursor
+        cursor = b + 1
+        if cursor > hi:
+            return n
+    return n + max(0, hi - cursor + 1)
+
+
+def first_uncovered(ranges: list[list[int]], lo: int, hi: int) -> tuple[int, int] | None:
+    """The first run of seqs in ``[lo, hi]`` that none of ``ranges`` holds."""
+    cursor = lo
+    for a, b in ranges:
+        if b < cursor:
+            continue
+        if a > cursor:
+            return cursor, min(a - 1, hi)
+        cursor = b + 1
+        if cursor > hi:
+            return None
+    return (cursor, hi) if cursor <= hi else None
 
 
 def missing_in(ranges: list[list[int]], lo: int, hi: int) -> int:
@@ -168,11 +201,36 @@ class GapTracker:
                 [(gw, a, b, src.enterprise, src.site) for a, b in src.ranges],
             )
             for key, gap in list(self.gaps.items()):
-                if gap.gateway == gw and missing_in(src.ranges, gap.lo, gap.hi) == 0:
+                if gap.gateway == gw and uncovered(src.ranges, gap.lo, gap.hi) == 0:
                     del self.gaps[key]
                     db.execute("DELETE FROM seq_gaps WHERE gateway=? AND lo=?", key)
                     filled.append(gap)
         return filled
+
+    def observe_marks(
+        self, db: sqlite3.Connection, marks: Iterable[tuple[str, int]], now: float
+    ) -> None:
+        """A gateway's ``last_seq`` mark (``Topics.seq_mark``): seqs past the last one received
+        are a gap at the tail, which no later event would reveal if the line went quiet. Marks
+        of gateways whose events this bridge does not track are ignored."""
+        for gw, mark in marks:
+            src = self.sources.get(gw)
+            if src is None or not src.ranges:
+                continue
+            last = src.ranges[-1][1]
+            if mark <= last:
+                continue
+            tail = next(
+                (g for g in self.gaps.values() if g.gateway == gw and g.lo <= last + 1 <= g.hi),
+                None,
+            )
+            if tail is None:
+                self._new_gap(db, gw, last + 1, mark, now)
+            elif tail.hi < mark:
+                tail.hi = mark
+                db.execute(
+                    "UPDATE seq_gaps SET hi=? WHERE gateway=? AND lo=?", (mark, gw, tail.lo)
+                )
 
     def _new_gap(self, db: sqlite3.Connection, gw: str, lo: int, hi: int, now: float) -> None:
         gap = Gap(gw, lo, hi, now, next_request=now + self.grace)
@@ -219,11 +277,7 @@ class GapTracker:
 
     @staticmethod
     def _first_hole(src: _Source, gap: Gap) -> tuple[int, int] | None:
-        for a, b in _holes(src.ranges):
-            a, b = max(a, gap.lo), min(b, gap.hi)
-            if a <= b:
-                return a, b
-        return None
+        return first_uncovered(src.ranges, gap.lo, gap.hi)
 
     # -- reading ----------------------------------------------------------------------------------
     def missing(self, gw: str, lo: int, hi: int) -> int:
@@ -235,7 +289,7 @@ class GapTracker:
 
     def alarm_data(self, gap: Gap, state: str) -> dict[str, Any]:
         src = self.sources.get(gap.gateway)
-        still = 0 if src is None else missing_in(src.ranges, gap.lo, gap.hi)
+        still = 0 if src is None else uncovered(src.ranges, gap.lo, gap.hi)
         if state == "missing":
             detail = (
                 f"gateway {gap.gateway}: seq {gap.lo}..{gap.hi} not received "

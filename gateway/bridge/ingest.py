@@ -57,11 +57,14 @@ class _Msg:
 
 
 def subscriptions(line_root: str, topics: list[str], share_group: str | None) -> list[str]:
-    """The filters to subscribe: the configured ones (default: the line's events and alarms),
-    shared when a group is set, plus the unshared batch topics in that case."""
+    """The filters to subscribe: the configured ones (default: the line's events and alarms)
+    and the gateways' seq marks (``Topics.seq_mark``: gaps at the tail); with a share group, the
+    configured ones shared plus the unshared batch topics (and no seq marks: no bridge of a
+    group sees every seq, so none tracks them)."""
     base = topics or [f"{line_root}/event/#", f"{line_root}/alarm/#"]
     if share_group is None:
-        return list(base)
+        site_root = line_root.rsplit("/", 1)[0]
+        return [*base, f"{site_root}/gateway/+/seq"]
     out = [f"$share/{share_group}/{t}" for t in base]
     out += [t[: -len("#")] + "batch/#" for t in base if t.endswith("/event/#")]
     return out

@@ -129,7 +129,11 @@ class Bridge:
         return self
 
     def _new_consumer(self) -> Consumer:
-        store = TraceStore(self.bcfg.store, grace_secs=self.bcfg.seq_gap_grace_secs)
+        store = TraceStore(
+            self.bcfg.store,
+            grace_secs=self.bcfg.seq_gap_grace_secs,
+            track_seq=self.bcfg.share_group is None,
+        )
         store.stats = self.ingest_stats
         c = Consumer(
             store,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -37,7 +38,28 @@ from gateway.bridge.line_records import check_line_record, label
 from gateway.bridge.records import KINDS, BadEvent, Parsed, parse_event
 from gateway.bridge.schema import PENDING_EVENTS_SQL, QUARANTINE_PAYLOAD_BYTES, connect
 
-__all__ = ["IngestStats", "TraceStore"]
+__all__ = ["IngestStats", "TraceStore", "parse_seq_mark"]
+
+SEQ_MARK_RE = re.compile(r"(?:[^/]+/)+gateway/([^/+#]+)/seq")
+
+
+def parse_seq_mark(topic: str, payload: bytes) -> tuple[str, int]:
+    """(gateway, last_seq) of a gateway's seq mark (``Topics.seq_mark``); :class:`BadEvent`
+    when it is not one."""
+    m = SEQ_MARK_RE.fullmatch(topic)
+    if m is None or len(payload) > 1024:
+        raise BadEvent("not a seq mark (…/gateway/{id}/seq, at most 1 KiB)", "schema")
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadEvent(f"seq mark: not JSON: {exc}", "not_json") from None
+    gw = body.get("gateway") if isinstance(body, dict) else None
+    last = body.get("last_seq") if isinstance(body, dict) else None
+    if gw != m.group(1):
+        raise BadEvent(f"seq mark: gateway {gw!r} is not the topic's {m.group(1)!r}", "schema")
+    if type(last) is not int or not 1 <= last < 2**63:
+        raise BadEvent(f"seq mark: last_seq must be an integer >= 1; got {last!r}", "schema")
+    return gw, last
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +76,24 @@ class IngestStats:
 class TraceStore:
     """One connection, used by one thread at a time (each thread opens its own store)."""
 
-    def __init__(self, path: Path | str, *, create: bool = True, grace_secs: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        create: bool = True,
+        grace_secs: float = 5.0,
+        track_seq: bool = True,
+    ) -> None:
+        """``track_seq=False``: no seq gap tracking (a bridge of a share group sees only part
+        of every gateway's seq)."""
         self.path = Path(path)
         self.db: sqlite3.Connection = connect(self.path, create=create)
         self.stats = IngestStats()
+        self.track_seq = track_seq
         self.gaps = GapTracker(grace_secs).load(self.db)
         self.filled: list[Gap] = []  # gaps filled by the last ingest (alarm them as cleared)
         self._seen: list[tuple[str, int, str, str]] = []  # (gateway, seq, …) stored this group
+        self._marks: list[tuple[str, int]] = []  # (gateway, last_seq) marks of this group
 
     def close(self) -> None:
         self.db.close()
@@ -93,6 +126,7 @@ class TraceStore:
         db.execute("BEGIN IMMEDIATE")
         stored: list[int] = []
         self._seen = []
+        self._marks = []
         try:
             for topic, payload in messages:
                 if careful:
@@ -111,7 +145,9 @@ class TraceStore:
                                      now, got)  # fmt: skip
                 if careful:
                     db.execute("RELEASE one")
-            self.filled = self.gaps.observe(db, self._seen, now)
+            if self.track_seq:
+                self.filled = self.gaps.observe(db, self._seen, now)
+                self.gaps.observe_marks(db, self._marks, now)
             seal(db, stored)
             db.execute("COMMIT")
         except BaseException:
@@ -125,6 +161,12 @@ class TraceStore:
     def _one(
         self, topic: str, payload: bytes, now: float, got: IngestStats, stored: list[int]
     ) -> None:
+        if SEQ_MARK_RE.fullmatch(topic):
+            try:
+                self._marks.append(parse_seq_mark(topic, payload))
+            except BadEvent as exc:
+                self._quarantine(topic, payload, exc, now, got)
+            return
         try:
             ev = parse_event(payload)
             check_line_record(ev)

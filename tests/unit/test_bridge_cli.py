@@ -246,7 +246,11 @@ def test_help(verb: list[str], capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_subscriptions_default_shared_and_batch_topics() -> None:
     root = "salt/v1/8035/daiyue/L1"
-    assert subscriptions(root, [], None) == [f"{root}/event/#", f"{root}/alarm/#"]
+    assert subscriptions(root, [], None) == [
+        f"{root}/event/#",
+        f"{root}/alarm/#",
+        "salt/v1/8035/daiyue/gateway/+/seq",  # the gateways' seq marks (gaps at the tail)
+    ]
     assert subscriptions(root, [], "up") == [
         f"$share/up/{root}/event/#",
         f"$share/up/{root}/alarm/#",

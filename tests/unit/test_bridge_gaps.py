@@ -5,10 +5,11 @@ injected."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from gateway.bridge.gaps import MAX_REPLAY, GapTracker, missing_in
+from gateway.bridge.gaps import MAX_REPLAY, GapTracker, first_uncovered, missing_in, uncovered
 from gateway.bridge.store import TraceStore
 from tests.support.trace_events import LineEvents, payload
 
@@ -107,3 +108,73 @@ def test_a_replay_request_is_bounded(tmp_path: Path) -> None:
         tracker.observe(store.db, [("gw", 1, "8035", "s"), ("gw", 5000, "8035", "s")], 0.0)
     _, [ask] = tracker.due(store.db, 10.0)
     assert (ask.lo, ask.hi) == (2, 1 + MAX_REPLAY)
+
+
+MARK_TOPIC = "salt/v1/8035/daiyue/gateway/gw-a/seq"
+
+
+def _mark(last: int, gateway: str = "gw-a") -> tuple[str, bytes]:
+    body = json.dumps({"gateway": gateway, "last_seq": last}).encode()
+    return f"salt/v1/8035/daiyue/gateway/{gateway}/seq", body
+
+
+def test_uncovered_counts_past_the_last_range_too() -> None:
+    ranges = [[1, 3], [6, 6]]
+    assert uncovered(ranges, 1, 10) == 2 + 4
+    assert first_uncovered(ranges, 1, 10) == (4, 5)
+    assert first_uncovered(ranges, 6, 10) == (7, 10)
+    assert first_uncovered(ranges, 1, 3) is None and uncovered(ranges, 2, 3) == 0
+
+
+def test_a_seq_mark_reveals_events_lost_at_the_tail(tmp_path: Path) -> None:
+    """The last events before the line went quiet were dropped: no later event shows the gap,
+    the gateway's seq mark does; the replay fills it and clears it."""
+    store = TraceStore(tmp_path / "t.db", grace_secs=2)
+    evs = _events(20)
+    _ingest(store, evs[:12])
+    store.ingest([_mark(12)])  # everything arrived: nothing to say
+    assert store.gaps.open_gaps() == []
+    store.ingest([_mark(20)])  # 13..20 acknowledged by the broker, never delivered here
+    [gap] = store.gaps.open_gaps()
+    assert (gap.lo, gap.hi) == (13, 20)
+    store.ingest([_mark(22)])  # the line went on a little: the same tail gap grows
+    [gap] = store.gaps.open_gaps()
+    assert (gap.lo, gap.hi) == (13, 22)
+    alarm, asks = store.gaps.due(store.db, gap.since + 2)
+    assert [(g.lo, g.hi) for g in alarm] == [(13, 22)]
+    assert [(r.lo, r.hi) for r in asks] == [(13, 22)]
+    assert store.gaps.alarm_data(alarm[0], "missing")["missing"] == 10
+    more = evs + _events(22)[20:]
+    _ingest(store, more[12:18])
+    _, asks = store.gaps.due(store.db, gap.since + 100)
+    assert [(r.lo, r.hi) for r in asks] == [(19, 22)]
+    _ingest(store, more[18:22])
+    assert [(g.lo, g.hi) for g in store.filled] == [(13, 22)]
+    assert store.gaps.open_gaps() == []
+
+
+def test_seq_marks_of_unknown_gateways_and_bad_marks(tmp_path: Path) -> None:
+    store = TraceStore(tmp_path / "t.db", grace_secs=2)
+    _ingest(store, _events(5))
+    store.ingest([_mark(50, "gw-other")])  # a gateway whose events this bridge never saw
+    assert store.gaps.open_gaps() == []
+    bad = [
+        (MARK_TOPIC, b"{"),
+        (MARK_TOPIC, json.dumps({"gateway": "gw-b", "last_seq": 9}).encode()),
+        (MARK_TOPIC, json.dumps({"gateway": "gw-a", "last_seq": "9"}).encode()),
+        (MARK_TOPIC, json.dumps({"gateway": "gw-a", "last_seq": 0}).encode()),
+        (MARK_TOPIC, b"[" * 5000),
+    ]
+    got = store.ingest(bad)
+    assert got.quarantined == len(bad) and store.gaps.open_gaps() == []
+    reasons = [r for (r,) in store.db.execute("SELECT reason FROM quarantine ORDER BY qid")]
+    assert "not JSON" in reasons[0] and "not the topic's 'gw-a'" in reasons[1]
+    assert "last_seq must be an integer" in reasons[2] and "integer" in reasons[3]
+
+
+def test_a_bridge_of_a_share_group_does_not_track_seq(tmp_path: Path) -> None:
+    store = TraceStore(tmp_path / "t.db", grace_secs=2, track_seq=False)
+    evs = _events(20)
+    _ingest(store, evs[::2])  # its share: every other event
+    store.ingest([_mark(20)])
+    assert store.gaps.open_gaps() == []
