@@ -187,13 +187,15 @@ class Gateway:
             ensure_ascii=False,
         ).encode()
         self.forwarder.publish_control(self.topics.state(state.device), payload, retain=True)
-        if state.state == State.ONLINE and prev is None:
-            return  # coming up is not an alarm
-        data = {
+        if not state.alarm or (state.state == State.ONLINE and prev is None):
+            return  # rate-limited or only a new detail (supervisor.py); coming up is no alarm
+        data: dict[str, Any] = {
             "state": str(state.state),
             "detail": state.detail,
             "previous": str(prev.state) if prev else None,
         }
+        if state.suppressed:
+            data["suppressed"] = state.suppressed
         draft = EventDraft("alarm.device", datetime.now(self.tz), data, device=state.device)
         assert self._loop is not None
         self._loop.create_task(self.accept([draft]), name=f"alarm-{state.device}")

@@ -61,6 +61,9 @@ _Client = AsyncModbusTcpClient | AsyncModbusSerialClient
 class ModbusDriver:
     """A :class:`drivers.base.Driver` for one Modbus device (one unit id on one link)."""
 
+    #: a poll proves the link, a connection does not (drivers/base.py)
+    online_after_first_read = True
+
     def __init__(self, config: ModbusDeviceConfig) -> None:
         self.config = config
         self.blocks: list[Block] = plan_blocks(

@@ -233,9 +233,17 @@ DEVICE = EventSpec(
         Field(
             "previous",
             enum("online", "offline", "fault", None),
-            "Connection states: the state before; null before the first connection.",
+            "Connection states: the state before (the one the previous alarm said when "
+            "changes were rate-limited in between); null before the first connection.",
             required=False,
             when={"state": ("online", "offline", "fault")},
+        ),
+        Field(
+            "suppressed",
+            integer(minimum=1),
+            "Connection states: changes since the previous alarm that raised no alarm (a "
+            "flapping device: at most 4 alarms at once, then one per 30 s; docs/faults.md).",
+            required=False,
         ),
         Field(
             "errors",
