@@ -126,6 +126,12 @@ class DeviceConfigBase(BaseModel):
         """Names of the tags this device yields (used to check rule references)."""
         return set()
 
+    def with_snapshot_counter(self, tag: str) -> DeviceConfigBase:
+        """This config with ``tag`` (a profile's record counter) as the tag that keeps one
+        reading to one record, where the driver can read a device in several requests (Modbus:
+        ``snapshot``) and the config names none. Other drivers: unchanged."""
+        return self
+
 
 @dataclass(frozen=True)
 class DriverSpec:

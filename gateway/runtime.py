@@ -205,6 +205,9 @@ class Gateway:
         specs = driver_specs()
         for dev in self.cfg.devices:
             spec = specs[dev.driver]
+            for prof in self.profiles.get(dev.id, ()):  # a profile's record counter keeps a
+                if isinstance(counter := getattr(prof, "snapshot_counter", None), str):
+                    dev = dev.with_snapshot_counter(counter)  # reading to one record
             sup = DeviceSupervisor(dev.id, spec.create(dev), self._on_reading, self._on_state)
             self.supervisors.append(sup)
             self.commands.attach(sup)

@@ -67,6 +67,9 @@ class CheckweigherProfile:
         self.device = cfg.device
         self.weight_tag = tags["weight"]
         self.count_tag = tags["count"]
+        #: a reading must be of one weighing: the driver keeps it to one counter value
+        #: (Modbus ``snapshot``; gateway/runtime.py gives the device this default)
+        self.snapshot_counter = self.count_tag
         self.reject_tag = tags.get("rejected")
         if cfg.limits is not None:
             self.lo, self.hi = cfg.limits.lo, cfg.limits.hi
