@@ -43,8 +43,8 @@ __all__ = ["AlarmLimiter", "DeviceState", "DeviceSupervisor", "State"]
 
 log = logging.getLogger(__name__)
 
-#: Alarms a device may raise at once (a real outage: offline, then online again, …) …
-ALARM_BURST = 4
+#: Alarms a device may raise at once (a few real outages: offline, then online again, …) …
+ALARM_BURST = 6
 #: … then one more per this many seconds; changes in between are counted, not alarmed.
 ALARM_INTERVAL_SECS = 30.0
 
@@ -155,8 +155,10 @@ class DeviceSupervisor:
             self.on_state(self.state, prev)
             return
         log_fn("device %s: %s%s", self.device, state, f" ({detail})" if detail else "")
+        # back: the last alarm already says this state; coming up: no alarm (runtime.py)
         back = self._suppressed and self._alarmed is not None and self._alarmed.state == state
-        if not back and self.limiter.take():  # (back: the last alarm already says this state)
+        coming_up = prev is None and state == State.ONLINE
+        if coming_up or (not back and self.limiter.take()):
             self.state = DeviceState(
                 self.device, state, detail, alarm=True, suppressed=self._suppressed
             )

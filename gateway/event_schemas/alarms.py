@@ -243,7 +243,7 @@ DEVICE = EventSpec(
             "suppressed",
             integer(minimum=1),
             "Connection states: changes since the previous alarm that raised no alarm (a "
-            "flapping device: at most 4 alarms at once, then one per 30 s; docs/faults.md).",
+            "flapping device: at most 6 alarms at once, then one per 30 s; docs/faults.md).",
             required=False,
         ),
         Field(

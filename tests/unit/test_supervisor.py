@@ -250,13 +250,13 @@ def test_a_device_that_only_speaks_when_it_has_something_is_online_once_connecte
 
 def test_a_flapping_device_raises_a_bounded_number_of_alarms() -> None:
     """Good read, then fault, on every connection: 60 flaps in about a minute of fake time.
-    At most 4 alarms at once, then one per 30 s; the suppressed changes are counted in the
+    At most 6 alarms at once, then one per 30 s; the suppressed changes are counted in the
     next alarm, and every change still updates the state (the retained message)."""
     changes, clock, sup = supervise([["ok", "fault"]] * 60)
     elapsed = clock.now - 1000.0
     assert 30 < elapsed < 120
     got = alarms(changes)
-    assert len(got) <= 4 + elapsed / 30 + 1, got
+    assert len(got) <= 6 + elapsed / 30 + 1, got
     assert len(changes) >= 119  # 60 x online and fault, every one on the state topic
     total_changes = len(changes) - 1  # the first online is not an alarm
     counted = len(got) + sum(n for *_, n in got)
@@ -267,13 +267,17 @@ def test_a_flapping_device_raises_a_bounded_number_of_alarms() -> None:
 
 
 def test_the_last_alarm_tells_the_state_the_device_settled_in() -> None:
-    """Flapping, then steady online: once the limit allows, one alarm says online (with the
-    count), although no new change happened."""
-    changes, _, _ = supervise([["ok", "fault"]] * 10 + [["ok"] * 400 + ["fault"]])
+    """Flapping until the budget is spent (the last alarm says online), then the device stays
+    in fault: once the limit allows, one alarm says fault, with the count, although no new
+    change happened."""
+    changes, clock, _ = supervise([["ok", "fault"]] * 10 + [["fault"]] * 8)
     got = alarms(changes)
-    online = [a for a in got if a[0] == "online"]
-    assert online and online[-1][2] > 0, got
-    assert got[-1] == ("fault", "online", 0)  # the final fault: a fresh token by then
+    assert got[5] == ("online", "fault", 0)  # the sixth: the budget is spent
+    assert str(changes[-1][0].state) == "fault"
+    assert got[-1][:2] == ("fault", "online") and got[-1][2] > 0, got
+    assert len(got) == 7
+    late = next(s for s, _ in changes if s.alarm and s.suppressed)
+    assert late.state == State.FAULT and clock.now - 1000.0 > 30
 
 
 def test_alarm_limiter_is_a_token_bucket() -> None:
