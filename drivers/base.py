@@ -14,6 +14,11 @@ Exception tree (the runtime maps each to the device state published on ``…/sta
     └── DeviceFault             the device answered, but wrongly: protocol exception,
                                  bad configuration for this device           -> state "fault"
 
+A polled driver (it asks the device on every ``read()``, e.g. Modbus) sets the class attribute
+``online_after_first_read = True``: the device is then ``online`` only after a read succeeded,
+since many devices accept a TCP connection and then fail every request. Without it (a scanner,
+whose ``read()`` waits until somebody scans) the device is ``online`` once connected.
+
 A bad *value* (NaN, out of range, undecodable register) is not an exception: the driver returns
 it in ``Reading.errors`` so that one bad tag never stops the others.
 
@@ -120,6 +125,12 @@ class DeviceConfigBase(BaseModel):
     def tag_names(self) -> set[str]:
         """Names of the tags this device yields (used to check rule references)."""
         return set()
+
+    def with_snapshot_counter(self, tag: str) -> DeviceConfigBase:
+        """This config with ``tag`` (a profile's record counter) as the tag that keeps one
+        reading to one record, where the driver can read a device in several requests (Modbus:
+        ``snapshot``) and the config names none. Other drivers: unchanged."""
+        return self
 
 
 @dataclass(frozen=True)

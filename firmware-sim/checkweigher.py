@@ -23,6 +23,11 @@ Weights are ``gauss(nominal_g + mean_offset_g, sigma_g)``; a fraction ``underwei
 forced ``underweight_g`` under nominal. A bag is rejected when it weighs less than
 ``reject_below_g`` or its weight is not a number (``garbage_ratio`` / :meth:`inject_garbage`).
 
+With ``reject_coil`` the last bag's reject flag is also coil 0 ("read coils", FC 1), as on
+checkweighers built on libmodbus; a client then needs two requests per poll, and
+``advance_on_coil_read_every: n`` weighs the next bag right after every n-th coil read is
+answered — between the two requests of one poll — to reproduce torn readings.
+
 Fault knobs for tests: :meth:`drop` (stop listening and cut every connection, come back later on
 the same port), ``dropout_every_s``/``dropout_for_s`` (the same, periodically), and
 :meth:`set_exception_mode` (answer every request with an exception).
@@ -89,10 +94,29 @@ class CheckweigherSimConfig(ModbusSimConfig):
         default=0.0, ge=0, le=1, description="Fraction of weighings whose weight register is NaN."
     )
 
+    reject_coil: bool = Field(
+        default=False,
+        description="Also serve the last bag's reject flag as coil 0 (FC 1).",
+    )
+    advance_on_coil_read_every: int | None = Field(
+        default=None,
+        ge=1,
+        description="Test knob: weigh the next bag right after every n-th coil read (between "
+        "the requests of one client poll); none = never. Needs reject_coil.",
+    )
+    reset_counter_at: int | None = Field(
+        default=None,
+        ge=1,
+        description="Test knob: when the counter reaches this value the device is reset: the "
+        "next weighing is number 1 again (once); none = never.",
+    )
+
     @model_validator(mode="after")
     def _check_dropout(self) -> CheckweigherSimConfig:
         if (self.dropout_every_s is None) != (self.dropout_for_s is None):
             raise ValueError("dropout_every_s and dropout_for_s go together")
+        if self.advance_on_coil_read_every is not None and not self.reject_coil:
+            raise ValueError("advance_on_coil_read_every needs reject_coil: true")
         return self
 
     @property
@@ -135,6 +159,9 @@ class CheckweigherSim(ModbusSimBase):
         self._weight = 0.0
         self._rejected = False
         self._history: deque[Weighing] = deque(maxlen=HISTORY_SIZE)
+        self._coil_reads = 0
+        self._reset_done = False
+        self.resets: list[tuple[int, int]] = []  # (counter before, counter after) per reset
         super().__init__(config)
 
     # --- public API -----------------------------------------------------------------------
@@ -155,6 +182,22 @@ class CheckweigherSim(ModbusSimBase):
             if w.count == count:
                 return w
         return None
+
+    def reset_counter(self, to: int = 0) -> None:
+        """A device reset: the weighing counter starts over from ``to`` (the next bag is
+        ``to + 1``); the registers still show the last bag's weight."""
+        self.resets.append((self._count, to))
+        self._count = to
+        self.publish()
+
+    def coil_image(self) -> bool | None:
+        return self._rejected if self.config.reject_coil else None
+
+    def after_coil_read(self) -> None:
+        every = self.config.advance_on_coil_read_every
+        self._coil_reads += 1
+        if every is not None and self._coil_reads % every == 0:
+            self.weigh_one()
 
     def inject_garbage(self) -> None:
         """Make the next weighing's weight NaN (and the bag rejected)."""
@@ -190,6 +233,11 @@ class CheckweigherSim(ModbusSimBase):
             weight = self.rng.gauss(cfg.nominal_g + cfg.mean_offset_g, cfg.sigma_g)
         weight, _ = _f32(weight)
         rejected = math.isnan(weight) or weight < cfg.reject_threshold_g
+        at = cfg.reset_counter_at
+        if at is not None and not self._reset_done and self._count >= at:
+            self._reset_done = True
+            self.resets.append((self._count, 0))
+            self._count = 0
         self._count += 1
         self._rejects += int(rejected)
         self._weight, self._rejected = weight, rejected

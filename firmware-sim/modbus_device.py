@@ -9,7 +9,8 @@ Same approach as :mod:`firmware_sim.checkweigher` (pymodbus 3.16 ``SimDevice``/`
 * a second ``SimDevice`` with id 0 spanning every address answers other unit ids with exception
   11 (pymodbus would otherwise fail with a KeyError);
 * requests other than "read holding registers" get exception 1, addresses past the block
-  exception 2 (pymodbus's own check).
+  exception 2 (pymodbus's own check); a device that also has coils (:meth:`coil_image`)
+  answers "read coils" (FC 1) from coil 0.
 
 A subclass says how many registers it has (:attr:`register_count`), how to encode its state
 (:meth:`snapshot`) and which production loops to run (:meth:`loops`); it calls :meth:`publish`
@@ -43,6 +44,7 @@ __all__ = ["ModbusSimBase", "ModbusSimConfig", "every", "f32", "u32"]
 
 log = logging.getLogger(__name__)
 
+_READ_COILS = 1
 _READ_HOLDING_REGISTERS = 3
 
 
@@ -89,6 +91,14 @@ class ModbusSimBase:
     def loops(self) -> list[Coroutine[Any, Any, None]]:
         """The production loops to run while started."""
         return []
+
+    def coil_image(self) -> bool | None:
+        """The value of coil 0 for "read coils" (FC 1); None: no coils (exception 1)."""
+        return None
+
+    def after_coil_read(self) -> None:
+        """Called once a coil read was answered (before its response is sent): a test knob
+        may change the device's state here, between two requests of one client poll."""
 
     def publish(self) -> None:
         """Make the current state what clients read, in one swap."""
@@ -166,6 +176,15 @@ class ModbusSimBase:
 
         if self._exception_code is not None:
             return self._exception_code
+        coil = self.coil_image() if function_code == _READ_COILS else None
+        if coil is not None and set_values is None:
+            # one shared block: coil 0 is bit 0 of "register 0"; the next request puts the
+            # holding registers back (each request's answer is set here, in one step)
+            current_registers[0 : self.register_count] = [0xFFFF if coil else 0] + [0] * (
+                self.register_count - 1
+            )
+            self.after_coil_read()
+            return None
         if function_code != _READ_HOLDING_REGISTERS or set_values is not None:
             return ExcCodes.ILLEGAL_FUNCTION
         current_registers[0 : self.register_count] = self._registers

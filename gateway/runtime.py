@@ -219,13 +219,15 @@ class Gateway:
             ensure_ascii=False,
         ).encode()
         self.forwarder.publish_control(self.topics.state(state.device), payload, retain=True)
-        if state.state == State.ONLINE and prev is None:
-            return  # coming up is not an alarm
-        data = {
+        if not state.alarm or (state.state == State.ONLINE and prev is None):
+            return  # rate-limited or only a new detail (supervisor.py); coming up is no alarm
+        data: dict[str, Any] = {
             "state": str(state.state),
             "detail": state.detail,
             "previous": str(prev.state) if prev else None,
         }
+        if state.suppressed:
+            data["suppressed"] = state.suppressed
         draft = EventDraft("alarm.device", datetime.now(self.tz), data, device=state.device)
         assert self._loop is not None
         self._loop.create_task(self.accept([draft]), name=f"alarm-{state.device}")
@@ -235,6 +237,9 @@ class Gateway:
         specs = driver_specs()
         for dev in self.cfg.devices:
             spec = specs[dev.driver]
+            for prof in self.profiles.get(dev.id, ()):  # a profile's record counter keeps a
+                if isinstance(counter := getattr(prof, "snapshot_counter", None), str):
+                    dev = dev.with_snapshot_counter(counter)  # reading to one record
             sup = DeviceSupervisor(dev.id, spec.create(dev), self._on_reading, self._on_state)
             self.supervisors.append(sup)
             self.commands.attach(sup)

@@ -18,7 +18,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from drivers.base import DeviceConfigBase
 
@@ -29,6 +37,7 @@ __all__ = [
     "ModbusDeviceConfig",
     "Order",
     "RtuConnection",
+    "SnapshotConfig",
     "Table",
     "TagConfig",
     "TagType",
@@ -187,6 +196,33 @@ class TagConfig(BaseModel):
         return self
 
 
+class SnapshotConfig(BaseModel):
+    """How the driver keeps one reading to one state of the device across several requests."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    counter: TagName = Field(
+        description="Tag that changes with every record the device makes (e.g. a weighing "
+        "counter). Read first, re-read after the poll's other requests; when it moved the "
+        "poll is read again. Default: the counter of the device's profile (checkweigher: "
+        "its `count` role), when the device's tags need more than one request."
+    )
+    retries: int = Field(
+        default=3,
+        ge=0,
+        le=20,
+        description="How often one poll is read again when the counter moved during it; "
+        "after that the poll is skipped (no reading) and counted.",
+    )
+    max_skipped: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="Consecutive skipped polls after which the device is in fault (its "
+        "counter moves during every poll: poll faster, or put its tags in one block).",
+    )
+
+
 class ModbusDeviceConfig(DeviceConfigBase):
     """A Modbus TCP or RTU device polled at a steady interval."""
 
@@ -226,6 +262,30 @@ class ModbusDeviceConfig(DeviceConfigBase):
     tags: dict[TagName, TagConfig] = Field(
         min_length=1, description="Tags to read, by name (letters, digits, _; not leading digit)."
     )
+    snapshot: SnapshotConfig | None = Field(
+        default=None,
+        description="Consistent readings across requests: `{counter: <tag>, retries: 3, "
+        "max_skipped: 10}` (see the driver's README). None: the counter of the device's "
+        "profile, if it has one.",
+    )
+
+    @field_validator("snapshot")
+    @classmethod
+    def _counter_is_a_tag(
+        cls, value: SnapshotConfig | None, info: ValidationInfo
+    ) -> SnapshotConfig | None:
+        tags = info.data.get("tags")
+        if value is not None and tags is not None and value.counter not in tags:
+            known = ", ".join(sorted(tags))
+            raise ValueError(f"snapshot counter {value.counter!r} is not a tag (tags: {known})")
+        return value
+
+    def with_snapshot_counter(self, tag: str) -> ModbusDeviceConfig:
+        """This config with ``tag`` as the snapshot counter, unless it names one already (or
+        has no such tag)."""
+        if self.snapshot is not None or tag not in self.tags:
+            return self
+        return self.model_copy(update={"snapshot": SnapshotConfig(counter=tag)})
 
     @model_validator(mode="after")
     def _check_tag_widths(self) -> ModbusDeviceConfig:

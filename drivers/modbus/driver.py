@@ -5,6 +5,14 @@ pymodbus's own reconnect loop and retries are switched off (``reconnect_delay=0`
 the driver closes its client, so ``read()`` keeps raising :class:`DeviceOffline` until the
 supervisor calls ``connect()`` again.
 
+Consistent readings: when a device's tags need several requests (coils and registers, or
+several blocks), a device may make a new record between two of them, and a reading would pair
+the reject coil of one weighing with the count of the next. With a ``snapshot`` counter the
+driver reads the counter's block first, then the others, then the counter's block again; when
+the counter moved, the others are read again (``snapshot.retries`` times), and when it never
+held still the poll is skipped (no reading; ``snapshot_skipped``), and after
+``snapshot.max_skipped`` skipped polls in a row ``read()`` raises :class:`DeviceFault`.
+
 Failure mapping::
 
     exception response (resp.isError())            -> DeviceFault  (names code, table, range, unit)
@@ -25,7 +33,7 @@ from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
 
 from drivers.base import DeviceFault, DeviceOffline, Reading, TagValue
-from drivers.modbus.blocks import Block, plan_blocks
+from drivers.modbus.blocks import Block, TagSlot, plan_blocks
 from drivers.modbus.codec import DecodeError, decode_tag
 from drivers.modbus.config import BIT_TABLES, ModbusDeviceConfig, TcpConnection
 from drivers.ticker import PollTicker
@@ -61,6 +69,9 @@ _Client = AsyncModbusTcpClient | AsyncModbusSerialClient
 class ModbusDriver:
     """A :class:`drivers.base.Driver` for one Modbus device (one unit id on one link)."""
 
+    #: a poll proves the link, a connection does not (drivers/base.py)
+    online_after_first_read = True
+
     def __init__(self, config: ModbusDeviceConfig) -> None:
         self.config = config
         self.blocks: list[Block] = plan_blocks(
@@ -68,6 +79,10 @@ class ModbusDriver:
             max_registers=config.max_block_registers,
             max_gap=config.max_block_gap,
         )
+        self._snapshot = _counter_slot(config, self.blocks)
+        self.snapshot_retried = 0  # polls read again because the counter moved
+        self.snapshot_skipped = 0  # polls that gave no consistent reading
+        self._skipped_in_row = 0
         self._timeout = config.timeout_ms / 1000
         self._ticker = PollTicker(config.poll_interval_ms / 1000)
         self._client: _Client | None = None
@@ -134,10 +149,11 @@ class ModbusDriver:
             await self.close()
             raise DeviceOffline(f"link to modbus {self._where} lost (closed by the device)")
         await self._ticker.wait()
+        while (blocks := await self._poll()) is None:
+            await self._ticker.wait()
         values: dict[str, TagValue] = {}
         errors: dict[str, str] = {}
-        for block in self.blocks:
-            data = await self._read_block(block)
+        for block, data in zip(self.blocks, blocks, strict=True):
             for slot in block.tags:
                 tag = self.config.tags[slot.name]
                 try:
@@ -150,6 +166,41 @@ class ModbusDriver:
                 except DecodeError as exc:
                     errors[slot.name] = str(exc)
         return Reading(device=self.config.id, ts=datetime.now(UTC), values=values, errors=errors)
+
+    async def _poll(self) -> list[Sequence[int] | Sequence[bool]] | None:
+        """The data of every block, from one state of the device; None: the snapshot counter
+        moved during every try (the poll is skipped)."""
+        if self._snapshot is None:
+            return [await self._read_block(block) for block in self.blocks]
+        where, slot = self._snapshot
+        snap = self.config.snapshot
+        assert snap is not None
+        out: list[Sequence[int] | Sequence[bool]] = [()] * len(self.blocks)
+        out[where] = await self._read_block(self.blocks[where])
+        for attempt in range(snap.retries + 1):
+            for i, block in enumerate(self.blocks):
+                if i != where:
+                    out[i] = await self._read_block(block)
+            again = await self._read_block(self.blocks[where])
+            before = out[where][slot.offset : slot.offset + slot.count]
+            moved = list(again[slot.offset : slot.offset + slot.count]) != list(before)
+            out[where] = again
+            if not moved:
+                self._skipped_in_row = 0
+                return out
+            if attempt < snap.retries:
+                self.snapshot_retried += 1
+        self.snapshot_skipped += 1
+        self._skipped_in_row += 1
+        what = f"counter {snap.counter!r} moved during each of {snap.retries + 1} tries of a poll"
+        if self._skipped_in_row >= snap.max_skipped:
+            self._skipped_in_row = 0
+            raise DeviceFault(
+                f"no consistent reading of modbus {self._where}: {what}, "
+                f"{snap.max_skipped} polls in a row (poll faster, or read its tags in one block)"
+            )
+        log.warning("device %r: poll skipped, %s", self.config.id, what)
+        return None
 
     async def close(self) -> None:
         """Release the link. Never raises."""
@@ -210,6 +261,18 @@ class ModbusDriver:
                 f"(function {fcode}, {fname})"
             )
         return data[: block.count]
+
+
+def _counter_slot(config: ModbusDeviceConfig, blocks: list[Block]) -> tuple[int, TagSlot] | None:
+    """The block holding the snapshot counter and its slot; None when no guard is needed (no
+    counter configured, or every tag comes in one request)."""
+    if config.snapshot is None or len(blocks) < 2:
+        return None
+    for i, block in enumerate(blocks):
+        for slot in block.tags:
+            if slot.name == config.snapshot.counter:
+                return i, slot
+    raise ValueError(f"snapshot counter {config.snapshot.counter!r} is not a tag")
 
 
 def _close_quietly(client: _Client) -> None:

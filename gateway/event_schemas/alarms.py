@@ -213,16 +213,17 @@ DEVICE = EventSpec(
     "`…/state/{device}` says the same); the driver's unreadable tags (`errors`, when the set of "
     "bad tags changes, `values_ok` when it is empty again); a profile's check of one tag "
     "(`tag`, `reason`: a value missing, NaN, negative or out of range is `bad_value`, one that "
-    "stopped changing or is too old is `stale`; `values_ok` when it is good again). A bad value "
-    "never gets a verdict.",
+    "stopped changing or is too old is `stale`; `values_ok` when it is good again; a record "
+    "counter that went back is `counter_reset`). A bad value never gets a verdict.",
     records="QB/T 5279-2018 10.2.1 (automated collection), 7.6 (预警信息)",
     source="the runtime (gateway/runtime.py, gateway/supervisor.py) and every profile "
     "(gateway/profiles/records.py `device_alarm`, watch.py)",
     fields=(
         Field(
             "state",
-            enum("online", "offline", "fault", "bad_value", "stale", "values_ok"),
-            "online / offline / fault: the connection; bad_value / stale / values_ok: the values.",
+            enum("online", "offline", "fault", "bad_value", "stale", "values_ok", "counter_reset"),
+            "online / offline / fault: the connection; bad_value / stale / values_ok: the "
+            "values; counter_reset: a device's record counter went back (a reset).",
         ),
         Field(
             "detail",
@@ -233,9 +234,17 @@ DEVICE = EventSpec(
         Field(
             "previous",
             enum("online", "offline", "fault", None),
-            "Connection states: the state before; null before the first connection.",
+            "Connection states: the state before (the one the previous alarm said when "
+            "changes were rate-limited in between); null before the first connection.",
             required=False,
             when={"state": ("online", "offline", "fault")},
+        ),
+        Field(
+            "suppressed",
+            integer(minimum=1),
+            "Connection states: changes since the previous alarm that raised no alarm (a "
+            "flapping device: at most 6 alarms at once, then one per 30 s; docs/faults.md).",
+            required=False,
         ),
         Field(
             "errors",
@@ -256,6 +265,29 @@ DEVICE = EventSpec(
             integer(minimum=0),
             "checkweigher: the weighing whose weight was unreadable.",
             required=False,
+        ),
+        Field(
+            "from",
+            integer(minimum=0),
+            "counter_reset: the last counter value seen before it went back.",
+            required=False,
+            when={"state": "counter_reset"},
+        ),
+        Field(
+            "to",
+            integer(minimum=0),
+            "counter_reset: the counter value now; counting resumes from it.",
+            required=False,
+            when={"state": "counter_reset"},
+        ),
+        Field(
+            "missed",
+            integer(minimum=0),
+            "counter_reset: records made since the reset and never seen (1 … `to` − 1); the "
+            "record of `to` (checkweigher: its `ccp.net_content`) carries the same `missed`, "
+            "so count them once. Records after `from` but before the reset are unknowable.",
+            required=False,
+            when={"state": "counter_reset"},
         ),
         Field(
             "verification",

@@ -4,7 +4,9 @@ is a critical control point whose checks must be recorded).
 One event per weighing, detected by the device's weighing counter; the verdict compares the net
 weight with the limits (default: nominal − tolerable negative deviation, JJF 1070-2005).
 A failing verdict also raises ``alarm.ccp``; a bag the device rejected gives ``pack.reject``.
-A weighing whose weight could not be read gives ``alarm.device``, never a verdict.
+A weighing whose weight could not be read gives ``alarm.device``, never a verdict. A counter
+that goes back (a reset, also one while the gateway was down) gives ``alarm.device`` with state
+``counter_reset`` (``from``, ``to``, ``missed``) and counting resumes from the new value.
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ class CheckweigherProfile:
         self.device = cfg.device
         self.weight_tag = tags["weight"]
         self.count_tag = tags["count"]
+        #: a reading must be of one weighing: the driver keeps it to one counter value
+        #: (Modbus ``snapshot``; gateway/runtime.py gives the device this default)
+        self.snapshot_counter = self.count_tag
         self.reject_tag = tags.get("rejected")
         if cfg.limits is not None:
             self.lo, self.hi = cfg.limits.lo, cfg.limits.hi
@@ -99,26 +104,66 @@ class CheckweigherProfile:
             return []  # unreadable counter: reported by the runtime as a device error
         count = reading.values[self.count_tag]
         previous, self._last_count = self._last_count, count
+        reset_from: int | None = None
         if previous is None and isinstance(count, int) and self._resumed is not None:
             if self._resumed < count:  # weighed while we were down: this one and the missed
                 previous = self._resumed
-            elif self._resumed > count:
-                log.warning(
-                    "%s: weighing counter %s is below %s, the last one recorded before the "
-                    "restart (device reset?): taken as the new baseline",
-                    self.device, count, self._resumed,
-                )  # fmt: skip
+            elif self._resumed > count:  # reset while we were down
+                reset_from = self._resumed
             self._resumed = None
+        if isinstance(count, int) and isinstance(previous, int) and count < previous:
+            reset_from = previous
+        if reset_from is not None and isinstance(count, int):
+            return self._reset(reading, reset_from, count)
         if previous is None or count == previous:
             return []  # first look after a fresh start is a baseline, not a new weighing
         missed = 0
-        if isinstance(count, int) and isinstance(previous, int):
-            if count > previous + 1:
-                missed = count - previous - 1
-            elif count < previous:
-                log.warning(
-                    "%s: weighing counter went back (%s → %s)", self.device, previous, count
-                )
+        if isinstance(count, int) and isinstance(previous, int) and count > previous + 1:
+            missed = count - previous - 1
+        return self._weighing(reading, count, missed)
+
+    def _reset(self, reading: Reading, before: int, count: int) -> list[EventDraft]:
+        """The weighing counter went back (``before`` → ``count``): the device was reset.
+
+        Weighings after ``before`` and before the reset are unknowable (only their absence
+        is); weighings 1 … ``count`` − 1 after the reset happened unseen: missed. Weighing
+        ``count`` itself is recorded (the registers hold it), with ``missed``; the counter
+        resumes from it."""
+        missed = max(0, count - 1)
+        log.warning(
+            "%s: weighing counter went back from %d to %d (device reset): %d weighings since "
+            "the reset missed, those before it after %d unknown",
+            self.device, before, count, missed, before,
+        )  # fmt: skip
+        detail = (
+            f"weighing counter went back from {before} to {count}: the checkweigher was reset. "
+            f"Weighings after {before} until the reset are unknown; "
+            + (
+                f"weighings 1-{count - 1} after it were not recorded ({missed} missed)"
+                if missed
+                else "none missed after it"
+            )
+            + "; counting resumes from "
+            + str(count)
+        )
+        alarm = {
+            "state": "counter_reset",
+            "tag": self.count_tag,
+            "reason": f"counter went back from {before} to {count}",
+            "from": before,
+            "to": count,
+            "missed": missed,
+            "detail": detail,
+        }
+        # with no weighing to record (reset to 0), the alarm carries the journal cursor
+        cursor = (self._cursor, count) if count == 0 else None
+        out = [EventDraft("alarm.device", reading.ts, alarm, device=self.device, cursor=cursor)]
+        if count >= 1:
+            out.extend(self._weighing(reading, count, missed))
+        return out
+
+    def _weighing(self, reading: Reading, count: Any, missed: int) -> list[EventDraft]:
+        """The events of one new weighing ``count`` (``missed``: unseen ones just before)."""
         # the journal keeps the counter with the event: a restart resumes from it (resume())
         cursor = (self._cursor, count) if isinstance(count, int) else None
         weight = reading.values.get(self.weight_tag)

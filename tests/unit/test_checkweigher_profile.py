@@ -113,9 +113,25 @@ def test_resume_when_nothing_happened_or_the_device_reset() -> None:
     assert "missed" not in ev.data
     reset = rule()
     reset.resume({"checkweigher:cw1:count": 5000})
-    assert reset.on_reading(r(3, 401.0)) == []  # counter reset: a new baseline
+    alarm, ev = reset.on_reading(r(3, 401.0))  # counter reset while down: reported
+    assert alarm.type == "alarm.device" and alarm.data["state"] == "counter_reset"
+    assert (alarm.data["from"], alarm.data["to"], alarm.data["missed"]) == (5000, 3, 2)
+    assert (ev.data["count"], ev.data["missed"]) == (3, 2)  # 1, 2 missed; 3 recorded
+    assert ev.cursor == ("checkweigher:cw1:count", 3)
     (ev,) = reset.on_reading(r(4, 401.0))
     assert ev.data["count"] == 4 and "missed" not in ev.data
     fresh = rule()
     fresh.resume({"checkweigher:cw9:count": 1})  # another device's cursor
     assert fresh.on_reading(r(40, 401.0)) == []
+
+
+def test_a_reset_to_zero_moves_the_journal_cursor_with_the_alarm() -> None:
+    """No weighing to record after a reset to 0: the alarm carries the cursor, so that a
+    restart counts from 0, not from the value before the reset."""
+    ru = rule()
+    ru.on_reading(r(40, 401.0))
+    (alarm,) = ru.on_reading(r(0, 401.0))
+    assert alarm.data["state"] == "counter_reset" and alarm.data["missed"] == 0
+    assert alarm.cursor == ("checkweigher:cw1:count", 0)
+    (ev,) = ru.on_reading(r(2, 400.0))
+    assert (ev.data["count"], ev.data["missed"]) == (2, 1)

@@ -386,6 +386,9 @@ def runtime(tmp: Path, out: Produced) -> None:
         gw._on_state(DeviceState("cw1", State.ONLINE, None), None)
         gw._on_state(offline, DeviceState("cw1", State.ONLINE, None))
         gw._on_state(DeviceState("cw1", State.ONLINE, None), offline)
+        # rate-limited (gateway/supervisor.py): no alarm, then one counting what it held back
+        gw._on_state(DeviceState("cw1", State.FAULT, "exception 4", alarm=False), offline)
+        gw._on_state(DeviceState("cw1", State.FAULT, "exception 4", suppressed=3), offline)
         pending = [t for t in asyncio.all_tasks() if t.get_name().startswith("alarm-")]
         await asyncio.gather(*pending)
 
@@ -471,10 +474,11 @@ def test_the_aggregation_golden_cases_give_events(produced: Produced) -> None:
 
 def test_runtime_envelopes_carry_the_running_batch(produced: Produced) -> None:
     runtime = [ev for source, ev in produced.events if source == "runtime"]
-    assert [ev["type"] for ev in runtime] == ["batch.start"] + ["alarm.device"] * 4
+    assert [ev["type"] for ev in runtime] == ["batch.start"] + ["alarm.device"] * 5
     assert {ev["batch"] for ev in runtime} == {"B9"}
     states = [ev["data"]["state"] for ev in runtime[1:]]
-    assert states == ["bad_value", "values_ok", "offline", "online"]
+    assert states == ["bad_value", "values_ok", "offline", "online", "fault"]
+    assert runtime[-1]["data"]["suppressed"] == 3
 
 
 def test_non_event_messages_match_their_schemas(produced: Produced) -> None:

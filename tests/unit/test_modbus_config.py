@@ -218,3 +218,26 @@ def test_every_field_has_a_description() -> None:
     check(schema, "ModbusDeviceConfig")
     for def_name, sub in schema.get("$defs", {}).items():
         check(sub, def_name)
+
+
+def test_a_profile_counter_becomes_the_snapshot_counter_unless_one_is_set() -> None:
+    """gateway/runtime.py hands the checkweigher's counter to its device (issue 13)."""
+    from drivers.modbus.config import ModbusDeviceConfig
+
+    entry: dict[str, object] = {
+        "id": "cw1",
+        "driver": "modbus",
+        "connection": {"type": "tcp", "host": "127.0.0.1"},
+        "tags": {
+            "count": {"table": "holding_register", "address": 0, "type": "uint32"},
+            "n": {"table": "holding_register", "address": 9, "type": "uint16"},
+        },
+    }
+    cfg = ModbusDeviceConfig.model_validate(entry)
+    assert cfg.snapshot is None
+    got = cfg.with_snapshot_counter("count")
+    assert got.snapshot is not None and got.snapshot.counter == "count"
+    assert (got.snapshot.retries, got.snapshot.max_skipped) == (3, 10)
+    assert cfg.with_snapshot_counter("missing") is cfg  # no such tag: nothing to guard
+    own = ModbusDeviceConfig.model_validate({**entry, "snapshot": {"counter": "n"}})
+    assert own.with_snapshot_counter("count") is own  # the tag map's choice stands

@@ -1,7 +1,8 @@
 """Golden folders: profile_cases/<case>/{profile.yaml, readings.yaml, expected.yaml}.
 
-* ``profile.yaml`` — ``device_tags`` (the tags the device yields) and ``profile`` (the profile
-  entry exactly as in a tag map);
+* ``profile.yaml`` — ``device_tags`` (the tags the device yields), ``profile`` (the profile
+  entry exactly as in a tag map) and, optionally, ``cursors`` (the journal's cursors a
+  restarted gateway hands to a resumable profile);
 * ``readings.yaml`` — steps in order: ``{t: s, values: {...}, errors: {...}}`` is a reading taken
   ``t`` seconds after 2026-11-22 10:00:00+08:00, ``{tick: s}`` a runtime tick at that time;
 * ``expected.yaml`` — every event draft the profile returns, in order: ``{t, type, device, data}``.
@@ -39,6 +40,8 @@ def run_case(case: Path) -> list[dict[str, Any]]:
     cfg = spec.config_model.model_validate(entry)
     tags = spec.bind(cfg.tags, set(setup["device_tags"]), entry)
     prof = spec.create(cfg, tags, TZ)
+    if "cursors" in setup:
+        prof.resume(setup["cursors"])  # type: ignore[attr-defined]
     out: list[dict[str, Any]] = []
     for step in _load(case / "readings.yaml"):
         if "tick" in step:
