@@ -98,6 +98,7 @@ class InspectionProfileBase:
             if passed is False:
                 out.extend(self._failed_alarms(events, last_pass))
             self.periodic.done(reading.ts, passed=passed)
+        out.extend(self.counter.reset_alarms(reading.ts))
         out.extend(self.continuous(reading))
         return out
 

@@ -167,6 +167,7 @@ class IodineProfile:
         new = self.samples.advance(reading)
         if new:
             out.extend(self._sample(reading, new))
+        out.extend(self.samples.reset_alarms(reading.ts))
         return out
 
     # -- analyser --------------------------------------------------------------------------------

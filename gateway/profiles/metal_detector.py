@@ -176,6 +176,8 @@ class MetalDetectorProfile:
         count = self.verifications.advance(reading)
         if count:
             out.extend(self._verification(reading, count))
+        for watch in (self.detections, self.rejects, self.verifications):
+            out.extend(watch.reset_alarms(reading.ts))
         return out
 
     # -- detections ----------------------------------------------------------------------------

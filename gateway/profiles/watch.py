@@ -33,14 +33,19 @@ class CounterWatch:
     """New increments of a device counter (detections, verifications, inspections).
 
     The first value seen is a baseline (what happened before the gateway watched is not ours
-    to report); a counter that goes back, or jumps by more than :data:`MAX_COUNTER_STEP`, was
-    reset: it becomes the new baseline and is logged.
+    to report). A counter that goes back was reset (a power cycle, an operator): the device
+    counted from 0 again, so the new value's increments are new (the profile records the
+    current one and counts the rest as missed, as for any jump), and the reset is reported
+    (:meth:`reset_alarms`: ``alarm.device`` ``counter_reset``, like the checkweigher's; what
+    happened between the last value seen and the reset is unknowable). A jump forward of more
+    than :data:`MAX_COUNTER_STEP` is a swapped device: a new baseline, reported the same way.
     """
 
     def __init__(self, device: str, tag: str) -> None:
         self.device = device
         self.tag = tag
         self.last: int | None = None
+        self._resets: list[tuple[int, int, int]] = []  # (from, to, increments taken as new)
 
     def advance(self, reading: Reading) -> int:
         """How many new counts this reading shows (0 when unreadable: the runtime reports it)."""
@@ -52,15 +57,40 @@ class CounterWatch:
         if prev is None or count == prev:
             return 0
         if count < prev or count - prev > MAX_COUNTER_STEP:
+            new = count if count < prev and count <= MAX_COUNTER_STEP else 0
             log.warning(
-                "%s: counter %r jumped from %d to %d: taken as a reset",
-                self.device,
-                self.tag,
-                prev,
-                count,
-            )
-            return 0
+                "%s: counter %r went from %d to %d: taken as a reset", self.device, self.tag,
+                prev, count,
+            )  # fmt: skip
+            self._resets.append((prev, count, new))
+            return new
         return count - prev
+
+    def reset_alarms(self, ts: datetime) -> list[EventDraft]:
+        """``alarm.device`` ``counter_reset`` for each reset seen since the last call."""
+        out = []
+        for before, count, new in self._resets:
+            missed = max(0, new - 1)
+            detail = (
+                f"{self.tag} went from {before} to {count}: the device's counter was reset; "
+                f"what it counted after {before} and before the reset is unknown"
+                + (f"; {missed} since the reset were not seen" if missed else "")
+            )
+            extra = {"from": before, "to": count, "missed": missed}
+            reason = f"counter went from {before} to {count}"
+            out.append(
+                device_alarm(
+                    ts,
+                    self.device,
+                    state="counter_reset",
+                    tag=self.tag,
+                    reason=reason,
+                    detail=detail,
+                    **extra,
+                )
+            )
+        self._resets.clear()
+        return out
 
 
 class PeriodicWatch:
