@@ -89,6 +89,10 @@ class _Inbox:
 class OpcUaDriver:
     """A :class:`drivers.base.WritableDriver` for one OPC UA server."""
 
+    # online once the first values arrived (a subscription's initial notification, or a poll),
+    # not on connect alone: a server can accept a session and refuse every node
+    online_after_first_read = True
+
     def __init__(self, config: OpcUaDeviceConfig) -> None:
         self.config = config
         self.where = f"opc.tcp server {config.endpoint}"
