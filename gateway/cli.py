@@ -185,20 +185,23 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 def cmd_decode(args: argparse.Namespace) -> int:
     from drivers.camera import CAMERA
+    from drivers.camera.limits import ImageLimits
     from gateway.codes import TraceCodeRules
     from gateway.config.extras import needs_message
-    from gateway.decode_cmd import decode_files, rules_from_config
+    from gateway.decode_cmd import decode_files, limits_from_config, rules_from_config
 
     missing = needs_message("saltgw decode", {CAMERA.extra: CAMERA.requires})
     if missing:  # it decodes as the camera driver does
         raise UserError(missing)
 
-    rules, enterprise = TraceCodeRules(), None
+    rules, enterprise, limits = TraceCodeRules(), None, ImageLimits()
     if args.config:
-        rules, enterprise = rules_from_config(_load(args.config))
+        cfg = _load(args.config)
+        rules, enterprise = rules_from_config(cfg)
+        limits = limits_from_config(cfg)
     enterprise = args.enterprise or enterprise
     files = [Path(f) for f in args.images]
-    return decode_files(files, as_json=args.json, rules=rules, enterprise=enterprise)
+    return decode_files(files, as_json=args.json, rules=rules, enterprise=enterprise, limits=limits)
 
 
 def _print_ready(ports: dict[str, int]) -> None:
