@@ -8,8 +8,14 @@
 #
 # Environment (defaults in brackets):
 #   SALTGW_CONFIG       the line's config [/etc/saltgw/line.yaml]
-#   SALTGW_HTTP_HOST    where /healthz and /metrics listen [0.0.0.0]
+#   SALTGW_HTTP_HOST    where /healthz and /metrics listen [0.0.0.0: every interface of the
+#                       container, so that a published port reaches it; saltgw itself means
+#                       127.0.0.1 when no host is given]
 #   SALTGW_HTTP_PORT    [9108]
+#   SALTGW_HTTP_TOKEN   the bearer token /metrics and /healthz's reasons then need (advisable
+#                       whenever the port is published beyond the host's loopback; best as the
+#                       secret file saltgw_http_token, below). Without one, only callers on the
+#                       container's loopback (the HEALTHCHECK) see /healthz's reasons.
 #   SALTGW_LOG_LEVEL    debug, info, warning, error [info]
 #   SALTGW_LOG_FORMAT   text or json [text]
 #   SALTGW_SECRETS_DIR  [/run/secrets]: each file there named like a variable (any case, e.g.

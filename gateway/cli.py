@@ -101,6 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.runtime import Gateway
 
     http = _host_port(args.http) if args.http else None
+    token = _http_token(args.http_token_file) if http is not None else None
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -111,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             from gateway.http import HttpServer
 
             try:
-                server = HttpServer(gw, *http)
+                server = HttpServer(gw, *http, token=token)
             except OSError as exc:
                 raise UserError(f"--http {args.http}: cannot listen: {exc.strerror}") from None
             server.start()
@@ -127,16 +128,40 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_health(args: argparse.Namespace) -> int:
     from gateway.http import ask_health
 
-    ok, reasons = ask_health(args.url, timeout=args.timeout)
+    token = _http_token(args.token_file)
+    ok, reasons = ask_health(args.url, timeout=args.timeout, token=token)
     print("ready" if ok else "not ready: " + "; ".join(reasons))
     return 0 if ok else 1
 
 
+HTTP_TOKEN_ENV = "SALTGW_HTTP_TOKEN"
+
+
+def _http_token(file: str | None) -> str | None:
+    """The /healthz and /metrics bearer token: ``SALTGW_HTTP_TOKEN``, else the owner-only
+    file (drivers/secrets.py), else none."""
+    from drivers.secrets import secret
+
+    return secret(HTTP_TOKEN_ENV, Path(file) if file else None, "--http-token-file")
+
+
 def _host_port(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6); a missing host means 127.0.0.1: listening on
+    every interface must be asked for (``0.0.0.0:PORT``)."""
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise UserError(f"--http expects HOST:PORT (e.g. 127.0.0.1:9108); got {value!r}")
-    return host or "0.0.0.0", int(port)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host:
+        log.info(
+            "--http %s: listening on 127.0.0.1:%s only (write 0.0.0.0:%s for every interface)",
+            value,
+            port,
+            port,
+        )
+        host = "127.0.0.1"
+    return host, int(port)
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -160,20 +185,23 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 def cmd_decode(args: argparse.Namespace) -> int:
     from drivers.camera import CAMERA
+    from drivers.camera.limits import ImageLimits
     from gateway.codes import TraceCodeRules
     from gateway.config.extras import needs_message
-    from gateway.decode_cmd import decode_files, rules_from_config
+    from gateway.decode_cmd import decode_files, limits_from_config, rules_from_config
 
     missing = needs_message("saltgw decode", {CAMERA.extra: CAMERA.requires})
     if missing:  # it decodes as the camera driver does
         raise UserError(missing)
 
-    rules, enterprise = TraceCodeRules(), None
+    rules, enterprise, limits = TraceCodeRules(), None, ImageLimits()
     if args.config:
-        rules, enterprise = rules_from_config(_load(args.config))
+        cfg = _load(args.config)
+        rules, enterprise = rules_from_config(cfg)
+        limits = limits_from_config(cfg)
     enterprise = args.enterprise or enterprise
     files = [Path(f) for f in args.images]
-    return decode_files(files, as_json=args.json, rules=rules, enterprise=enterprise)
+    return decode_files(files, as_json=args.json, rules=rules, enterprise=enterprise, limits=limits)
 
 
 def _print_ready(ports: dict[str, int]) -> None:
@@ -228,12 +256,27 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="run the gateway until SIGINT/SIGTERM")
     s.add_argument("config", metavar="CONFIG.yaml")
     s.add_argument("--broker", metavar="URL", help="override the config's broker, mqtt://host:port")
-    s.add_argument("--http", metavar="HOST:PORT", help="serve /healthz and Prometheus /metrics")
+    s.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve /healthz and Prometheus /metrics (:PORT = 127.0.0.1:PORT)",
+    )
+    s.add_argument(
+        "--http-token-file",
+        metavar="FILE",
+        help=f"owner-only file with the bearer token /metrics and /healthz's reasons need "
+        f"(or env {HTTP_TOKEN_ENV})",
+    )
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("health", help="ask a running gateway's /healthz; exit 0 when ready")
     s.add_argument("url", nargs="?", default="http://127.0.0.1:9108/healthz", metavar="URL")
     s.add_argument("--timeout", type=float, default=5.0, metavar="S", help="default 5")
+    s.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help=f"owner-only file with the gateway's bearer token (or env {HTTP_TOKEN_ENV})",
+    )
     s.set_defaults(func=cmd_health)
 
     s = sub.add_parser(
@@ -280,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # every file and directory saltgw creates (journal, trace stores and their SQLite -wal/-shm,
+    # outbox documents) is its owner's only, whatever the umask it was started with
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format)
     try:

@@ -6,7 +6,9 @@ Output (contract, ../shared/design/contract.md): one line per code, ``FILE: CODE
 ``file``, ``raw`` (the decoded text), ``code``, ``valid``, ``reason``, and ``decoder``: "zbar" or
 "opencv", the decoder that read the code (with no code: the engine that looked, "opencv" where
 ZBar is not installed; drivers/camera/decoder.py). A file that cannot be read is reported on
-stderr. Exit status: 0 when every file holds only valid codes, 1 when a file has
+stderr, and so is one over the camera's size limits (``max_image_bytes``, ``max_image_pixels``
+of ``--config``'s first camera, else their defaults; drivers/camera/limits.py), which is refused
+before it is decoded. Exit status: 0 when every file holds only valid codes, 1 when a file has
 no code or an invalid one, 2 when a file could not be read.
 
 Which enterprise the codes must carry: ``--enterprise``, else ``gateway.enterprise`` of
@@ -19,11 +21,23 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from gateway.codes import TraceCodeRules, check_code
 
-__all__ = ["decode_files", "rules_from_config"]
+if TYPE_CHECKING:
+    from drivers.camera.limits import ImageLimits
+
+__all__ = ["decode_files", "limits_from_config", "rules_from_config"]
+
+
+def limits_from_config(config: Any) -> ImageLimits:
+    """The image size limits of a loaded config's first camera (the defaults without one)."""
+    for device in config.devices:
+        limits = getattr(device, "image_limits", None)
+        if callable(limits):
+            return cast("ImageLimits", limits())
+    return ImageLimits()
 
 
 def rules_from_config(config: Any) -> tuple[TraceCodeRules, str | None]:
@@ -43,15 +57,26 @@ def decode_files(
     enterprise: str | None,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
+    limits: ImageLimits | None = None,
 ) -> int:
     from drivers.camera.decoder import QrDecoder, load_image
+    from drivers.camera.limits import ImageRefused
 
     if enterprise is None:  # no line to compare with: any producer of Annex A
         rules = rules.model_copy(update={"own_enterprise_only": False})
     decoder = QrDecoder()
     status = 0
     for path in files:
-        image = load_image(path) if path.is_file() else None
+        try:
+            image = load_image(path, limits) if path.is_file() else None
+        except ImageRefused as exc:  # checked before decoding, as the camera driver does
+            print(f"{path}: error: cannot read image ({exc})", file=err)
+            status = 2
+            continue
+        except OSError as exc:
+            print(f"{path}: error: cannot read image ({exc.strerror})", file=err)
+            status = 2
+            continue
         if image is None:
             why = "no such file" if not path.exists() else "not an image OpenCV can read"
             print(f"{path}: error: cannot read image ({why})", file=err)

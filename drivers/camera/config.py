@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from drivers.base import DeviceConfigBase
+from drivers.camera.limits import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, ImageLimits
 from drivers.camera.strategies import KNOWN_STRATEGIES
 
 __all__ = [
@@ -123,6 +124,18 @@ class CameraDeviceConfig(DeviceConfigBase):
     open_timeout_ms: int = Field(
         default=5000, gt=0, description="How long opening a device or stream may take (ms)."
     )
+    max_image_bytes: int = Field(
+        default=DEFAULT_MAX_IMAGE_BYTES,
+        ge=1024,
+        description="Folder: a larger image file is refused unread (logged, counted in "
+        "rejected, moved like any image).",
+    )
+    max_image_pixels: int = Field(
+        default=DEFAULT_MAX_IMAGE_PIXELS,
+        ge=10_000,
+        description="Folder: an image whose header declares more pixels (width × height) is "
+        "refused before it is decoded; files that are not PNG, JPEG or BMP are refused too.",
+    )
 
     @field_validator("strategies")
     @classmethod
@@ -133,6 +146,9 @@ class CameraDeviceConfig(DeviceConfigBase):
                 known = ", ".join(KNOWN_STRATEGIES)
                 raise ValueError(f"unknown strategies {unknown}; known: {known}")
         return v
+
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(self.max_image_bytes, self.max_image_pixels)
 
     def tag_names(self) -> set[str]:
         """The tags of every camera reading."""

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ import cv2
 import numpy as np
 from cv2.typing import MatLike
 
+from drivers.camera.limits import ImageLimits, ImageRefused
 from drivers.camera.strategies import OPENCV_STRATEGIES, STRATEGIES, ZBAR_STRATEGIES
 
 __all__ = [
@@ -60,6 +62,7 @@ __all__ = [
     "STRATEGIES",
     "DecodeResult",
     "Engine",
+    "ImageRefused",
     "QrDecoder",
     "ZbarUnavailable",
     "default_engine",
@@ -131,12 +134,18 @@ def to_gray(image: MatLike) -> Gray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
-def load_image(path: Path) -> Gray | None:
-    """A greyscale image from a file, None when OpenCV cannot read it."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    if data.size == 0:
+def load_image(path: Path, limits: ImageLimits | None = None) -> Gray | None:
+    """A greyscale image from a file, None when OpenCV cannot read it. Raises
+    :class:`ImageRefused` when the file or the dimensions its header declares exceed
+    ``limits`` (drivers/camera/limits.py): checked before anything is decoded."""
+    limits = limits or ImageLimits()
+    with path.open("rb") as f:
+        limits.check_size(os.fstat(f.fileno()).st_size)
+        data = f.read(limits.max_bytes + 1)  # it may have grown since
+    if not data:
         return None
-    img = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+    limits.check(data)
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
     return None if img is None else img
 
 

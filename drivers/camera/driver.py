@@ -36,7 +36,7 @@ class CameraDriver:
         self.rejected = 0
         self._source: FolderSource | VideoSource
         if isinstance(config.source, CameraFolderSource):
-            self._source = FolderSource(config.source)
+            self._source = FolderSource(config.source, config.image_limits())
         else:
             self._source = VideoSource(config.source, config.open_timeout_ms / 1000)
         self._last: tuple[frozenset[str], float] | None = None
@@ -89,7 +89,8 @@ class CameraDriver:
         if frame.image is None:
             self.frames += 1
             self.rejected += 1
-            log.warning("camera %s: cannot read image %r", self.config.id, frame.name)
+            why = frame.error or f"cannot read image {frame.name!r}"
+            log.warning("camera %s: %s", self.config.id, why)
             values: dict[str, TagValue] = {
                 "codes": "",
                 "noread": False,
@@ -97,7 +98,7 @@ class CameraDriver:
                 "frames": self.frames,
                 "rejected": self.rejected,
             }
-            errors = {"frame": f"cannot read image {frame.name!r}"}
+            errors = {"frame": why}
             return Reading(self.config.id, datetime.now(UTC), values, errors)
         return self._from_result(frame, await self._decode(frame))
 

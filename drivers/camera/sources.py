@@ -24,6 +24,7 @@ from cv2.typing import MatLike
 from drivers.base import DeviceOffline
 from drivers.camera.config import CameraDeviceSource, CameraFolderSource, CameraStreamSource
 from drivers.camera.decoder import load_image
+from drivers.camera.limits import ImageLimits, ImageRefused
 
 __all__ = ["FolderSource", "Frame", "VideoSource", "redact"]
 
@@ -32,10 +33,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One frame: the image (None when the file could not be read) and where it came from."""
+    """One frame: the image (None when the file could not be read: ``error`` says why) and
+    where it came from."""
 
     image: MatLike | None
     name: str
+    error: str | None = None
 
 
 def redact(url: str) -> str:
@@ -46,8 +49,9 @@ def redact(url: str) -> str:
 class FolderSource:
     """New image files in a folder, oldest first; each is moved, deleted or remembered once read."""
 
-    def __init__(self, cfg: CameraFolderSource) -> None:
+    def __init__(self, cfg: CameraFolderSource, limits: ImageLimits | None = None) -> None:
         self.cfg = cfg
+        self.limits = limits or ImageLimits()
         self.done_dir = cfg.done_dir or cfg.path / "done"
         self._seen: set[str] = set()
 
@@ -84,9 +88,15 @@ class FolderSource:
             if path is not None:
                 break
             await asyncio.sleep(self.cfg.poll_ms / 1000)
-        image = await asyncio.to_thread(load_image, path)
+        error = None
+        try:
+            image = await asyncio.to_thread(load_image, path, self.limits)
+        except ImageRefused as exc:  # too big to decode: handled like an unreadable image
+            image, error = None, f"cannot read image {path.name!r}: {exc}"
+        except OSError as exc:
+            image, error = None, f"cannot read image {path.name!r}: {exc.strerror}"
         await asyncio.to_thread(self._done, path)
-        return Frame(image, path.name)
+        return Frame(image, path.name, error)
 
     def _done(self, path: Path) -> None:
         try:

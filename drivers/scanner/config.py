@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from drivers.base import DeviceConfigBase
 
@@ -15,6 +16,7 @@ __all__ = [
     "ScannerSerialLink",
     "ScannerTcpClientLink",
     "ScannerTcpServerLink",
+    "is_loopback",
 ]
 
 Framing = Literal["cr", "lf", "crlf", "stx_etx", "fixed"]
@@ -43,12 +45,57 @@ class ScannerTcpServerLink(BaseModel):
         default="0.0.0.0", min_length=1, description="Address to listen on for the scanner."
     )
     port: int = Field(ge=1, le=65535, description="TCP port to listen on.")
+    allow_peers: list[str] = Field(
+        default_factory=list,
+        description="IP addresses or networks (CIDR) the scanner connects from; a connection "
+        "from any other address is closed unread (logged, counted). Required when listen_host "
+        "is not a loopback address; none = loopback peers only.",
+        examples=[["192.168.10.40"], ["192.168.10.0/28"]],
+    )
     accept_timeout_ms: int = Field(
         default=10_000,
         gt=0,
         description="How long one connect attempt waits for the scanner to connect (ms); then "
         "the device is offline and the supervisor retries with backoff.",
     )
+
+    @field_validator("allow_peers")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. "
+                    "192.168.10.40 or 192.168.10.0/28; host names are not accepted)"
+                ) from None
+        return v
+
+    @model_validator(mode="after")
+    def _peers_needed(self) -> ScannerTcpServerLink:
+        if not self.allow_peers and not is_loopback(self.listen_host):
+            raise ValueError(
+                f"listen_host {self.listen_host} accepts connections from the network: name the "
+                "scanner's address in allow_peers (e.g. allow_peers: [192.168.10.40]); anyone "
+                "else who connects could send codes as the scanner"
+            )
+        return self
+
+    def peer_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The networks a connection may come from (loopback when allow_peers is empty)."""
+        given = self.allow_peers or ["127.0.0.0/8", "::1"]
+        return [ipaddress.ip_network(p, strict=False) for p in given]
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP address."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ScannerSerialLink(BaseModel):
@@ -81,7 +128,7 @@ class ScannerDeviceConfig(DeviceConfigBase):
     driver: Literal["scanner"] = Field(description="Selects the fixed code scanner driver.")
     connection: ScannerLink = Field(
         description="How the scanner is reached: {type: tcp_client, host, port}, "
-        "{type: tcp_server, listen_host, port} or {type: serial, port, baudrate, …}."
+        "{type: tcp_server, listen_host, port, allow_peers} or {type: serial, port, baudrate, …}."
     )
     framing: Framing = Field(
         default="crlf",

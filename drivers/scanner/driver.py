@@ -64,6 +64,12 @@ class ScannerDriver:
         return f"ScannerDriver({self.config.id!r}, {self._where}, {self.config.framing})"
 
     @property
+    def refused_connections(self) -> dict[str, int]:
+        """A tcp_server link's refused connections: ``not_allowed`` (a peer outside
+        allow_peers) and ``busy`` (a second connection while the scanner's is alive)."""
+        return dict(self._listener.refused) if self._listener is not None else {}
+
+    @property
     def listen_port(self) -> int | None:
         """The port a tcp_server scanner connects to (once listening), else None."""
         return self._listener.port if self._listener is not None else None

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import socket
 import time
 from typing import Any, Protocol
 
@@ -28,6 +30,17 @@ log = logging.getLogger(__name__)
 
 CHUNK = 4096
 _SERIAL_POLL_SECS = 0.1
+
+
+def _keepalive(sock: socket.socket | None) -> None:
+    """TCP keep-alive: a peer gone without a word (a rebooted scanner) is found within ~20 s."""
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 3), ("TCP_KEEPCNT", 3)):
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
 class ByteLink(Protocol):
@@ -84,15 +97,25 @@ async def open_tcp(conn: ScannerTcpClientLink, connect_secs: float) -> StreamLin
 
 
 class TcpListener:
-    """Listens for the scanner; the newest connection wins (a rebooted scanner reconnects
-    before we noticed the old socket died, so an older connection is closed)."""
+    """Listens for the scanner and accepts only the scanner (issue 15: any host could connect,
+    and the newest connection replaced the scanner's).
+
+    - a connection from an address outside ``allow_peers`` (loopback when none is given) is
+      closed at once, unread: logged (rate-limited) and counted in ``refused["not_allowed"]``;
+    - while the scanner's connection is alive a second connection, even from an allowed
+      address, is closed unread (``refused["busy"]``): nobody can take over the line. A
+      rebooted scanner's old connection is found dead by TCP keep-alive (probes after 10 s
+      of silence, 3 × 3 s) or by ``idle_timeout_ms``; its next attempt is then accepted.
+    """
 
     def __init__(self, conn: ScannerTcpServerLink) -> None:
         self.conn = conn
         self.what = where(conn)
+        self._networks = conn.peer_networks()
         self._server: asyncio.Server | None = None
         self._arrived: asyncio.Queue[StreamLink] = asyncio.Queue()
         self._current: StreamLink | None = None
+        self.refused = {"not_allowed": 0, "busy": 0}
 
     @property
     def port(self) -> int:
@@ -101,13 +124,45 @@ class TcpListener:
             return self.conn.port
         return int(self._server.sockets[0].getsockname()[1])
 
+    def allowed(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in net for net in self._networks)
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
-        link = StreamLink(reader, writer, f"{self.what} (scanner {peer[0]}:{peer[1]})")
-        log.info("scanner connected from %s:%s to %s", peer[0], peer[1], self.what)
-        old, self._current = self._current, link
-        if old is not None:
-            await old.close()
+        who = f"{peer[0]}:{peer[1]}"
+        if not self.allowed(str(peer[0])):
+            self.refused["not_allowed"] += 1
+            log.warning(
+                "%s: refused a connection from %s: not in allow_peers (%d refused so far)",
+                self.what,
+                who,
+                self.refused["not_allowed"],
+            )
+            writer.transport.abort()
+            return
+        current = self._current
+        if current is not None and not current.closed.is_set():
+            self.refused["busy"] += 1
+            log.warning(
+                "%s: refused a second connection from %s while the scanner's (%s) is alive "
+                "(%d refused so far)",
+                self.what,
+                who,
+                current.what,
+                self.refused["busy"],
+            )
+            writer.transport.abort()
+            return
+        _keepalive(writer.get_extra_info("socket"))
+        link = StreamLink(reader, writer, f"{self.what} (scanner {who})")
+        log.info("scanner connected from %s to %s", who, self.what)
+        self._current = link
         await self._arrived.put(link)
         await link.closed.wait()  # keep the handler alive as long as the connection
 

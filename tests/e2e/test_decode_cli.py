@@ -88,7 +88,9 @@ def test_unreadable_file_is_an_error_on_stderr(tmp_path: Path, images: dict[str,
     proc = _decode(str(bad), str(tmp_path / "missing.png"), str(images["ours"]))
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
-        f"{bad}: error: cannot read image (not an image OpenCV can read)",
+        # refused before decoding: its size cannot be checked (issue 15)
+        f"{bad}: error: cannot read image (not a PNG, JPEG or BMP file (its dimensions cannot "
+        "be checked before decoding))",
         f"{tmp_path / 'missing.png'}: error: cannot read image (no such file)",
     ]
     assert proc.stdout.splitlines() == [f"{images['ours']}: 8035K7Q2M9X4TZ (valid)"]

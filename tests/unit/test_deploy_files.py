@@ -67,6 +67,8 @@ def test_dockerfile_healthcheck_asks_healthz_on_the_http_port() -> None:
     stage = dict(final_stage())
     env = dict(re.findall(r"(\w+)=(\S+)", stage["ENV"]))
     assert env["SALTGW_HTTP_PORT"] == "9108"
+    # in a container every interface must be asked for (saltgw alone means 127.0.0.1)
+    assert env["SALTGW_HTTP_HOST"] == "0.0.0.0"
     check = stage["HEALTHCHECK"]
     assert "CMD saltgw health" in check
     assert "http://127.0.0.1:${SALTGW_HTTP_PORT}/healthz" in check
@@ -122,7 +124,8 @@ def test_compose_services_have_healthchecks_and_start_in_order() -> None:
         "sim": {"condition": "service_healthy"},
     }
     assert gw["network_mode"] == "service:sim"
-    assert "9108:9108" in services["sim"]["ports"]  # the gateway's /healthz, /metrics
+    # the gateway's /healthz, /metrics: published on the host's loopback only (issue 15)
+    assert services["sim"]["ports"] == ["127.0.0.1:9108:9108"]
     assert gw["restart"] == "unless-stopped"
     # the simulator's check connects to the checkweigher simulator's port of the demo line
     line = yaml.safe_load(in_image(services["sim"]["command"][1]).read_text())
