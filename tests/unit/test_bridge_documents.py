@@ -246,7 +246,7 @@ def test_any_printable_code_gives_valid_documents_and_round_trips(
     evs.append(f.make("pack.case", {"code": "8035<&>", "children": codes}, "B&<1>"))
     data = {"order": "SO/1 &", "customer": customer, "codes": ["8035<&>"]}
     evs.append(f.make("ship.outbound", data, None))
-    evs.append(f.make("pack.reject", {"reason": customer, "code": codes[0]}, "B&<1>"))
+    evs.append(f.make("pack.reject", {"reason": "reject_chute", "code": codes[0]}, "B&<1>"))
     feed = {"material": customer, "lot": "L&<1>", "quantity": 1e-05, "unit": customer}
     evs.append(f.make("feed.material", feed, "B&<1>"))
     for etype, keys in (
@@ -269,7 +269,7 @@ def test_any_printable_code_gives_valid_documents_and_round_trips(
             ("pack", "8035<&>", tuple(codes)),
             ("remove", "8035<&>", (codes[0],)),
         ]
-        assert facts.rejects == [(customer, codes[0], "8035<&>")]
+        assert facts.rejects == [("reject_chute", codes[0], "8035<&>")]
         assert [(fd["material"], fd["lot"], fd["unit"]) for fd in facts.feedings] == [
             (customer, "L&<1>", customer)
         ]
