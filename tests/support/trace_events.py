@@ -217,7 +217,14 @@ def line_records(f: LineEvents, plan: BatchPlan) -> LineRecords:
             "rej1",
         )
     )
-    evs.append(f.make("pack.reject", {"reason": "reject_chute", "code": in_case_too}, b, "rej1"))
+    evs.append(
+        f.make(
+            "pack.reject",
+            {"reason": "reject_chute", "code": in_case_too, "commissioned": True},
+            b,
+            "rej1",
+        )
+    )
     evs.append(
         f.make(
             "pack.reject",

@@ -246,7 +246,8 @@ def test_any_printable_code_gives_valid_documents_and_round_trips(
     evs.append(f.make("pack.case", {"code": "8035<&>", "children": codes}, "B&<1>"))
     data = {"order": "SO/1 &", "customer": customer, "codes": ["8035<&>"]}
     evs.append(f.make("ship.outbound", data, None))
-    evs.append(f.make("pack.reject", {"reason": "reject_chute", "code": codes[0]}, "B&<1>"))
+    reject = {"reason": "reject_chute", "code": codes[0], "commissioned": True}
+    evs.append(f.make("pack.reject", reject, "B&<1>"))
     feed = {"material": customer, "lot": "L&<1>", "quantity": 1e-05, "unit": customer}
     evs.append(f.make("feed.material", feed, "B&<1>"))
     for etype, keys in (

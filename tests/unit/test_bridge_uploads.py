@@ -244,11 +244,13 @@ def test_a_batch_is_complete_only_when_every_kind_is_acknowledged(tmp_path: Path
     builder.build_ready(force=True)
     assert _upload(store, tmp_path / "outbox") > 0
     rep = batch_report(store.db, BATCH)
-    assert rep is not None and rep.complete, rep
+    # everything that arrived is acknowledged, but the feeding's seq never came: incomplete
+    assert rep is not None and not rep.complete and rep.missing_seq == 1, rep
+    assert rep.acknowledged == rep.commissioned
 
-    store.ingest([("t", payload(feeding))])  # a feeding of the batch, not yet in a document
+    store.ingest([("t", payload(feeding))])  # the feeding arrives, not yet in a document
     rep = batch_report(store.db, BATCH)
-    assert rep is not None and not rep.complete
+    assert rep is not None and not rep.complete and rep.missing_seq == 0
     assert rep.acknowledged == rep.commissioned  # every code is: the feeding holds it back
     feed = rep.kinds["feedings"]
     assert (feed.produced, feed.documented, feed.acknowledged) == (2, 1, 1)

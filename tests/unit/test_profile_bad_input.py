@@ -93,7 +93,7 @@ def test_profiles_survive_any_input_and_judge_only_sane_values(
                 inside = (lo is None or d["value"] >= lo) and (hi is None or d["value"] <= hi)
                 assert (d["verdict"] == "pass") == inside
         elif ev.type == "alarm.device":
-            assert ev.data["state"] in ("bad_value", "stale", "values_ok")
+            assert ev.data["state"] in ("bad_value", "stale", "values_ok", "counter_reset")
             assert ev.data["tag"] in tags
         else:
             assert ev.type in ("alarm.ccp", "pack.reject")
