@@ -26,8 +26,15 @@ OPT_OUT = "allow_cleartext_secrets: true"
 @dataclass(frozen=True, slots=True)
 class Cleartext:
     loc: Loc  # where the connection's address is in the config
-    message: str
+    what: str  # which secret goes where in clear
+    fix: str
     allowed: bool  # the connection opted out: a warning, not an error
+
+    @property
+    def message(self) -> str:
+        if self.allowed:
+            return f"{self.what} (allowed by {OPT_OUT}: an isolated network only)"
+        return f"{self.what}: {self.fix}"
 
 
 def is_loopback(host: str | None) -> bool:
@@ -58,8 +65,8 @@ def cleartext_risks(cfg: Any) -> Iterator[Cleartext]:
         yield Cleartext(
             ("mqtt", "url"),
             f"the MQTT password of user {mqtt.username!r} would cross the network in clear "
-            f"over {mqtt.url} (no TLS): use mqtts:// (docs/security.md), or set "
-            f"mqtt.{OPT_OUT} for an isolated network",
+            f"over {mqtt.url} (no TLS)",
+            f"use mqtts:// (docs/security.md), or set mqtt.{OPT_OUT} for an isolated network",
             mqtt.allow_cleartext_secrets,
         )
     upload = getattr(cfg.bridge, "upload", None) if cfg.bridge is not None else None
@@ -72,8 +79,8 @@ def cleartext_risks(cfg: Any) -> Iterator[Cleartext]:
     ):
         yield Cleartext(
             ("bridge", "upload", "url"),
-            f"the platform's bearer token would cross the network in clear over {url}: use "
-            f"https://, or set bridge.upload.{OPT_OUT} for an isolated network",
+            f"the platform's bearer token would cross the network in clear over {url}",
+            f"use https://, or set bridge.upload.{OPT_OUT} for an isolated network",
             upload.allow_cleartext_secrets,
         )
     for i, dev in enumerate(cfg.devices):
@@ -89,8 +96,8 @@ def cleartext_risks(cfg: Any) -> Iterator[Cleartext]:
             yield Cleartext(
                 ("devices", i, "security"),
                 f"device {dev.id!r}: the OPC UA password of user {identity.username!r} would "
-                f"cross the network in clear (security policy None to {endpoint}): use "
-                f"Basic256Sha256 or Aes128_Sha256_RsaOaep with mode SignAndEncrypt, or set "
+                f"cross the network in clear (security policy None to {endpoint})",
+                f"use Basic256Sha256 or Aes128_Sha256_RsaOaep with mode SignAndEncrypt, or set "
                 f"{OPT_OUT} on the device for an isolated network",
                 bool(getattr(dev, "allow_cleartext_secrets", False)),
             )
@@ -98,8 +105,4 @@ def cleartext_risks(cfg: Any) -> Iterator[Cleartext]:
 
 def cleartext_warnings(cfg: Any) -> list[str]:
     """The start's warnings: secrets in clear on connections that allowed it."""
-    return [
-        f"SECRET IN CLEAR (allowed by {OPT_OUT}): {r.message.split(': use ')[0]}"
-        for r in cleartext_risks(cfg)
-        if r.allowed
-    ]
+    return [f"SECRET IN CLEAR: {r.message}" for r in cleartext_risks(cfg) if r.allowed]
