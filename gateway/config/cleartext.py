@@ -69,10 +69,11 @@ def cleartext_risks(cfg: Any) -> Iterator[Cleartext]:
             f"use mqtts:// (docs/security.md), or set mqtt.{OPT_OUT} for an isolated network",
             mqtt.allow_cleartext_secrets,
         )
-    upload = getattr(cfg.bridge, "upload", None) if cfg.bridge is not None else None
+    upload: Any = getattr(cfg.bridge, "upload", None) if cfg.bridge is not None else None
     url = getattr(upload, "url", None)
     if (
-        isinstance(url, str)
+        upload is not None
+        and isinstance(url, str)
         and (upload.token_env is not None or upload.token_file is not None)
         and urlsplit(url).scheme == "http"
         and not is_loopback(_host(url))
