@@ -15,8 +15,13 @@ device, a device that takes no such command, a device that is offline, or when a
 A command the broker replays because it was retained is never executed (it would run again on
 every reconnect); an empty payload (deleting a retained message) gets no response.
 
+Who may send what is decided by :mod:`gateway.command_auth` (closed without a ``commands:``
+section); a refusal is answered ``not authorised`` and nothing more, the reason goes to the log.
+
 Threading: :meth:`CommandRouter.on_message` runs on the MQTT forwarder thread and only hands
-the message to the gateway's event loop; commands run there, one at a time per device.
+the message to the gateway's event loop; commands run there, one at a time per device. At most
+:data:`MAX_WAITING` commands wait per device; more are answered ``busy`` at once, so a flood
+cannot queue unbounded work for a PLC.
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ WRITE_COMMANDS = ("end_batch", "set_batch", "start_batch")  # written to a PLC (
 OPERATOR_COMMANDS = ("close_partial", "resync", "unpack")  # acted on by a packing profile
 COMMANDS = tuple(sorted(WRITE_COMMANDS + OPERATOR_COMMANDS))
 WRITE_TIMEOUT_SECS = 10.0  # all writes of one command
+MAX_WAITING = 16  # commands waiting (or running) per device; more are refused "busy"
+NOT_AUTHORISED = "not authorised"  # all a refused sender learns (the reason is logged)
 
 TagRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 BatchNo = Annotated[
@@ -296,6 +303,7 @@ class CommandRouter:
         current_batch: Callable[[], str | None] = lambda: None,
         accept: Callable[[list[EventDraft]], Awaitable[Any]] | None = None,
         auth: Authoriser | None = None,
+        max_waiting: int = MAX_WAITING,
     ) -> None:
         self.topics = topics
         self.tz = tz
@@ -303,7 +311,11 @@ class CommandRouter:
         self.command_maps = dict(command_maps)
         self.current_batch = current_batch
         self.accept = accept
-        self.auth = auth  # None: no commands: section, every well-formed command runs
+        # None: no commands: section, so every command is refused (closed by default)
+        self.auth = auth if auth is not None else Authoriser(None)
+        self.max_waiting = max_waiting
+        self._waiting: dict[str, int] = {}  # device -> commands spawned and not finished
+        self.busy = 0  # commands refused because max_waiting were waiting
         self.devices: dict[str, _Device] = {}
         self.operables: dict[str, Operable] = {}
         self.accepted = 0
@@ -333,11 +345,34 @@ class CommandRouter:
         loop.call_soon_threadsafe(self._spawn, topic, payload, retained)
 
     def _spawn(self, topic: str, payload: bytes, retained: bool) -> None:
+        device = topic.rsplit("/", 1)[-1]
+        if not payload:
+            return
+        waiting = self._waiting.get(device, 0)
+        if waiting >= self.max_waiting:
+            self.busy += 1
+            self._respond(
+                device,
+                _peek_id(payload),
+                None,
+                "rejected",
+                f"busy: {waiting} commands waiting for {device}",
+            )
+            return
+        self._waiting[device] = waiting + 1
         task = asyncio.get_running_loop().create_task(
             self.handle(topic, payload, retained), name="command"
         )
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda t: self._done(device, t))
+
+    def _done(self, device: str, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        left = self._waiting.get(device, 1) - 1
+        if left > 0:
+            self._waiting[device] = left
+        else:
+            self._waiting.pop(device, None)
 
     async def close(self) -> None:
         """Let running commands finish (bounded), then cancel what is left."""
@@ -345,6 +380,7 @@ class CommandRouter:
             await asyncio.wait(list(self._tasks), timeout=WRITE_TIMEOUT_SECS)
         for task in list(self._tasks):
             task.cancel()
+        self.auth.close()
 
     # -- the gateway's loop --------------------------------------------------------------------
     async def handle(self, topic: str, payload: bytes, retained: bool = False) -> dict[str, Any]:
@@ -361,11 +397,13 @@ class CommandRouter:
                 cmd_id, name = _peek_id(payload), exc.command
                 raise
             name = cmd.command
-            if self.auth is not None:
-                try:
-                    self.auth.check(device, json.loads(payload))
-                except NotAuthorised as exc:
-                    raise CommandRejected(f"not authorised: {exc}") from None
+            try:
+                self.auth.check(device, json.loads(payload))
+            except NotAuthorised as exc:  # the reason is for the log, not for the sender
+                log.warning(
+                    "command %s (id %r) for %s not authorised: %s", name, cmd_id, device, exc
+                )
+                raise CommandRejected(NOT_AUTHORISED) from None
             if retained:
                 raise CommandRejected(
                     "retained command not executed (publish commands with retain=false)"

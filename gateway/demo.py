@@ -4,14 +4,19 @@ with a live view (gateway/live_view.py), in one command."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
+import os
+import secrets
 import socket
 import sys
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import asdict
+from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,6 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware_sim.runner import start_simulators, stop_simulators
 from gateway.bridge.backlog import read_backlog
+from gateway.command_auth import CommandAuthSection, Grant, Issuer, Receiver, signing_bytes
 from gateway.config.loader import load_config
 from gateway.config.models import ConfigBase
 from gateway.embedded_broker import EmbeddedBroker
@@ -44,10 +50,30 @@ OPERATOR_UNPACK_AFTER_S = 20.0  # the demo operator reworks a case, so pack.unpa
 LATEST_ALARMS = 5  # alarms listed in the view
 BAG_RATE_WINDOW_SECS = 60.0  # bags/min over the last minute
 BAG_RATE_MIN_SECS = 5.0  # … once there is this much of it
+DEMO_ISSUER = "demo-operator"  # signs the demo operator's commands (a fresh key each run)
+DEMO_KEY_ENV = "SALTGW_DEMO_OPERATOR_KEY"
 
 
 def demo_config_path() -> Path:
     return Path(str(files("mappings") / "demo-line.yaml"))
+
+
+def with_demo_operator(cfg: ConfigBase) -> tuple[ConfigBase, bytes]:
+    """The demo's commands: one signing issuer, ``demo-operator``, that may send the operator
+    commands (close_partial, unpack, resync) to any device, with a fresh random key in this
+    process's environment (docs/commands.md, "Authorisation"). Returns the config and the key."""
+    key = secrets.token_hex(32)
+    os.environ[DEMO_KEY_ENV] = key
+    section = CommandAuthSection(
+        issuers=[
+            Issuer(
+                name=DEMO_ISSUER,
+                key_env=DEMO_KEY_ENV,
+                allow=[Grant(commands=["close_partial", "unpack", "resync"])],
+            )
+        ]
+    )
+    return cfg.model_copy(update={"commands": section}), key.encode()
 
 
 def _free_port() -> int:
@@ -60,8 +86,11 @@ class Watch:
     """What a MES would see: counts events by type and verdict, remembers the latest alarms,
     device states and the retained KPIs."""
 
-    def __init__(self, cfg: ConfigBase, url_port: int) -> None:
+    def __init__(self, cfg: ConfigBase, url_port: int, key: bytes | None = None) -> None:
         g = cfg.gateway
+        self.receiver = Receiver(g.enterprise, g.site, g.line, g.id)
+        self.key = key  # the demo operator's signing key (None: the config's commands are open)
+        self.tz = cfg.gateway.tz()
         self.root = f"{cfg.mqtt.topic_prefix}/{g.enterprise}/{g.site}/{g.line}"
         self.types: Counter[str] = Counter()
         self.ccp: dict[str, Counter[str]] = {}  # ccp type → verdict → n
@@ -123,13 +152,18 @@ class Watch:
             if self.first_case is None:
                 return False
             device, code = self.first_case
-        cmd = {
-            "id": "demo-operator-1",
+        cmd: dict[str, Any] = {
+            "id": f"demo-operator-{secrets.token_hex(4)}",
             "command": "unpack",
             "code": code,
             "reason": "demo: rework of a crushed case",
             "operator": "demo",
         }
+        if self.key is not None:  # signed for this gateway and device only
+            cmd["issuer"] = DEMO_ISSUER
+            cmd["ts"] = datetime.now(self.tz).isoformat(timespec="seconds")
+            body = signing_bytes(cmd, self.receiver.fields(device))
+            cmd["sig"] = hmac.new(self.key, body, hashlib.sha256).hexdigest()
         self.client.publish(f"{self.root}/cmd/{device}", json.dumps(cmd), qos=1)
         return True
 
@@ -233,6 +267,7 @@ async def run_demo(
     from gateway.bridge.demo import with_demo_bridge
 
     cfg = with_demo_bridge(load_config(config or demo_config_path()), outbox)  # platform XML
+    cfg, key = with_demo_operator(cfg)  # the operator's unpack is signed
     sims = await start_simulators(cfg.simulators)
     show = open_progress(out, live)
     try:
@@ -246,14 +281,15 @@ async def run_demo(
                     file=out,
                     flush=True,
                 )
-                return await _run(cfg, broker.url, duration, stop, out, show)
-        return await _run(cfg, broker_url, duration, stop, out, show)
+                return await _run(cfg, key, broker.url, duration, stop, out, show)
+        return await _run(cfg, key, broker_url, duration, stop, out, show)
     finally:
         await stop_simulators(sims)
 
 
 async def _run(
     cfg: ConfigBase,
+    key: bytes,
     url: str,
     duration: float | None,
     stop: asyncio.Event,
@@ -264,7 +300,7 @@ async def _run(
 
     from gateway.bridge.demo import bridge_summary
 
-    watch = Watch(cfg, urlsplit(url).port or 1883)
+    watch = Watch(cfg, urlsplit(url).port or 1883, key)
     watch.start()
     gw = Gateway(cfg, broker_url=url)
     task = asyncio.create_task(gw.run(stop), name="gateway")

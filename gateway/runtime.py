@@ -21,8 +21,9 @@ from typing import Any
 
 from drivers.base import Reading
 from drivers.registry import driver_specs
-from gateway.command_auth import Authoriser
+from gateway.command_auth import Authoriser, Receiver, seen_path_for
 from gateway.commands import CommandRouter, Operable, command_maps
+from gateway.config.cleartext import cleartext_warnings
 from gateway.config.models import ConfigBase
 from gateway.events import Event, EventDraft, Origin
 from gateway.journal import Journal, WhenFull
@@ -106,13 +107,15 @@ class Gateway:
             command_maps(cfg.profiles),
             current_batch=lambda: self.batch,
             accept=self.accept,
-            auth=Authoriser(cfg.commands) if cfg.commands is not None else None,
+            auth=Authoriser(  # closed without a commands: section (gateway/command_auth.py)
+                cfg.commands,
+                Receiver(g.enterprise, g.site, g.line, g.id),
+                seen_path_for(Path(cfg.journal.path)),
+            ),
         )
-        if cfg.commands is None and command_maps(cfg.profiles):
-            log.warning(
-                "MQTT commands are not restricted: add a commands: section (docs/commands.md) "
-                "to allow only named, signing issuers"
-            )
+        self.commands.auth.announce()
+        for warning in cleartext_warnings(cfg):  # secrets in clear, allowed per connection
+            log.warning("%s", warning)
         for profs in self.profiles.values():
             for prof in profs:
                 if isinstance(prof, Operable):  # case/pallet label scanners

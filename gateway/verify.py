@@ -13,7 +13,9 @@ What is checked, per store:
   the links of purged records (``pruned``), so its chain is checked end to end;
 - the newest record matches the stored head: removing or replacing the newest records breaks
   here;
-- trace store only: each outbox document's body still matches its recorded SHA-256.
+- trace store only: each outbox document's body still matches its recorded SHA-256;
+- the trace store's access log (who queried what, gateway/bridge/access.py) is a chain of its
+  own, checked the same way and reported on its own line.
 
 Exit status: 0 intact, 1 a broken link, 2 a usage error (no such file).
 """
@@ -34,7 +36,14 @@ from typing import Any
 
 from gateway.chain import GENESIS, journal_body, link
 
-__all__ = ["Broken", "Report", "add_command", "verify_journal", "verify_store"]
+__all__ = [
+    "Broken",
+    "Report",
+    "add_command",
+    "verify_access_log",
+    "verify_journal",
+    "verify_store",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +70,7 @@ class Report:
         extra = f", {self.unchained} written before the chain (unchecked)" if self.unchained else ""
         if self.broken is None:
             return f"{where}: intact ({self.checked} records checked{extra})"
-        unit = "seq" if self.store == "journal" else "record rid"
+        unit = {"journal": "seq", "access log": "row id"}.get(self.store, "record rid")
         return (
             f"{where}: BROKEN at {unit} {self.broken.at}: {self.broken.reason} "
             f"({self.checked} records before it intact{extra})"
@@ -206,6 +215,36 @@ def verify_store(path: Path) -> Report:
         db.close()
 
 
+def verify_access_log(path: Path) -> Report:
+    """Check the trace store's access log (gateway/bridge/access.py): every row linked to the
+    one before, the newest to ``meta.access_head``."""
+    from gateway.bridge.access import access_body, access_head
+
+    rep = Report("access log", path)
+    db = _readonly(path)
+    try:
+        cols = {r[1] for r in db.execute("PRAGMA table_info(access_log)")}
+        if "chain" not in cols:
+            rep.unchained = db.execute("SELECT COUNT(*) FROM access_log").fetchone()[0]
+            if rep.unchained:
+                rep.notes.append("written before the access log was chained")
+            return rep
+
+        def recs() -> Iterator[_Rec]:
+            for row in db.execute(
+                "SELECT id, at, user, host, pid, query, subject, outcome, prev, chain "
+                "FROM access_log ORDER BY id"
+            ):
+                chain = _blob(row[9])
+                body = access_body(tuple(row[:8])) if chain is not None else None
+                yield _Rec(int(row[0]), _blob(row[8]), chain, body)
+
+        _walk(rep, recs(), access_head(db), contiguous=False)
+        return rep
+    finally:
+        db.close()
+
+
 def _check_documents(db: sqlite3.Connection, rep: Report) -> None:
     for number, first_rid, encoding, body, sha in db.execute(
         "SELECT number, first_rid, encoding, body, sha256 FROM documents ORDER BY id"
@@ -272,7 +311,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     status = 0
     for kind, path in targets:
         try:
-            rep = verify_journal(path) if kind == "journal" else verify_store(path)
+            if kind == "journal":
+                reports = [verify_journal(path)]
+            else:
+                reports = [verify_store(path), verify_access_log(path)]
         except FileNotFoundError:
             print(f"saltgw: error: no {kind} at {path}", file=sys.stderr)
             status = max(status, 2)
@@ -281,12 +323,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"{kind} {path}: BROKEN: not a readable database: {exc}")
             status = max(status, 1)
             continue
-        if args.json:
-            print(json.dumps(rep.to_json(), ensure_ascii=False))
-        else:
-            print(rep.line())
-            for note in rep.notes:
-                print(f"  note: {note}")
-        if not rep.ok:
-            status = max(status, 1)
+        for rep in reports:
+            if args.json:
+                print(json.dumps(rep.to_json(), ensure_ascii=False))
+            else:
+                print(rep.line())
+                for note in rep.notes:
+                    print(f"  note: {note}")
+            if not rep.ok:
+                status = max(status, 1)
     return status

@@ -249,6 +249,13 @@ class OpcUaDeviceConfig(DeviceConfigBase):
     identity: Identity | None = Field(
         default=None, description="User name and password; none = anonymous."
     )
+    allow_cleartext_secrets: bool = Field(
+        default=False,
+        description="Allow an identity (user name and password) over security policy None to a "
+        "host that is not loopback: the password crosses the network in clear. Only for an "
+        "isolated network; a warning at every start. Without it `saltgw validate` and the "
+        "start refuse such a config.",
+    )
     application_uri: str | None = Field(
         default=None,
         description="Our application URI; default: the URI in the client certificate "

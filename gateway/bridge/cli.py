@@ -4,7 +4,11 @@ gateway/cli.py through :func:`add_commands`; heavy imports (lxml) happen when a 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,9 +153,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
         if args.quarantine is not None:
             from gateway.bridge import trace_output as out
 
-            rc = out.quarantine(store.db, args.quarantine, args.json)
+            with _held() as held:
+                rc = out.quarantine(store.db, args.quarantine, args.json)
             access.record(store.db, "quarantine", None, "done")
-            return rc
+            return _release(held, rc)
         if args.resend:
             return _resend(store.db, args.resend)
         if args.purge:
@@ -162,13 +167,35 @@ def cmd_trace(args: argparse.Namespace) -> int:
             query, subject = "batch", args.batch
         else:
             query, subject = "code", args.code
-        rc = _answer(store.db, query, subject, cfg, args)
-        # logged before the process exits, found or not (gateway/bridge/access.py)
+        with _held() as held:  # the answer waits until its access row is committed
+            rc = _answer(store.db, query, subject, cfg, args)
         outcome = "done" if subject is None else ("found" if rc == 0 else "not found")
         access.record(store.db, query, subject, outcome)
-        return rc
+        return _release(held, rc)
     finally:
         store.close()
+
+
+@contextlib.contextmanager
+def _held() -> Iterator[io.StringIO]:
+    """Collect what the answer prints, so that it is printed only after its access row is
+    committed (gateway/bridge/access.py): a reader that closes the pipe early still leaves
+    the row."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        yield buf
+
+
+def _release(held: io.StringIO, rc: int) -> int:
+    """Print the held answer; a reader that went away (closed pipe) ends the command quietly."""
+    try:
+        sys.stdout.write(held.getvalue())
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        os.close(devnull)
+    return rc
 
 
 def _resend(db: Any, number: str) -> int:

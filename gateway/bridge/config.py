@@ -117,6 +117,13 @@ class HttpUploadSection(_Strict):
         default=None, description="Client certificate (PEM) for mutual TLS."
     )
     key_file: Path | None = Field(default=None, description="Client private key (PEM).")
+    allow_cleartext_secrets: bool = Field(
+        default=False,
+        description="Allow a token (token_env / token_file) over http:// to a host that is not "
+        "loopback: the bearer token crosses the network in clear. Only for an isolated "
+        "network; a warning at every start. Without it `saltgw validate` and the start refuse "
+        "such a config.",
+    )
     timeout_secs: float = Field(
         default=30.0, gt=0, description="Connect and reply time-out of one attempt."
     )

@@ -23,6 +23,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from gateway.config.checks import cross_checks
+from gateway.config.cleartext import cleartext_risks
 from gateway.config.extras import missing_extras, unusable_drivers
 from gateway.config.models import ConfigBase, config_model, device_adapter
 
@@ -311,6 +312,11 @@ def read_config(path: Path | str, need: tuple[str, ...] = ()) -> tuple[ConfigBas
         line, col = _locate(pos, data_path, "value")
         issues.append(Issue(file, line, col, format_path(data_path), message))
     warnings: list[Issue] = []
+    for risk in cleartext_risks(cfg) if cfg is not None else ():  # secrets sent in clear
+        line, col = _locate(pos, risk.loc, "value")
+        level_c: Literal["error", "warning"] = "warning" if risk.allowed else "error"
+        issue = Issue(file, line, col, format_path(risk.loc), risk.message, level_c)
+        (warnings if risk.allowed else issues).append(issue)
     for missing in missing_extras(cfg) if cfg is not None else ():
         line, col = _locate(pos, missing.loc, "value")
         level: Literal["error", "warning"] = "error" if missing.section in need else "warning"

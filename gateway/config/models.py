@@ -131,6 +131,13 @@ class MqttSection(Strict):
     tls: TlsSection | None = Field(
         default=None, description="TLS settings; implied with default values by mqtts://."
     )
+    allow_cleartext_secrets: bool = Field(
+        default=False,
+        description="Allow a username (and its password) over mqtt:// (no TLS) to a host that "
+        "is not loopback: the password crosses the network in clear. Only for an isolated "
+        "network; a warning at every start. Without it `saltgw validate` and the start refuse "
+        "such a config.",
+    )
     topic_prefix: str = Field(
         default="salt/v1", description="First levels of every topic.", pattern=r"^[^#+]+$"
     )
@@ -218,7 +225,8 @@ class ConfigBase(Strict):
     commands: CommandAuthSection | None = Field(
         default=None,
         description="Who may send which MQTT command to which device (docs/commands.md); "
-        "without it every well-formed command is executed.",
+        "without it every command is refused ({mode: open} runs every well-formed command, "
+        "for laboratories only).",
     )
     # Overridden in config_model() with the discriminated unions of installed plugins.
     devices: list[Any] = Field(default_factory=list)

@@ -117,7 +117,7 @@ class Line:
             {"plc1": CommandMap.model_validate(MAP), "plc2": CommandMap.model_validate(MAP)},
             current_batch=lambda: "B1",
             accept=accept,
-            auth=auth,
+            auth=auth if auth is not None else Authoriser.open(),
         )
         self.router.attach(_supervisor("plc1", self.plc, State.ONLINE))
         self.router.attach(_supervisor("plc2", self.offline_plc, State.OFFLINE))

@@ -59,6 +59,7 @@ def line_config(tmp: Path, broker_port: int, plc_port: int) -> Path:
             "reconnect_max_secs": 2,
         },
         "journal": {"path": str(tmp / "journal.db")},
+        "commands": {"mode": "open"},  # what runs; who may send it: test_command_security.py
         "devices": [plc1, plc2],
         "profiles": [
             {

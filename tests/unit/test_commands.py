@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from drivers.base import DeviceFault, DeviceOffline, Reading, TagValue, WriteRejected
+from gateway.command_auth import Authoriser
 from gateway.commands import CommandMap, CommandRejected, CommandRouter, parse_command
 from gateway.supervisor import DeviceState, DeviceSupervisor, State
 from gateway.topics import Topics
@@ -80,6 +81,7 @@ class Line:
             lambda topic, body: self.sent.append((topic, json.loads(body))),
             {"plc1": CommandMap.model_validate(MAP)},
             current_batch=lambda: batch,
+            auth=Authoriser.open(),  # these tests are about what runs; who may: command_auth
         )
         self.router.attach(supervisor("plc1", self.plc, plc_state))
         self.router.attach(supervisor("cw1", ReadOnly()))

@@ -28,6 +28,7 @@ from gateway.aggregation import Slot
 from gateway.bridge.gaps import GapTracker
 from gateway.bridge.reconcile import BatchReport, Reconciler
 from gateway.bridge.schema import SCHEMA as STORE_SCHEMA
+from gateway.command_auth import Authoriser
 from gateway.commands import CommandRouter
 from gateway.config.loader import load_config
 from gateway.event_schemas import (
@@ -409,7 +410,9 @@ def runtime(tmp: Path, out: Produced) -> None:
 def command_responses(out: Produced) -> None:
     topics = Topics("salt/v1", "8035", "daiyue", "L1", "gw-test-1")
     sent: list[bytes] = []
-    router = CommandRouter(topics, TZ, lambda topic, body: sent.append(body), {})
+    router = CommandRouter(
+        topics, TZ, lambda topic, body: sent.append(body), {}, auth=Authoriser.open()
+    )
     for payload in (b"not json", b'{"id": "m1", "command": "start_batch", "batch": "B1"}'):
         asyncio.run(router.handle(f"{topics.line_root}/cmd/plc1", payload))
     out.messages.extend(("response", json.loads(b)) for b in sent)

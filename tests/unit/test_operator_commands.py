@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from gateway.command_auth import Authoriser
 from gateway.commands import CommandRouter
 from gateway.events import EventDraft
 from gateway.topics import Topics
@@ -36,6 +37,7 @@ class Harness:
             lambda t, b: self.published.append((t, json.loads(b))),
             {},
             accept=accept,
+            auth=Authoriser.open(),  # who may send them: tests/unit/test_command_auth.py
         )
 
     def send(self, device: str, cmd: dict[str, Any] | bytes) -> dict[str, Any]:
