@@ -145,7 +145,9 @@ def _devices(gw: Gateway) -> Iterator[Metric]:
         labels=["device", "state"],
     )
     reconnects = CounterMetricFamily(
-        "saltgw_device_reconnects", "Reconnects per device.", labels=["device"]
+        "saltgw_device_reconnects",
+        "Times a device came back online after losing its connection.",
+        labels=["device"],
     )
     readings = CounterMetricFamily(
         "saltgw_device_readings", "Readings per device.", labels=["device"]

@@ -139,6 +139,7 @@ class DeviceSupervisor:
         self.limiter = AlarmLimiter(alarm_burst, alarm_interval_secs, clock)
         self._sleep = sleep
         self._online_on_connect = not getattr(driver, "online_after_first_read", False)
+        self._was_online = False
         self._alarmed: DeviceState | None = None  # the state the last alarm said
         self._suppressed = 0
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -237,6 +238,14 @@ class DeviceSupervisor:
             reraise=True,
         )
 
+    def _came_online(self) -> None:
+        """This session is online; a reconnect when an earlier one was (failed attempts in
+        between are not reconnects: they are counted as errors)."""
+        if self._was_online:
+            self.stats.reconnects += 1
+        self._was_online = True
+        self._set(State.ONLINE)
+
     async def _session(self) -> None:
         """One connection: connect, read until something fails. Raises that failure while no
         read succeeded (the backoff grows); returns after a failure that followed good reads
@@ -246,7 +255,7 @@ class DeviceSupervisor:
             await self.driver.connect()
             _raise_if_cancelled()
             if self._online_on_connect:
-                self._set(State.ONLINE)
+                self._came_online()
             while True:
                 reading = await self.driver.read()
                 # drivers use asyncio.wait_for, which on 3.11 swallows a cancellation that
@@ -254,7 +263,8 @@ class DeviceSupervisor:
                 _raise_if_cancelled()
                 if not good:
                     good = True
-                    self._set(State.ONLINE)
+                    if not self._online_on_connect:
+                        self._came_online()
                 self.stats.readings += 1
                 self.flush()
                 await self.on_reading(reading)
@@ -269,14 +279,10 @@ class DeviceSupervisor:
 
     async def run(self) -> None:
         """Until cancelled: connect, read and hand on readings; on failure close and retry."""
-        first = True
         try:
             while True:
                 async for attempt in self._retrying():
                     with attempt:
-                        if not first:
-                            self.stats.reconnects += 1
-                        first = False
                         await self._session()
                 # the link failed after good reads: try again soon, backoff from the start
                 await self._sleep(self.backoff_initial)

@@ -206,9 +206,10 @@ def test_pack_reject_lands_on_the_rejected_bag(tmp_path: Path, mosquitto: Mosqui
             )
             try:
                 sub.wait_for(
-                    lambda _: sum(e["type"] == "pack.reject" for e in sub.events()) >= 5,
+                    lambda _: sum(e["type"] == "pack.reject" for e in sub.events()) >= 5
+                    and sum(e["type"] == "ccp.net_content" for e in sub.events()) >= 10,
                     30,
-                    "5 rejects",
+                    "5 rejects among at least 10 weighings",
                 )
             finally:
                 bg.loop.call_soon_threadsafe(stop.set)

@@ -34,7 +34,8 @@ def journal_last_seq(journal: Path) -> int:
 
 
 def journal_backlog(journal: Path) -> int:
-    return int(_query(journal, "SELECT COUNT(*) FROM events")[0][0])
+    """Undelivered rows (delivered ones are kept a while for replay: journal.keep_delivered_*)."""
+    return int(_query(journal, "SELECT COUNT(*) FROM events WHERE delivered IS NULL")[0][0])
 
 
 def journal_integrity(journal: Path) -> str:
