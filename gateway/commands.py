@@ -404,6 +404,10 @@ class CommandRouter:
                     "command %s (id %r) for %s not authorised: %s", name, cmd_id, device, exc
                 )
                 raise CommandRejected(NOT_AUTHORISED) from None
+            except Exception as exc:  # e.g. the used-ids store closed at shutdown: refuse
+                log.error("command %s (id %r) for %s refused: authorisation failed: %r",
+                          name, cmd_id, device, exc)  # fmt: skip
+                raise CommandRejected(NOT_AUTHORISED) from None
             if retained:
                 raise CommandRejected(
                     "retained command not executed (publish commands with retain=false)"
