@@ -109,14 +109,23 @@ def test_saltgw_decode_refuses_it_too(tmp_path: Path) -> None:
         f"{giant}: error: cannot read image (declares 12,000 × 12,000 = 144,000,000 pixels, "
         "more than max_image_pixels (40,000,000): refused before decoding)"
     )
-    # a line's camera may set its own limits: --config applies them
+    # a line's camera may set its own limits: --config applies them (a lower limit here, so
+    # that nothing of 144 Mpx is decoded: that takes minutes on a loaded 2-core machine)
+    small = tmp_path / "small.png"
+    giant_png(small, 400, 300)
+    proc = _decode(str(small))
+    assert proc.returncode == 1 and proc.stdout.strip() == f"{small}: no code", proc.stderr
     line = tmp_path / "line.yaml"
     line.write_text(
         'gateway: {id: gw-1, enterprise: "8035", site: daiyue, line: L1}\n'
         "devices:\n"
         "  - {id: cam1, driver: camera, source: {type: folder, path: /tmp},\n"
-        "     max_image_pixels: 200000000}\n"
+        "     max_image_pixels: 100000}\n"
         "profiles: []\n"
     )
-    proc = _decode("--config", str(line), str(giant))
-    assert proc.returncode == 1 and proc.stdout.strip() == f"{giant}: no code", proc.stderr
+    proc = _decode("--config", str(line), str(small))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"{small}: error: cannot read image (declares 400 × 300 = 120,000 pixels, "
+        "more than max_image_pixels (100,000): refused before decoding)"
+    )
