@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from drivers.base import TagValue
 from drivers.modbus.config import BIT_TABLES, Order, TagConfig, TagType
 
 __all__ = [
     "DecodeError",
+    "TagDecoder",
     "apply_scaling",
+    "compile_decoder",
     "decode_bits",
     "decode_registers",
     "decode_tag",
@@ -179,6 +181,47 @@ def decode_tag(
     return apply_scaling(
         value, scale=tag.scale, offset=tag.offset, minimum=tag.min, maximum=tag.max
     )
+
+
+TagDecoder = Callable[[Sequence[int] | Sequence[bool]], TagValue]
+
+
+def compile_decoder(tag: TagConfig, *, byte_order: Order, word_order: Order) -> TagDecoder:
+    """A function doing what :func:`decode_tag` does for ``tag`` with these device defaults,
+    with the struct formats worked out once: a poll of hundreds of numeric tags spends its time
+    here. Same values, and a :class:`DecodeError` for the same inputs."""
+    if tag.table in BIT_TABLES or tag.type not in _STRUCT:
+
+        def general(raw: Sequence[int] | Sequence[bool]) -> TagValue:
+            return decode_tag(raw, tag, byte_order=byte_order, word_order=word_order)
+
+        return general
+    fmt, count = _STRUCT[tag.type]
+    pack = struct.Struct(("<" if (tag.byte_order or byte_order) == "little" else ">") + "H" * count)
+    unpack = struct.Struct(fmt)
+    reverse = count > 1 and (tag.word_order or word_order) == "little"
+    is_float = fmt[-1] in "fd"
+    plain = tag.scale == 1.0 and tag.offset == 0.0 and tag.min is None and tag.max is None
+    type_ = tag.type
+
+    def numeric(raw: Sequence[int] | Sequence[bool]) -> TagValue:
+        if len(raw) != count:
+            raise DecodeError(f"{type_} needs {count} register(s), got {len(raw)}")
+        try:
+            data = pack.pack(*(raw[::-1] if reverse else raw))
+        except struct.error:
+            registers_to_bytes(raw, "big", "big")  # raises the DecodeError naming the register
+            raise DecodeError(f"registers {list(raw)!r} are not 16-bit unsigned integers") from None
+        value: int | float = unpack.unpack(data)[0]
+        if is_float and not math.isfinite(value):
+            raise DecodeError(f"not a number ({value!r} in {type_})")
+        if plain:
+            return value
+        return apply_scaling(
+            value, scale=tag.scale, offset=tag.offset, minimum=tag.min, maximum=tag.max
+        )
+
+    return numeric
 
 
 def encode_value(

@@ -41,7 +41,7 @@ from pymodbus.pdu import ModbusPDU
 
 from drivers.base import DeviceFault, DeviceOffline, Reading, TagValue, WriteRejected
 from drivers.modbus.blocks import Block, TagSlot, plan_blocks
-from drivers.modbus.codec import DecodeError, decode_tag, encode_tag
+from drivers.modbus.codec import DecodeError, TagDecoder, compile_decoder, encode_tag
 from drivers.modbus.config import (
     BIT_TABLES,
     ModbusDeviceConfig,
@@ -99,6 +99,23 @@ class ModbusDriver:
             max_gap=config.max_block_gap,
         )
         self._snapshot = _counter_slot(config, self.blocks)
+        # per block: (tag, first entry, end, decoder), worked out once for every poll
+        self._decoders: list[list[tuple[str, int, int, TagDecoder]]] = [
+            [
+                (
+                    slot.name,
+                    slot.offset,
+                    slot.offset + slot.count,
+                    compile_decoder(
+                        config.tags[slot.name],
+                        byte_order=config.byte_order,
+                        word_order=config.word_order,
+                    ),
+                )
+                for slot in block.tags
+            ]
+            for block in self.blocks
+        ]
         self.snapshot_retried = 0  # polls read again because the counter moved
         self.snapshot_skipped = 0  # polls that gave no consistent reading
         self._skipped_in_row = 0
@@ -172,18 +189,12 @@ class ModbusDriver:
             await self._ticker.wait()
         values: dict[str, TagValue] = {}
         errors: dict[str, str] = {}
-        for block, data in zip(self.blocks, blocks, strict=True):
-            for slot in block.tags:
-                tag = self.config.tags[slot.name]
+        for decoders, data in zip(self._decoders, blocks, strict=True):
+            for name, start, end, decode in decoders:
                 try:
-                    values[slot.name] = decode_tag(
-                        data[slot.offset : slot.offset + slot.count],
-                        tag,
-                        byte_order=self.config.byte_order,
-                        word_order=self.config.word_order,
-                    )
+                    values[name] = decode(data[start:end])
                 except DecodeError as exc:
-                    errors[slot.name] = str(exc)
+                    errors[name] = str(exc)
         return Reading(device=self.config.id, ts=datetime.now(UTC), values=values, errors=errors)
 
     async def _poll(self) -> list[Sequence[int] | Sequence[bool]] | None:
