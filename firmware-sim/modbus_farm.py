@@ -37,6 +37,7 @@ with an exception code.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import struct
 import time
@@ -401,8 +402,8 @@ def farm_devices(
             "word_order": "big",
             "max_block_registers": _MAX_READ_REGISTERS,
             "snapshot": {"counter": "changed_ms"},
-            "tags": dict(tags),
-            **(extra or {}),
+            "tags": {name: dict(spec) for name, spec in tags.items()},
+            **copy.deepcopy(extra or {}),
         }
         for d, port in enumerate(ports)
     ]

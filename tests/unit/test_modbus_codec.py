@@ -297,7 +297,8 @@ def test_encode_tag_undoes_scaling_and_offset() -> None:
     tag = wtag(type="int16", scale=0.1, offset=-40.0)
     assert encode_tag(25.5, tag, byte_order="big", word_order="big") == [655]
     assert encode_tag(-43.2, tag, byte_order="big", word_order="big") == [(-32) & 0xFFFF]
-    assert encode_tag(0.3, wtag(type="uint16", scale=0.1), byte_order="big", word_order="big") == [3]
+    tenths = wtag(type="uint16", scale=0.1)
+    assert encode_tag(0.3, tenths, byte_order="big", word_order="big") == [3]
 
 
 @pytest.mark.parametrize(

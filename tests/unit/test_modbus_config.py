@@ -37,6 +37,14 @@ def test_example_validates() -> None:
     assert cfg.tags["rejected"].bit == 0
 
 
+def test_the_second_example_has_64_bit_and_writable_tags() -> None:
+    entry = yaml.safe_load(EXAMPLE.read_text())[1]
+    cfg = ModbusDeviceConfig.model_validate(entry)
+    assert register_count(cfg.tags["bags_total"]) == 4
+    writes = {name: write_function(t) for name, t in cfg.tags.items() if t.writable}
+    assert writes == {"speed_bpm": 16, "cmd_batch": 16, "cmd_start": 5}
+
+
 def test_spec_wires_model_and_driver() -> None:
     assert MODBUS.name == "modbus"
     assert MODBUS.config_model is ModbusDeviceConfig
@@ -271,12 +279,12 @@ def test_write_function_by_table_and_width(tag: dict[str, Any], function: int) -
         ({"table": "discrete_input", "type": "bool"}, "discrete_input is read-only"),
         ({"table": "holding_register", "type": "bool", "bit": 3}, "bool with bit cannot be"),
         ({"table": "coil", "type": "bool", "write_function": 6}, "cannot write a coil"),
-        ({"table": "holding_register", "type": "int32", "write_function": 6},
-         "cannot write a 2-register int32"),  # fmt: skip
-        ({"table": "holding_register", "type": "uint16", "write_function": 5},
-         r"allowed: 6, 16"),  # fmt: skip
-        ({"table": "holding_register", "type": "string", "length": 124},
-         "at most 123 registers"),  # fmt: skip
+        (
+            {"table": "holding_register", "type": "int32", "write_function": 6},
+            "cannot write a 2-register int32",
+        ),
+        ({"table": "holding_register", "type": "uint16", "write_function": 5}, r"allowed: 6, 16"),
+        ({"table": "holding_register", "type": "string", "length": 124}, "at most 123 registers"),
     ],
 )
 def test_writable_tags_that_modbus_cannot_write_are_config_errors(
