@@ -20,6 +20,8 @@ status is then 1. Needs mosquitto and mosquitto_sub (the README's test set-up in
                    xml_export_fill_secs         vs one whole lxml tree
     qr_decode      qr_decode_ms_per_frame, qr_decode_rate   vs pyzbar (ZBar cascade);
                    qr_decode_opencv_ms_per_frame, _rate     the OpenCV-only fallback, same frames
+    telemetry_rate telemetry_rate_10x100, _50x100   Modbus farm -> tag telemetry on MQTT
+                   (delivered dp/s, CPU, RSS, latency), saltgw vs pymodbus + raw paho
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "qr_decode_opencv_ms_per_frame",
         "qr_decode_opencv_rate",
     ),
+    "telemetry_rate": ("telemetry_rate_10x100", "telemetry_rate_50x100"),
 }
 
 
@@ -80,6 +83,10 @@ def _runner(group: str) -> Group:
         from bench.qr_decode import rows as qr_rows
 
         return qr_rows
+    if group == "telemetry_rate":
+        from bench.telemetry_rate import rows as telemetry_rows
+
+        return telemetry_rows
     raise KeyError(group)
 
 

@@ -4,11 +4,16 @@ Register layout knobs (see ``README.md`` for the full story):
 
 * ``byte_order`` — order of the two bytes inside each 16-bit register (``big``: high byte first,
   the Modbus norm);
-* ``word_order`` — order of the registers of a 32/64-bit value (``big``: most significant register
-  at the lowest address; ``little``: least significant register first).
+* ``word_order`` — order of the registers of a 32/64-bit value (int32, uint32, float32; int64,
+  uint64, float64) (``big``: most significant register at the lowest address; ``little``: least
+  significant register first).
 
 So float32 ``ABCD`` is big/big, ``CDAB`` big/little, ``BADC`` little/big, ``DCBA`` little/little.
 Strings honour ``byte_order`` only: their registers are always read in address order.
+
+Writes: a tag with ``writable: true`` (coils and holding registers only) may be written by the
+gateway (MES command maps); ``write_function`` picks FC 5 or 15 for a coil, FC 6 or 16 for a
+one-register tag (wider tags always FC 16).
 
 ``bool`` tags: on coils and discrete inputs a tag is one bit; on register tables ``bool`` means
 "the register is not 0", or, with ``bit: n``, "bit n of the register is set" (status words).
@@ -34,6 +39,8 @@ __all__ = [
     "BIT_TABLES",
     "MAX_READ_BITS",
     "MAX_READ_REGISTERS",
+    "MAX_WRITE_REGISTERS",
+    "WRITABLE_TABLES",
     "ModbusDeviceConfig",
     "Order",
     "RtuConnection",
@@ -43,15 +50,20 @@ __all__ = [
     "TagType",
     "TcpConnection",
     "register_count",
+    "write_function",
 ]
 
 Table = Literal["coil", "discrete_input", "holding_register", "input_register"]
-TagType = Literal["bool", "int16", "uint16", "int32", "uint32", "float32", "float64", "string"]
+TagType = Literal[
+    "bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"
+]
 Order = Literal["big", "little"]
 
 BIT_TABLES: frozenset[str] = frozenset({"coil", "discrete_input"})
+WRITABLE_TABLES: frozenset[str] = frozenset({"coil", "holding_register"})
 MAX_READ_REGISTERS = 125  # Modbus limit for one read of holding/input registers (FC 3/4)
 MAX_READ_BITS = 2000  # Modbus limit for one read of coils/discrete inputs (FC 1/2)
+MAX_WRITE_REGISTERS = 123  # Modbus limit for one write of holding registers (FC 16)
 
 _FIXED_WIDTH: dict[str, int] = {
     "bool": 1,
@@ -59,10 +71,14 @@ _FIXED_WIDTH: dict[str, int] = {
     "uint16": 1,
     "int32": 2,
     "uint32": 2,
+    "int64": 4,
+    "uint64": 4,
     "float32": 2,
     "float64": 4,
 }
-_NUMERIC: frozenset[str] = frozenset({"int16", "uint16", "int32", "uint32", "float32", "float64"})
+_NUMERIC: frozenset[str] = frozenset(
+    {"int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"}
+)
 
 TagName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
@@ -109,6 +125,16 @@ def register_count(tag: TagConfig) -> int:
     return _FIXED_WIDTH[tag.type]
 
 
+def write_function(tag: TagConfig) -> int:
+    """The Modbus function code that writes ``tag``: its ``write_function``, else FC 5 for a
+    coil, FC 6 for a one-register tag and FC 16 for wider ones."""
+    if tag.write_function is not None:
+        return tag.write_function
+    if tag.table == "coil":
+        return 5
+    return 6 if register_count(tag) == 1 else 16
+
+
 class TagConfig(BaseModel):
     """One value read from the device."""
 
@@ -145,6 +171,19 @@ class TagConfig(BaseModel):
         default=None,
         description="Register order of 32/64-bit values (big = most significant first); "
         "none = the device's.",
+    )
+    writable: bool = Field(
+        default=False,
+        description="The gateway may write this tag (MES command maps); coil and "
+        "holding_register tags only. Writes to other tags are refused before they reach the "
+        "device.",
+    )
+    write_function: Literal[5, 6, 15, 16] | None = Field(
+        default=None,
+        description="Function code of a write: 5 (write single coil) or 15 (write multiple "
+        "coils) for a coil, 6 (write single register) or 16 (write multiple registers) for a "
+        "one-register tag; wider tags are always written with 16. None: 5, 6 or 16. For devices "
+        "that implement only the 'multiple' functions.",
     )
     scale: float = Field(
         default=1.0,
@@ -193,7 +232,36 @@ class TagConfig(BaseModel):
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
         if self.address + register_count(self) - 1 > 65535:
             raise ValueError(f"tag runs past address 65535 (address {self.address})")
+        if self.writable or self.write_function is not None:
+            self._check_write()
         return self
+
+    def _check_write(self) -> None:
+        if not self.writable:
+            raise ValueError("write_function applies to writable tags only (add writable: true)")
+        if self.table not in WRITABLE_TABLES:
+            raise ValueError(
+                f"a {self.table} is read-only in Modbus: only coil and holding_register tags "
+                "can be writable"
+            )
+        if self.bit is not None:
+            raise ValueError(
+                "a bool with bit cannot be writable (writing one bit of a register would "
+                "overwrite the others); map the command to a register or a coil of its own"
+            )
+        width = register_count(self)
+        if self.table != "coil" and width > MAX_WRITE_REGISTERS:
+            raise ValueError(
+                f"a writable tag spans at most {MAX_WRITE_REGISTERS} registers (one FC 16 "
+                f"request), not {width}"
+            )
+        allowed = (5, 15) if self.table == "coil" else (6, 16) if width == 1 else (16,)
+        if self.write_function is not None and self.write_function not in allowed:
+            kind = "a coil" if self.table == "coil" else f"a {width}-register {self.type}"
+            raise ValueError(
+                f"write_function {self.write_function} cannot write {kind} "
+                f"(allowed: {', '.join(map(str, allowed))})"
+            )
 
 
 class SnapshotConfig(BaseModel):

@@ -13,18 +13,25 @@ the counter moved, the others are read again (``snapshot.retries`` times), and w
 held still the poll is skipped (no reading; ``snapshot_skipped``), and after
 ``snapshot.max_skipped`` skipped polls in a row ``read()`` raises :class:`DeviceFault`.
 
+Writes (:meth:`ModbusDriver.write`, for MES command maps): a ``writable`` coil with FC 5 (or
+15), a holding-register tag with FC 6 for one register or FC 16 for wider types (int32 … string).
+pymodbus serialises the requests of one client, so a write may run while a poll is under way;
+it lands between two of the poll's requests.
+
 Failure mapping::
 
-    exception response (resp.isError())            -> DeviceFault  (names code, table, range, unit)
+    exception response (resp.isError())            -> DeviceFault (code, function, range, unit)
     no response / link lost / refused / OS error   -> DeviceOffline
     NaN, out of range, undecodable value            -> Reading.errors[tag]
+    write: unknown / read-only tag, value that does
+      not fit the type, range or scaling exactly   -> WriteRejected (nothing sent)
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -32,10 +39,16 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
 
-from drivers.base import DeviceFault, DeviceOffline, Reading, TagValue
+from drivers.base import DeviceFault, DeviceOffline, Reading, TagValue, WriteRejected
 from drivers.modbus.blocks import Block, TagSlot, plan_blocks
-from drivers.modbus.codec import DecodeError, decode_tag
-from drivers.modbus.config import BIT_TABLES, ModbusDeviceConfig, TcpConnection
+from drivers.modbus.codec import DecodeError, TagDecoder, compile_decoder, encode_tag
+from drivers.modbus.config import (
+    BIT_TABLES,
+    ModbusDeviceConfig,
+    TcpConnection,
+    register_count,
+    write_function,
+)
 from drivers.ticker import PollTicker
 
 __all__ = ["EXCEPTION_CODES", "ModbusDriver", "PollTicker"]
@@ -62,6 +75,12 @@ _FUNCTIONS: dict[str, tuple[int, str]] = {
     "holding_register": (3, "read holding registers"),
     "input_register": (4, "read input registers"),
 }
+_WRITE_NAMES: dict[int, str] = {
+    5: "write single coil",
+    6: "write single register",
+    15: "write multiple coils",
+    16: "write multiple registers",
+}
 
 _Client = AsyncModbusTcpClient | AsyncModbusSerialClient
 
@@ -80,6 +99,23 @@ class ModbusDriver:
             max_gap=config.max_block_gap,
         )
         self._snapshot = _counter_slot(config, self.blocks)
+        # per block: (tag, first entry, end, decoder), worked out once for every poll
+        self._decoders: list[list[tuple[str, int, int, TagDecoder]]] = [
+            [
+                (
+                    slot.name,
+                    slot.offset,
+                    slot.offset + slot.count,
+                    compile_decoder(
+                        config.tags[slot.name],
+                        byte_order=config.byte_order,
+                        word_order=config.word_order,
+                    ),
+                )
+                for slot in block.tags
+            ]
+            for block in self.blocks
+        ]
         self.snapshot_retried = 0  # polls read again because the counter moved
         self.snapshot_skipped = 0  # polls that gave no consistent reading
         self._skipped_in_row = 0
@@ -153,18 +189,12 @@ class ModbusDriver:
             await self._ticker.wait()
         values: dict[str, TagValue] = {}
         errors: dict[str, str] = {}
-        for block, data in zip(self.blocks, blocks, strict=True):
-            for slot in block.tags:
-                tag = self.config.tags[slot.name]
+        for decoders, data in zip(self._decoders, blocks, strict=True):
+            for name, start, end, decode in decoders:
                 try:
-                    values[slot.name] = decode_tag(
-                        data[slot.offset : slot.offset + slot.count],
-                        tag,
-                        byte_order=self.config.byte_order,
-                        word_order=self.config.word_order,
-                    )
+                    values[name] = decode(data[start:end])
                 except DecodeError as exc:
-                    errors[slot.name] = str(exc)
+                    errors[name] = str(exc)
         return Reading(device=self.config.id, ts=datetime.now(UTC), values=values, errors=errors)
 
     async def _poll(self) -> list[Sequence[int] | Sequence[bool]] | None:
@@ -221,36 +251,12 @@ class ModbusDriver:
             "holding_register": client.read_holding_registers,
             "input_register": client.read_input_registers,
         }[block.table]
-        try:
-            resp: ModbusPDU = await asyncio.wait_for(
-                call(block.address, count=block.count, device_id=unit), 2 * self._timeout + 1.0
-            )
-        except ConnectionException as exc:
-            await self.close()
-            raise DeviceOffline(f"link to modbus {self._where} lost reading {what}: {exc}") from exc
-        except ModbusIOException as exc:
-            await self.close()
-            raise DeviceOffline(
-                f"no valid response from modbus {self._where} within {self.config.timeout_ms} ms "
-                f"reading {what}: {exc}"
-            ) from exc
-        except TimeoutError as exc:
-            await self.close()
-            raise DeviceOffline(
-                f"no response from modbus {self._where} reading {what} (gave up after "
-                f"{2 * self.config.timeout_ms + 1000} ms)"
-            ) from exc
-        except OSError as exc:
-            await self.close()
-            raise DeviceOffline(f"I/O error on modbus {self._where} reading {what}: {exc}") from exc
-        except ModbusException as exc:
-            raise DeviceFault(f"modbus error reading {what} ({fname}): {exc}") from exc
-        if resp.isError():
-            code = resp.exception_code
-            meaning = EXCEPTION_CODES.get(code, "unknown exception code")
-            raise DeviceFault(
-                f"modbus exception {code} ({meaning}) reading {what} (function {fcode}, {fname})"
-            )
+        resp = await self._request(
+            lambda: call(block.address, count=block.count, device_id=unit),
+            f"reading {what}",
+            fcode,
+            fname,
+        )
         if block.table in BIT_TABLES:
             data: Sequence[int] | Sequence[bool] = resp.bits
         else:
@@ -261,6 +267,85 @@ class ModbusDriver:
                 f"(function {fcode}, {fname})"
             )
         return data[: block.count]
+
+    # -- writing -------------------------------------------------------------------------------
+    async def write(self, tag: str, value: TagValue) -> None:
+        """Write ``value`` to a ``writable`` tag (drivers.base.WritableDriver): converted to
+        the tag's type, scaling undone; returns once the device acknowledged it."""
+        cfg = self.config
+        spec = cfg.tags.get(tag)
+        if spec is None:
+            raise WriteRejected(
+                f"device {cfg.id!r} has no tag {tag!r} (tags: {', '.join(sorted(cfg.tags))})"
+            )
+        if not spec.writable:
+            why = (
+                f"a {spec.table} is read-only in Modbus"
+                if spec.table in ("input_register", "discrete_input")
+                else "its tag map entry does not say writable: true"
+            )
+            raise WriteRejected(f"tag {tag!r} of device {cfg.id!r} is not writable ({why})")
+        try:
+            payload = encode_tag(value, spec, byte_order=cfg.byte_order, word_order=cfg.word_order)
+        except ValueError as exc:
+            raise WriteRejected(
+                f"cannot write {value!r} to tag {tag!r} ({spec.type}) of device {cfg.id!r}: {exc}"
+            ) from None
+        client = self._client
+        if client is None:
+            raise DeviceOffline(f"not connected to modbus {self._where}")
+        unit = cfg.unit_id
+        fcode = write_function(spec)
+        last = spec.address + register_count(spec) - 1
+        what = f"{spec.table} {spec.address}..{last} of unit {unit}"
+        address = spec.address
+
+        def send() -> Awaitable[ModbusPDU]:
+            if isinstance(payload, bool):
+                if fcode == 15:
+                    return client.write_coils(address, [payload], device_id=unit)
+                return client.write_coil(address, payload, device_id=unit)
+            if fcode == 6:
+                return client.write_register(address, payload[0], device_id=unit)
+            return client.write_registers(address, payload, device_id=unit)
+
+        await self._request(send, f"writing {what}", fcode, _WRITE_NAMES[fcode])
+        log.info("device %s: wrote %r to %s (function %d)", cfg.id, value, what, fcode)
+
+    async def _request(
+        self, call: Callable[[], Awaitable[ModbusPDU]], what: str, fcode: int, fname: str
+    ) -> ModbusPDU:
+        """Send one request; map a lost link to DeviceOffline (closing the client) and an
+        exception response to DeviceFault naming the function code and the address range."""
+        try:
+            resp: ModbusPDU = await asyncio.wait_for(call(), 2 * self._timeout + 1.0)
+        except ConnectionException as exc:
+            await self.close()
+            raise DeviceOffline(f"link to modbus {self._where} lost {what}: {exc}") from exc
+        except ModbusIOException as exc:
+            await self.close()
+            raise DeviceOffline(
+                f"no valid response from modbus {self._where} within {self.config.timeout_ms} ms "
+                f"{what}: {exc}"
+            ) from exc
+        except TimeoutError as exc:
+            await self.close()
+            raise DeviceOffline(
+                f"no response from modbus {self._where} {what} (gave up after "
+                f"{2 * self.config.timeout_ms + 1000} ms)"
+            ) from exc
+        except OSError as exc:
+            await self.close()
+            raise DeviceOffline(f"I/O error on modbus {self._where} {what}: {exc}") from exc
+        except ModbusException as exc:
+            raise DeviceFault(f"modbus error {what} (function {fcode}, {fname}): {exc}") from exc
+        if resp.isError():
+            code = resp.exception_code
+            meaning = EXCEPTION_CODES.get(code, "unknown exception code")
+            raise DeviceFault(
+                f"modbus exception {code} ({meaning}) {what} (function {fcode}, {fname})"
+            )
+        return resp
 
 
 def _counter_slot(config: ModbusDeviceConfig, blocks: list[Block]) -> tuple[int, TagSlot] | None:

@@ -111,10 +111,15 @@ def test_run_of_a_modbus_map_without_the_extra_is_one_clear_error(tmp_path: Path
     proc = run_blocked(tmp_path, "run", str(cfg), "--broker", "mqtt://127.0.0.1:9")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.splitlines() == [
+    first, second = proc.stderr.splitlines()  # one line per device of the example
+    assert first == (
         f"{_where(cfg, 'modbus')}: error: devices[0] (checkweigher_l3): driver 'modbus' "
         "needs pymodbus, serial, not installed: pip install 'saltgw[modbus]'"
-    ]
+    )
+    assert second.endswith(
+        ": error: devices[1] (filler_l3): driver 'modbus' needs pymodbus, serial, not "
+        "installed: pip install 'saltgw[modbus]'"
+    )
 
 
 def test_sim_and_demo_list_every_missing_extra_at_once(tmp_path: Path) -> None:

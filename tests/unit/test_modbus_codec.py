@@ -14,6 +14,7 @@ from drivers.modbus.codec import (
     apply_scaling,
     decode_registers,
     decode_tag,
+    encode_tag,
     encode_value,
 )
 from drivers.modbus.config import Order, TagConfig, TagType
@@ -56,6 +57,11 @@ def test_float32_in_each_order(byte_order: Order, word_order: Order) -> None:
         ("int32", [0x8000, 0x0000], -(2**31)),
         ("uint32", [0x0001, 0x0002], 65538),
         ("uint32", [0xFFFF, 0xFFFF], 2**32 - 1),
+        ("int64", [0xFFFF, 0xFFFF, 0xFFFF, 0xFFFE], -2),
+        ("int64", [0x8000, 0, 0, 0], -(2**63)),
+        ("int64", [0x0001, 0x0002, 0x0003, 0x0004], 0x0001000200030004),
+        ("uint64", [0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF], 2**64 - 1),
+        ("uint64", [0x0000, 0x018F, 0x125C, 0x7440], 1_714_000_000_064),
         ("float32", [0x3FC0, 0x0000], 1.5),
         ("float64", [0x4009, 0x21FB, 0x5444, 0x2D18], math.pi),
         ("bool", [0], False),
@@ -249,3 +255,100 @@ def test_decoding_anything_returns_a_value_or_decode_error(
         if isinstance(value, float):
             assert math.isfinite(value)
     assert reason or value is not None
+
+
+# -- 64-bit integers ------------------------------------------------------------------------------
+@pytest.mark.parametrize(("byte_order", "word_order"), ORDERS)
+def test_uint64_in_each_order(byte_order: Order, word_order: Order) -> None:
+    """0x0102030405060708: ABCD-style orders extended to four registers."""
+    expected = {
+        ("big", "big"): [0x0102, 0x0304, 0x0506, 0x0708],
+        ("big", "little"): [0x0708, 0x0506, 0x0304, 0x0102],
+        ("little", "big"): [0x0201, 0x0403, 0x0605, 0x0807],
+        ("little", "little"): [0x0807, 0x0605, 0x0403, 0x0201],
+    }[(byte_order, word_order)]
+    value = 0x0102030405060708
+    assert encode_value(value, "uint64", byte_order=byte_order, word_order=word_order) == expected
+    back = decode_registers(expected, "uint64", byte_order=byte_order, word_order=word_order)
+    assert back == value and isinstance(back, int)
+
+
+def test_int64_is_exact_beyond_float_precision() -> None:
+    value = 2**53 + 1  # not representable as a float
+    regs = encode_value(value, "int64", word_order="big")
+    assert decode_registers(regs, "int64", word_order="big") == value
+
+
+@pytest.mark.parametrize(("type_", "value"), [("int64", 2**63), ("int64", -(2**63) - 1),
+                                              ("uint64", -1), ("uint64", 2**64)])  # fmt: skip
+def test_64_bit_out_of_range_is_refused(type_: TagType, value: int) -> None:
+    with pytest.raises(ValueError, match=f"does not fit {type_}"):
+        encode_value(value, type_)
+
+
+# -- writes: encode_tag ----------------------------------------------------------------------------
+def wtag(**fields: object) -> TagConfig:
+    return TagConfig.model_validate(
+        {"table": "holding_register", "address": 10, "writable": True, **fields}
+    )
+
+
+def test_encode_tag_undoes_scaling_and_offset() -> None:
+    tag = wtag(type="int16", scale=0.1, offset=-40.0)
+    assert encode_tag(25.5, tag, byte_order="big", word_order="big") == [655]
+    assert encode_tag(-43.2, tag, byte_order="big", word_order="big") == [(-32) & 0xFFFF]
+    tenths = wtag(type="uint16", scale=0.1)
+    assert encode_tag(0.3, tenths, byte_order="big", word_order="big") == [3]
+
+
+@pytest.mark.parametrize(
+    ("fields", "value", "reason"),
+    [
+        ({"type": "int16", "scale": 0.1}, 12.34, r"does not scale to a whole int16.*123\.39"),
+        ({"type": "uint16"}, 2.5, "not a whole number"),
+        ({"type": "uint16"}, -1, "does not fit uint16"),
+        ({"type": "int16"}, 40000, "does not fit int16"),
+        ({"type": "int16", "scale": 10.0}, 400000, "does not fit int16"),
+        ({"type": "uint64"}, 2**64, "does not fit uint64"),
+        ({"type": "int64"}, True, "not a number"),
+        ({"type": "uint32"}, "12", "not a number"),
+        ({"type": "float32"}, math.nan, "not a finite number"),
+        ({"type": "float32"}, 1e39, "does not fit float32"),
+        ({"type": "uint16", "min": 0, "max": 100}, 101, "above the tag's max 100"),
+        ({"type": "int32", "min": -5}, -6, "below the tag's min -5"),
+        ({"type": "bool"}, 2, "not a bool"),
+        ({"type": "bool"}, "yes", "not a bool"),
+        ({"type": "string", "length": 2}, "ABCDE", "does not fit 2 registers"),
+        ({"type": "string", "length": 2}, 12, "not a string"),
+        ({"type": "string", "length": 4}, "A\x00B", "NUL"),
+    ],
+)
+def test_encode_tag_refuses_what_it_cannot_write_exactly(
+    fields: dict[str, object], value: object, reason: str
+) -> None:
+    with pytest.raises(ValueError, match=reason):
+        encode_tag(value, wtag(**fields), byte_order="big", word_order="big")  # type: ignore[arg-type]
+
+
+def test_encode_tag_refuses_a_value_that_would_read_back_out_of_range() -> None:
+    """In range as written, but the float32 it becomes reads back below min."""
+    tag = wtag(type="float32", scale=0.1, offset=273.15, min=0.0)
+    with pytest.raises(ValueError, match="would read back as an invalid value: below min"):
+        encode_tag(0, tag, byte_order="big", word_order="big")
+
+
+def test_encode_tag_uses_device_orders_unless_the_tag_overrides() -> None:
+    assert encode_tag(0x00010002, wtag(type="uint32"), byte_order="big", word_order="little") == [
+        0x0002,
+        0x0001,
+    ]
+    tag = wtag(type="uint32", word_order="big")
+    assert encode_tag(0x00010002, tag, byte_order="big", word_order="little") == [0x0001, 0x0002]
+
+
+def test_encode_tag_coil_is_a_bit_and_strings_pad_with_nul() -> None:
+    coil = TagConfig(table="coil", address=3, type="bool", writable=True)
+    assert encode_tag(True, coil, byte_order="big", word_order="big") is True
+    assert encode_tag(0, coil, byte_order="big", word_order="big") is False
+    text = wtag(type="string", length=3)
+    assert encode_tag("B7", text, byte_order="big", word_order="big") == [0x4237, 0, 0]

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from drivers.base import DeviceConfigBase
 from drivers.modbus import MODBUS, ModbusDeviceConfig, ModbusDriver
-from drivers.modbus.config import RtuConnection, TcpConnection
+from drivers.modbus.config import RtuConnection, TcpConnection, register_count, write_function
 
 EXAMPLE = Path(__file__).parents[2] / "drivers" / "modbus" / "example.yaml"
 
@@ -35,6 +35,14 @@ def test_example_validates() -> None:
     assert cfg.word_order == "big"
     assert cfg.tag_names() == {"count", "weight_g", "rejected", "running", "nominal_g", "rejects"}
     assert cfg.tags["rejected"].bit == 0
+
+
+def test_the_second_example_has_64_bit_and_writable_tags() -> None:
+    entry = yaml.safe_load(EXAMPLE.read_text())[1]
+    cfg = ModbusDeviceConfig.model_validate(entry)
+    assert register_count(cfg.tags["bags_total"]) == 4
+    writes = {name: write_function(t) for name, t in cfg.tags.items() if t.writable}
+    assert writes == {"speed_bpm": 16, "cmd_batch": 16, "cmd_start": 5}
 
 
 def test_spec_wires_model_and_driver() -> None:
@@ -241,3 +249,66 @@ def test_a_profile_counter_becomes_the_snapshot_counter_unless_one_is_set() -> N
     assert cfg.with_snapshot_counter("missing") is cfg  # no such tag: nothing to guard
     own = ModbusDeviceConfig.model_validate({**entry, "snapshot": {"counter": "n"}})
     assert own.with_snapshot_counter("count") is own  # the tag map's choice stands
+
+
+# -- writable tags ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("tag", "function"),
+    [
+        ({"table": "coil", "address": 0, "type": "bool"}, 5),
+        ({"table": "coil", "address": 0, "type": "bool", "write_function": 15}, 15),
+        ({"table": "holding_register", "address": 0, "type": "uint16"}, 6),
+        ({"table": "holding_register", "address": 0, "type": "bool"}, 6),
+        ({"table": "holding_register", "address": 0, "type": "int16", "write_function": 16}, 16),
+        ({"table": "holding_register", "address": 0, "type": "int32"}, 16),
+        ({"table": "holding_register", "address": 0, "type": "uint64"}, 16),
+        ({"table": "holding_register", "address": 0, "type": "float64"}, 16),
+        ({"table": "holding_register", "address": 0, "type": "string", "length": 1}, 6),
+        ({"table": "holding_register", "address": 0, "type": "string", "length": 8}, 16),
+    ],
+)
+def test_write_function_by_table_and_width(tag: dict[str, Any], function: int) -> None:
+    cfg = ModbusDeviceConfig.model_validate(with_tag(writable=True, **tag))
+    assert write_function(cfg.tags["t"]) == function
+
+
+@pytest.mark.parametrize(
+    ("tag", "reason"),
+    [
+        ({"table": "input_register", "type": "uint16"}, "input_register is read-only"),
+        ({"table": "discrete_input", "type": "bool"}, "discrete_input is read-only"),
+        ({"table": "holding_register", "type": "bool", "bit": 3}, "bool with bit cannot be"),
+        ({"table": "coil", "type": "bool", "write_function": 6}, "cannot write a coil"),
+        (
+            {"table": "holding_register", "type": "int32", "write_function": 6},
+            "cannot write a 2-register int32",
+        ),
+        ({"table": "holding_register", "type": "uint16", "write_function": 5}, r"allowed: 6, 16"),
+        ({"table": "holding_register", "type": "string", "length": 124}, "at most 123 registers"),
+    ],
+)
+def test_writable_tags_that_modbus_cannot_write_are_config_errors(
+    tag: dict[str, Any], reason: str
+) -> None:
+    entry = with_tag(address=0, writable=True, **tag)
+    entry["max_block_registers"] = 125
+    with pytest.raises(ValidationError, match=reason):
+        ModbusDeviceConfig.model_validate(entry)
+
+
+def test_write_function_without_writable_is_an_error() -> None:
+    with pytest.raises(ValidationError, match="write_function applies to writable tags only"):
+        ModbusDeviceConfig.model_validate(
+            with_tag(table="coil", address=0, type="bool", write_function=5)
+        )
+
+
+def test_64_bit_tags_take_four_registers() -> None:
+    cfg = ModbusDeviceConfig.model_validate(
+        with_tag(table="holding_register", address=65532, type="int64")
+    )
+    assert register_count(cfg.tags["t"]) == 4
+    with pytest.raises(ValidationError, match="runs past address 65535"):
+        ModbusDeviceConfig.model_validate(
+            with_tag(table="holding_register", address=65533, type="uint64")
+        )
