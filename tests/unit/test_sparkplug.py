@@ -228,3 +228,9 @@ def test_memory_feed_wait_wakes_on_put() -> None:
     feed.put("d", {"a": math.pi})
     waiter.join(10)
     assert woke == [True]
+
+
+def test_the_readme_shows_the_example() -> None:
+    example = (FOLDER / "example.yaml").read_text()
+    body = "\n".join(line for line in example.splitlines() if not line.startswith("#"))
+    assert body.strip() in (FOLDER / "README.md").read_text()
