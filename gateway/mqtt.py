@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -39,7 +39,15 @@ from gateway.journal import Journal, JournalReader
 from gateway.replay import Replayer, replay_topic
 from gateway.topics import Topics
 
-__all__ = ["ControlOutbox", "Forwarder", "LinkStats", "MessageHandler", "MqttLink"]
+__all__ = [
+    "ControlOutbox",
+    "Forwarder",
+    "LinkStats",
+    "MessageHandler",
+    "MqttLink",
+    "broker_address",
+    "new_client",
+]
 
 log = logging.getLogger(__name__)
 STATE_CHANGE = {"state_change": True}  # connects and disconnects: never rate-limited (logs.py)
@@ -107,6 +115,37 @@ class ControlOutbox:
             return len(self._retained) + len(self._plain)
 
 
+def new_client(cfg: MqttSection, client_id: str, *, broker_url: str | None = None) -> paho.Client:
+    """A paho 2.x client for the ``mqtt:`` section: protocol, credentials and TLS (mqtts:// or
+    a ``tls:`` section). Shared by every connection the gateway opens (the forwarder, the
+    Sparkplug output); each sets its own last will and callbacks."""
+    v5 = cfg.protocol == "5"
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+        clean_session=None if v5 else True,
+    )
+    if cfg.username:
+        client.username_pw_set(cfg.username, cfg.password())
+    url = urlsplit(broker_url or cfg.url)
+    if url.scheme in ("mqtts", "ssl") or cfg.tls is not None:
+        tls = cfg.tls
+        ctx = ssl.create_default_context(cafile=str(tls.ca_file) if tls and tls.ca_file else None)
+        if tls and tls.cert_file:
+            ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+        if tls and not tls.verify_hostname:
+            ctx.check_hostname = False
+        client.tls_set_context(ctx)
+    return client
+
+
+def broker_address(url: SplitResult) -> tuple[str, int]:
+    """(host, port) of a broker URL; the port defaults to 8883 with TLS, else 1883."""
+    port = url.port or (8883 if url.scheme in ("mqtts", "ssl") else 1883)
+    return url.hostname or "127.0.0.1", port
+
+
 class MqttLink:
     """A configured paho client plus the PUBACK bookkeeping. Not thread-safe: only the
     :class:`Forwarder` thread calls it (other threads use :meth:`Forwarder.publish_control`)."""
@@ -124,19 +163,9 @@ class MqttLink:
         # since when the broker owes a PUBACK without having sent one (None: owes nothing)
         self.waiting_since: float | None = None
         self.refused = False  # the last CONNACK was a refusal (bad credentials, not authorised)
-        v5 = cfg.protocol == "5"
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
-            clean_session=None if v5 else True,
-        )
+        self.client = new_client(cfg, client_id, broker_url=broker_url)
         self.client.max_inflight_messages_set(cfg.inflight)
         self.client.max_queued_messages_set(0)
-        if cfg.username:
-            self.client.username_pw_set(cfg.username, cfg.password())
-        if self.url.scheme in ("mqtts", "ssl") or cfg.tls is not None:
-            self._setup_tls()
         self.client.will_set(topics.status(), b"offline", qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -144,22 +173,13 @@ class MqttLink:
         self.client.on_message = self._on_message
         self.listeners: list[tuple[str, MessageHandler]] = []  # subscribed on every connect
 
-    def _setup_tls(self) -> None:
-        tls = self.cfg.tls
-        ctx = ssl.create_default_context(cafile=str(tls.ca_file) if tls and tls.ca_file else None)
-        if tls and tls.cert_file:
-            ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
-        if tls and not tls.verify_hostname:
-            ctx.check_hostname = False
-        self.client.tls_set_context(ctx)
-
     @property
     def host(self) -> str:
-        return self.url.hostname or "127.0.0.1"
+        return broker_address(self.url)[0]
 
     @property
     def port(self) -> int:
-        return self.url.port or (8883 if self.url.scheme in ("mqtts", "ssl") else 1883)
+        return broker_address(self.url)[1]
 
     @property
     def broker(self) -> str:

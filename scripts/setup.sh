@@ -24,6 +24,9 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e ".[$extras]"
 if [ "$extras" = dev ]; then
+  # the independent Sparkplug B decoder of the tests (tests/support/sparkplug.py); it pins
+  # paho-mqtt<2 for a client the tests never use, so it cannot be a dev extra: no deps
+  .venv/bin/python -m pip install -q --no-deps 'pysparkplug==0.6.1'
   # inert unless SALTGW_TEST_CLOCK_SHIFT_DAYS is set: then every Python process of the venv runs
   # with its wall clock shifted (tests/support/clock_shift.py)
   site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')

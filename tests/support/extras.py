@@ -30,6 +30,7 @@ OPTIONAL_MODULES = (
     "numpy",  # camera
     "amqtt",  # demo
     "rich",  # demo
+    "google",  # sparkplug (protobuf)
 )
 
 _SITECUSTOMIZE = '''\

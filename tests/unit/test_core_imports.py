@@ -35,6 +35,8 @@ IMPLEMENTATIONS = frozenset(
         "firmware_sim.qrframes",
         "gateway.demo",  # saltgw demo: rich's live view (the demo extra)
         "gateway.live_view",
+        "gateway.telemetry.sparkplug.codec",  # protobuf (the sparkplug extra)
+        "gateway.telemetry.sparkplug.sparkplug_b_pb2",
     }
 )
 
