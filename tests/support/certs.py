@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-
 # Valid from long before to long after "now": the certificates are made with this process's
 # clock, which runs a year ahead in the shifted CI run (tests/support/clock_shift.py), while
 # mosquitto and OpenSSL check them against the real clock.
