@@ -279,11 +279,15 @@ def _walk(
         rep.broken = Broken(last.key + 1, f"records {last.key + 1}..{head_key} were removed")
 
 
-def _anchor(rep: Report, anchor: Anchor | None, found: bytes | None, oldest: int | None) -> None:
-    """Compare the stored link of the anchor's record (``found``) with the anchor."""
+def _anchor(rep: Report, anchor: Anchor | None, found: bytes | None, *, leaves: bool) -> None:
+    """Compare the stored link of the anchor's record (``found``) with the anchor.
+    ``leaves``: records leave this store (the journal's delivered rows), so a missing record
+    older than the head cannot be checked here."""
     if anchor is None or rep.broken is not None:
         return
-    head_key = rep.head[0] if rep.head is not None else 0
+    head_key, head_hash = rep.head if rep.head is not None else (0, GENESIS)
+    if found is None and anchor.key == head_key:
+        found = head_hash
     if anchor.key > head_key:
         rep.broken = Broken(
             anchor.key,
@@ -291,10 +295,10 @@ def _anchor(rep: Report, anchor: Anchor | None, found: bytes | None, oldest: int
             "the head were removed",
         )
     elif found is None:
-        if oldest is not None and anchor.key < oldest:
+        if leaves:
             rep.notes.append(
-                f"the anchor's {rep.unit} {anchor.key} has left the store (delivered and "
-                "pruned): not checkable here; compare the head with a newer anchor"
+                f"the anchor's {rep.unit} {anchor.key} has left the journal (delivered): not "
+                "checkable here; compare the head with a newer anchor"
             )
         else:
             rep.broken = Broken(anchor.key, "the anchor's record is missing")
@@ -366,8 +370,7 @@ def verify_journal(
         _walk(rep, recs(), head, contiguous=True, keying=keying)
         if anchor is not None:
             got = db.execute("SELECT chain FROM events WHERE seq=?", (anchor.key,)).fetchone()
-            oldest = db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
-            _anchor(rep, anchor, _blob(got[0]) if got else None, oldest)
+            _anchor(rep, anchor, _blob(got[0]) if got else None, leaves=True)
         return rep
     finally:
         db.close()
@@ -432,7 +435,7 @@ def verify_store(
                 "WHERE rid=?",
                 (anchor.key, anchor.key),
             ).fetchone()
-            _anchor(rep, anchor, _blob(got[0]) if got else None, None)
+            _anchor(rep, anchor, _blob(got[0]) if got else None, leaves=False)
         return rep
     finally:
         db.close()
