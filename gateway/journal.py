@@ -23,9 +23,13 @@ Constraints (see docs/journal.md for the measurements behind the choice):
 - Cursors: an event may carry a ``cursor`` (e.g. a checkweigher's weighing counter), stored in
   ``cursors`` in the event's own transaction, so that after a restart a profile resumes exactly
   from its last accepted event (:meth:`Journal.cursors`).
-- Tamper-evident: each row carries ``prev`` and ``chain = SHA-256(prev || seq, type, payload)``
-  (:mod:`gateway.chain`), and ``chain_head`` holds the newest row's chain, all written in the
-  same transaction as the row. ``saltgw verify`` reports the first broken link.
+- Tamper-evident: each row carries ``prev`` and ``chain = HMAC-SHA-256(key, prev || seq, type,
+  payload)`` (:mod:`gateway.chain`), and ``chain_head`` holds the newest row's seq and chain, all
+  written in the same transaction as the row. ``chain_alg`` (one row) says from which seq on the
+  rows are keyed, bound to the key (:class:`gateway.chain.Marker`); a journal marked with another
+  key does not open. :attr:`Journal.head` is the committed head, which the forwarder publishes
+  retained (``Topics.chain_head``) as the external anchor. ``saltgw verify`` reports the first
+  broken link.
 """
 
 from __future__ import annotations
@@ -43,12 +47,23 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from gateway.chain import GENESIS, journal_body, link
+from gateway.chain import GENESIS, ChainKeyError, Marker, chain_key, journal_body, link
 from gateway.events import Event, EventDraft, Origin, format_ts, uuid7
 
-__all__ = ["Journal", "JournalClosed", "JournalRow", "JournalStats", "SharedStore", "WhenFull"]
+if TYPE_CHECKING:
+    from gateway.config.models import JournalSection
+
+__all__ = [
+    "Journal",
+    "JournalClosed",
+    "JournalRow",
+    "JournalStats",
+    "SharedStore",
+    "WhenFull",
+    "journal_chain_key",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +89,25 @@ CREATE TABLE IF NOT EXISTS chain_head (
     seq  INTEGER NOT NULL,
     hash BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS chain_alg (
+    one        INTEGER PRIMARY KEY CHECK (one = 1),
+    alg        TEXT NOT NULL,
+    keyed_from INTEGER NOT NULL,
+    mac        BLOB NOT NULL
+);
 """
+CHAIN = "journal"  # the chain's name in its marker (gateway.chain.marker_mac)
 CHAIN_COLUMNS = ("prev", "chain")  # added to journals written before the chain existed
 PRUNE_EVERY_SECS = 1.0  # delivered rows past the window are deleted at most this often
 UNDELIVERED = "delivered IS NULL"
+
+
+def journal_chain_key(section: JournalSection) -> bytes:
+    """The configured journal's chain key: ``chain_key_env``, else ``chain_key_file``, else
+    ``{path}.chain-key`` beside the journal (generated when missing)."""
+    return chain_key(
+        section.path, section.chain_key_env, section.chain_key_file, "journal chain key"
+    )
 
 
 class WhenFull(StrEnum):
@@ -147,8 +177,13 @@ class Journal:
         max_batch: int = 2000,
         keep_delivered_secs: float = 0.0,
         keep_delivered_events: int = 0,
+        chain_key: bytes | None = None,
     ) -> None:
+        """``chain_key``: the key of the hash chain (:func:`gateway.chain.chain_key`); None
+        takes (or generates) the owner-only ``{path}.chain-key`` beside the journal."""
         self.path = Path(path)
+        self._key = chain_key
+        self._marked = False  # the chain_alg marker is written (with the first keyed row)
         self.keep_secs = keep_delivered_secs
         self.keep_events = keep_delivered_events
         self.keeps = keep_delivered_secs > 0 and keep_delivered_events > 0
@@ -166,6 +201,9 @@ class Journal:
         self._open_error: BaseException | None = None
         self._db: sqlite3.Connection | None = None
         self._head = GENESIS  # chain value of the newest row (gateway.chain)
+        # (seq, chain) of the newest committed row, replaced whole after each commit: read by
+        # other threads (the forwarder publishes it, Topics.chain_head); (0, GENESIS) before one
+        self.head: tuple[int, bytes] = (0, GENESIS)
         self.failing: str | None = None  # why commits fail now (disk full, …); None when fine
         self._sync_paths: list[Path] = []  # other stores' WAL files, fsync'ed before a commit
         self._retry_acks: list[int] = []  # acks of a failed commit, deleted in the next one
@@ -174,6 +212,8 @@ class Journal:
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._key is None:
+            self._key = chain_key(self.path, what="journal chain key")
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
         self._opened.wait()
@@ -253,8 +293,10 @@ class Journal:
             self.stats.backlog = db.execute(
                 f"SELECT COUNT(*) FROM events WHERE {UNDELIVERED}"
             ).fetchone()[0]
-            head = db.execute("SELECT hash FROM chain_head").fetchone()
-            self._head = bytes(head[0]) if head else GENESIS
+            head = db.execute("SELECT seq, hash FROM chain_head").fetchone()
+            self._head = bytes(head[1]) if head else GENESIS
+            self.head = (int(head[0]), self._head) if head else (0, GENESIS)
+            self._check_marker(db)
         except BaseException as exc:  # reported to open()'s caller
             self._open_error = exc
             self._closed.set()
@@ -274,6 +316,21 @@ class Journal:
             if self._shared is not None:
                 self._shared.detach()
             db.close()
+
+    def _check_marker(self, db: sqlite3.Connection) -> None:
+        row = db.execute("SELECT alg, keyed_from, mac FROM chain_alg").fetchone()
+        if row is None:
+            return
+        assert self._key is not None
+        if not Marker(str(row[0]), int(row[1]), bytes(row[2])).valid(self._key, CHAIN):
+            raise ChainKeyError(
+                f"journal {self.path}: its hash chain was written with another key (or its "
+                "chain_alg row was edited): put the journal's key back "
+                "(journal.chain_key_env / chain_key_file, or the generated "
+                f"{self.path.name}.chain-key), or, once its events are delivered, move the "
+                "journal aside (docs/security.md)"
+            )
+        self._marked = True
 
     def _serve(self, db: sqlite3.Connection) -> None:
         stopping = False
@@ -415,7 +472,7 @@ class Journal:
                     if d.cursor is not None:
                         cursors[d.cursor[0]] = d.cursor[1]
                     payload = ev.to_json()
-                    prev, tip = tip, link(tip, journal_body(seq, ev.type, payload))
+                    prev, tip = tip, link(tip, journal_body(seq, ev.type, payload), self._key)
                     rows.append((seq, ev.type, payload, now, prev, tip))
                 admitted.append((head, events))
             if rows:
@@ -430,6 +487,13 @@ class Journal:
                     (seq,),
                 )
                 db.execute("INSERT OR REPLACE INTO chain_head VALUES (1, ?, ?)", (seq, tip))
+                if not self._marked:  # the first keyed row: older ones are unkeyed or none
+                    assert self._key is not None
+                    mark = Marker.make(self._key, CHAIN, rows[0][0])
+                    db.execute(
+                        "INSERT INTO chain_alg VALUES (1, ?, ?, ?)",
+                        (mark.alg, mark.keyed_from, mark.mac),
+                    )
                 if cursors:
                     db.executemany(
                         "INSERT OR REPLACE INTO cursors VALUES (?, ?)", list(cursors.items())
@@ -457,7 +521,9 @@ class Journal:
             self.failing = None
         stats.commits += 1
         if rows:
+            self._marked = True
             self._head = tip
+            self.head = (seq, tip)
             stats.last_seq = seq
             stats.backlog += len(rows)
             stats.accepted += len(rows)

@@ -34,6 +34,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gateway.chain import ALG_HMAC
 from gateway.config.models import MqttSection
 from gateway.journal import Journal, JournalReader
 from gateway.replay import Replayer, replay_topic
@@ -303,6 +304,8 @@ class Forwarder:
         self._acked_high = 0  # highest journal seq the broker acknowledged
         self._mark_sent = 0
         self._mark_at = float("-inf")
+        self._head_sent = 0  # seq of the last chain head published (Topics.chain_head)
+        self._head_at = float("-inf")
         self._stalled_logged = False
         self.control = ControlOutbox(link.stats)
         self._stop = threading.Event()
@@ -394,6 +397,17 @@ class Forwarder:
         body = {"gateway": self.topics.gateway, "last_seq": self._acked_high}
         self.control.put(self.topics.seq_mark(), json.dumps(body).encode(), True)
 
+    def _publish_head(self, *, now: float | None = None) -> None:
+        """Now and then (as the seq mark), the journal's newest committed chain link, retained:
+        the anchor that a rewrite of the journal cannot match (docs/security.md)."""
+        now = time.monotonic() if now is None else now
+        seq, chain = self.journal.head  # replaced whole after each commit: consistent
+        if seq <= self._head_sent or now - self._head_at < MARK_EVERY_SECS:
+            return
+        self._head_sent, self._head_at = seq, now
+        body = {"gateway": self.topics.gateway, "seq": seq, "hash": chain.hex(), "alg": ALG_HMAC}
+        self.control.put(self.topics.chain_head(), json.dumps(body).encode(), True)
+
     def _try_connect(self) -> None:
         now = time.monotonic()
         if now < self._next_attempt:
@@ -456,6 +470,7 @@ class Forwarder:
                     time.sleep(IDLE_POLL_SECS * 4)
                 self._flush_acks()
                 self._publish_mark()
+                self._publish_head()
                 self._watch_acks()
             self._shutdown()
         except Exception:
@@ -491,6 +506,7 @@ class Forwarder:
     def _shutdown(self) -> None:
         link = self.link
         if self._socket_open and link.connected.is_set():
+            self._publish_head(now=float("inf"))  # the last head, whatever the rate limit
             self.control.put(self.topics.status(), b"offline", True)
             deadline = time.monotonic() + 3
             for topic, payload, retain in self.control.take():

@@ -26,7 +26,7 @@ from gateway.commands import CommandRouter, Operable, command_maps
 from gateway.config.cleartext import cleartext_warnings
 from gateway.config.models import ConfigBase
 from gateway.events import Event, EventDraft, Origin
-from gateway.journal import Journal, WhenFull
+from gateway.journal import Journal, WhenFull, journal_chain_key
 from gateway.mqtt import Forwarder, MqttLink
 from gateway.profiles import Profile, profile_specs
 from gateway.profiles.context import KpiSource, LineAware, LineContext, Resumable
@@ -61,6 +61,7 @@ class Gateway:
             when_full=WhenFull(cfg.journal.when_full),
             keep_delivered_secs=cfg.journal.keep_delivered_secs,
             keep_delivered_events=cfg.journal.keep_delivered_events,
+            chain_key=journal_chain_key(cfg.journal),
         )
         self.link = MqttLink(
             cfg.mqtt,

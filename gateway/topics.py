@@ -47,3 +47,8 @@ class Topics:
         """Retained ``{"gateway", "last_seq", "ts"}``: the highest ``seq`` the broker has
         acknowledged, so a bridge notices events lost at the tail (docs/architecture.md)."""
         return f"{self.prefix}/{self.enterprise}/{self.site}/gateway/{self.gateway}/seq"
+
+    def chain_head(self) -> str:
+        """Retained ``{"gateway", "seq", "hash", "alg"}``: the journal's newest committed chain
+        link (gateway/chain.py), an anchor outside the machine for ``saltgw verify --anchor``."""
+        return f"{self.prefix}/{self.enterprise}/{self.site}/gateway/{self.gateway}/chain"

@@ -8,7 +8,8 @@ purge) and the outcome (found / not found). Who is taken from the operating syst
 the environment (``$USER`` and ``$SUDO_USER`` are whatever the caller sets): the process's uid
 and its name in the password database, and the login uid (``/proc/self/loginuid``, set at login
 and kept across ``sudo`` and ``su``) when it differs. Rows are hash-chained like the store's
-records (:mod:`gateway.chain`; ``prev``/``chain`` columns, head in ``meta.access_head``), so
+records (:mod:`gateway.chain`, keyed with the store's chain key; ``prev``/``chain`` columns,
+head in ``meta.access_head``, marker in ``meta.access_alg``), so
 ``saltgw verify`` finds an edited, removed or inserted row. ``saltgw trace --access-log`` lists
 the newest rows.
 """
@@ -25,6 +26,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from gateway.bridge.integrity import set_marker
 from gateway.chain import GENESIS, link
 
 __all__ = [
@@ -100,9 +102,11 @@ def access_head(db: sqlite3.Connection) -> tuple[int, bytes] | None:
     return int(rid), bytes.fromhex(hexed)
 
 
-def record(db: sqlite3.Connection, query: str, subject: str | None, outcome: str) -> AccessEntry:
-    """Write one access row, linked to the one before, and commit it (its own transaction);
-    then log it."""
+def record(
+    db: sqlite3.Connection, query: str, subject: str | None, outcome: str, *, key: bytes
+) -> AccessEntry:
+    """Write one access row, linked to the one before under the store's chain ``key``, and
+    commit it (its own transaction); then log it."""
     entry = AccessEntry(
         time.time(), who(), socket.gethostname(), os.getpid(), query, subject, outcome
     )
@@ -119,8 +123,9 @@ def record(db: sqlite3.Connection, query: str, subject: str | None, outcome: str
             (entry.at, entry.user, entry.host, entry.pid, query, subject, outcome),
         )
         rid = int(cur.lastrowid or 0)
+        set_marker(db, key, "access_alg", "access log", rid)
         body = access_body((rid, *astuple_row(entry)))
-        chain = link(prev, body)
+        chain = link(prev, body, key)
         db.execute("UPDATE access_log SET prev=?, chain=? WHERE id=?", (prev, chain, rid))
         db.execute(
             "INSERT INTO meta(key, value) VALUES ('access_head', ?) "

@@ -100,6 +100,7 @@ def _guard(fn: Any) -> Any:
 
 # -- trace ---------------------------------------------------------------------------------------
 def _open(args: argparse.Namespace) -> tuple[Any, Any]:
+    from gateway.bridge.config import BridgeSection
     from gateway.bridge.store import TraceStore
 
     cfg = None
@@ -119,16 +120,19 @@ def _open(args: argparse.Namespace) -> tuple[Any, Any]:
     elif args.store:
         path = Path(args.store)
     else:  # the default store of a bridge run from this directory
-        from gateway.bridge.config import BridgeSection
-
         path = BridgeSection().store
         if not path.exists():
             raise _Usage(
                 f"no trace store at {path}: give --config CONFIG.yaml (its bridge.store is "
                 "read) or --store PATH"
             )
+    from gateway.bridge.integrity import store_chain_key
+
+    if not path.exists():
+        raise _Usage(f"no trace store at {path} (has the bridge run yet?)")
+    key = store_chain_key(cfg or BridgeSection(), path)
     try:
-        return TraceStore(path, create=False), cfg
+        return TraceStore(path, create=False, chain_key=key), cfg
     except FileNotFoundError:
         raise _Usage(f"no trace store at {path} (has the bridge run yet?)") from None
 
@@ -155,10 +159,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
             with _held() as held:
                 rc = out.quarantine(store.db, args.quarantine, args.json)
-            access.record(store.db, "quarantine", None, "done")
+            access.record(store.db, "quarantine", None, "done", key=store.chain_key)
             return _release(held, rc)
         if args.resend:
-            return _resend(store.db, args.resend)
+            return _resend(store.db, args.resend, store.chain_key)
         if args.purge:
             query, subject = "purge", None
         elif args.documents:
@@ -168,9 +172,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
         else:
             query, subject = "code", args.code
         with _held() as held:  # the answer waits until its access row is committed
-            rc = _answer(store.db, query, subject, cfg, args)
+            rc = _answer(store, query, subject, cfg, args)
         outcome = "done" if subject is None else ("found" if rc == 0 else "not found")
-        access.record(store.db, query, subject, outcome)
+        access.record(store.db, query, subject, outcome, key=store.chain_key)
         return _release(held, rc)
     finally:
         store.close()
@@ -198,26 +202,29 @@ def _release(held: io.StringIO, rc: int) -> int:
     return rc
 
 
-def _resend(db: Any, number: str) -> int:
+def _resend(db: Any, number: str, key: bytes) -> int:
     from gateway.bridge import access
     from gateway.bridge.upload import CannotResend, resend
 
     try:
         resend(db, number, access.who())
     except CannotResend as exc:
-        access.record(db, "resend", number, "refused")
+        access.record(db, "resend", number, "refused", key=key)
         print(f"saltgw: error: {exc}", file=sys.stderr)
         return 1
-    access.record(db, "resend", number, "queued")
+    access.record(db, "resend", number, "queued", key=key)
     print(f"document {number} queued again; the bridge sends it on its next pass")
     return 0
 
 
-def _answer(db: Any, query: str, subject: str | None, cfg: Any, args: argparse.Namespace) -> int:
+def _answer(
+    store: Any, query: str, subject: str | None, cfg: Any, args: argparse.Namespace
+) -> int:
     from gateway.bridge import trace_output as out
 
+    db = store.db
     if query == "purge":
-        return out.purge(db, cfg, args.json)
+        return out.purge(db, cfg, args.json, store.chain_key)
     if query == "documents":
         return out.documents(db, args.json)
     if query == "batch":

@@ -192,6 +192,20 @@ class BridgeSection(_Strict):
         default=Path("var/bridge.db"),
         description="SQLite trace store and outbox (relative: to the working directory).",
     )
+    chain_key_env: str | None = Field(
+        default="SALTGW_STORE_CHAIN_KEY",
+        description=(
+            "Environment variable holding the key of the trace store's hash chains "
+            "(HMAC-SHA-256, docs/security.md); wins over chain_key_file when set and not empty."
+        ),
+    )
+    chain_key_file: Path | None = Field(
+        default=None,
+        description=(
+            "Owner-only file (0600) holding the chain key; with neither this nor the variable, "
+            "a key is generated once into {store}.chain-key beside the store."
+        ),
+    )
     node_id: str | None = Field(
         default=None,
         description=(

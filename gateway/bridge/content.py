@@ -94,6 +94,9 @@ class DocumentHeader:
     number: str
     enterprise: str
     created: str  # RFC 3339
+    # the trace store's chain head when the document was built: (rid, hash hex, alg), the
+    # platform's anchor for `saltgw verify --store-anchor` (docs/security.md); None: no chain
+    chain: tuple[int, str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

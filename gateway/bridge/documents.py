@@ -14,6 +14,9 @@ Constraints:
   reconciliation then shows its batch incomplete. The schema is loaded when the builder is made:
   a bridge whose schema is missing does not start. Only ``bridge.epcis_check: off`` builds EPCIS
   documents unchecked, and each is stored with ``checked = 0`` (counted on ``/metrics``).
+- Each document carries the trace store's chain head at the time it is built (rid, hash and
+  algorithm: ``ChainHead`` in the platform profile, ``sg:chainHead`` after the EPCIS body), so
+  the platform holds an anchor that a rewrite of the store cannot match (docs/security.md).
 - Document rows (with their event ranges) and ``meta.built_rid`` are written in one
   transaction, a few documents at a time (one fsync for several): after a crash either both
   exist or neither (the records then go into a new document). No event row is rewritten.
@@ -35,8 +38,10 @@ from typing import IO, Protocol
 
 from gateway.bridge.config import BridgeSection
 from gateway.bridge.content import DocumentContent, DocumentHeader
+from gateway.bridge.integrity import head
 from gateway.bridge.schema import built_rid
 from gateway.bridge.xmlcheck import check_document, load_schema
+from gateway.chain import ALG_HMAC
 
 __all__ = ["BuiltDocument", "DocumentBuilder", "Profile", "make_profile"]
 
@@ -178,7 +183,11 @@ class DocumentBuilder:
         day, seq = self._next_seq(now)
         self._seq = (day, seq)
         number = f"{self.enterprise}-{day}-{self.node}-{seq:06d}"
-        header = DocumentHeader(number, self.enterprise, now.isoformat(timespec="milliseconds"))
+        rid, tip = head(self.db)  # committed: the ingest seals in its own transactions
+        header = DocumentHeader(
+            number, self.enterprise, now.isoformat(timespec="milliseconds"),
+            (rid, tip.hex(), ALG_HMAC) if rid else None,
+        )  # fmt: skip
         buf = io.BytesIO()
         self.profile.write(buf, header, DocumentContent(self.db, first, last, self.cfg))
         xml = buf.getvalue()

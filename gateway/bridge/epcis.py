@@ -154,6 +154,11 @@ class EpcisWriter:
                         self._reject(xf, rej)
                     for scan in (*content.scans("inbound"), *content.scans("recall")):
                         self._scan(xf, scan)
+                if header.chain is not None:  # the store's chain head: the platform's anchor
+                    rid, hexed, alg = header.chain  # (xsd:any ##other after EPCISBody)
+                    attrs = {"record": str(rid), "hash": hexed, "alg": alg}
+                    with xf.element(f"{{{SG_NS}}}chainHead", attrs):
+                        pass
 
     # -- master data (table 6, table 2 row 2) ---------------------------------------------------
     @staticmethod

@@ -4,20 +4,45 @@ it is linked when stored and when purged.
 A record is everything the store says about one event: its ``events`` row (without ``prev`` /
 ``chain``) and its rows in the typed tables (``codes``, ``relations``, ``ccp``, ``outbound``),
 serialised canonically by :func:`row_body`. Each event row holds ``prev`` and
-``chain = link(prev, row_body)``; ``meta.chain_head`` holds ``"rid:hex"`` of the newest link.
-Retention (11.1) removes whole records and keeps their links in ``pruned`` (rid, prev, chain),
-so the chain stays checkable across purges.
+``chain = HMAC-SHA-256(key, prev || row_body)``; ``meta.chain_head`` holds ``"rid:hex"`` of the
+newest link and ``meta.chain_alg`` the marker (:class:`gateway.chain.Marker`: from which rid on
+the links are keyed, bound to the key). Retention (11.1) removes whole records and keeps their
+links in ``pruned`` (rid, prev, chain) with why it could (:func:`prune`: the date the retention
+span counts from, the date kept until, the day purged) under an HMAC, so the chain stays
+checkable across purges and a record removed by hand cannot pass for a purged one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import sqlite3
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gateway.chain import GENESIS, link
+from gateway.chain import GENESIS, ChainKeyError, Marker, chain_key, link
 
-__all__ = ["EVENT_COLUMNS", "head", "prune", "row_body", "seal"]
+if TYPE_CHECKING:
+    from gateway.bridge.config import BridgeSection
 
+__all__ = [
+    "CHAIN",
+    "EVENT_COLUMNS",
+    "check_marker",
+    "head",
+    "marker",
+    "prune",
+    "pruned_mac",
+    "row_body",
+    "seal",
+    "set_marker",
+    "store_chain_key",
+]
+
+CHAIN = "trace store"  # the chain's name in its marker
 EVENT_COLUMNS = (
     "rid, id, type, ts, gateway, seq, enterprise, site, line, device, batch, received, up, "
     "weight, note, payload"
@@ -56,16 +81,54 @@ def head(db: sqlite3.Connection) -> tuple[int, bytes]:
     return int(rid), bytes.fromhex(hexed)
 
 
-def seal(db: sqlite3.Connection, rids: list[int]) -> None:
+def store_chain_key(section: BridgeSection, store: Path | None = None) -> bytes:
+    """The trace store's chain key: ``chain_key_env``, else ``chain_key_file``, else
+    ``{store}.chain-key`` beside it (generated when missing)."""
+    path = Path(store or section.store)
+    return chain_key(path, section.chain_key_env, section.chain_key_file, "trace store chain key")
+
+
+def marker(db: sqlite3.Connection, key: str = "chain_alg") -> Marker | None:
+    """The store's marker (``meta.chain_alg``; the access log's is ``access_alg``), None before
+    the first keyed record; ValueError when the row is not a marker."""
+    row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    return None if row is None else Marker.parse(str(row[0]))
+
+
+def check_marker(db: sqlite3.Connection, key: bytes, path: Path) -> None:
+    """Refuse a store whose records were keyed with another key (:class:`ChainKeyError`)."""
+    for meta_key, chain in (("chain_alg", CHAIN), ("access_alg", "access log")):
+        try:
+            mark = marker(db, meta_key)
+        except ValueError:
+            mark = Marker("?", 0, b"")
+        if mark is not None and not mark.valid(key, chain):
+            raise ChainKeyError(
+                f"trace store {path}: its {chain} chain was written with another key (or "
+                f"meta.{meta_key} was edited): put the store's key back (bridge.chain_key_env / "
+                f"chain_key_file, or the generated {path.name}.chain-key); run saltgw verify"
+            )
+
+
+def set_marker(db: sqlite3.Connection, key: bytes, meta_key: str, chain: str, first: int) -> None:
+    """Write the marker when there is none: records from ``first`` on are keyed."""
+    db.execute(
+        "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING",
+        (meta_key, Marker.make(key, chain, first).text()),
+    )
+
+
+def seal(db: sqlite3.Connection, rids: list[int], key: bytes) -> None:
     """Link the just-stored events ``rids`` (ascending) after the head; inside the ingest
     transaction."""
     if not rids:
         return
+    set_marker(db, key, "chain_alg", CHAIN, rids[0])
     _, tip = head(db)
     for rid in rids:
         body = row_body(db, rid)
         assert body is not None
-        prev, tip = tip, link(tip, body)
+        prev, tip = tip, link(tip, body, key)
         db.execute("UPDATE events SET prev=?, chain=? WHERE rid=?", (prev, tip, rid))
     db.execute(
         "INSERT INTO meta(key, value) VALUES ('chain_head', ?) "
@@ -74,10 +137,38 @@ def seal(db: sqlite3.Connection, rids: list[int]) -> None:
     )
 
 
-def prune(db: sqlite3.Connection, rid_query: str, arg: object) -> None:
-    """Keep the links of the events selected by ``rid_query`` before retention deletes them."""
-    db.execute(
-        f"INSERT OR IGNORE INTO pruned(rid, prev, chain) SELECT rid, prev, chain FROM events "
-        f"WHERE chain IS NOT NULL AND rid IN ({rid_query})",
+def pruned_mac(
+    key: bytes, rid: int, chain: bytes, since: str, kept_until: str, pruned_on: str
+) -> bytes:
+    """What binds a purged record's links to the retention dates that allowed the purge."""
+    msg = f"saltgw pruned\n{rid}\n{chain.hex()}\n{since}\n{kept_until}\n{pruned_on}".encode()
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def prune(
+    db: sqlite3.Connection,
+    rid_query: str,
+    arg: object,
+    *,
+    key: bytes,
+    today: date,
+    rule: Callable[[str], tuple[date, date]],
+) -> None:
+    """Keep the links of the events selected by ``rid_query`` before retention deletes them,
+    with ``rule(event ts) -> (since, kept_until)``: the date the record's retention span
+    counts from and the last day it had to be kept (gateway/bridge/retention.py)."""
+    rows = db.execute(
+        f"SELECT rid, prev, chain, ts FROM events WHERE chain IS NOT NULL AND rid IN ({rid_query})",
         (arg,),
+    ).fetchall()
+    on = today.isoformat()
+    out = []
+    for rid, prev, chain, ts in rows:
+        since, until = (d.isoformat() for d in rule(str(ts)))
+        mac = pruned_mac(key, rid, bytes(chain), since, until, on)
+        out.append((rid, prev, chain, since, until, on, mac))
+    db.executemany(
+        "INSERT OR IGNORE INTO pruned(rid, prev, chain, since, kept_until, pruned_on, mac) "
+        "VALUES (?,?,?,?,?,?,?)",
+        out,
     )

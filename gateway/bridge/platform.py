@@ -94,6 +94,9 @@ class PlatformWriter:
                 _section(xf, "Rejects", content.rejects(), _reject)
                 _section(xf, "Inbound", content.scans("inbound"), _scan)
                 _section(xf, "Recalls", content.scans("recall"), _scan)
+                if header.chain is not None:  # the store's chain head: the platform's anchor
+                    rid, hexed, alg = header.chain
+                    _empty(xf, "ChainHead", {"record": str(rid), "hash": hexed, "alg": alg})
 
     @staticmethod
     def _relations(xf: Any, out: IO[bytes], content: DocumentContent) -> None:

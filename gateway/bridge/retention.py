@@ -8,7 +8,10 @@ event date + ``max(default shelf life + after_shelf_life_days, min_days)``. Noth
 platform has not acknowledged is ever purged. Acknowledged documents go once no record refers to
 them and they are ``min_days`` old; quarantined payloads after ``min_days``.
 
-Run by the bridge every ``purge_interval_secs`` and by ``saltgw trace --purge``.
+Run by the bridge every ``purge_interval_secs`` and by ``saltgw trace --purge``. Each purged
+record's chain links stay in ``pruned`` with the dates that allowed the purge (the date the span
+counts from, the date kept until, today) under the store's chain key (integrity.prune), which
+``saltgw verify`` checks against this rule.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -52,15 +56,26 @@ def _unacked(db: sqlite3.Connection, batch: str) -> int:
     return sum(n for state, n in counts.items() if state != "acked")
 
 
-def _delete_events(db: sqlite3.Connection, where: str, arg: object) -> int:
+def _delete_events(
+    db: sqlite3.Connection,
+    where: str,
+    arg: object,
+    *,
+    key: bytes,
+    today: date,
+    rule: Callable[[str], tuple[date, date]],
+) -> int:
     sub = f"SELECT rid FROM events e WHERE {where}"
-    prune(db, sub, arg)  # the chain's links survive the purge
+    prune(db, sub, arg, key=key, today=today, rule=rule)  # the chain's links survive the purge
     for table in TYPED:
         db.execute(f"DELETE FROM {table} WHERE rid IN ({sub})", (arg,))
     return db.execute(f"DELETE FROM events WHERE rid IN ({sub})", (arg,)).rowcount
 
 
-def purge(db: sqlite3.Connection, cfg: BridgeSection, today: date | None = None) -> PurgeReport:
+def purge(
+    db: sqlite3.Connection, cfg: BridgeSection, today: date | None = None, *, key: bytes
+) -> PurgeReport:
+    """``key``: the store's chain key (integrity.prune seals what each purge removed)."""
     today = today or date.today()
     rep = PurgeReport()
     r = cfg.retention
@@ -80,7 +95,10 @@ def purge(db: sqlite3.Connection, cfg: BridgeSection, today: date | None = None)
             if _unacked(db, batch):
                 rep.kept_unacked += 1
                 continue
-            rep.events += _delete_events(db, "e.batch = ?", batch)
+            until = keep_until(made, days, cfg)
+            rep.events += _delete_events(
+                db, "e.batch = ?", batch, key=key, today=today, rule=_fixed(made, until)
+            )
             db.execute("DELETE FROM batches WHERE batch = ?", (batch,))
             rep.batches += 1
         # records outside a batch, by their event date
@@ -91,7 +109,12 @@ def purge(db: sqlite3.Connection, cfg: BridgeSection, today: date | None = None)
             "FROM documents d WHERE d.state = 'acked' AND e.rid BETWEEN d.first_rid AND "
             "d.last_rid))"
         )
-        rep.events += _delete_events(db, cond, cutoff)
+
+        def by_event_date(ts: str) -> tuple[date, date]:
+            since = _date(ts) or today  # (selected by this date, so it parses)
+            return since, since + timedelta(days=span)
+
+        rep.events += _delete_events(db, cond, cutoff, key=key, today=today, rule=by_event_date)
         old = time.time() - r.min_days * 86400
         docs = db.execute(
             "SELECT id, number FROM documents d WHERE state = 'acked' AND created < ? "
@@ -115,6 +138,11 @@ def purge(db: sqlite3.Connection, cfg: BridgeSection, today: date | None = None)
             rep.batches, rep.events, rep.documents, rep.quarantined,
         )  # fmt: skip
     return rep
+
+
+def _fixed(since: date, until: date) -> Callable[[str], tuple[date, date]]:
+    """The retention dates of a batch's records: the batch's, whatever the event's date."""
+    return lambda _ts: (since, until)
 
 
 def _date(v: str | None) -> date | None:

@@ -31,7 +31,8 @@ in a document, so a document holds exactly the uploadable events with ``rid`` in
 - ``seq_ranges`` / ``seq_gaps``: every gateway's ``seq`` received, as ranges, and the holes
   between them with when each was first seen and alarmed (:mod:`.gaps`), written in the
   transaction that stores the events.
-- ``pruned``: the hash-chain links of records removed by retention (:mod:`.integrity`).
+- ``pruned``: the hash-chain links of records removed by retention, with the retention dates
+  that allowed it under an HMAC (:mod:`.integrity`).
 - ``access_log``: every trace query, who asked and the outcome (:mod:`.access`).
 """
 
@@ -299,6 +300,12 @@ ADDED_COLUMNS = (
     ("documents", "checked", "INTEGER NOT NULL DEFAULT 1"),  # 0: built unchecked (epcis_check)
     ("quarantine", "kind", "TEXT"),  # the category of a bad message (records.KINDS)
     ("quarantine", "size", "INTEGER"),  # its size in bytes (the payload kept is capped)
+    # why retention purged a record (integrity.prune): the date its span counts from, the date
+    # it was kept until, the day it was purged, and an HMAC of these and its links
+    ("pruned", "since", "TEXT"),
+    ("pruned", "kept_until", "TEXT"),
+    ("pruned", "pruned_on", "TEXT"),
+    ("pruned", "mac", "BLOB"),
 )
 
 

@@ -35,6 +35,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 from gateway.bridge.config import BridgeSection
 from gateway.bridge.documents import DocumentBuilder
 from gateway.bridge.ingest import Consumer, subscriptions
+from gateway.bridge.integrity import store_chain_key
 from gateway.bridge.reconcile import Reconciler
 from gateway.bridge.retention import purge
 from gateway.bridge.store import IngestStats, TraceStore
@@ -81,6 +82,7 @@ class Bridge:
         self.filters = subscriptions(root, self.bcfg.topics, self.bcfg.share_group)
         self.host, self.port = host, port
         self.alarm = alarm
+        self.chain_key = store_chain_key(self.bcfg)  # refused here when its file is loose
         self._stop = threading.Event()
         self._wake_upload = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -133,6 +135,7 @@ class Bridge:
             self.bcfg.store,
             grace_secs=self.bcfg.seq_gap_grace_secs,
             track_seq=self.bcfg.share_group is None,
+            chain_key=self.chain_key,
         )
         store.stats = self.ingest_stats
         c = Consumer(
@@ -282,7 +285,7 @@ class Bridge:
             c.store.close()
 
     def _run_builder(self) -> None:
-        db = TraceStore(self.bcfg.store).db
+        db = TraceStore(self.bcfg.store, chain_key=self.chain_key).db
         g = self.cfg.gateway
         builder = DocumentBuilder(
             db, self.bcfg, enterprise=g.enterprise, node=self.node, tz=self.tz
@@ -304,7 +307,7 @@ class Bridge:
                         rec.run_once()
                     if now - last_purge >= self.bcfg.retention.purge_interval_secs:
                         last_purge = now
-                        purge(db, self.bcfg, date.today())
+                        purge(db, self.bcfg, date.today(), key=self.chain_key)
                 except Exception:  # a bug or a store error: logged, tried again next tick
                     log.exception("bridge: document/reconcile job failed")
                     self._stop.wait(1.0)
@@ -314,7 +317,7 @@ class Bridge:
     def _run_uploader(self) -> None:
         assert self.bcfg.upload is not None
         up = self.uploader = Uploader(
-            TraceStore(self.bcfg.store).db,
+            TraceStore(self.bcfg.store, chain_key=self.chain_key).db,
             make_transport(self.bcfg.upload),
             self.bcfg.upload.retry,
             self._stop,

@@ -11,8 +11,9 @@ Constraints:
   is committed, the consumer retries), the group's transaction is rolled back and the group
   stored again message by message, each in a savepoint, the failing one quarantined (kind
   ``error``, logged with its traceback).
-- Tamper-evident: each stored record is linked into a hash chain in the same transaction
-  (:mod:`gateway.bridge.integrity`); ``saltgw verify`` reports the first broken link.
+- Tamper-evident: each stored record is linked into a keyed hash chain in the same transaction
+  (:mod:`gateway.bridge.integrity`); a store keyed with another key does not open; ``saltgw
+  verify`` reports the first broken link.
 - A code commissioned twice (two ``pack.bag`` events) keeps its first commissioning; the later
   event is kept with a note and not uploaded (the scanner raised ``alarm.duplicate_code``, 8.8).
 - A rejected bag (``pack.reject`` with a code) is decommissioned (``codes.rejected``) and taken
@@ -33,10 +34,11 @@ from pathlib import Path
 
 from gateway.bridge.content import batch_of
 from gateway.bridge.gaps import Gap, GapTracker
-from gateway.bridge.integrity import seal
+from gateway.bridge.integrity import check_marker, seal
 from gateway.bridge.line_records import check_line_record, label
 from gateway.bridge.records import KINDS, BadEvent, Parsed, parse_event
 from gateway.bridge.schema import PENDING_EVENTS_SQL, QUARANTINE_PAYLOAD_BYTES, connect
+from gateway.chain import chain_key as _chain_key
 
 __all__ = ["IngestStats", "TraceStore", "parse_seq_mark"]
 
@@ -83,11 +85,20 @@ class TraceStore:
         create: bool = True,
         grace_secs: float = 5.0,
         track_seq: bool = True,
+        chain_key: bytes | None = None,
     ) -> None:
         """``track_seq=False``: no seq gap tracking (a bridge of a share group sees only part
-        of every gateway's seq)."""
+        of every gateway's seq). ``chain_key``: the key of the store's hash chains
+        (:func:`gateway.bridge.integrity.store_chain_key`); None takes (or generates) the
+        owner-only ``{path}.chain-key`` beside the store."""
         self.path = Path(path)
         self.db: sqlite3.Connection = connect(self.path, create=create)
+        try:
+            self.chain_key = chain_key or _chain_key(self.path, what="trace store chain key")
+            check_marker(self.db, self.chain_key, self.path)
+        except BaseException:
+            self.db.close()
+            raise
         self.stats = IngestStats()
         self.track_seq = track_seq
         self.gaps = GapTracker(grace_secs).load(self.db)
@@ -148,7 +159,7 @@ class TraceStore:
             if self.track_seq:
                 self.filled = self.gaps.observe(db, self._seen, now)
                 self.gaps.observe_marks(db, self._marks, now)
-            seal(db, stored)
+            seal(db, stored, self.chain_key)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:

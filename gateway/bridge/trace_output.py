@@ -201,10 +201,10 @@ def quarantine(db: sqlite3.Connection, n: int, as_json: bool) -> int:
     return 0
 
 
-def purge(db: sqlite3.Connection, cfg: BridgeSection | None, as_json: bool) -> int:
+def purge(db: sqlite3.Connection, cfg: BridgeSection | None, as_json: bool, key: bytes) -> int:
     if cfg is None:
         cfg = BridgeSection()
-    rep = run_purge(db, cfg, date.today())
+    rep = run_purge(db, cfg, date.today(), key=key)
     if as_json:
         _j(asdict(rep))
     else:

@@ -208,6 +208,20 @@ class JournalSection(Strict):
         ge=0,
         description="At most this many delivered events are kept (the newest); 0: none.",
     )
+    chain_key_env: str | None = Field(
+        default="SALTGW_JOURNAL_CHAIN_KEY",
+        description=(
+            "Environment variable holding the key of the journal's hash chain (HMAC-SHA-256, "
+            "docs/security.md); wins over chain_key_file when set and not empty."
+        ),
+    )
+    chain_key_file: Path | None = Field(
+        default=None,
+        description=(
+            "Owner-only file (0600) holding the chain key; with neither this nor the variable, "
+            "a key is generated once into {path}.chain-key beside the journal."
+        ),
+    )
 
 
 class ConfigBase(Strict):

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from gateway.bridge.store import TraceStore
+from gateway.chain import default_key_file
 from gateway.verify import verify_access_log
 from tests.support.trace_events import LineEvents, batch_events, payload
 
@@ -42,6 +43,9 @@ def _copy(store: Path, tmp: Path) -> Path:
     src.backup(dst)
     src.close()
     dst.close()
+    key = default_key_file(store)  # the store's chain key travels with it
+    default_key_file(out).write_bytes(key.read_bytes())
+    default_key_file(out).chmod(0o600)
     return out
 
 

@@ -193,12 +193,13 @@ def test_retention_keeps_shelf_life_plus_a_year_and_two_years_at_least() -> None
 def test_purge_never_removes_what_the_platform_has_not_acknowledged(tmp_path: Path) -> None:
     store, cfg = _store_with_docs(tmp_path, 12)
     far = date(2026, 11, 22) + timedelta(days=3000)
-    rep = purge(store.db, cfg, far)
+    rep = purge(store.db, cfg, far, key=store.chain_key)
     assert rep.batches == 0 and rep.kept_unacked == 1
     assert store.counts()["codes"] == 12
     Uploader(store.db, Scripted([]), FAST, threading.Event()).run_once()
-    assert purge(store.db, cfg, date(2026, 11, 22) + timedelta(days=1000)).batches == 0
-    rep = purge(store.db, cfg, far)
+    soon = date(2026, 11, 22) + timedelta(days=1000)
+    assert purge(store.db, cfg, soon, key=store.chain_key).batches == 0
+    rep = purge(store.db, cfg, far, key=store.chain_key)
     assert rep.batches == 1 and rep.events > 12
     left = store.db.execute(
         "SELECT (SELECT COUNT(*) FROM codes), (SELECT COUNT(*) FROM relations), "

@@ -17,6 +17,7 @@ from gateway.tracedb import TraceDb
 
 T = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 ORIGIN = Origin("gw", "8035", "s", "L1")
+KEY = b"a test chain key, not secret"
 
 
 def test_the_trace_wal_is_fsynced_before_events_are_accepted(
@@ -36,7 +37,7 @@ def test_the_trace_wal_is_fsynced_before_events_are_accepted(
         real_fsync(fd)
 
     monkeypatch.setattr(journal_mod.os, "fsync", fsync)
-    j = Journal(tmp_path / "j.db", ORIGIN)
+    j = Journal(tmp_path / "j.db", ORIGIN, chain_key=KEY)  # (no key file written: fsync patched)
     j.sync_before_commit(wal)
     j.sync_before_commit(tmp_path / "never-written.db-wal")  # absent: skipped
     with j:
@@ -64,7 +65,7 @@ def test_a_failing_fsync_accepts_nothing_until_it_works(
 
     monkeypatch.setattr(journal_mod.os, "fsync", fsync)
     monkeypatch.setattr(journal_mod, "RETRY_SECS", 0.05)
-    j = Journal(tmp_path / "j.db", ORIGIN)
+    j = Journal(tmp_path / "j.db", ORIGIN, chain_key=KEY)  # (no key file written: fsync patched)
     j.sync_before_commit(wal)
     with j:
         fut = j.append([EventDraft("pack.bag", T, {"code": "8035ABC"})])

@@ -15,7 +15,7 @@ from gateway.bridge.config import BridgeSection
 from gateway.bridge.documents import DocumentBuilder
 from gateway.bridge.retention import purge
 from gateway.bridge.store import TraceStore
-from gateway.chain import journal_body, link
+from gateway.chain import existing_chain_key, journal_body, link
 from gateway.cli import main
 from gateway.events import EventDraft, Origin
 from gateway.journal import Journal
@@ -58,7 +58,8 @@ def _rewrite_newest(p: Path) -> None:
         "SELECT seq, type, prev FROM events ORDER BY seq DESC LIMIT 1"
     ).fetchone()
     forged = b'{"forged":true}'
-    chain = link(bytes(prev), journal_body(seq, type_, forged))
+    # even with the key (read from the generated file beside the journal) the head catches it
+    chain = link(bytes(prev), journal_body(seq, type_, forged), existing_chain_key(p))
     db.execute("UPDATE events SET payload=?, chain=? WHERE seq=?", (forged, chain, seq))
     db.close()
 
@@ -209,7 +210,7 @@ def test_purged_records_keep_their_links_so_the_store_still_verifies(tmp_path: P
     path, cfg = _store(tmp_path)
     store = TraceStore(path)
     store.db.execute("UPDATE documents SET state='acked'")  # as if the platform took them
-    rep = purge(store.db, cfg, date(2026, 11, 22) + timedelta(days=3000))
+    rep = purge(store.db, cfg, date(2026, 11, 22) + timedelta(days=3000), key=store.chain_key)
     assert rep.batches == 2 and rep.events > 0
     plan = batch_events(LineEvents(seq=1000), "B3", 12)  # the line goes on after the purge
     store.ingest([("t", payload(e)) for e in plan.events])
