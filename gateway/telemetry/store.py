@@ -97,7 +97,9 @@ def encode_points(points: Mapping[str, TagPoint]) -> str:
 def decode_points(text: str) -> dict[str, TagPoint]:
     values, quality = json.loads(text)
     good = Quality.GOOD
-    return {t: TagPoint(v, Quality(quality[t]) if t in quality else good) for t, v in values.items()}
+    return {
+        t: TagPoint(v, Quality(quality[t]) if t in quality else good) for t, v in values.items()
+    }
 
 
 @dataclass(slots=True)
@@ -337,10 +339,8 @@ class TelemetryStore:
 
     def _delete_acked(self, db: sqlite3.Connection, acked: Mapping[str, int]) -> int:
         """Delete what every output acknowledged; returns how many records."""
-        if not self.outputs:
-            upto = self.stats.last_id  # nobody reads: nothing to keep
-        else:
-            upto = min(acked[o] for o in self.outputs)
+        # nobody reads: nothing to keep
+        upto = min((acked[o] for o in self.outputs), default=2**62)
         return int(db.execute("DELETE FROM records WHERE id <= ?", (upto,)).rowcount)
 
     # -- the full / age policy (inside the writer's transaction) --------------------------------
