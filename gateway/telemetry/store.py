@@ -373,9 +373,7 @@ class TelemetryStore:
             )  # fmt: skip
         return removed
 
-    def _remove(
-        self, db: sqlite3.Connection, rows: list[Any], removed: _Removed, goal: int
-    ) -> int:
+    def _remove(self, db: sqlite3.Connection, rows: list[Any], removed: _Removed, goal: int) -> int:
         if self.when_full is WhenFull.DROP_OLDEST:
             ids = [r[0] for r in rows[:goal]]
             db.executemany("DELETE FROM records WHERE id = ?", [(i,) for i in ids])

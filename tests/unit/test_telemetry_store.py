@@ -48,7 +48,9 @@ def test_records_in_order_survive_reopen_and_are_deleted_once_every_output_acked
     uns, spb = StoreFeed(s, "uns"), StoreFeed(s, "sparkplug")
     recs = uns.read(100)
     assert [r.id for r in recs] == [1, 2, 3, 4, 5]
-    assert recs[2].points == {"a": TagPoint(2, Quality.GOOD)} and recs[2].ts == T0 + timedelta(seconds=2)
+    assert recs[2].points == {"a": TagPoint(2, Quality.GOOD)} and recs[2].ts == T0 + timedelta(
+        seconds=2
+    )
     assert _ids(uns) == [1, 2, 3, 4, 5]  # not acknowledged: read again
     uns.ack(3)
     assert _ids(uns) == [4, 5] and _ids(spb) == [1, 2, 3, 4, 5]
