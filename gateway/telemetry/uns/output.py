@@ -18,6 +18,7 @@ and last will), driven by one thread of its own, like the event forwarder:
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import logging
 import random
@@ -102,7 +103,9 @@ class UnsOutput:
         # record id -> messages of it not yet acknowledged (or retained values not yet sent)
         self._outstanding: Counter[int] = Counter()
         self._heap: list[int] = []  # ids in _outstanding (lazily cleaned)
-        self._retained: dict[tuple[str, str], tuple[int, str, TagPoint]] = {}  # latest unsent
+        # tag -> (record id, ts, point): the latest value not yet sent, in order of update
+        self._retained: dict[tuple[str, str], tuple[int, str, TagPoint]] = {}
+        self._not_good: set[tuple[str, str]] = set()  # tags whose last quality is not good
         self._retained_quality: dict[tuple[str, str], Quality] = {}  # last sent
         self._urgent = False  # a quality changed: send the retained values now
         self._next_retained = 0.0
@@ -225,17 +228,20 @@ class UnsOutput:
         if not link.connected.is_set() or self._feed is None:
             return False
         sent = False
+        now = time.monotonic()
+        due = bool(self._retained) and (self._urgent or now >= self._next_retained)
         room = self.inflight - len(link.pending)
-        if room > 0:
-            records = self._read(min(room, READ_CHUNK))
+        if room > 0:  # records first; while retained values are due, half the room for them
+            records = self._read(min(room // 2 if due else room, READ_CHUNK) or 1)
             for r in records:
                 self._publish_record(r)
             sent = bool(records)
-        now = time.monotonic()
-        if self._retained and (self._urgent or now >= self._next_retained):
-            self._publish_retained()
-            self._next_retained = now + self.retained_interval
-            self._urgent = False
+        room = self.inflight - len(link.pending)
+        if due and room > 0:
+            self._publish_retained(room)
+            if not self._retained:  # all out: the next round after the interval
+                self._next_retained = now + self.retained_interval
+                self._urgent = False
             sent = True
         return sent
 
@@ -256,25 +262,36 @@ class UnsOutput:
         self.link.publish(topic, record_payload(r), seq=r.id)
         self.stats.records_published += 1
         self._sent_upto = r.id
+        # latest value per tag, in order of update: the first entry is the oldest record any
+        # waiting value comes from, which the store's cursor must not pass (_flush_acks)
         ts = r.ts.isoformat(timespec="milliseconds")
+        retained, not_good = self._retained, self._not_good
+        replaced = 0
         for tag, p in r.points.items():
             key = (r.device, tag)
-            old = self._retained.get(key)
-            if old is not None:
-                self._release(old[0])
-                self.stats.retained_coalesced += 1
-            self._hold(r.id)
-            self._retained[key] = (r.id, ts, p)
-            if self._retained_quality.get(key, Quality.GOOD) is not p.quality:
-                self._urgent = True
+            if retained.pop(key, None) is not None:
+                replaced += 1
+            retained[key] = (r.id, ts, p)
+            if p.quality is not Quality.GOOD or key in not_good:
+                if self._retained_quality.get(key, Quality.GOOD) is not p.quality:
+                    self._urgent = True
+                if p.quality is Quality.GOOD:
+                    not_good.discard(key)
+                else:
+                    not_good.add(key)
+        self.stats.retained_coalesced += replaced
 
-    def _publish_retained(self) -> None:
-        for (device, tag), (rid, ts, p) in self._retained.items():
-            payload = tag_payload(p, ts, self._units.get((device, tag)))
+    def _publish_retained(self, room: int) -> None:
+        """Up to ``room`` of the waiting retained values, oldest update first."""
+        batch = list(itertools.islice(self._retained.items(), room))
+        for key, (rid, ts, p) in batch:
+            del self._retained[key]
+            device, tag = key
+            payload = tag_payload(p, ts, self._units.get(key))
+            self._hold(rid)  # released by its PUBACK
             self.link.publish(self.topics.tag(device, tag), payload, retain=True, seq=rid)
-            self._retained_quality[(device, tag)] = p.quality
+            self._retained_quality[key] = p.quality
             self.stats.retained_published += 1
-        self._retained.clear()
 
     def _flush_acks(self) -> None:
         for rid in self.link.take_acked():
@@ -283,6 +300,8 @@ class UnsOutput:
         while heap and heap[0] not in self._outstanding:
             heapq.heappop(heap)
         upto = heap[0] - 1 if heap else self._sent_upto
+        if self._retained:  # values not yet sent hold the cursor at their oldest record
+            upto = min(upto, next(iter(self._retained.values()))[0] - 1)
         if upto > self._acked and self._feed is not None:
             self._acked = self.stats.acked_upto = upto
             self._feed.ack(upto)
