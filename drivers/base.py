@@ -39,6 +39,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from drivers.telemetry import DeviceTelemetry, TagKind, value_type
+
 __all__ = [
     "DeviceConfigBase",
     "DeviceError",
@@ -121,10 +123,37 @@ class DeviceConfigBase(BaseModel):
         pattern=r"^[A-Za-z0-9_\-]{1,64}$",
     )
     driver: str = Field(description="Name of the driver (an entry point in `saltgw.drivers`).")
+    telemetry: DeviceTelemetry | None = Field(
+        default=None,
+        description="Publish this device's tag values as telemetry (UNS topics, Sparkplug B): "
+        "which tags, deadband and intervals (docs/events.md, Tag telemetry); absent: none.",
+    )
 
     def tag_names(self) -> set[str]:
         """Names of the tags this device yields (used to check rule references)."""
         return set()
+
+    def telemetry_tags(self) -> list[TagKind]:
+        """The tags telemetry may report, in tag-map order, with their value kind after
+        scaling and unit. This default reads a ``tags:`` map whose entries have ``type`` (and
+        ``scale``/``offset``/``unit`` when the driver has them), as the Modbus and OPC UA tag
+        maps do; a driver with another layout overrides it. A device without such a map (a
+        scanner, a camera: their readings are codes, published as events) has none."""
+        tags = getattr(self, "tags", None)
+        if not isinstance(tags, dict):
+            return []
+        out = []
+        for name, tag in tags.items():
+            scaled = getattr(tag, "scale", 1.0) != 1.0 or getattr(tag, "offset", 0.0) != 0.0
+            unit = getattr(tag, "unit", None)
+            out.append(
+                TagKind(
+                    str(name),
+                    value_type(getattr(tag, "type", None), scaled),
+                    unit if isinstance(unit, str) else None,
+                )
+            )
+        return out
 
     def with_snapshot_counter(self, tag: str) -> DeviceConfigBase:
         """This config with ``tag`` (a profile's record counter) as the tag that keeps one

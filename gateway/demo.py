@@ -100,6 +100,8 @@ class Watch:
         self.kpi: dict[str, Any] = {}
         self.first_case: tuple[str, str] | None = None  # (device, code) of a bound case
         self.responses: list[dict[str, Any]] = []  # answers to the demo operator's commands
+        self.telemetry: Counter[str] = Counter()  # device -> tag telemetry records received
+        self.telemetry_values = 0  # tag values in them
         self._bags: deque[float] = deque()  # monotonic arrival times of pack.bag
         self._since = time.monotonic()
         self._lock = threading.Lock()
@@ -127,6 +129,10 @@ class Watch:
                 self.responses.append(obj)
             elif msg.topic.endswith("/kpi"):
                 self.kpi = obj  # retained line KPIs (docs/traceability.md)
+            elif msg.topic.startswith(f"{self.root}/tags/"):  # tag telemetry (docs/events.md)
+                self.telemetry[msg.topic.rsplit("/", 1)[1]] += 1
+                values = obj.get("values")
+                self.telemetry_values += len(values) if isinstance(values, dict) else 0
             elif isinstance(obj.get("type"), str):
                 self._event(obj)
 
@@ -218,6 +224,10 @@ class Watch:
                 "last_seq": self.last_seq,
                 "kpi": self._shift_kpi() or None,
                 "operator_commands": list(self.responses),
+                "telemetry": {
+                    "records_by_device": dict(sorted(self.telemetry.items())),
+                    "values": self.telemetry_values,
+                },
             }
 
 

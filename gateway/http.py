@@ -61,6 +61,8 @@ def health(gw: Gateway) -> tuple[bool, list[str]]:
         elif st.state != State.ONLINE:
             reasons.append(f"device {sup.device}: {st.state} ({st.detail})")
     reasons += _bridge_health(gw.bridge)
+    if gw.telemetry is not None:  # a stalled telemetry output (docs/events.md)
+        reasons += gw.telemetry.problems()
     return not reasons, reasons
 
 

@@ -44,6 +44,8 @@ class GatewayCollector(Collector):
         yield from _broker(self.gw)
         yield from _devices(self.gw)
         yield from _scanning(self.gw)
+        if self.gw.telemetry is not None:
+            yield from _telemetry(self.gw.telemetry)
         if self.gw.bridge is not None:
             yield from _bridge(self.gw.bridge)
 
@@ -196,6 +198,53 @@ def _scanning(gw: Gateway) -> Iterator[Metric]:
     yield rate
     if seen:
         yield counts
+
+
+def _telemetry(t: Any) -> Iterator[Metric]:
+    """Tag telemetry (docs/events.md): its store and outputs. Records folded or dropped by
+    the store's full/age policy are intentional; store failures are faults."""
+    st = t.store.stats
+    yield _counter(
+        "saltgw_telemetry_records_appended",
+        "Telemetry records (one device's reported tags of one read) handed to the store.",
+        st.appended,
+    )
+    yield _counter(
+        "saltgw_telemetry_records_delivered",
+        "Telemetry records every output delivered (broker PUBACK), removed from the store.",
+        st.delivered,
+    )
+    yield _gauge(
+        "saltgw_telemetry_backlog",
+        "Telemetry records not yet delivered by every output (stored or about to be).",
+        t.store.backlog,
+    )
+    removed = CounterMetricFamily(
+        "saltgw_telemetry_records_removed",
+        "Telemetry records removed undelivered, by reason; all intentional (the store's "
+        "when_full policy or a stalled disk), the latest value of each tag kept when coalesced.",
+        labels=["reason", "intentional"],
+    )
+    removed.add_metric(["coalesced", "true"], st.coalesced)
+    removed.add_metric(["dropped_oldest", "true"], st.dropped)
+    removed.add_metric(["overflow_coalesced", "true"], st.overflow_coalesced)
+    yield removed
+    yield _counter(
+        "saltgw_telemetry_store_failures",
+        "Telemetry store commits that failed (disk full, I/O error), retried.",
+        st.failures,
+    )
+    yield _counter(
+        "saltgw_telemetry_failures",
+        "Readings or device states telemetry failed on (logged; the events are unaffected).",
+        t.failures,
+    )
+    up = GaugeMetricFamily(
+        "saltgw_telemetry_output_up", "1 when a telemetry output's thread runs.", labels=["output"]
+    )
+    for o in t.outputs:
+        up.add_metric([o.name], 1 if o.alive() else 0)
+    yield up
 
 
 def _bridge(bridge: Any) -> Iterator[Metric]:

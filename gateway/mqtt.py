@@ -152,9 +152,19 @@ class MqttLink:
     :class:`Forwarder` thread calls it (other threads use :meth:`Forwarder.publish_control`)."""
 
     def __init__(
-        self, cfg: MqttSection, topics: Topics, client_id: str, *, broker_url: str | None = None
+        self,
+        cfg: MqttSection,
+        topics: Topics,
+        client_id: str,
+        *,
+        broker_url: str | None = None,
+        announce: bool = True,
     ) -> None:
+        """``announce``: this client speaks for the gateway (its status topic: ``online`` on
+        every connect, ``offline`` as the last will); False for a second client of the same
+        gateway (the telemetry outputs), whose loss says nothing about the gateway."""
         self.cfg = cfg
+        self.announce = announce
         self.topics = topics
         self.url = urlsplit(broker_url or cfg.url)
         self.stats = LinkStats()
@@ -167,7 +177,8 @@ class MqttLink:
         self.client = new_client(cfg, client_id, broker_url=broker_url)
         self.client.max_inflight_messages_set(cfg.inflight)
         self.client.max_queued_messages_set(0)
-        self.client.will_set(topics.status(), b"offline", qos=1, retain=True)
+        if announce:
+            self.client.will_set(topics.status(), b"offline", qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
@@ -242,7 +253,8 @@ class MqttLink:
             "connected to MQTT broker %s (connection %d)", self.broker, self.stats.connects,
             extra=STATE_CHANGE,
         )  # fmt: skip
-        client.publish(self.topics.status(), b"online", qos=1, retain=True)
+        if self.announce:
+            client.publish(self.topics.status(), b"online", qos=1, retain=True)
         for topic_filter, _ in self.listeners:
             client.subscribe(topic_filter, qos=1)
         self.connected.set()

@@ -31,6 +31,8 @@ from gateway.mqtt import Forwarder, MqttLink
 from gateway.profiles import Profile, profile_specs
 from gateway.profiles.context import KpiSource, LineAware, LineContext, Resumable
 from gateway.supervisor import DeviceState, DeviceSupervisor, State
+from gateway.telemetry.record import TelemetryOutput
+from gateway.telemetry.service import Telemetry
 from gateway.topics import Topics
 from gateway.tracedb import TraceDb, open_trace_db
 
@@ -93,6 +95,7 @@ class Gateway:
         self.store = _shared_store(cfg)
         if self.store is not None:
             self.journal.share_transactions(self.store)
+        self.telemetry = _telemetry(cfg, self.topics, broker_url)  # tag values (docs/events.md)
         self.supervisors: list[DeviceSupervisor] = []
         self._bad_tags: dict[str, dict[str, str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -173,6 +176,8 @@ class Gateway:
         drafts: list[EventDraft] = []
         ts = reading.ts.astimezone(self.tz)
         reading = Reading(reading.device, ts, reading.values, reading.errors)
+        if self.telemetry is not None:
+            self._telemetry_reading(reading)
         drafts.extend(self._value_errors(reading))
         await self._room()
         with self._staging():
@@ -185,6 +190,15 @@ class Gateway:
             fut = self._hand_in(drafts)
         if fut is not None:
             await self._pipelined(fut)
+
+    def _telemetry_reading(self, reading: Reading) -> None:
+        """Never at the expense of the events: a telemetry failure is logged and counted."""
+        assert self.telemetry is not None
+        try:
+            self.telemetry.on_reading(reading)
+        except Exception:
+            self.telemetry.failures += 1
+            log.exception("telemetry failed on a reading of device %s", reading.device)
 
     async def _pipelined(self, fut: Future[list[Event]]) -> None:
         """Keep at most READINGS_IN_FLIGHT appends unconfirmed; a failed one raises here (in
@@ -223,6 +237,12 @@ class Gateway:
             ensure_ascii=False,
         ).encode()
         self.forwarder.publish_control(self.topics.state(state.device), payload, retain=True)
+        if self.telemetry is not None and state.state != State.ONLINE:
+            try:  # every tag of the device stale, with its last good value
+                self.telemetry.on_offline(state.device, state.since.astimezone(self.tz))
+            except Exception:
+                self.telemetry.failures += 1
+                log.exception("telemetry failed on the state of device %s", state.device)
         if not state.alarm or (state.state == State.ONLINE and prev is None):
             return  # rate-limited or only a new detail (supervisor.py); coming up is no alarm
         data: dict[str, Any] = {
@@ -271,6 +291,8 @@ class Gateway:
             # session yet), or after a broker restart that lost the session, it would miss them
             self.forwarder.gate = self.bridge.listening
         self.forwarder.start()
+        if self.telemetry is not None:
+            self.telemetry.start()
         self._build_supervisors()
         self.started = True
         tasks = [asyncio.create_task(s.run(), name=f"device-{s.device}") for s in self.supervisors]
@@ -319,11 +341,16 @@ class Gateway:
                 ("journal", self.journal.alive),
                 ("forwarder", self.forwarder.alive),
                 ("bridge", self.bridge.alive if self.bridge is not None else lambda: True),
+                ("telemetry store", self._telemetry_store_alive),
             ):
                 if not alive():
                     log.critical("%s thread is dead; stopping the gateway (exit status 1)", name)
                     self.exit_code = 1
                     return
+
+    def _telemetry_store_alive(self) -> bool:
+        t = self.telemetry
+        return t is None or t.store.alive() or not self.started
 
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
         log.info("shutting down")
@@ -354,11 +381,35 @@ class Gateway:
                 "%d events not yet acknowledged by the broker; kept in the journal for next start",
                 self.journal.stats.backlog,
             )
+        if self.telemetry is not None:  # its own store and client: after the events' drain
+            await asyncio.to_thread(self.telemetry.stop, 5.0)
         if self.bridge is not None:  # after the drain: it had the chance to receive it all
             await asyncio.to_thread(self.bridge.stop)
         await asyncio.to_thread(self.forwarder.stop)
         self.journal.close()
         log.info("stopped; journal holds %d undelivered events", self.journal.stats.backlog)
+
+
+def _telemetry(cfg: ConfigBase, topics: Topics, broker_url: str | None) -> Telemetry | None:
+    """Tag telemetry when the config has ``telemetry:`` (its outputs: the UNS topics)."""
+    section = cfg.telemetry
+    if section is None:
+        return None
+    outputs: list[TelemetryOutput] = []
+    if section.uns:
+        from gateway.telemetry.uns import UnsOutput
+
+        client_id = f"{cfg.mqtt.client_id or f'saltgw-{cfg.gateway.id}'}-uns"
+        outputs.append(
+            UnsOutput(
+                cfg.mqtt,
+                topics,
+                client_id,
+                retained_interval_ms=section.retained_interval_ms,
+                broker_url=broker_url,
+            )
+        )
+    return Telemetry(section, list(cfg.devices), Path(cfg.journal.path), outputs)
 
 
 def _shared_store(cfg: ConfigBase) -> TraceDb | None:

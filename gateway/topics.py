@@ -37,6 +37,14 @@ class Topics:
     def command_response(self, device: str) -> str:
         return f"{self.line_root}/cmd/{device}/response"
 
+    def tags(self, device: str) -> str:
+        """Tag telemetry, one message per record of ``device`` (docs/events.md)."""
+        return f"{self.line_root}/tags/{device}"
+
+    def tag(self, device: str, tag: str) -> str:
+        """Tag telemetry: the retained last value of one tag."""
+        return f"{self.line_root}/tag/{device}/{tag}"
+
     def kpi(self) -> str:
         return f"{self.line_root}/kpi"
 

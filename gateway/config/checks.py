@@ -13,6 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from gateway.commands import WRITE_COMMANDS
 from gateway.profiles.registry import profile_specs
+from gateway.telemetry.config import plan_errors
 
 __all__ = ["cross_checks"]
 
@@ -52,6 +53,18 @@ def _command_refs(
                 yield loc, f"tag {tag!r} of device {device!r} is not writable (add writable: true)"
 
 
+def _telemetry_refs(entry: Any, i: int, adapter: TypeAdapter[Any]) -> Iterator[tuple[Loc, str]]:
+    """A device's ``telemetry:`` names tags of its tag map, of a known type (telemetry/config)."""
+    if not isinstance(entry, dict) or entry.get("telemetry") is None:
+        return
+    try:
+        dev = adapter.validate_python(entry)
+    except ValidationError:  # reported by the schema
+        return
+    for where, message in plan_errors(dev):
+        yield ("devices", i, *where), message
+
+
 def _entries(data: dict[str, Any], key: str) -> list[Any]:
     value = data.get(key)
     return value if isinstance(value, list) else []
@@ -72,6 +85,7 @@ def cross_checks(
             continue
         devices[dev_id] = _device_tags(dev, device_adapter)
         raw[dev_id] = dev
+        yield from _telemetry_refs(dev, i, device_adapter)
     sims: set[str] = set()
     for i, sim in enumerate(_entries(data, "simulators")):
         sim_id = sim.get("id") if isinstance(sim, dict) else None

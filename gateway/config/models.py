@@ -27,6 +27,7 @@ from gateway.bridge.config import BridgeSection
 from gateway.command_auth import CommandAuthSection
 from gateway.profiles.base import ProfileConfigBase
 from gateway.profiles.registry import profile_specs
+from gateway.telemetry.config import TelemetrySection
 
 __all__ = [
     "Config",
@@ -241,6 +242,12 @@ class ConfigBase(Strict):
         description="Who may send which MQTT command to which device (docs/commands.md); "
         "without it every command is refused ({mode: open} runs every well-formed command, "
         "for laboratories only).",
+    )
+    telemetry: TelemetrySection | None = Field(
+        default=None,
+        description="Tag telemetry: the store that keeps the reported tag values until every "
+        "output delivered them, its bounds and policy, and the UNS topics (docs/events.md); "
+        "absent: no telemetry. Which tags of a device: its own `telemetry:`.",
     )
     # Overridden in config_model() with the discriminated unions of installed plugins.
     devices: list[Any] = Field(default_factory=list)

@@ -11,19 +11,22 @@
 --markdown`` (or ``python -m gateway.event_schemas --markdown``) prints docs/events.md.
 Layout: ``spec.py`` (the vocabulary), ``envelope.py``, one module per group of types (``ccp``,
 ``line``, ``pack``, ``alarms``), ``messages.py`` (state, KPI, command response),
-``registry.py``, ``validate.py``, ``markdown.py``.
+``telemetry.py`` (tag telemetry), ``registry.py``, ``validate.py``, ``markdown.py``.
 """
 
 from gateway.event_schemas.markdown import render_markdown
-from gateway.event_schemas.messages import MESSAGES
+from gateway.event_schemas.messages import MESSAGES as _DOMAIN_MESSAGES
 from gateway.event_schemas.registry import EVENT_TYPES, SPECS, events_schema, schema_for, spec_for
 from gateway.event_schemas.spec import EventSpec, Field
+from gateway.event_schemas.telemetry import TELEMETRY_MESSAGES
 from gateway.event_schemas.validate import (
     InvalidEvent,
     event_errors,
     validate_event,
     validate_message,
 )
+
+MESSAGES = _DOMAIN_MESSAGES + TELEMETRY_MESSAGES  # every message that is not an event
 
 __all__ = [
     "EVENT_TYPES",

@@ -24,6 +24,7 @@ from gateway.event_schemas.messages import MESSAGES, Message
 from gateway.event_schemas.pack import CODE_RE
 from gateway.event_schemas.registry import DRAFT, SPECS, schema_for
 from gateway.event_schemas.spec import JSON, EventSpec
+from gateway.event_schemas.telemetry import TELEMETRY_MESSAGES
 from gateway.topics import Topics
 
 __all__ = ["render_markdown"]
@@ -84,6 +85,9 @@ config (`gateway:`).
 | `{ROOT}/cmd/{{device}}` | 1 | no | a MES command, published by the MES (docs/commands.md) |
 | `{TOPICS.command_response("{device}")}` | 1 | no | the answer to it ([message](#response)) |
 | `{TOPICS.status()}` | 1 | yes | the bare text `online`, or `offline` (also the last will) |
+| `{TOPICS.tags("{device}")}` | 1 | no | tag telemetry: one record of a device ([message](#tags)) |
+| `{TOPICS.tag("{device}", "{tag}")}` | 1 | yes | tag telemetry: a tag's last value \
+([message](#tag)) |
 
 Subscribe to `salt/v1/8035/daiyue/L1/#` for everything of a line, `…/L1/event/ccp/+` for the
 CCP records, `…/L1/alarm/#` for the alarms. Delivery is at-least-once: an event may arrive twice
@@ -105,6 +109,37 @@ gapless per gateway, so a subscriber can tell that it missed something (a gap af
   `{ID_RE}`. **Times** are RFC 3339 with milliseconds and the line's offset
   (`2026-11-22T10:15:30.123+08:00`).
 - **Units** are in the unit column; a `ccp.*` record also names its unit in `data.unit`.
+"""
+
+
+TELEMETRY_HEAD = """## Tag telemetry
+
+With a `telemetry:` section in the config, the tag values the devices are read for are
+published beside the events, for a unified namespace (UNS): each device chooses its tags and
+report-by-exception settings in its own `telemetry:` (docs/config-reference.md). Records go
+through a store of their own (`telemetry.store`, SQLite, durable across `kill -9`), never the
+event journal: a full or failing telemetry store neither delays nor drops an event.
+
+- **By exception.** A tag is reported when it moved by more than its deadband (absolute, or
+  percent of the last reported value) since its last report, at most every
+  `min_interval_ms`, at least every `max_interval_secs` (heartbeat), and at once when its
+  quality changes. The first value is always reported.
+- **Quality.** `good`; `bad` when the driver could not decode the tag (value null; the
+  `alarm.device` event says why); `stale` for every chosen tag of a device that went offline
+  or into fault, with its last good value. The next good read reports every tag again.
+- **Per record, and retained per tag.** `…/tags/{device}` carries every record (100 tags of a
+  device read every 100 ms: 10 messages a second, not 1,000). The retained
+  `…/tag/{device}/{tag}` is a last-value cache: each tag's latest value at most every
+  `telemetry.retained_interval_ms` (default 1 s; 0: every change), a change of quality at
+  once. Publishing every change of every tag retained would multiply the messages by the
+  number of tags and make the broker rewrite its retained store for each; a subscriber that
+  needs every value reads `tags/{device}`.
+- **Delivery.** QoS 1, at least once; the store's cursor moves past a record only when the
+  broker acknowledged its message and its retained values, so after an outage or a crash what
+  was not acknowledged is sent again (same `id`). During a long outage the store is bounded by
+  `telemetry.max_records` and `max_age_secs`: `when_full: coalesce` (default) folds the oldest
+  records into one per device with the latest value of each tag (marked `coalesced`),
+  `drop_oldest` deletes them; each counted as intentional on `/metrics`.
 """
 
 
@@ -315,4 +350,6 @@ def render_markdown() -> str:
         "and the answers to MES commands.\n"
     )
     parts.extend(_message(m) for m in MESSAGES)
+    parts.append(TELEMETRY_HEAD)
+    parts.extend(_message(m) for m in TELEMETRY_MESSAGES)
     return "\n".join(p.rstrip("\n") + "\n" for p in parts)

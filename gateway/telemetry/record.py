@@ -58,12 +58,16 @@ class TagRecord:
     """One device's tags to report, as read at ``ts`` (aware; the time of the read).
 
     ``id`` is the store's order: strictly increasing, the cursor an output acknowledges.
-    ``points`` holds only the tags to report in this record (by exception)."""
+    ``points`` holds only the tags to report in this record (by exception).
+    ``coalesced``: 0 for a record as read; n > 0 when the store's full/age policy folded n
+    records of the device into this one (the latest value of each of their tags; ``ts`` and
+    ``id`` those of the newest of them)."""
 
     id: int
     device: str
     ts: datetime
     points: Mapping[str, TagPoint]
+    coalesced: int = 0
 
 
 class TelemetryFeed(Protocol):

@@ -120,6 +120,9 @@ def test_demo_publishes_the_contract_and_writes_valid_xml(tmp_path: Path) -> Non
     assert set(states.values()) == {"online"}, states
     assert summary["ccp"]["ccp.net_content"]["pass"] >= 5
     assert (tmp_path / "var" / "demo-journal.db").exists()
+    # the demo line's tags (docs/events.md, Tag telemetry): every device with telemetry:
+    assert {"cw1", "io1", "plc1"} <= set(summary["telemetry"]["records_by_device"])
+    assert (tmp_path / "var" / "demo-telemetry.db").exists()
 
     # what a MES received: the contract's envelope and types, every seq once, no gap
     assert sub is not None
@@ -134,6 +137,15 @@ def test_demo_publishes_the_contract_and_writes_valid_xml(tmp_path: Path) -> Non
     for ev in events.values():
         assert set(ev) >= ENVELOPE, ev
         assert ev["gateway"] == "gw-demo-1" and ev["enterprise"] == "8035"
+    from gateway.event_schemas import MESSAGES, validate_message
+
+    schemas = {m.name: m.schema for m in MESSAGES}
+    tag_msgs = [m for m in sub.snapshot() if "/L1/tags/" in m.topic or "/L1/tag/" in m.topic]
+    assert any("/L1/tag/plc1/batch_number" in m.topic for m in tag_msgs)
+    for m in tag_msgs:
+        validate_message(
+            schemas["tags" if "/tags/" in m.topic else "tag"], m.json(), strict_mode=True
+        )
     seqs = sorted(ev["seq"] for ev in events.values())
     assert len(seqs) == len(set(seqs)), "two events with one seq"
     assert seqs == list(range(seqs[0], seqs[-1] + 1)), "a gap in seq"

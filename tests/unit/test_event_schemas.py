@@ -435,7 +435,40 @@ def produced(tmp_path_factory: pytest.TempPathFactory) -> Produced:
     out.journal(tmp / "journal.db")
     runtime(tmp, out)
     command_responses(out)
+    telemetry(tmp / "telemetry.db", out)
     return out
+
+
+def telemetry(path: Path, out: Produced) -> None:
+    """The UNS output's payloads (gateway/telemetry/uns/) of real records from the store:
+    good, bad and stale tags, and a record folded by the full policy."""
+    from datetime import UTC, datetime
+
+    from gateway.telemetry.feed import StoreFeed
+    from gateway.telemetry.record import Quality, TagMeta, TagPoint
+    from gateway.telemetry.store import TelemetryStore
+    from gateway.telemetry.uns import record_payload, tag_payload
+
+    t0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
+    metas = [TagMeta("cw1", "count", "int"), TagMeta("cw1", "weight_g", "float", "g")]
+    store = TelemetryStore(path, metas, ["uns"], max_records=10, clock=t0.timestamp).open()
+    store.append("cw1", t0, {"count": TagPoint(1, Quality.GOOD)})
+    store.append("cw1", t0, {"weight_g": TagPoint(None, Quality.BAD)})
+    store.append("cw1", t0, {"count": TagPoint(1, Quality.STALE)})
+    for i in range(10):
+        store.append(
+            "cw1", t0, {"count": TagPoint(i, Quality.GOOD), "x": TagPoint("s", Quality.GOOD)}
+        )
+    assert store.flush(5)
+    recs = StoreFeed(store, "uns").read(100)
+    store.close()
+    assert any(r.coalesced for r in recs)
+    for r in recs:
+        out.messages.append(("tags", json.loads(record_payload(r))))
+        for p in r.points.values():
+            out.messages.append(
+                ("tag", json.loads(tag_payload(p, "2026-11-22T10:00:00.000+08:00", "g")))
+            )
 
 
 # -- the gateway's output against the reference --------------------------------------------------

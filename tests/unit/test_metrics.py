@@ -200,3 +200,41 @@ def test_health_names_the_bridge(gw: Gateway, tmp_path: Path) -> None:
         "bridge subscription to 'salt/v1/x/event/#' refused by the broker: Not authorized "
         "(events wait in the gateway's journal; asked again with backoff)" in health(gw)[1]
     )
+
+
+def test_telemetry_counts_come_from_its_store_and_a_stalled_output_shows_on_healthz(
+    gw: Gateway,
+) -> None:
+    """The demo line has telemetry: its store's counters, removals by reason (intentional)."""
+    from datetime import UTC, datetime
+
+    from drivers.base import Reading
+
+    t = gw.telemetry
+    assert t is not None
+    m = scrape(gw)
+    assert m[("saltgw_telemetry_records_appended_total", ())] == 0
+    assert m[("saltgw_telemetry_output_up", (("output", "uns"),))] == 0  # not started
+    t.store.max_records = 10
+    t.store.open()
+    try:
+        ts = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
+        for i in range(12):  # every weighing a new count: one record each
+            t.on_reading(Reading("cw1", ts, {"count": i, "weight_g": 400.0}))
+        t.on_offline("cw1", ts)
+        assert t.store.flush(5)
+        m = scrape(gw)
+        assert m[("saltgw_telemetry_records_appended_total", ())] == 13
+        removed = {
+            k[1]: v for k, v in m.items() if k[0] == "saltgw_telemetry_records_removed_total"
+        }
+        # how many folds depends on how the writer batched the commits; not the sum
+        coalesced = removed[(("intentional", "true"), ("reason", "coalesced"))]
+        backlog = m[("saltgw_telemetry_backlog", ())]
+        assert coalesced > 0 and coalesced + backlog == 13 and backlog <= 10
+        assert removed[(("intentional", "true"), ("reason", "dropped_oldest"))] == 0
+        assert m[("saltgw_telemetry_store_failures_total", ())] == 0
+        _, reasons = health(gw)
+        assert "telemetry output uns: thread not running" in reasons
+    finally:
+        t.store.close()
