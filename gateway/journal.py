@@ -26,6 +26,8 @@ Constraints (see docs/journal.md for the measurements behind the choice):
 - Tamper-evident: each row carries ``prev`` and ``chain = SHA-256(prev || seq, type, payload)``
   (:mod:`gateway.chain`), and ``chain_head`` holds the newest row's chain, all written in the
   same transaction as the row. ``saltgw verify`` reports the first broken link.
+- Signed: with a ``signer`` (gateway/signing.py) each payload is stored with its signature, so
+  what is published, and replayed later, is what was signed.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -147,8 +149,12 @@ class Journal:
         max_batch: int = 2000,
         keep_delivered_secs: float = 0.0,
         keep_delivered_events: int = 0,
+        signer: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.path = Path(path)
+        # signs each event's payload once, as it is stored (gateway/signing.py): the forwarder
+        # and replays send those bytes; None stores them unsigned (tests, tools)
+        self.signer = signer
         self.keep_secs = keep_delivered_secs
         self.keep_events = keep_delivered_events
         self.keeps = keep_delivered_secs > 0 and keep_delivered_events > 0
@@ -415,6 +421,8 @@ class Journal:
                     if d.cursor is not None:
                         cursors[d.cursor[0]] = d.cursor[1]
                     payload = ev.to_json()
+                    if self.signer is not None:
+                        payload = self.signer(payload)
                     prev, tip = tip, link(tip, journal_body(seq, ev.type, payload))
                     rows.append((seq, ev.type, payload, now, prev, tip))
                 admitted.append((head, events))

@@ -30,6 +30,7 @@ from gateway.journal import Journal, WhenFull
 from gateway.mqtt import Forwarder, MqttLink
 from gateway.profiles import Profile, profile_specs
 from gateway.profiles.context import KpiSource, LineAware, LineContext, Resumable
+from gateway.signing import EnvelopeSigner, event_key
 from gateway.supervisor import DeviceState, DeviceSupervisor, State
 from gateway.topics import Topics
 from gateway.tracedb import TraceDb, open_trace_db
@@ -61,6 +62,7 @@ class Gateway:
             when_full=WhenFull(cfg.journal.when_full),
             keep_delivered_secs=cfg.journal.keep_delivered_secs,
             keep_delivered_events=cfg.journal.keep_delivered_events,
+            signer=EnvelopeSigner(g.id, event_key(cfg)),  # events signed (gateway/signing.py)
         )
         self.link = MqttLink(
             cfg.mqtt,

@@ -13,6 +13,8 @@ Constraints:
   ``error``, logged with its traceback).
 - Tamper-evident: each stored record is linked into a hash chain in the same transaction
   (:mod:`gateway.bridge.integrity`); ``saltgw verify`` reports the first broken link.
+- Authenticated: with ``known`` (gateway/bridge/gateways.py) an event or seq mark not signed by
+  a gateway the bridge knows is quarantined (kind ``unauthenticated``), never stored or chained.
 - A code commissioned twice (two ``pack.bag`` events) keeps its first commissioning; the later
   event is kept with a note and not uploaded (the scanner raised ``alarm.duplicate_code``, 8.8).
 - A rejected bag (``pack.reject`` with a code) is decommissioned (``codes.rejected``) and taken
@@ -33,6 +35,7 @@ from pathlib import Path
 
 from gateway.bridge.content import batch_of
 from gateway.bridge.gaps import Gap, GapTracker
+from gateway.bridge.gateways import KnownGateways
 from gateway.bridge.integrity import seal
 from gateway.bridge.line_records import check_line_record, label
 from gateway.bridge.records import KINDS, BadEvent, Parsed, parse_event
@@ -83,10 +86,14 @@ class TraceStore:
         create: bool = True,
         grace_secs: float = 5.0,
         track_seq: bool = True,
+        known: KnownGateways | None = None,
     ) -> None:
         """``track_seq=False``: no seq gap tracking (a bridge of a share group sees only part
-        of every gateway's seq)."""
+        of every gateway's seq). ``known``: store only events and seq marks signed by these
+        gateways (the bridge service always gives them; None: no check, for tools and tests
+        of the store itself)."""
         self.path = Path(path)
+        self.known = known
         self.db: sqlite3.Connection = connect(self.path, create=create)
         self.stats = IngestStats()
         self.track_seq = track_seq
@@ -163,12 +170,17 @@ class TraceStore:
     ) -> None:
         if SEQ_MARK_RE.fullmatch(topic):
             try:
-                self._marks.append(parse_seq_mark(topic, payload))
+                mark = parse_seq_mark(topic, payload)
+                if self.known is not None:
+                    self.known.check(mark[0], payload, "seq mark")
+                self._marks.append(mark)
             except BadEvent as exc:
                 self._quarantine(topic, payload, exc, now, got)
             return
         try:
             ev = parse_event(payload)
+            if self.known is not None:  # before anything else looks at it (gateways.py)
+                self.known.check(ev.gateway, payload)
             check_line_record(ev)
         except BadEvent as exc:
             self._quarantine(topic, payload, exc, now, got)
