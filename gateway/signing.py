@@ -23,7 +23,6 @@ no configuration.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import os
@@ -57,7 +56,7 @@ TAIL_LEN = len(b',"sig":""}') + 64  # 74 bytes
 
 def mac(key: bytes, body: bytes) -> str:
     """HMAC-SHA-256 of ``body`` under ``key``, lowercase hex."""
-    return hmac.new(key, body, hashlib.sha256).hexdigest()
+    return hmac.digest(key, body, "sha256").hex()  # the one-shot C path: a few µs an event
 
 
 def sign(key: bytes, body: bytes) -> bytes:
