@@ -130,4 +130,5 @@ class Event:
     @classmethod
     def from_json(cls, payload: bytes | str) -> Event:
         obj = json.loads(payload)
+        obj.pop("sig", None)  # the gateway's signature (gateway/signing.py), not a field
         return cls(**obj)

@@ -30,6 +30,8 @@ Constraints (see docs/journal.md for the measurements behind the choice):
   key does not open. :attr:`Journal.head` is the committed head, which the forwarder publishes
   retained (``Topics.chain_head``) as the external anchor. ``saltgw verify`` reports the first
   broken link.
+- Signed: with a ``signer`` (gateway/signing.py) each payload is stored with its signature, so
+  what is published, and replayed later, is what was signed (the chain covers the signed bytes).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -178,12 +180,16 @@ class Journal:
         keep_delivered_secs: float = 0.0,
         keep_delivered_events: int = 0,
         chain_key: bytes | None = None,
+        signer: Callable[[bytes], bytes] | None = None,
     ) -> None:
         """``chain_key``: the key of the hash chain (:func:`gateway.chain.chain_key`); None
         takes (or generates) the owner-only ``{path}.chain-key`` beside the journal."""
         self.path = Path(path)
         self._key = chain_key
         self._marked = False  # the chain_alg marker is written (with the first keyed row)
+        # signs each event's payload once, as it is stored (gateway/signing.py): the forwarder
+        # and replays send those bytes; None stores them unsigned (tests, tools)
+        self.signer = signer
         self.keep_secs = keep_delivered_secs
         self.keep_events = keep_delivered_events
         self.keeps = keep_delivered_secs > 0 and keep_delivered_events > 0
@@ -472,6 +478,8 @@ class Journal:
                     if d.cursor is not None:
                         cursors[d.cursor[0]] = d.cursor[1]
                     payload = ev.to_json()
+                    if self.signer is not None:
+                        payload = self.signer(payload)
                     prev, tip = tip, link(tip, journal_body(seq, ev.type, payload), self._key)
                     rows.append((seq, ev.type, payload, now, prev, tip))
                 admitted.append((head, events))

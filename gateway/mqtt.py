@@ -406,8 +406,10 @@ class Forwarder:
         if self._acked_high <= self._mark_sent or now - self._mark_at < MARK_EVERY_SECS:
             return
         self._mark_sent, self._mark_at = self._acked_high, now
-        body = {"gateway": self.topics.gateway, "last_seq": self._acked_high}
-        self.control.put(self.topics.seq_mark(), json.dumps(body).encode(), True)
+        body = json.dumps({"gateway": self.topics.gateway, "last_seq": self._acked_high})
+        sign = self.journal.signer  # signed like the events (gateway/signing.py)
+        payload = body.encode() if sign is None else sign(body.encode())
+        self.control.put(self.topics.seq_mark(), payload, True)
 
     def _publish_head(self, *, now: float | None = None) -> None:
         """Now and then (as the seq mark), the journal's newest committed chain link, retained:

@@ -30,6 +30,7 @@ from gateway.journal import Journal, WhenFull, journal_chain_key
 from gateway.mqtt import Forwarder, MqttLink
 from gateway.profiles import Profile, profile_specs
 from gateway.profiles.context import KpiSource, LineAware, LineContext, Resumable
+from gateway.signing import EnvelopeSigner, event_key
 from gateway.supervisor import DeviceState, DeviceSupervisor, State
 from gateway.telemetry.record import TelemetryOutput
 from gateway.telemetry.service import Telemetry
@@ -64,6 +65,7 @@ class Gateway:
             keep_delivered_secs=cfg.journal.keep_delivered_secs,
             keep_delivered_events=cfg.journal.keep_delivered_events,
             chain_key=journal_chain_key(cfg.journal),
+            signer=EnvelopeSigner(g.id, event_key(cfg)),  # events signed (gateway/signing.py)
         )
         self.link = MqttLink(
             cfg.mqtt,

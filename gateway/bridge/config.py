@@ -14,6 +14,7 @@ __all__ = [
     "DirectoryUploadSection",
     "EnterpriseInfoSection",
     "HttpUploadSection",
+    "KnownGatewaySection",
     "ProductInfoSection",
     "ReconcileSection",
     "RetentionSection",
@@ -80,6 +81,32 @@ class EnterpriseInfoSection(_Strict):
     licence_no: str | None = Field(default=None, description="定点生产企业许可证编号 (#14).")
     licence_valid: str | None = Field(default=None, description="许可证有效期 (#15).")
     credit_rating: str | None = Field(default=None, description="企业信用等级 (#27).")
+
+
+class KnownGatewaySection(_Strict):
+    """A gateway whose events this bridge stores: its id and the key it signs them with
+    (docs/bridge.md, "Which gateways"; the key as in docs/security.md, "Secrets")."""
+
+    id: str = Field(
+        description="The gateway's id (gateway.id of its config; the events' `gateway`).",
+        pattern=r"^[A-Za-z0-9_\-]{1,64}$",
+    )
+    key_env: str | None = Field(
+        default=None,
+        description="Environment variable holding the gateway's event signing key.",
+    )
+    key_file: Path | None = Field(
+        default=None,
+        description="File holding the gateway's event signing key, owner-only (mode 0600): "
+        "a copy of that gateway's key file (gateway.event_key_file, or {journal}-event.key "
+        "beside its journal); used when key_env is unset or empty.",
+    )
+
+    @model_validator(mode="after")
+    def _has_key(self) -> KnownGatewaySection:
+        if self.key_env is None and self.key_file is None:
+            raise ValueError(f"gateway {self.id!r}: give key_env or key_file (its signing key)")
+        return self
 
 
 class UploadRetrySection(_Strict):
@@ -240,6 +267,15 @@ class BridgeSection(_Strict):
         ),
         pattern=r"^[A-Za-z0-9_\-]{1,64}$",
     )
+    gateways: list[KnownGatewaySection] = Field(
+        default_factory=list,
+        description=(
+            "Gateways whose events this bridge stores, each with its signing key; the gateway "
+            "of this config is known without being listed. An event from any other gateway, "
+            "unsigned or with a signature that does not match is quarantined (reason "
+            "'unauthenticated'), never stored."
+        ),
+    )
     topics: list[str] = Field(
         default_factory=list,
         description=("Topic filters to consume; default: this line's …/event/# and …/alarm/#."),
@@ -311,6 +347,14 @@ class BridgeSection(_Strict):
                     f"EPCglobal-epcis-2_0.xsd from GS1's EPCIS 2.0 package, or set "
                     f"bridge.epcis_check: off to upload documents unchecked"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _unique_gateways(self) -> BridgeSection:
+        ids = [g.id for g in self.gateways]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"gateways: id listed twice: {', '.join(dup)}")
         return self
 
     @model_validator(mode="after")

@@ -32,14 +32,15 @@ MAX_DEPTH = 32  # nesting of JSON arrays/objects; events nest 3 or 4 deep
 _BRACKETS = re.compile(rb'[\[\]{}]|"(?:[^"\\]|\\.)*"')
 
 #: BadEvent kinds (the ``reason`` label of saltgw_bridge_quarantined_messages_total)
-KINDS = ("too_large", "too_deep", "not_json", "schema", "content", "error")
+KINDS = ("too_large", "too_deep", "not_json", "schema", "content", "unauthenticated", "error")
 
 
 class BadEvent(ValueError):
     """The payload is not a valid event; the message is the reason, ``kind`` its category:
     ``too_large``, ``too_deep``, ``not_json`` (not UTF-8 JSON), ``schema`` (fails the event
     type's definition), ``content`` (valid by the schema, not storable: e.g. text XML cannot
-    carry, a case holding itself), ``error`` (the bridge failed on it: a bug, logged)."""
+    carry, a case holding itself), ``unauthenticated`` (not signed by a gateway the bridge
+    knows: gateway/bridge/gateways.py), ``error`` (the bridge failed on it: a bug, logged)."""
 
     def __init__(self, reason: str, kind: str = "content") -> None:
         super().__init__(reason)

@@ -34,6 +34,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 
 from gateway.bridge.config import BridgeSection
 from gateway.bridge.documents import DocumentBuilder
+from gateway.bridge.gateways import KnownGateways
 from gateway.bridge.ingest import Consumer, subscriptions
 from gateway.bridge.integrity import store_chain_key
 from gateway.bridge.reconcile import Reconciler
@@ -81,6 +82,9 @@ class Bridge:
         root = Topics(cfg.mqtt.topic_prefix, g.enterprise, g.site, g.line, g.id).line_root
         self.filters = subscriptions(root, self.bcfg.topics, self.bcfg.share_group)
         self.host, self.port = host, port
+        # whose events are stored: this config's gateway and bridge.gateways (gateways.py);
+        # a key that cannot be read stops the start here, naming it
+        self.known = KnownGateways.from_config(cfg)
         self.alarm = alarm
         self.chain_key = store_chain_key(self.bcfg)  # refused here when its file is loose
         self._stop = threading.Event()
@@ -124,9 +128,9 @@ class Bridge:
         if self.bcfg.upload is not None:
             self._spawn("bridge-upload", self._run_uploader)
         log.info(
-            "bridge %s: store %s, profile %s, upload %s",
+            "bridge %s: store %s, profile %s, upload %s; events stored from gateways %s",
             self.node, self.bcfg.store, self.bcfg.profile,
-            self.bcfg.upload.type if self.bcfg.upload else "none",
+            self.bcfg.upload.type if self.bcfg.upload else "none", ", ".join(self.known.ids),
         )  # fmt: skip
         return self
 
@@ -136,6 +140,7 @@ class Bridge:
             grace_secs=self.bcfg.seq_gap_grace_secs,
             track_seq=self.bcfg.share_group is None,
             chain_key=self.chain_key,
+            known=self.known,
         )
         store.stats = self.ingest_stats
         c = Consumer(

@@ -14,6 +14,8 @@ Constraints:
 - Tamper-evident: each stored record is linked into a keyed hash chain in the same transaction
   (:mod:`gateway.bridge.integrity`); a store keyed with another key does not open; ``saltgw
   verify`` reports the first broken link.
+- Authenticated: with ``known`` (gateway/bridge/gateways.py) an event or seq mark not signed by
+  a gateway the bridge knows is quarantined (kind ``unauthenticated``), never stored or chained.
 - A code commissioned twice (two ``pack.bag`` events) keeps its first commissioning; the later
   event is kept with a note and not uploaded (the scanner raised ``alarm.duplicate_code``, 8.8).
 - A rejected bag (``pack.reject`` with a code) is decommissioned (``codes.rejected``) and taken
@@ -34,6 +36,7 @@ from pathlib import Path
 
 from gateway.bridge.content import batch_of
 from gateway.bridge.gaps import Gap, GapTracker
+from gateway.bridge.gateways import KnownGateways
 from gateway.bridge.integrity import check_marker, seal
 from gateway.bridge.line_records import check_line_record, label
 from gateway.bridge.records import KINDS, BadEvent, Parsed, parse_event
@@ -86,12 +89,16 @@ class TraceStore:
         grace_secs: float = 5.0,
         track_seq: bool = True,
         chain_key: bytes | None = None,
+        known: KnownGateways | None = None,
     ) -> None:
         """``track_seq=False``: no seq gap tracking (a bridge of a share group sees only part
         of every gateway's seq). ``chain_key``: the key of the store's hash chains
         (:func:`gateway.bridge.integrity.store_chain_key`); None takes (or generates) the
-        owner-only ``{path}.chain-key`` beside the store."""
+        owner-only ``{path}.chain-key`` beside the store. ``known``: store only events and seq
+        marks signed by these gateways (the bridge service always gives them; None: no check,
+        for tools and tests of the store itself)."""
         self.path = Path(path)
+        self.known = known
         self.db: sqlite3.Connection = connect(self.path, create=create)
         try:
             self.chain_key = chain_key or _chain_key(self.path, what="trace store chain key")
@@ -174,12 +181,17 @@ class TraceStore:
     ) -> None:
         if SEQ_MARK_RE.fullmatch(topic):
             try:
-                self._marks.append(parse_seq_mark(topic, payload))
+                mark = parse_seq_mark(topic, payload)
+                if self.known is not None:
+                    self.known.check(mark[0], payload, "seq mark")
+                self._marks.append(mark)
             except BadEvent as exc:
                 self._quarantine(topic, payload, exc, now, got)
             return
         try:
             ev = parse_event(payload)
+            if self.known is not None:  # before anything else looks at it (gateways.py)
+                self.known.check(ev.gateway, payload)
             check_line_record(ev)
         except BadEvent as exc:
             self._quarantine(topic, payload, exc, now, got)

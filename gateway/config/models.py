@@ -65,6 +65,18 @@ class GatewaySection(Strict):
         default="Asia/Shanghai",
         description="Time zone of event timestamps: an IANA name or a fixed offset like +08:00.",
     )
+    event_key_env: str | None = Field(
+        default=None,
+        description="Environment variable holding the key this gateway signs its events with "
+        "(HMAC-SHA-256, docs/events.md#signature); an error at start when named and unset, "
+        "unless event_key_file is set.",
+    )
+    event_key_file: Path | None = Field(
+        default=None,
+        description="File holding the event signing key, owner-only (mode 0600). With neither "
+        "this nor event_key_env, {journal}-event.key beside the journal is used, generated "
+        "at the first start (a bridge in the same process knows it).",
+    )
 
     @field_validator("enterprise")
     @classmethod

@@ -15,6 +15,7 @@ ENTERPRISE_RE = r"^[89][0-9]{3}$"
 TS_RE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
 UUID_RE = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 TYPE_RE = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
+SIG_RE = r"^[0-9a-f]{64}$"
 
 ENVELOPE_FIELDS = (
     Field(
@@ -67,6 +68,14 @@ ENVELOPE_FIELDS = (
         "children's batch.",
     ),
     Field("data", {"type": "object"}, "Type-specific fields: the sections below."),
+    Field(
+        "sig",
+        string(pattern=SIG_RE),
+        "HMAC-SHA-256 of the event by its gateway's key, lowercase hex: always the last member, "
+        "over the payload's bytes without it ([Signature](#signature)). Sent on every event; "
+        "a bridge stores only events signed by a gateway it knows (docs/bridge.md).",
+        required=False,
+    ),
 )
 
 

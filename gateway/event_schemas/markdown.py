@@ -275,7 +275,32 @@ def _envelope() -> str:
         + _table(schema)
         + "\n"
         + _details("JSON Schema of the envelope", {"$schema": DRAFT, **schema})
+        + SIGNATURE
     )
+
+
+SIGNATURE = """
+### Signature
+
+Each gateway signs what it publishes on the event and alarm topics, and its seq marks, with a
+key of its own (`gateway/signing.py`; QB/T 5279-2018 11.4). The gateway serialises the envelope
+as compact JSON, computes HMAC-SHA-256 with its key over exactly those bytes, and publishes
+them with `,"sig":"<64 lowercase hex digits>"` written in before the closing `}`:
+
+```
+signed = b'{"id":"…","gateway":"gw-daiyue-1",…,"data":{…}}'
+payload = signed[:-1] + b',"sig":"' + hmac_sha256(key, signed).hex().encode() + b'"}'
+```
+
+To verify, take the last 74 bytes (`,"sig":"` + 64 hex digits + `"}`) off the payload, put `}`
+back, recompute the HMAC over the result with the key of the gateway the event names, and
+compare in constant time. Nothing is re-serialised, so key order, number formats and escapes
+need no canonical form, and the same bytes work over MQTT 3.1.1 and 5. The journal signs an
+event once when it stores it, so a re-sent or replayed event carries the same bytes and the same
+signature. `sig` is an added member: a subscriber that does not check it reads the event as
+before. Which key a gateway uses and how a bridge learns the keys of the gateways it accepts:
+[security.md](security.md#authenticated-events), [bridge.md](bridge.md#which-gateways).
+"""
 
 
 def _index() -> str:

@@ -1,6 +1,7 @@
 """Poison messages never stop anything: a running ``saltgw run`` with a bridge gets, at QoS 1 on
 its event topic, a payload nested 5,000 deep (RecursionError in ``json.loads`` before), bytes
-that are not UTF-8, a 2 MB payload and valid JSON of the wrong shape. The gateway keeps running
+that are not UTF-8, a 2 MB payload, valid JSON of the wrong shape and a well-formed event from a
+gateway the bridge does not know (issue 15: stored, before). The gateway keeps running
 and ready, each message is quarantined with its reason and counted on ``/metrics``, a valid
 event after them is stored, and after a restart none of them comes again (each was
 acknowledged)."""
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.bridge_env import Publisher, wait
+from tests.support.bridge_env import Publisher, known_gateway, wait
 from tests.support.broker import Mosquitto
 from tests.support.gateway_proc import GatewayProc, metric
 from tests.support.trace_events import LineEvents, payload
@@ -27,6 +28,11 @@ POISON = {
     "not_json": b"\xff\xfe\x00 not UTF-8",
     "too_large": b'"' + b"x" * (2 * 1024 * 1024) + b'"',
     "schema": json.dumps({"id": 1, "type": "pack.bag", "data": "not an object"}).encode(),
+    # a well-formed pack.bag from a gateway the bridge does not know (issue 15)
+    "unauthenticated": payload(
+        LineEvents(gateway="not-our-gateway").make("pack.bag", {"code": "8035FORGED01"}, "B1"),
+        key=b"the-attackers-own-key-0123456789",
+    ),
 }
 
 
@@ -39,7 +45,11 @@ def _config(tmp: Path, port: int) -> Path:
             "reconnect_max_secs": 1,
         },
         "journal": {"path": str(tmp / "journal.db")},
-        "bridge": {"store": str(tmp / "bridge.db"), "max_delay_secs": 0.3},
+        "bridge": {
+            "store": str(tmp / "bridge.db"),
+            "max_delay_secs": 0.3,
+            "gateways": [known_gateway(tmp)],  # gw-test-1, the test line's (its key)
+        },
     }
     path = tmp / "poison.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -78,6 +88,10 @@ def test_poison_is_quarantined_acknowledged_and_never_stops_the_gateway(
         assert by_kind["too_large"][2] == len(POISON["too_large"])
         assert by_kind["too_large"][3] == 64 * 1024  # the payload kept is capped
         assert "(event): 'seq' is a required property" in str(by_kind["schema"][1])
+        assert "gateway 'not-our-gateway', which this bridge does not know" in str(
+            by_kind["unauthenticated"][1]
+        )
+        assert not _rows(store, "SELECT 1 FROM codes WHERE code='8035FORGED01'")
         assert gw.running()
         code, body = gw.healthz()
         assert code == 200, body

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.bridge_env import Publisher, wait
+from tests.support.bridge_env import Publisher, known_gateway, wait
 from tests.support.broker import Mosquitto, mosquitto_available
 from tests.support.gateway_proc import GatewayProc
 from tests.support.trace_events import LineEvents, payload
@@ -66,7 +66,10 @@ def test_refused_subscription_is_named_by_healthz_and_recovers(tmp_path: Path) -
                 "gateway": {"id": "gw-acl", "enterprise": "8035", "site": "daiyue", "line": "L1"},
                 "mqtt": {"url": broker.url, "reconnect_min_secs": 0.2, "reconnect_max_secs": 1},
                 "journal": {"path": str(tmp_path / "journal.db")},
-                "bridge": {"store": str(tmp_path / "bridge.db")},
+                "bridge": {
+                    "store": str(tmp_path / "bridge.db"),
+                    "gateways": [known_gateway(tmp_path)],
+                },  # the test line's gateway
             }
         )
     )

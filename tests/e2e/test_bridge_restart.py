@@ -18,7 +18,7 @@ import yaml
 
 from gateway.bridge.schema import PENDING_EVENTS_SQL
 from tests.support.bridge_docs import facts_of
-from tests.support.bridge_env import Publisher, wait
+from tests.support.bridge_env import Publisher, known_gateway, wait
 from tests.support.broker import Mosquitto
 from tests.support.configs import demo_line_on_free_ports
 from tests.support.procs import ROOT, kill9, saltgw, stop
@@ -41,6 +41,7 @@ def test_bridge_killed_mid_way_loses_nothing(tmp_path: Path, mosquitto: Mosquitt
                 "journal": {"path": str(tmp_path / "journal.db")},
                 "bridge": {
                     "store": str(store),
+                    "gateways": [known_gateway(tmp_path)],  # the test line's gateway
                     "codes_per_document": 50,
                     "max_delay_secs": 0.2,
                     "upload": {"type": "directory", "path": str(outbox), "ack": "on_write"},

@@ -23,6 +23,7 @@ from gateway.config.models import MqttSection
 from gateway.events import EventDraft, Origin
 from gateway.journal import Journal
 from gateway.mqtt import Forwarder, MqttLink
+from gateway.signing import EnvelopeSigner, event_key
 from gateway.topics import Topics
 from tests.support.bridge_docs import facts_of
 from tests.support.bridge_env import bridge_config, wait
@@ -53,6 +54,7 @@ def test_events_dropped_by_the_broker_are_replayed_into_the_store(tmp_path: Path
     journal = Journal(
         tmp_path / "journal.db", Origin("gw-gap", "8035", "daiyue", "L1"),
         keep_delivered_secs=3600, keep_delivered_events=10_000,
+        signer=EnvelopeSigner("gw-gap", event_key(cfg)),  # the bridge's own gateway: its key
     ).open()  # fmt: skip
     link = MqttLink(MqttSection(url=broker.url), topics, "gw-gap-test")
     fwd = Forwarder(journal, link, topics, 100, backoff_min_secs=0.1)

@@ -3,6 +3,7 @@ bounded waits and store queries."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -14,9 +15,23 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.config.models import ConfigBase, config_model
 from tests.support.bridge_docs import GS1_XSD
+from tests.support.trace_events import TEST_GATEWAY, TEST_KEY
+
+
+def known_gateway(tmp: Path, gateway: str = TEST_GATEWAY, key: bytes = TEST_KEY) -> dict[str, Any]:
+    """A ``bridge.gateways`` entry for ``gateway`` signing with ``key`` (written to an
+    owner-only file in ``tmp``)."""
+    path = tmp / f"{gateway}.key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return {"id": gateway, "key_file": str(path)}
 
 
 def bridge_config(tmp: Path, port: int, name: str, **bridge: Any) -> ConfigBase:
+    """A gateway ``gw-{name}`` with a bridge that also stores the events of the test line's
+    gateway (``TEST_GATEWAY``, signed with ``TEST_KEY``: tests/support/trace_events.py)."""
+    bridge.setdefault("gateways", [known_gateway(tmp)])
     raw = {
         "gateway": {"id": f"gw-{name}", "enterprise": "8035", "site": "daiyue", "line": "L1"},
         "mqtt": {

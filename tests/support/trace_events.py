@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from gateway.event_schemas import spec_for
+from gateway.signing import sign
 
 TZ = timezone(timedelta(hours=8))
 T0 = datetime(2026, 11, 22, 8, 0, 0, tzinfo=TZ)
@@ -22,7 +23,7 @@ class LineEvents:
     enterprise: str = "8035"
     site: str = "daiyue"
     line: str = "L1"
-    gateway: str = "gw-test-1"
+    gateway: str = "gw-test-1"  # TEST_GATEWAY
     prefix: str = "salt/v1"
     seq: int = 0
     clock: datetime = T0
@@ -147,8 +148,17 @@ def batch_events(
     return BatchPlan(batch, bags, cases, pallets, unpacked, orders, evs)
 
 
-def payload(ev: dict[str, Any]) -> bytes:
-    return json.dumps(ev, ensure_ascii=False).encode()
+#: the key the test line's gateways sign with; bridges under test know it for TEST_GATEWAY
+#: (tests/support/bridge_env.py, known_gateway)
+TEST_KEY = b"saltgw-test-gateway-key-8035daiyue"
+TEST_GATEWAY = "gw-test-1"
+
+
+def payload(ev: dict[str, Any], key: bytes | None = TEST_KEY) -> bytes:
+    """The event as a gateway publishes it: compact JSON signed with ``key``
+    (gateway/signing.py); ``key=None``: unsigned."""
+    body = json.dumps(ev, ensure_ascii=False, separators=(",", ":")).encode()
+    return body if key is None else sign(key, body)
 
 
 GARBAGE = [
