@@ -216,7 +216,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     # the demo's own packages (the live view; the embedded broker unless --broker), then the
     # line's drivers and simulators: every missing one listed at once, before anything starts
-    tools = needs_message("saltgw demo", {"demo": ("rich",) if args.broker else ("rich", "amqtt")})
+    need: dict[str | None, tuple[str, ...]] = {
+        "demo": ("rich",) if args.broker else ("rich", "amqtt")
+    }
+    if args.sparkplug:
+        need["sparkplug"] = ("google.protobuf",)
+    tools = needs_message("saltgw demo", need)
     config = args.config or str(files("mappings") / "demo-line.yaml")  # = demo_config_path()
     _load(config, need=("devices", "simulators"), also=[tools] if tools else [])
     from gateway.demo import run_demo
@@ -230,6 +235,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             stop=stop,
             config=Path(args.config) if args.config else None,
             outbox=Path(args.outbox) if args.outbox else None,
+            sparkplug=args.sparkplug,
         )
         return int(summary["exit_code"])  # 1 when the gateway stopped by itself
 
@@ -287,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", metavar="CONFIG.yaml", help="another line (default: demo line)")
     s.add_argument(
         "--outbox", metavar="DIR", help="write the platform XML here (default: var/demo-outbox)"
+    )
+    s.add_argument(
+        "--sparkplug",
+        action="store_true",
+        help="also publish the line's tags as Sparkplug B (spBv1.0/saltgw/…/{gateway id})",
     )
     s.set_defaults(func=cmd_demo)
 

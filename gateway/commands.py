@@ -459,6 +459,10 @@ class CommandRouter:
         if tags is None:
             have = ", ".join(dev.commands.configured())
             raise CommandRejected(f"device {device!r} has no {name!r} command (it takes: {have})")
+        return dev, self._writable(device, dev), tags
+
+    def _writable(self, device: str, dev: _Device) -> WritableDriver:
+        """The device's driver, when it can write and the device is online."""
         driver = dev.supervisor.driver
         if not isinstance(driver, WritableDriver):
             raise CommandRejected(f"device {device!r}: its driver cannot write tags")
@@ -469,7 +473,27 @@ class CommandRouter:
             )
             detail = f": {state.detail}" if state is not None and state.detail else ""
             raise CommandRejected(f"device {device!r} {what}{detail}")
-        return dev, driver, tags
+        return driver
+
+    async def write_tag(self, device: str, tag: str, value: TagValue) -> None:
+        """Write one tag for another command channel (Sparkplug DCMD writes, which check the
+        allow-list themselves: gateway/telemetry/sparkplug/commands.py), under the device's
+        lock and time limit like a command's writes. Raises :class:`CommandRejected`."""
+        dev = self.devices.get(device)
+        if dev is None:
+            raise CommandRejected(f"no device {device!r} on this line")
+        driver = self._writable(device, dev)
+        async with dev.lock:
+            try:
+                async with asyncio.timeout(WRITE_TIMEOUT_SECS):
+                    await driver.write(tag, value)
+            except TimeoutError:
+                raise CommandRejected(
+                    f"device {device!r} did not acknowledge the write of {tag!r} within "
+                    f"{WRITE_TIMEOUT_SECS:g} s"
+                ) from None
+            except (WriteRejected, DeviceError) as exc:
+                raise CommandRejected(f"write of {tag!r} failed: {exc}") from None
 
     async def _operate(self, device: str, cmd: OperatorCommand) -> None:
         """Run an operator action on the device's packing profile and journal what it

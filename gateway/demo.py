@@ -76,6 +76,17 @@ def with_demo_operator(cfg: ConfigBase) -> tuple[ConfigBase, bytes]:
     return cfg.model_copy(update={"commands": section}), key.encode()
 
 
+def with_sparkplug(cfg: ConfigBase) -> ConfigBase:
+    """``saltgw demo --sparkplug``: the demo line's telemetry also as Sparkplug B, group
+    ``saltgw``, edge node = the gateway id (contract, second-wave additions)."""
+    from gateway.telemetry.sparkplug import SparkplugConfig
+
+    if cfg.telemetry is None:
+        raise ValueError("--sparkplug needs a line with a telemetry: section")
+    spb = SparkplugConfig(group_id="saltgw", node_id=cfg.gateway.id)
+    return cfg.model_copy(update={"sparkplug": spb})
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -102,17 +113,25 @@ class Watch:
         self.responses: list[dict[str, Any]] = []  # answers to the demo operator's commands
         self.telemetry: Counter[str] = Counter()  # device -> tag telemetry records received
         self.telemetry_values = 0  # tag values in them
+        self.sparkplug: Counter[str] = Counter()  # Sparkplug B message type -> n (--sparkplug)
         self._bags: deque[float] = deque()  # monotonic arrival times of pack.bag
         self._since = time.monotonic()
         self._lock = threading.Lock()
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id="saltgw-demo-watch", protocol=paho.MQTTv311
         )
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{self.root}/#", qos=1)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(
+            [(f"{self.root}/#", 1), ("spBv1.0/#", 0)]
+        )
         self.client.on_message = self._on_message
         self.port = url_port
 
     def _on_message(self, c: Any, u: Any, msg: paho.MQTTMessage) -> None:
+        if msg.topic.startswith("spBv1.0/"):  # spBv1.0/{group}/{type}/{node}[/{device}]
+            parts = msg.topic.split("/")
+            with self._lock:
+                self.sparkplug[parts[2] if len(parts) > 3 else "STATE"] += 1
+            return
         try:
             obj = json.loads(msg.payload)
         except ValueError:
@@ -228,6 +247,7 @@ class Watch:
                     "records_by_device": dict(sorted(self.telemetry.items())),
                     "values": self.telemetry_values,
                 },
+                "sparkplug": dict(sorted(self.sparkplug.items())),
             }
 
 
@@ -270,6 +290,7 @@ async def run_demo(
     out: TextIO = sys.stdout,
     outbox: Path | None = None,
     live: bool | None = None,
+    sparkplug: bool = False,
 ) -> dict[str, Any]:
     """Run the demo until ``stop`` (or ``duration``); returns the summary, whose
     ``exit_code`` is the gateway's. ``live``: the redrawn view (default: when ``out`` is a
@@ -278,6 +299,15 @@ async def run_demo(
 
     cfg = with_demo_bridge(load_config(config or demo_config_path()), outbox)  # platform XML
     cfg, key = with_demo_operator(cfg)  # the operator's unpack is signed
+    if sparkplug:
+        cfg = with_sparkplug(cfg)
+        assert cfg.sparkplug is not None
+        print(
+            f"sparkplug: spBv1.0/{cfg.sparkplug.group_id}/+/{cfg.sparkplug.node_id}/# "
+            "(Sparkplug B, gateway/telemetry/sparkplug/README.md)",
+            file=out,
+            flush=True,
+        )
     sims = await start_simulators(cfg.simulators)
     show = open_progress(out, live)
     try:

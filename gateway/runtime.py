@@ -34,6 +34,7 @@ from gateway.signing import EnvelopeSigner, event_key
 from gateway.supervisor import DeviceState, DeviceSupervisor, State
 from gateway.telemetry.record import TelemetryOutput
 from gateway.telemetry.service import Telemetry
+from gateway.telemetry.sparkplug.commands import CommandMapSink
 from gateway.topics import Topics
 from gateway.tracedb import TraceDb, open_trace_db
 
@@ -97,7 +98,6 @@ class Gateway:
         self.store = _shared_store(cfg)
         if self.store is not None:
             self.journal.share_transactions(self.store)
-        self.telemetry = _telemetry(cfg, self.topics, broker_url)  # tag values (docs/events.md)
         self.supervisors: list[DeviceSupervisor] = []
         self._bad_tags: dict[str, dict[str, str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -127,6 +127,11 @@ class Gateway:
                 if isinstance(prof, Operable):  # case/pallet label scanners
                     self.commands.attach_operable(prof)
         self.forwarder.listen(self.topics.commands(), self.commands.on_message)
+        # Sparkplug DCMD writes: the MES allow-list, carried out by the command router
+        self.dcmd = CommandMapSink(
+            command_maps(cfg.profiles), cfg.commands, self.commands.write_tag
+        )
+        self.telemetry = _telemetry(cfg, self.topics, broker_url, self.dcmd)  # docs/events.md
 
     # -- accepting events ----------------------------------------------------------------------
     async def accept(self, drafts: list[EventDraft]) -> list[Event]:
@@ -294,6 +299,7 @@ class Gateway:
             self.forwarder.gate = self.bridge.listening
         self.forwarder.start()
         if self.telemetry is not None:
+            self.dcmd.bind(self._loop)
             self.telemetry.start()
         self._build_supervisors()
         self.started = True
@@ -392,8 +398,11 @@ class Gateway:
         log.info("stopped; journal holds %d undelivered events", self.journal.stats.backlog)
 
 
-def _telemetry(cfg: ConfigBase, topics: Topics, broker_url: str | None) -> Telemetry | None:
-    """Tag telemetry when the config has ``telemetry:`` (its outputs: the UNS topics)."""
+def _telemetry(
+    cfg: ConfigBase, topics: Topics, broker_url: str | None, dcmd: CommandMapSink
+) -> Telemetry | None:
+    """Tag telemetry when the config has ``telemetry:``; its outputs: the UNS topics and
+    Sparkplug B (``sparkplug:``)."""
     section = cfg.telemetry
     if section is None:
         return None
@@ -408,6 +417,19 @@ def _telemetry(cfg: ConfigBase, topics: Topics, broker_url: str | None) -> Telem
                 topics,
                 client_id,
                 retained_interval_ms=section.retained_interval_ms,
+                broker_url=broker_url,
+            )
+        )
+    if cfg.sparkplug is not None:
+        from gateway.telemetry.sparkplug import SparkplugOutput
+
+        outputs.append(
+            SparkplugOutput(
+                cfg.sparkplug,
+                cfg.mqtt,
+                gateway_id=cfg.gateway.id,
+                state_dir=Path(cfg.journal.path).parent,
+                command_sink=dcmd,  # bound to the loop in Gateway.run
                 broker_url=broker_url,
             )
         )

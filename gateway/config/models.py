@@ -28,6 +28,7 @@ from gateway.command_auth import CommandAuthSection
 from gateway.profiles.base import ProfileConfigBase
 from gateway.profiles.registry import profile_specs
 from gateway.telemetry.config import TelemetrySection
+from gateway.telemetry.sparkplug.config import SparkplugConfig
 
 __all__ = [
     "Config",
@@ -260,6 +261,11 @@ class ConfigBase(Strict):
         description="Tag telemetry: the store that keeps the reported tag values until every "
         "output delivered them, its bounds and policy, and the UNS topics (docs/events.md); "
         "absent: no telemetry. Which tags of a device: its own `telemetry:`.",
+    )
+    sparkplug: SparkplugConfig | None = Field(
+        default=None,
+        description="Sparkplug B (spBv1.0) output of the tag telemetry "
+        "(gateway/telemetry/sparkplug/README.md); needs `telemetry:` and the `sparkplug` extra.",
     )
     # Overridden in config_model() with the discriminated unions of installed plugins.
     devices: list[Any] = Field(default_factory=list)

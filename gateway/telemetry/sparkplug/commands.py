@@ -43,21 +43,27 @@ class CommandMapSink:
     (``CommandMap.tags()``: the tags some configured command writes), and only when the
     gateway's ``commands:`` section is mode ``open`` — a DCMD names no issuer and carries no
     signature, so under ``allow_list`` (or with no ``commands:`` section, closed) every DCMD
-    is refused. Allowed writes run as ``write(device, tag, value)`` on ``loop``."""
+    is refused. Allowed writes run as ``write(device, tag, value)`` on ``loop`` (given here or
+    later with :meth:`bind`, once the gateway's loop runs)."""
 
     def __init__(
         self,
         command_maps: Mapping[str, CommandMap],
         auth: CommandAuthSection | None,
         write: Callable[[str, str, TagValue], Awaitable[None]],
-        loop: asyncio.AbstractEventLoop,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self._tags = {dev: cmap.tags() for dev, cmap in command_maps.items()}
         self._auth = auth
         self._write = write
         self._loop = loop
 
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
     def write(self, device: str, tag: str, value: TagValue) -> Future[None]:
+        if self._loop is None:
+            raise CommandRefused("the gateway is not running yet")
         if self._auth is None:
             raise CommandRefused("commands are closed (no commands: section)")
         if self._auth.mode != "open":
