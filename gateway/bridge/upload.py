@@ -108,7 +108,7 @@ class Uploader:
             retry=retry_if_exception_type((Unavailable, Failed)),
             stop=give_up,
             wait=wait_exponential_jitter(
-                initial=self.retry.backoff_min_secs,
+                multiplier=self.retry.backoff_min_secs,
                 max=self.retry.backoff_max_secs,
                 jitter=self.retry.backoff_min_secs,
             ),
