@@ -171,7 +171,7 @@ def _type_test(kinds: list[str]) -> Callable[[Any], bool]:
     if len(kinds) == 1 and kinds[0] in _SIMPLE:
         cls = _SIMPLE[kinds[0]]
         return lambda v: isinstance(v, cls)
-    if set(kinds) <= {"string", "null"}:
+    if set(kinds) == {"string", "null"}:
         return lambda v: v is None or isinstance(v, str)
     return lambda v: any(_is_type(v, k) for k in kinds)
 

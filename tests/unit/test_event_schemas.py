@@ -708,3 +708,15 @@ def test_cli_prints_the_bundle_and_the_reference(capsys: pytest.CaptureFixture[s
     assert json.loads(capsys.readouterr().out) == events_schema()
     assert main(["schema", "--events", "--markdown"]) == 0
     assert capsys.readouterr().out == render_markdown()
+
+
+def test_compiled_check_refuses_a_string_where_only_null_is_allowed() -> None:
+    """Found by tests/fuzz/test_ingest_fuzz.py: ``{"type": "null"}`` took any string."""
+    from gateway.event_schemas.compiled import compile_schema
+
+    errors: list[str] = []
+    compile_schema({"type": "null"})("", (), errors)
+    assert errors == ["(event): '' is not of type 'null'"]
+    errors = []
+    compile_schema({"type": ["string", "null"]})("", (), errors)
+    assert errors == []
