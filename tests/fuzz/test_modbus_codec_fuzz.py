@@ -322,6 +322,10 @@ def writable_tags(draw: Any) -> TagConfig:
          2**64, "big", "little")  # fmt: skip
 @example(TagConfig(table="holding_register", address=0, type="int64", writable=True),
          True, "big", "little")  # fmt: skip
+@example(TagConfig(table="holding_register", address=0, type="float32", scale=2.0,
+                   offset=273.15, writable=True), 0, "big", "big")  # fmt: skip
+@example(TagConfig(table="holding_register", address=0, type="int64", scale=1e-9,
+                   offset=1e6, writable=True), 0, "big", "big")  # fmt: skip
 def test_a_write_reads_back_as_written_or_is_refused(
     tag: TagConfig, value: Any, byte_order: Order, word_order: Order
 ) -> None:
@@ -341,10 +345,14 @@ def test_a_write_reads_back_as_written_or_is_refused(
         assert back == value.rstrip(" ")
     elif tag.type == "bool":
         assert back is bool(value)
-    elif tag.type == "float32":  # float32 keeps ~7 significant digits
-        assert back == pytest.approx(value, rel=1e-6, abs=abs(tag.scale) * 1e-6 + 1e-30)
+    elif tag.type == "float32":  # float32 keeps ~7 significant digits of the raw value
+        # (value - offset) / scale: its rounding shows at the scale of value - offset
+        near = 1e-6 * (abs(value - tag.offset) + abs(tag.offset)) + abs(tag.scale) * 1e-6
+        assert back == pytest.approx(value, rel=1e-6, abs=near + 1e-30)
     else:
-        # an integer type: the raw integer, scaled, is the value (up to float rounding)
-        assert back == pytest.approx(value, rel=1e-9, abs=abs(tag.scale) * 1e-5)
+        # an integer type: the raw integer, scaled, is the value (up to float rounding, also
+        # of the offset: 1e6 + -1e15 * 1e-9 is -1.2e-10, not 0)
+        near = abs(tag.scale) * 1e-5 + abs(tag.offset) * 1e-12
+        assert back == pytest.approx(value, rel=1e-9, abs=near)
         if tag.scale == 1.0 and tag.offset == 0.0 and isinstance(value, int):
             assert back == value
