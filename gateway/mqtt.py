@@ -175,7 +175,11 @@ class MqttLink:
         self.waiting_since: float | None = None
         self.refused = False  # the last CONNACK was a refusal (bad credentials, not authorised)
         self.client = new_client(cfg, client_id, broker_url=broker_url)
-        self.client.max_inflight_messages_set(cfg.inflight)
+        # The window (``inflight``) is kept by the thread that publishes (room = inflight -
+        # pending), never by paho: paho's own limit makes every PUBACK walk all the messages in
+        # flight (Client._update_inflight), O(inflight) per acknowledgement — at 1,000 in
+        # flight that was a fifth of the UNS output's CPU (bench/telemetry_rate.py). 0: none.
+        self.client.max_inflight_messages_set(0)
         self.client.max_queued_messages_set(0)
         if announce:
             self.client.will_set(topics.status(), b"offline", qos=1, retain=True)
