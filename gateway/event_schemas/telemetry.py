@@ -66,7 +66,7 @@ TAG = Message(
     "tag/{device}/{tag}",
     True,
     "Tag telemetry: a tag's last value. It follows the `tags` message, rate-limited: at "
-    "most every `telemetry.retained_interval_ms` (1 s by default) with the latest value "
+    "most every `telemetry.retained_interval_ms` (5 s by default) with the latest value "
     "(intermediate values are on `tags/{device}` only); a change of quality at once.",
     obj(
         Field("value", VALUE, "The value, after the tag map's scaling; null when bad."),

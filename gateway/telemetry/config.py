@@ -53,7 +53,7 @@ class TelemetrySection(BaseModel):
         "retained …/{line}/tag/{device}/{tag} (last values) on the gateway's broker.",
     )
     retained_interval_ms: int = Field(
-        default=1000,
+        default=5000,
         ge=0,
         le=3_600_000,
         description="The retained per-tag topics carry a tag's latest value at most this "
