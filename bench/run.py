@@ -22,6 +22,8 @@ status is then 1. Needs mosquitto and mosquitto_sub (the README's test set-up in
                    qr_decode_opencv_ms_per_frame, _rate     the OpenCV-only fallback, same frames
     telemetry_rate telemetry_rate_10x100, _50x100   Modbus farm -> tag telemetry on MQTT
                    (delivered dp/s, CPU, RSS, latency), saltgw vs pymodbus + raw paho
+    telemetry_outage  telemetry_outage_drain_secs, _events_lost   10k dp/s + checkweigher
+                   events, the broker away 600 s (--quick: 60 s), drained; no event lost
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "qr_decode_opencv_rate",
     ),
     "telemetry_rate": ("telemetry_rate_10x100", "telemetry_rate_50x100"),
+    "telemetry_outage": ("telemetry_outage_drain_secs", "telemetry_outage_events_lost"),
 }
 
 
@@ -87,6 +90,10 @@ def _runner(group: str) -> Group:
         from bench.telemetry_rate import rows as telemetry_rows
 
         return telemetry_rows
+    if group == "telemetry_outage":
+        from bench.telemetry_outage import rows as outage_rows
+
+        return outage_rows
     raise KeyError(group)
 
 

@@ -32,10 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -51,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 import yaml
 
+from bench import procs
 from bench.report import emit, error_row, latency_summary, row
 
 __all__ = ["gateway_config", "rows", "run_size"]
@@ -60,7 +57,6 @@ TARGET_RATIO_10K = 0.99  # issue 14: 10 x 100 (10k dp/s) >= 99 % delivered
 GATEWAY = {"id": "gw-bench", "enterprise": "8035", "site": "bench", "line": "L1"}
 PREFIX = {"raw_paho": "raw/v1", "saltgw": "salt/v1"}
 SYSTEMS = ("raw_paho", "saltgw")
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 # -- configs -------------------------------------------------------------------------------------
@@ -83,10 +79,12 @@ def gateway_config(
     journal: str = "var/bench-journal.db",
     period_ms: int = PERIOD_MS,
     telemetry: bool = True,
+    telemetry_section: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A whole config: the farm's D x T tag map (firmware_sim.modbus_farm.farm_devices), every
-    device with ``telemetry: {tags: all}``, ``telemetry: {uns: true}``, and the farm itself
-    under ``simulators:`` (devices on consecutive ports from ``ports[0]``)."""
+    device with ``telemetry: {tags: all}``, ``telemetry: {uns: true}`` (plus
+    ``telemetry_section``'s keys), and the farm itself under ``simulators:`` (devices on
+    consecutive ports from ``ports[0]``)."""
     from firmware_sim.modbus_farm import farm_devices
 
     extra = {"telemetry": {"tags": "all"}} if telemetry else None
@@ -97,30 +95,9 @@ def gateway_config(
         "devices": farm_devices(ports, registers, poll_interval_ms=period_ms, extra=extra),
     }
     if telemetry:
-        cfg["telemetry"] = {"uns": True}
+        cfg["telemetry"] = {"uns": True, **(telemetry_section or {})}
     cfg["simulators"] = [farm_sim(ports[0], len(ports), registers, period_ms)]
     return cfg
-
-
-def free_port_run(n: int, attempts: int = 200) -> int:
-    """A first port of ``n`` consecutive free loopback ports."""
-    import random
-
-    for _ in range(attempts):
-        base = random.randint(20000, 60000 - n)
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base, base + n):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError(f"no run of {n} free ports found")
 
 
 # -- the subscriber ------------------------------------------------------------------------------
@@ -216,35 +193,6 @@ async def raw_paho_publisher(ports: list[int], registers: int, period_ms: int, b
 
 
 # -- one system, one size ------------------------------------------------------------------------
-def _proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
-
-
-def _status_kb(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise KeyError(key)
-
-
-def _start(args: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    with log.open("ab") as f:
-        return subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, cwd=cwd, env=env)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def measure(
     system: str,
     publisher: list[str],
@@ -261,7 +209,7 @@ def measure(
     tally = Tally()
     sub = subscribe(broker_port, f"{root}/tags/+", tally)
     log = workdir / f"{system}-{devices}x{registers}.log"
-    proc = _start(publisher, log, workdir)
+    proc = procs.start(publisher, log, workdir)
     try:
         deadline = time.monotonic() + 60
         while len(tally.devices) < devices:
@@ -275,18 +223,18 @@ def measure(
                 )
             time.sleep(0.2)
         time.sleep(3.0)  # warm-up: connections, caches, the first backlog
-        cpu0, t0, wall0 = _proc_cpu_s(proc.pid), time.monotonic(), time.time()
+        cpu0, t0, wall0 = procs.proc_cpu_s(proc.pid), time.monotonic(), time.time()
         rss_max = 0
         while (elapsed := time.monotonic() - t0) < seconds:
-            rss_max = max(rss_max, _status_kb(proc.pid, "VmRSS"))
+            rss_max = max(rss_max, procs.status_kb(proc.pid, "VmRSS"))
             time.sleep(min(0.5, seconds - elapsed))
-        cpu1, t1, wall1 = _proc_cpu_s(proc.pid), time.monotonic(), time.time()
-        rss_max = max(rss_max, _status_kb(proc.pid, "VmRSS"))
-        hwm = _status_kb(proc.pid, "VmHWM")
+        cpu1, t1, wall1 = procs.proc_cpu_s(proc.pid), time.monotonic(), time.time()
+        rss_max = max(rss_max, procs.status_kb(proc.pid, "VmRSS"))
+        hwm = procs.status_kb(proc.pid, "VmHWM")
         if proc.poll() is not None:
             raise RuntimeError(f"{system} exited ({proc.returncode}) during the run (see {log})")
     finally:
-        _stop(proc)
+        procs.stop(proc)
         sub.loop_stop()
         sub.disconnect()
     window = t1 - t0
@@ -340,7 +288,7 @@ def run_size(
 ) -> dict[str, Any]:
     """Every system on one farm of ``devices`` x ``registers``: a result line."""
     bench = f"telemetry_rate_{devices}x{registers}"
-    base = free_port_run(devices)
+    base = procs.free_port_run(devices)
     ports = list(range(base, base + devices))
     size_dir = workdir / f"{devices}x{registers}"
     size_dir.mkdir()
@@ -356,10 +304,10 @@ def run_size(
               "period_ms": period_ms, "seconds": seconds, "workdir": size_dir}  # fmt: skip
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    farm = _start([sys.executable, "-m", "gateway", "sim", str(farm_cfg)],
+    farm = procs.start([sys.executable, "-m", "gateway", "sim", str(farm_cfg)],
                   size_dir / "farm.log", size_dir)  # fmt: skip
     try:
-        _wait_ports(ports, farm, size_dir / "farm.log")
+        procs.wait_ports(ports, farm, size_dir / "farm.log")
         for system in systems:
             try:
                 if system == "raw_paho":
@@ -389,7 +337,7 @@ def run_size(
             except Exception as exc:  # one system failing must not hide the other's figures
                 errors[system] = f"{type(exc).__name__}: {exc}"
     finally:
-        _stop(farm)
+        procs.stop(farm)
     offered = devices * registers * 1000 / period_ms
     extra: dict[str, Any] = {
         "what": f"{devices} Modbus TCP devices x {registers} holding registers changing every "
@@ -407,21 +355,6 @@ def run_size(
     target = round(TARGET_RATIO_10K * offered) if devices * registers <= 1000 else None
     return row(bench, gw["delivered_dp_s"], "dp/s", raw["delivered_dp_s"] if raw else None,
                target=target, **extra)  # fmt: skip
-
-
-def _wait_ports(ports: list[int], proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    for port in ports:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"saltgw sim exited: {log.read_text(errors='replace')[-800:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"farm port {port} not listening after 30 s") from None
-                time.sleep(0.1)
 
 
 def rows(

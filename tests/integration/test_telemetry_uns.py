@@ -216,3 +216,51 @@ def test_full_policy_through_a_broker_outage_keeps_every_event(
 
 def _events(msgs: list[Received]) -> list[dict[str, Any]]:
     return [m.json() for m in msgs if "/event/" in m.topic or "/alarm/" in m.topic]
+
+
+def test_a_publish_failing_as_the_connection_drops_does_not_pin_the_store_cursor(
+    tmp_path: Path, mosquitto: Mosquitto, running: Any
+) -> None:
+    """paho answers a publish with MQTT_ERR_CONN_LOST when the socket dies under it (it keeps
+    the message and re-sends it on the next connection, but MqttLink.publish raises). Seen in
+    bench/telemetry_outage.py: the record's hold was never released, the store's cursor stayed
+    below it for ever and the backlog never drained after the broker came back. Here the
+    failure is injected once on a record and once on a retained value, as paho makes it."""
+    sub = Collector(mosquitto.port, topic=f"{LINE}/tags/cw1").start()
+    path = _config(tmp_path, mosquitto.port, {"retained_interval_ms": 0},
+                   {"tags": "all", "max_interval_secs": 0})  # fmt: skip
+    try:
+        line = running(path)
+        sub.wait_for(lambda m: len(_records(m)) >= 3, 8, "records before the failures")
+        uns = line.gw.telemetry.outputs[0]
+        link = uns.link
+        real = link.publish
+        failed: dict[str, int] = {}
+
+        def publish(topic: str, payload: bytes, *, retain: bool = False,
+                    seq: int | None = None) -> None:  # fmt: skip
+            kind = "retained" if retain else "record"
+            if kind in failed:
+                real(topic, payload, retain=retain, seq=seq)
+                return
+            failed[kind] = seq or 0
+            link.client.publish(topic, payload, qos=1, retain=retain)  # paho keeps it
+            raise RuntimeError(f"publish to {topic!r} refused by paho: 7")
+
+        link.publish = publish  # type: ignore[method-assign]
+        store = line.gw.telemetry.store
+        deadline = time.monotonic() + 10
+        while len(failed) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert set(failed) == {"record", "retained"}, failed
+        # the cursor passes both failed records, and the store empties as before
+        upto = max(failed.values())
+        while uns.stats.acked_upto <= upto and time.monotonic() < deadline + 5:
+            time.sleep(0.05)
+        assert uns.stats.acked_upto > upto, (uns.stats, failed)
+        msgs = sub.wait_for(lambda m: failed["record"] in {r["id"] for r in _records(m)}, 5,
+                            "the failed record, sent again")  # fmt: skip
+        assert failed["record"] in {r["id"] for r in _records(msgs)}
+        assert store.backlog < 50, store.backlog  # 20 records/s: a stuck cursor grows it
+    finally:
+        sub.stop()

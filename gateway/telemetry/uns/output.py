@@ -259,7 +259,14 @@ class UnsOutput:
         if topic is None:
             topic = self._topic_cache[r.device] = self.topics.tags(r.device)
         self._hold(r.id)
-        self.link.publish(topic, record_payload(r), seq=r.id)
+        try:
+            self.link.publish(topic, record_payload(r), seq=r.id)
+        except Exception:
+            # not handed over (the connection dropped under the publish): no PUBACK will
+            # release this hold, which would pin the store's cursor below this record for
+            # ever; the record is read again (_sent_upto did not move) and published again
+            self._release(r.id)
+            raise
         self.stats.records_published += 1
         self._sent_upto = r.id
         # latest value per tag, in order of update: the first entry is the oldest record any
@@ -289,7 +296,14 @@ class UnsOutput:
             device, tag = key
             payload = tag_payload(p, ts, self._units.get(key))
             self._hold(rid)  # released by its PUBACK
-            self.link.publish(self.topics.tag(device, tag), payload, retain=True, seq=rid)
+            try:
+                self.link.publish(self.topics.tag(device, tag), payload, retain=True, seq=rid)
+            except Exception:
+                # not handed over: release the hold (no PUBACK will) and put the value back
+                # first in line (it is older than every value still waiting)
+                self._release(rid)
+                self._retained = {key: (rid, ts, p), **self._retained}
+                raise
             self._retained_quality[key] = p.quality
             self.stats.retained_published += 1
 
