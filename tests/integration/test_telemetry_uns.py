@@ -221,11 +221,11 @@ def _events(msgs: list[Received]) -> list[dict[str, Any]]:
 def test_a_publish_failing_as_the_connection_drops_does_not_pin_the_store_cursor(
     tmp_path: Path, mosquitto: Mosquitto, running: Any
 ) -> None:
-    """paho answers a publish with MQTT_ERR_CONN_LOST when the socket dies under it (it keeps
-    the message and re-sends it on the next connection, but MqttLink.publish raises). Seen in
+    """A publish that raises (MqttLink.publish did on MQTT_ERR_CONN_LOST, a socket dying under
+    it, until it learnt that paho keeps such a message) must not pin the store. Seen in
     bench/telemetry_outage.py: the record's hold was never released, the store's cursor stayed
     below it for ever and the backlog never drained after the broker came back. Here the
-    failure is injected once on a record and once on a retained value, as paho makes it."""
+    failure is injected once on a record and once on a retained value."""
     sub = Collector(mosquitto.port, topic=f"{LINE}/tags/cw1").start()
     path = _config(tmp_path, mosquitto.port, {"retained_interval_ms": 0},
                    {"tags": "all", "max_interval_secs": 0})  # fmt: skip
