@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv and install saltgw with the given extras; as root on Debian, also install the
 # system packages the tests use (mosquitto, its clients, libzbar0). Safe to run again.
+# The dependencies come from the hashed lock requirements/EXTRAS.lock when there is one
+# (scripts/lock.sh writes them from pyproject.toml), then saltgw itself without dependencies.
 # usage: scripts/setup.sh EXTRAS [apt]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,11 +24,16 @@ if [ "${2:-}" = apt ]; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[$extras]"
+if [ -f "requirements/$extras.lock" ]; then
+  .venv/bin/python -m pip install -q --require-hashes -r "requirements/$extras.lock"
+  .venv/bin/python -m pip install -q --no-deps -e .
+else
+  .venv/bin/python -m pip install -q -e ".[$extras]"
+fi
 if [ "$extras" = dev ]; then
   # the independent Sparkplug B decoder of the tests (tests/support/sparkplug.py); it pins
   # paho-mqtt<2 for a client the tests never use, so it cannot be a dev extra: no deps
-  .venv/bin/python -m pip install -q --no-deps 'pysparkplug==0.6.1'
+  .venv/bin/python -m pip install -q --no-deps --require-hashes -r requirements/sparkplug-decoder.lock
   # inert unless SALTGW_TEST_CLOCK_SHIFT_DAYS is set: then every Python process of the venv runs
   # with its wall clock shifted (tests/support/clock_shift.py)
   site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
