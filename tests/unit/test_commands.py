@@ -262,3 +262,37 @@ def test_messages_from_the_mqtt_thread_run_on_the_gateway_loop() -> None:
     asyncio.run(scenario())
     assert line.sent and line.sent[0][1]["status"] == "accepted"
     assert line.plc.writes == [("batch_number", "B5")]
+
+
+def test_sparkplug_dcmd_writes_through_the_router_under_the_allow_list() -> None:
+    """The gateway's DCMD sink (gateway/runtime.py): CommandMapSink's allow-list, then
+    CommandRouter.write_tag under the device's lock: only command-map tags, only mode open,
+    only an online device whose driver writes."""
+    from gateway.command_auth import CommandAuthSection
+    from gateway.telemetry.sparkplug import CommandMapSink, CommandRefused
+
+    line = Line()
+    maps = {"plc1": CommandMap.model_validate(MAP)}
+
+    async def scenario() -> list[str]:
+        loop = asyncio.get_running_loop()
+        sink = CommandMapSink(maps, CommandAuthSection(mode="open"), line.router.write_tag, loop)
+        out: list[str] = []
+        await asyncio.wrap_future(sink.write("plc1", "cmd_batch", "B-7"))
+        for device, tag in (("plc1", "not_a_command_tag"), ("cw1", "weight")):
+            try:
+                sink.write(device, tag, 1)
+            except CommandRefused as exc:
+                out.append(str(exc))
+        line.router.devices["plc1"].supervisor.state = DeviceState("plc1", State.OFFLINE, "x")
+        with pytest.raises(CommandRejected, match="is offline"):
+            await asyncio.wrap_future(sink.write("plc1", "cmd_batch", "B-8"))
+        closed = CommandMapSink(maps, None, line.router.write_tag, loop)
+        with pytest.raises(CommandRefused, match="closed"):
+            closed.write("plc1", "cmd_batch", "B-9")
+        return out
+
+    refusals = asyncio.run(scenario())
+    assert line.plc.writes == [("cmd_batch", "B-7")]
+    assert "not written by any of its commands" in refusals[0]
+    assert "has no command map" in refusals[1]
