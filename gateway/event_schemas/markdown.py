@@ -132,9 +132,9 @@ event journal: a full or failing telemetry store neither delays nor drops an eve
   `…/tag/{device}/{tag}` is a last-value cache: each tag's latest value at most every
   `telemetry.retained_interval_ms` (default 5 s; 0: every change), a change of quality at
   once (at 1 s the retained messages of 1,000 changing tags took two fifths of the
-  gateway's CPU: docs/performance.md). Publishing every change of every tag retained would multiply the messages by the
-  number of tags and make the broker rewrite its retained store for each; a subscriber that
-  needs every value reads `tags/{device}`.
+  gateway's CPU: docs/performance.md). Publishing every change of every tag retained would
+  multiply the messages by the number of tags and make the broker rewrite its retained store
+  for each; a subscriber that needs every value reads `tags/{device}`.
 - **Delivery.** QoS 1, at least once; the store's cursor moves past a record only when the
   broker acknowledged its message and its retained values, so after an outage or a crash what
   was not acknowledged is sent again (same `id`). During a long outage the store is bounded by
