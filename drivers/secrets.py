@@ -10,10 +10,11 @@ is no longer a secret. One trailing newline is stripped (``echo`` writes one).
 from __future__ import annotations
 
 import os
+import secrets as _random
 import stat
 from pathlib import Path
 
-__all__ = ["SecretError", "read_secret_file", "secret"]
+__all__ = ["SecretError", "generate_key_file", "read_secret_file", "secret"]
 
 
 class SecretError(ValueError):
@@ -55,3 +56,24 @@ def secret(env: str | None, file: Path | None, what: str) -> str | None:
     if file is not None:
         return read_secret_file(Path(file), what)
     return None
+
+
+def generate_key_file(path: Path) -> bool:
+    """Write a new random key (32 bytes, hex) to ``path``, mode 0600, unless another process got
+    there first: it is written to a temporary file and linked into place, so nobody reads it
+    half done. True when this call created it (the caller says so in the log)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, (_random.token_hex(32) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:  # another process generated it meanwhile: theirs is the key
+        return False
+    finally:
+        tmp.unlink()
+    return True

@@ -29,12 +29,11 @@ import hashlib
 import hmac
 import logging
 import os
-import secrets as _random
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from drivers.secrets import SecretError, read_secret_file, secret
+from drivers.secrets import SecretError, generate_key_file, read_secret_file, secret
 
 __all__ = [
     "ALG_HMAC",
@@ -154,22 +153,9 @@ def chain_key(
     if key is not None:
         return key
     path = default_key_file(store)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, (_random.token_hex(32) + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)  # fails when another process created it meanwhile: theirs wins
+    if generate_key_file(path):
         log.warning(
             "%s: no key configured; generated one in %s (mode 0600). Keep a copy elsewhere: "
             "without it the chain cannot be verified (docs/security.md)", what, path,
         )  # fmt: skip
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
     return _as_key(read_secret_file(path, what), what, str(path))

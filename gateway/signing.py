@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 import re
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from drivers.secrets import SecretError, read_secret_file, secret
+from drivers.secrets import SecretError, generate_key_file, read_secret_file, secret
 
 if TYPE_CHECKING:
     from gateway.config.models import ConfigBase
@@ -106,7 +104,7 @@ def event_key(cfg: ConfigBase) -> bytes:
     if value is None:
         path = default_key_path(Path(cfg.journal.path))
         if not path.exists():
-            _generate(path)
+            generate_key_file(path)
         value = read_secret_file(path, what)
     if len(value) < MIN_KEY_CHARS:
         raise SecretError(
@@ -114,25 +112,6 @@ def event_key(cfg: ConfigBase) -> bytes:
             "(make one with: openssl rand -hex 32)"
         )
     return value.encode()
-
-
-def _generate(path: Path) -> None:
-    """Write a new random key to ``path`` (0600) unless another process got there first: the
-    key is written to a temporary file and linked into place, so nobody reads it half done."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, (secrets.token_hex(32) + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:  # another process generated it meanwhile: theirs is the key
-        return
-    finally:
-        tmp.unlink()
     log.warning(
         "generated the event signing key %s: a bridge in another process must be given it "
         "(bridge.gateways in its config, docs/bridge.md)",
