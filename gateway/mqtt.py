@@ -46,6 +46,7 @@ __all__ = [
     "LinkStats",
     "MessageHandler",
     "MqttLink",
+    "ReconnectSchedule",
     "broker_address",
     "new_client",
 ]
@@ -308,6 +309,29 @@ def describe_disconnect(rc: ReasonCode, flags: Any) -> str:
 
 
 
+class ReconnectSchedule:
+    """When a publishing thread may try to connect again: after each failure an exponentially
+    growing delay with jitter, up to ``max_secs``; from the start again once a working session
+    dropped. Shared by every thread that drives its own paho client (forwarder, UNS)."""
+
+    def __init__(self, min_secs: float, max_secs: float) -> None:
+        self.min_secs = min_secs
+        self.max_secs = max_secs
+        self.attempts = 0  # failures since the last working session
+        self._next = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._next
+
+    def failed(self) -> None:
+        self.attempts += 1
+        delay = min(self.max_secs, self.min_secs * 2 ** min(self.attempts - 1, 16))
+        self._next = time.monotonic() + delay * random.uniform(0.8, 1.2)
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
 class Forwarder:
     """The IO thread: connection, control messages (retained states), journal rows, acks."""
 
@@ -326,8 +350,6 @@ class Forwarder:
         self.link = link
         self.topics = topics
         self.inflight = inflight
-        self.backoff_min = backoff_min_secs
-        self.backoff_max = backoff_max_secs
         self.ack_timeout = ack_timeout_secs
         self._acked_high = 0  # highest journal seq the broker acknowledged
         self._mark_sent = 0
@@ -341,8 +363,7 @@ class Forwarder:
         self._cursor = 0  # highest seq handed to paho
         self._thread: threading.Thread | None = None
         self._topic_cache: dict[str, str] = {}
-        self._attempts = 0
-        self._next_attempt = 0.0
+        self.reconnect = ReconnectSchedule(backoff_min_secs, backoff_max_secs)
         self._socket_open = False
         # journal rows are published only while this says yes (None: always); set before
         # start() — the in-process bridge must be subscribed first, or it misses events
@@ -439,8 +460,7 @@ class Forwarder:
         self.control.put(self.topics.chain_head(), json.dumps(body).encode(), True)
 
     def _try_connect(self) -> None:
-        now = time.monotonic()
-        if now < self._next_attempt:
+        if not self.reconnect.due():
             return
         try:
             self.link.connect()
@@ -448,15 +468,9 @@ class Forwarder:
         except (OSError, ssl.SSLError) as exc:
             self.link.stats.connect_failures += 1
             self.link.stats.last_error = f"cannot connect to {self.link.broker}: {exc}"
-            if self._attempts == 0:
+            if self.reconnect.attempts == 0:
                 log.warning("MQTT broker %s unreachable: %s (retrying)", self.link.broker, exc)
-            self._back_off()
-
-    def _back_off(self) -> None:
-        """Next attempt after an exponentially growing delay (with jitter), up to the max."""
-        self._attempts += 1
-        delay = min(self.backoff_max, self.backoff_min * 2 ** min(self._attempts - 1, 16))
-        self._next_attempt = time.monotonic() + delay * random.uniform(0.8, 1.2)
+            self.reconnect.failed()
 
     def _send(self, reader: JournalReader) -> bool:
         """Hand control messages and journal rows to paho; True when something was sent."""
@@ -527,11 +541,11 @@ class Forwarder:
         if was_up:  # a working session dropped: retry soon (backoff starts over)
             link.connected.clear()
             link.stats.last_error = f"connection lost: {paho.error_string(rc)}"
-            self._attempts = 0
+            self.reconnect.reset()
         elif not link.refused:  # the broker dropped us before CONNACK (e.g. TLS refused)
             link.stats.last_error = f"connection closed by broker: {paho.error_string(rc)}"
         link.refused = False
-        self._back_off()
+        self.reconnect.failed()
 
     def _shutdown(self) -> None:
         link = self.link

@@ -21,7 +21,6 @@ import heapq
 import itertools
 import json
 import logging
-import random
 import ssl
 import threading
 import time
@@ -33,7 +32,7 @@ from typing import Any
 from paho.mqtt.enums import MQTTErrorCode
 
 from gateway.config.models import MqttSection
-from gateway.mqtt import STATE_CHANGE, MqttLink
+from gateway.mqtt import STATE_CHANGE, MqttLink, ReconnectSchedule
 from gateway.telemetry.record import Quality, TagPoint, TagRecord, TelemetryFeed
 from gateway.topics import Topics
 
@@ -90,8 +89,6 @@ class UnsOutput:
         self.topics = topics
         self.inflight = mqtt_cfg.inflight
         self.retained_interval = retained_interval_ms / 1000.0
-        self.backoff_min = mqtt_cfg.reconnect_min_secs
-        self.backoff_max = mqtt_cfg.reconnect_max_secs
         self.ack_timeout = mqtt_cfg.ack_timeout_secs
         self.stats = UnsStats()
         self._feed: TelemetryFeed | None = None
@@ -110,8 +107,7 @@ class UnsOutput:
         self._urgent = False  # a quality changed: send the retained values now
         self._next_retained = 0.0
         self._socket_open = False
-        self._attempts = 0
-        self._next_attempt = 0.0
+        self.reconnect = ReconnectSchedule(mqtt_cfg.reconnect_min_secs, mqtt_cfg.reconnect_max_secs)
         self._topic_cache: dict[str, str] = {}
 
     # -- TelemetryOutput -------------------------------------------------------------------------
@@ -183,8 +179,7 @@ class UnsOutput:
             close()
 
     def _try_connect(self) -> None:
-        now = time.monotonic()
-        if now < self._next_attempt:
+        if not self.reconnect.due():
             return
         try:
             self.link.connect()
@@ -192,24 +187,19 @@ class UnsOutput:
         except (OSError, ssl.SSLError) as exc:
             self.link.stats.connect_failures += 1
             self.link.stats.last_error = f"cannot connect to {self.link.broker}: {exc}"
-            if self._attempts == 0:
+            if self.reconnect.attempts == 0:
                 log.warning("UNS telemetry: broker %s unreachable: %s (retrying)",
                             self.link.broker, exc, extra=STATE_CHANGE)  # fmt: skip
-            self._back_off()
-
-    def _back_off(self) -> None:
-        self._attempts += 1
-        delay = min(self.backoff_max, self.backoff_min * 2 ** min(self._attempts - 1, 16))
-        self._next_attempt = time.monotonic() + delay * random.uniform(0.8, 1.2)
+            self.reconnect.failed()
 
     def _lost(self, rc: MQTTErrorCode, was_up: bool) -> None:
         self._socket_open = False
         if was_up:
             self.link.connected.clear()
             self.link.stats.last_error = f"connection lost: {rc}"
-            self._attempts = 0
+            self.reconnect.reset()
         self.link.refused = False
-        self._back_off()
+        self.reconnect.failed()
 
     def _hold(self, rid: int) -> None:
         if self._outstanding[rid] == 0:
