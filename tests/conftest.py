@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,14 @@ import pytest
 from tests.support.broker import Mosquitto, mosquitto_available
 
 pytest_plugins = ["tests.support.ci_skips"]  # in CI a skip fails the run
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Finalise what a test left behind (asyncua's server tasks) here, at a known point: a
+    collection that runs those finalisers inside CPython 3.11's AST builder (an import that
+    pytest rewrites, an ``ast.parse``) raises "SystemError: AST constructor recursion depth
+    mismatch" (CPython gh-106905), seen once mid-suite and once at the session's end."""
+    gc.collect()
 
 
 @pytest.fixture
