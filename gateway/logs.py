@@ -58,8 +58,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(obj, ensure_ascii=False)
 
 
+SALTGW_HANDLER = "saltgw"  # the name of the root handler setup_logging installs
+
+
 def setup_logging(level: str, fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(SALTGW_HANDLER)
     handler.addFilter(RateLimit())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

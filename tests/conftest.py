@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from gateway.logs import SALTGW_HANDLER
 from tests.support.broker import Mosquitto, mosquitto_available
 
 pytest_plugins = ["tests.support.ci_skips"]  # in CI a skip fails the run
@@ -18,6 +20,18 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     pytest rewrites, an ``ast.parse``) raises "SystemError: AST constructor recursion depth
     mismatch" (CPython gh-106905), seen once mid-suite and once at the session's end."""
     gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A command run in-process (``main([...])``) sets up logging: a handler named ``saltgw``
+    on the root logger, on that test's captured stderr. Left in place it would write to a
+    closed file in every later test ("--- Logging error ---")."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != SALTGW_HANDLER]
+    root.setLevel(level)
 
 
 @pytest.fixture

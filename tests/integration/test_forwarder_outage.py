@@ -118,11 +118,18 @@ def test_a_hung_broker_is_reported_within_seconds_and_recovers(
             caplog.set_level(logging.INFO, logger="gateway.mqtt")
             journal.append([EventDraft("ccp.net_content", t0, {"value": i}) for i in range(10)])
             started = time.monotonic()
-            while fwd.stalled() is None and time.monotonic() - started < 10:
+
+            def said_stalled() -> bool:
+                return any("no PUBACK" in r.getMessage() for r in caplog.records)
+
+            # wait for the forwarder's own log line, not just the state: resuming the broker
+            # before the IO thread looked would (rightly) leave nothing to report
+            while not said_stalled() and time.monotonic() - started < 10:
                 time.sleep(0.05)
             noticed = time.monotonic() - started
             why = fwd.stalled()
             assert why is not None and "no PUBACK" in why, "a hung broker went unnoticed"
+            assert said_stalled(), "the stall was never logged"
             assert noticed < 5, f"noticed only after {noticed:.1f} s"  # keepalive is 30 s
             assert link.connected.is_set()  # the TCP session itself looks fine
         finally:
