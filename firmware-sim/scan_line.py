@@ -129,7 +129,7 @@ class ScanLineSimConfig(SimulatorConfigBase):
         default="8035", pattern=r"^[89][0-9]{3}$", description="Enterprise code printed."
     )
     url_prefix: str = Field(
-        default="https://trace.example.cn/q?c=",
+        default="https://trace.example.cn/q/",
         description="Resolver address before each code (QB/T 5279 8.2); '' = bare codes.",
     )
     rate_per_min: float = Field(default=120.0, gt=0, le=6000, description="Bags per minute.")

@@ -3,7 +3,8 @@
 QB/T 5279-2018 clause 6.2: a traceability code is the 4-digit enterprise code (Annex A) followed
 by the enterprise's in-house product code, a random code of at most 20 characters. Clause 8.2:
 the printed mark (the QR code) carries the resolver server's address and the code, so a scanner
-usually reads a URL such as ``https://trace.example.cn/q?c=8035K7Q2M9X4TZ``.
+usually reads a URL such as ``https://trace.example.cn/q/8035K7Q2M9X4TZ`` (the path ``saltgw
+resolver`` answers).
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ def test_garbage_is_counted_and_the_next_code_still_reads(kind: str) -> None:
         assert "frame" in readings[i].errors and readings[i].values["codes"] == ""
         assert readings[i].values["rejected"] == 1 and drv.stats.rejected == 1
         good = readings[i + 1]
-        assert not good.errors and good.values["codes"].startswith("https://trace.example.cn/q?c=")
+        assert not good.errors and good.values["codes"].startswith("https://trace.example.cn/q/")
         assert good.values["codes"] in {b.sent for b in sim.bags}
 
     asyncio.run(main())
