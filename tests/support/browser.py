@@ -209,7 +209,12 @@ def chromium(
         env=env,
         popen_kw={"start_new_session": True},
     )
-    driver = _start(webdriver, options, service)
+    try:
+        driver = _start(webdriver, options, service)
+    except BaseException:  # no session: whatever chromedriver started must not outlive us
+        if getattr(service, "process", None) is not None:
+            kill_members(service.process.pid)
+        raise
     pgid = service.process.pid
     try:
         driver.set_page_load_timeout(WAIT * 3)
