@@ -17,12 +17,15 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.certs import Pki
 from tests.support.net import free_port, wait_port
 from tests.support.pgroup import kill_members
+
+if TYPE_CHECKING:  # conftest loads this plugin: no cryptography import for every test run
+    from tests.support.certs import Pki
 
 __all__ = [
     "NGINX",
