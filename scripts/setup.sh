@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv and install saltgw with the given extras; as root on Debian, also install the
-# system packages the tests use (mosquitto, its clients, libzbar0). Safe to run again.
+# system packages the tests use (mosquitto, its clients, libzbar0; for the browser tests
+# chromium, chromium-driver, a Chinese font and nginx-light as the HTTPS reverse proxy).
+# Safe to run again.
 # The dependencies come from the hashed lock requirements/EXTRAS.lock when there is one
 # (scripts/lock.sh writes them from pyproject.toml), then saltgw itself without dependencies.
 # usage: scripts/setup.sh EXTRAS [apt]
@@ -12,6 +14,13 @@ if [ "${2:-}" = apt ]; then
   [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || need="$need mosquitto"
   command -v mosquitto_sub >/dev/null || need="$need mosquitto-clients"
   ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0' || need="$need libzbar0"
+  # browser tests (tests/support/browser.py): Debian's Chromium and its WebDriver, and a font
+  # with Chinese glyphs (without one the pages' text renders as boxes in the screenshots)
+  [ -x /usr/bin/chromium ] || need="$need chromium"
+  [ -x /usr/bin/chromedriver ] || need="$need chromium-driver"
+  fc-list :lang=zh 2>/dev/null | grep -q . || need="$need fonts-wqy-microhei"
+  # the HTTPS reverse proxy of docker/nginx-resolver.conf (tests/support/nginx.py)
+  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need="$need nginx-light"
   if [ -n "$need" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing Debian packages:$need" >&2
     apt-get update -qq
@@ -19,7 +28,7 @@ if [ "${2:-}" = apt ]; then
   elif [ -n "$need" ]; then
     echo "the tests need these Debian packages, and only root can install them:" >&2
     echo "  sudo apt-get install -y --no-install-recommends$need" >&2
-    echo "(without them the broker tests skip locally and fail in CI)" >&2
+    echo "(without them the broker, browser and proxy tests skip locally and fail in CI)" >&2
   fi
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv

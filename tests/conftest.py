@@ -11,7 +11,9 @@ import pytest
 from gateway.logs import SALTGW_HANDLER
 from tests.support.broker import Mosquitto, mosquitto_available
 
-pytest_plugins = ["tests.support.ci_skips"]  # in CI a skip fails the run
+# in CI a skip fails the run; the browser and HTTPS-proxy fixtures (browser, screenshot,
+# https_proxy)
+pytest_plugins = ["tests.support.ci_skips", "tests.support.browser", "tests.support.nginx"]
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
