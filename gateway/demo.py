@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 OPERATOR_UNPACK_AFTER_S = 20.0  # the demo operator reworks a case, so pack.unpack shows too
 LATEST_ALARMS = 5  # alarms listed in the view
+BAG_PUBLISHED_AFTER_SECS = 10.0  # bridge → public snapshot (publish every 2 s) → resolver
 BAG_RATE_WINDOW_SECS = 60.0  # bags/min over the last minute
 BAG_RATE_MIN_SECS = 5.0  # … once there is this much of it
 DEMO_ISSUER = "demo-operator"  # signs the demo operator's commands (a fresh key each run)
@@ -115,6 +116,7 @@ class Watch:
         self.telemetry_values = 0  # tag values in them
         self.sparkplug: Counter[str] = Counter()  # Sparkplug B message type -> n (--sparkplug)
         self._bags: deque[float] = deque()  # monotonic arrival times of pack.bag
+        self._codes: deque[tuple[float, str]] = deque(maxlen=500)  # (arrival, bag code)
         self._since = time.monotonic()
         self._lock = threading.Lock()
         self.client = paho.Client(
@@ -162,6 +164,8 @@ class Watch:
         self.last_seq = max(self.last_seq, int(obj.get("seq", 0)))
         if kind == "pack.bag":
             self._bags.append(time.monotonic())
+            if isinstance(data.get("code"), str):
+                self._codes.append((time.monotonic(), data["code"]))
         elif kind == "pack.case" and self.first_case is None and obj.get("device"):
             self.first_case = (obj["device"], str(data.get("code")))
         elif kind.startswith("ccp.") and data.get("verdict"):
@@ -222,8 +226,14 @@ class Watch:
                 scan_rate=_number(self._shift_kpi().get("scan_rate")),
                 scan_rate_window=_number(window.get("scan_rate")),
                 devices=dict(self.states),
+                last_bag=self._published_bag(),
                 **known,
             )
+
+    def _published_bag(self) -> str | None:
+        """The newest bag old enough to be in the resolver's public snapshot by now."""
+        settled = time.monotonic() - BAG_PUBLISHED_AFTER_SECS
+        return next((code for t, code in reversed(self._codes) if t <= settled), None)
 
     def _shift_kpi(self) -> dict[str, Any]:
         shift = self.kpi.get("scopes", {}).get("shift")

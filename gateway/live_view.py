@@ -74,6 +74,15 @@ class DemoSnapshot:
     backlog: int = 0  # journal: undelivered events
     devices: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
     upload: UploadView | None = None
+    resolver: str | None = None  # the resolver's page, http://HOST:PORT/ (consumers, 9.1)
+    last_bag: str | None = None  # the code of the latest bag, to look up on the resolver
+
+    @property
+    def resolver_link(self) -> str | None:
+        """The consumer's page of the latest bag (what its QR code opens), else the form."""
+        if self.resolver is None:
+            return None
+        return f"{self.resolver}q/{self.last_bag}" if self.last_bag else self.resolver
 
     @property
     def events(self) -> int:
@@ -256,6 +265,8 @@ def render(snap: DemoSnapshot) -> RenderableType:
     where = Text(f"broker {snap.broker}", style="dim")
     if snap.upload is not None and snap.upload.target:
         where.append(f" · platform XML to {snap.upload.target}")
+    if snap.resolver_link is not None:
+        where.append(f"\nresolver: open {snap.resolver_link} (a consumer's scan of the latest bag)")
     grid = Table.grid(padding=(0, 1))
     grid.add_column()
     grid.add_column()
