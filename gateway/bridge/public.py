@@ -109,6 +109,7 @@ class SnapshotWriter:
                                     timeout=30)  # fmt: skip
         self.work.execute("PRAGMA journal_mode=WAL")
         self.work.execute("PRAGMA synchronous=NORMAL")  # the store is the record; this a copy
+        self.work.execute("PRAGMA cache_size=-65536")  # 64 MiB: a first build touches every row
         self.work.executescript(SCHEMA_SQL)
         self.work.execute(
             f"CREATE TABLE IF NOT EXISTS {PRIVATE_TABLE} (key TEXT PRIMARY KEY, value INTEGER)"

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import gateway.bridge.public_publish as publish_mod
+from gateway.bridge import service
 from gateway.bridge.config import (
     BridgeSection,
     EnterpriseInfoSection,
@@ -24,8 +25,11 @@ from gateway.bridge.documents import DocumentBuilder
 from gateway.bridge.public import SnapshotWriter, open_store
 from gateway.bridge.public_apply import party_type
 from gateway.bridge.retention import purge
+from gateway.bridge.service import Bridge
 from gateway.bridge.store import TraceStore
+from gateway.metrics import _snapshot as _snapshot_metrics
 from gateway.public_snapshot import SALES_KEYS, SCHEMA_VERSION, open_snapshot
+from tests.support.bridge_env import bridge_config, wait
 from tests.support.trace_events import TZ, BatchPlan, LineEvents, batch_events, payload
 
 BUILT = datetime(2026, 11, 22, 20, 0, 0, tzinfo=TZ)
@@ -472,3 +476,40 @@ def test_a_batch_purged_from_the_store_leaves_the_snapshot(tmp_path: Path) -> No
     assert [r[0] for r in snap.execute("SELECT batch FROM batches")] == ["B9"]
     assert {r[0] for r in snap.execute("SELECT DISTINCT batch FROM codes")} == {"B9"}
     snap.close()
+
+
+# -- the bridge service ----------------------------------------------------------------------------
+def test_the_bridge_thread_survives_a_missing_store_then_publishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "PUBLIC_TICK_SECS", 0.05)
+    monkeypatch.setattr(service, "PUBLIC_BACKOFF_MAX_SECS", 0.1)
+    snap = tmp_path / "pub" / "snapshot.db"
+    cfg = bridge_config(tmp_path, 1, "pub", public={"path": str(snap), "interval_secs": 0.2})
+    b = Bridge(cfg, host="127.0.0.1", port=1)
+    b._spawn("bridge-public", b._run_public)
+    stats = b.public_stats
+    assert stats is not None
+    try:
+        wait(lambda: stats.failures >= 2, 10, "the writer failing on the missing store")
+        assert b.alive() and not b.restarts  # retried inside the thread, never restarted
+        assert not snap.exists()
+        store, _f, _plan = _line(tmp_path)  # built beside, then moved where the bridge looks
+        store.close()
+        assert cfg.bridge is not None
+        (tmp_path / "t.db").rename(cfg.bridge.store)
+        wait(lambda: stats.publishes >= 1, 10, "the first publish")
+        failures = stats.failures
+        db = open_snapshot(snap)
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        db.close()
+        assert meta["source"] == "pub" and meta["codes"] == "85" and stats.codes == 85
+        names = {m.name for m in _snapshot_metrics(stats)}
+        metrics = ("codes", "age_seconds", "publishes", "failures")
+        assert names == {f"saltgw_bridge_snapshot_{m}" for m in metrics}
+        assert stats.failures == failures
+    finally:
+        b._stop.set()
+        for t in b._threads:
+            t.join(5)
+    assert not any(t.is_alive() for t in b._threads)
