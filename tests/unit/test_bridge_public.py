@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import gateway.bridge.public_publish as publish_mod
 from gateway.bridge import service
@@ -27,6 +28,7 @@ from gateway.bridge.public_apply import party_type
 from gateway.bridge.retention import purge
 from gateway.bridge.service import Bridge
 from gateway.bridge.store import TraceStore
+from gateway.cli import main
 from gateway.metrics import _snapshot as _snapshot_metrics
 from gateway.public_snapshot import SALES_KEYS, SCHEMA_VERSION, open_snapshot
 from tests.support.bridge_env import bridge_config, wait
@@ -513,3 +515,27 @@ def test_the_bridge_thread_survives_a_missing_store_then_publishes(
         for t in b._threads:
             t.join(5)
     assert not any(t.is_alive() for t in b._threads)
+
+
+# -- saltgw snapshot -------------------------------------------------------------------------------
+def test_saltgw_snapshot_publishes_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store, _f, _plan = _line(tmp_path)
+    store.close()
+    cfg = {
+        "gateway": {"id": "gw-test-1", "enterprise": "8035", "site": "daiyue", "line": "L1"},
+        "bridge": {"store": str(tmp_path / "t.db"), "node_id": "plantA"},
+    }
+    path = tmp_path / "line.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["snapshot", str(path)]) == 2
+    assert "no bridge.public section: give --out PATH" in capsys.readouterr().err
+    out = tmp_path / "copy" / "public.db"
+    assert main(["snapshot", str(path), "--out", str(out)]) == 0
+    assert f"published {out}: 85 codes" in capsys.readouterr().out
+    db = open_snapshot(out)
+    assert db.execute("SELECT value FROM meta WHERE key='source'").fetchone()[0] == "plantA"
+    db.close()
+    cfg["bridge"]["store"] = str(tmp_path / "none.db")  # type: ignore[index]
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["snapshot", str(path), "--out", str(out)]) == 2
+    assert "no trace store at" in capsys.readouterr().err
