@@ -49,6 +49,7 @@ __all__ = ["CHUNK_EVENTS", "SnapshotStats", "SnapshotWriter", "open_store"]
 log = logging.getLogger(__name__)
 
 CHUNK_EVENTS = 200_000  # events applied per transaction of the working copy
+PURGE_CHECK_SECS = 60.0  # how often a running writer looks for batches retention purged
 _WATERMARK = "trace_store_rid"
 
 ENTERPRISE_COLUMNS = (
@@ -118,6 +119,7 @@ class SnapshotWriter:
         self.behind = False  # the last update stopped before the store's newest event
         self.last_publish: float | None = None  # monotonic
         self._pruned: int | None = None
+        self._purge_check: float | None = None  # monotonic
         remove_stale(self.path)
         self._config_tables()
 
@@ -150,9 +152,12 @@ class SnapshotWriter:
         ).fetchone()
         return 0 if row is None else int(row[0])
 
-    def update(self, store: sqlite3.Connection, *, max_chunks: int | None = None) -> int:
+    def update(
+        self, store: sqlite3.Connection, *, max_chunks: int | None = None, purges: bool = True
+    ) -> int:
         """Apply the store's events newer than the watermark; returns how many event ids were
-        covered. ``max_chunks`` bounds the work of one call (None: until caught up)."""
+        covered. ``max_chunks`` bounds the work of one call (None: until caught up);
+        ``purges``: also remove what retention purged from the store."""
         done = 0
         chunks = 0
         while max_chunks is None or chunks < max_chunks:
@@ -161,7 +166,8 @@ class SnapshotWriter:
                 break
             done += n
             chunks += 1
-        self._follow_purges(store)
+        if purges:
+            self._follow_purges(store)
         self.stats.events_read += done
         return done
 
@@ -274,7 +280,10 @@ class SnapshotWriter:
         changed and the last publish is ``interval_secs`` old (``now``: monotonic): a
         snapshot is never published half-way through a backlog. Returns True when it
         published."""
-        self.update(store, max_chunks=1)
+        check = self._purge_check is None or now - self._purge_check >= PURGE_CHECK_SECS
+        if check:
+            self._purge_check = now
+        self.update(store, max_chunks=1, purges=check)
         due = self.last_publish is None or now - self.last_publish >= self.cfg.interval_secs
         if not (self.dirty and due) or self.behind:
             return False

@@ -464,20 +464,30 @@ def test_a_batch_purged_from_the_store_leaves_the_snapshot(tmp_path: Path) -> No
     _ingest(store, f, other.events)
     cfg = _cfg(tmp_path)
     w = _writer(cfg)
-    w.update(store.db)
-    assert w.publish() == 97
+    assert w.run_once(store.db, 0.0) and w.stats.codes == 97
     store.db.execute("UPDATE batches SET production_date='2020-01-01' WHERE batch='B1'")
     DocumentBuilder(store.db, cfg, enterprise="8035", node="n1", tz=TZ).build_ready(force=True)
     store.db.execute("UPDATE documents SET state='acked'")  # as if the platform took them
     rep = purge(store.db, cfg, date(2026, 11, 23), key=store.chain_key)
     assert rep.batches == 1
-    w.update(store.db)
-    assert w.dirty
-    assert w.publish() == 12
+    assert not w.run_once(store.db, 40.0) and not w.dirty  # purges are looked for every 60 s
+    assert w.run_once(store.db, 61.0) and w.stats.codes == 12
     snap = open_snapshot(cfg.public.path)  # type: ignore[union-attr]
     assert [r[0] for r in snap.execute("SELECT batch FROM batches")] == ["B9"]
     assert {r[0] for r in snap.execute("SELECT DISTINCT batch FROM codes")} == {"B9"}
     snap.close()
+    # a code outside any batch goes when retention purges it by its event's date
+    loose = f.make("pack.bag", {"code": "8035LOOSE0001"}, None, device="scan1")
+    _ingest(store, f, [loose])
+    w.update(store.db)
+    w.publish()
+    assert "8035LOOSE0001" in _codes(cfg.public.path)  # type: ignore[union-attr]
+    DocumentBuilder(store.db, cfg, enterprise="8035", node="n1", tz=TZ).build_ready(force=True)
+    store.db.execute("UPDATE documents SET state='acked'")
+    rep = purge(store.db, cfg, date(2031, 1, 1), key=store.chain_key)  # past 4 years: all
+    assert rep.batches == 1 and store.counts()["codes"] == 0
+    w.update(store.db)
+    assert w.publish() == 0
 
 
 # -- the bridge service ----------------------------------------------------------------------------
