@@ -8,8 +8,9 @@ same run:
 
 ``--only`` takes group names (below) or the bench names they print. Each group is also a
 script of its own (bench/pipeline.py, scan_latency.py, gateway_rss.py, xml_export.py,
-qr_decode.py). A group that fails prints a line with ``"error"`` and the run goes on; the exit
-status is then 1. Needs mosquitto and mosquitto_sub (the README's test set-up installs them).
+qr_decode.py, snapshot_publish.py). A group that fails prints a line with ``"error"`` and the
+run goes on; the exit status is then 1. Needs mosquitto and mosquitto_sub (the README's test
+set-up installs them).
 
     group          prints
     pipeline       pipeline_events_per_s        source → journal → QoS 1, vs raw paho
@@ -24,6 +25,8 @@ status is then 1. Needs mosquitto and mosquitto_sub (the README's test set-up in
                    (delivered dp/s, CPU, RSS, latency), saltgw vs pymodbus + raw paho
     telemetry_outage  telemetry_outage_drain_secs, _events_lost   10k dp/s + checkweigher
                    events, the broker away 600 s (--quick: 60 s), drained; no event lost
+    snapshot_publish  snapshot_build_secs, _publish_secs, _round_secs, _fill_secs   the public
+                   snapshot over 1M codes (--quick: 100k): first build, publish, steady round
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ),
     "telemetry_rate": ("telemetry_rate_10x100", "telemetry_rate_50x100"),
     "telemetry_outage": ("telemetry_outage_drain_secs", "telemetry_outage_events_lost"),
+    "snapshot_publish": (
+        "snapshot_build_secs",
+        "snapshot_publish_secs",
+        "snapshot_round_secs",
+        "snapshot_fill_secs",
+    ),
 }
 
 
@@ -94,6 +103,10 @@ def _runner(group: str) -> Group:
         from bench.telemetry_outage import rows as outage_rows
 
         return outage_rows
+    if group == "snapshot_publish":
+        from bench.snapshot_publish import rows as snapshot_rows
+
+        return lambda quick: snapshot_rows(100_000 if quick else 1_000_000)
     raise KeyError(group)
 
 

@@ -309,6 +309,7 @@ def _bridge(bridge: Any) -> Iterator[Metric]:
             "Documents quarantined by the upload (rejected, or max_attempts failed).",
             u.stats.quarantined,
         )
+    yield from _snapshot(getattr(bridge, "public_stats", None))
     backlog = read_backlog(bridge.bcfg.store)
     if backlog is None:
         return
@@ -337,4 +338,25 @@ def _bridge(bridge: Any) -> Iterator[Metric]:
         "saltgw_bridge_events_waiting",
         "Uploadable events in the trace store not yet in a document.",
         backlog.events_waiting,
+    )
+
+
+def _snapshot(stats: Any) -> Iterator[Metric]:
+    """The public snapshot the resolver reads (docs/bridge.md, "Public snapshot")."""
+    if stats is None:
+        return
+    yield _gauge("saltgw_bridge_snapshot_codes", "Codes in the last published public snapshot.",
+                 stats.codes)  # fmt: skip
+    age = 0.0 if stats.published_at is None else max(0.0, time.time() - stats.published_at)
+    yield _gauge(
+        "saltgw_bridge_snapshot_age_seconds",
+        "Seconds since the public snapshot was last published (0 before the first).",
+        age,
+    )
+    yield _counter("saltgw_bridge_snapshot_publishes", "Public snapshots published.",
+                   stats.publishes)  # fmt: skip
+    yield _counter(
+        "saltgw_bridge_snapshot_failures",
+        "Rounds of the public snapshot writer that failed (logged; tried again with backoff).",
+        stats.failures,
     )

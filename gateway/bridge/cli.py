@@ -1,4 +1,5 @@
-"""``saltgw trace`` and ``saltgw xml validate`` (contract: "Command line"). Registered by
+"""``saltgw trace``, ``saltgw snapshot`` and ``saltgw xml validate`` (contract: "Command
+line"). Registered by
 gateway/cli.py through :func:`add_commands`; heavy imports (lxml) happen when a command runs."""
 
 from __future__ import annotations
@@ -64,6 +65,25 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--json", action="store_true", help="print JSON (one object per line)")
     s.add_argument("--ccp", type=int, default=20, metavar="N", help="CCP records to show (-1: all)")
     s.set_defaults(func=_guard(cmd_trace))
+
+    p = sub.add_parser(
+        "snapshot",
+        help="build and publish the public snapshot the resolver reads, once",
+        description=(
+            "Bring the public snapshot's working copy up to date from the bridge's trace store "
+            "and publish it now (QB/T 5279 9, 11.4; docs/bridge.md, 'Public snapshot'): to the "
+            "config's bridge.public.path, or --out. The running bridge does the same every "
+            "bridge.public.interval_secs."
+        ),
+    )
+    p.add_argument("config", metavar="CONFIG.yaml", help="config with a bridge: section")
+    p.add_argument(
+        "--out",
+        metavar="PATH",
+        help="publish here instead (working copy PATH.work beside it); needed when the "
+        "config has no bridge.public",
+    )
+    p.set_defaults(func=_guard(cmd_snapshot))
 
     x = sub.add_parser("xml", help="XML documents saltgw produces")
     xs = x.add_subparsers(dest="xml_verb", required=True, metavar="ACTION")
@@ -217,9 +237,7 @@ def _resend(db: Any, number: str, key: bytes) -> int:
     return 0
 
 
-def _answer(
-    store: Any, query: str, subject: str | None, cfg: Any, args: argparse.Namespace
-) -> int:
+def _answer(store: Any, query: str, subject: str | None, cfg: Any, args: argparse.Namespace) -> int:
     from gateway.bridge import trace_output as out
 
     db = store.db
@@ -230,6 +248,47 @@ def _answer(
     if query == "batch":
         return out.batch(db, str(subject), cfg, args.json)
     return out.code(db, str(subject), cfg, args.json, None if args.ccp < 0 else args.ccp)
+
+
+# -- snapshot -----------------------------------------------------------------------------------
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from gateway.bridge.config import PublicSnapshotSection
+    from gateway.bridge.public import SnapshotWriter, open_store
+    from gateway.bridge.service import node_of
+    from gateway.config.loader import ConfigError, load_config
+
+    try:
+        full = load_config(args.config)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return 2
+    bcfg = full.bridge
+    if bcfg is None:
+        raise _Usage(f"{args.config}: no bridge: section, so no trace store")
+    if args.out:
+        pub = PublicSnapshotSection(path=Path(args.out))
+    elif bcfg.public is not None:
+        pub = bcfg.public
+    else:
+        raise _Usage(f"{args.config}: no bridge.public section: give --out PATH")
+    try:
+        store = open_store(bcfg.store)
+    except FileNotFoundError:
+        raise _Usage(f"no trace store at {bcfg.store} (has the bridge run yet?)") from None
+    tz = full.gateway.tz()
+    writer = SnapshotWriter(pub, bcfg, enterprise=full.gateway.enterprise, source=node_of(full),
+                            clock=lambda: datetime.now(tz))  # fmt: skip
+    try:
+        events = writer.update(store)
+        codes = writer.publish()
+    finally:
+        writer.close()
+        store.close()
+    print(f"published {pub.path}: {codes} codes ({events} new events read from {bcfg.store})")
+    return 0
 
 
 # -- xml validate --------------------------------------------------------------------------------

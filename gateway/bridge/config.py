@@ -16,6 +16,7 @@ __all__ = [
     "HttpUploadSection",
     "KnownGatewaySection",
     "ProductInfoSection",
+    "PublicSnapshotSection",
     "ReconcileSection",
     "RetentionSection",
     "UploadRetrySection",
@@ -212,6 +213,31 @@ class RetentionSection(_Strict):
     )
 
 
+class PublicSnapshotSection(_Strict):
+    """The public snapshot the resolver reads (QB/T 5279-2018 9, 11.4; docs/bridge.md,
+    "Public snapshot"): table 6 fields and code states only, one SQLite file replaced
+    atomically."""
+
+    path: Path = Field(
+        description="The published snapshot (gateway/public_snapshot.py), replaced atomically; "
+        "the resolver opens it (or a copy of it on another host) read-only.",
+    )
+    interval_secs: float = Field(
+        default=30.0,
+        gt=0,
+        description="Publish at most this often, and only when something changed since the "
+        "last publish (the working copy is brought up to date every second).",
+    )
+    work_path: Path | None = Field(
+        default=None,
+        description="The bridge's working copy, updated incrementally from the trace store; "
+        "default {path}.work beside the snapshot. Never give it to the resolver.",
+    )
+
+    def work_file(self) -> Path:
+        return self.work_path or self.path.with_name(self.path.name + ".work")
+
+
 class BridgeSection(_Strict):
     """Store-and-forward to the national platform (docs/bridge.md)."""
 
@@ -334,6 +360,11 @@ class BridgeSection(_Strict):
     )
     products: list[ProductInfoSection] = Field(
         default_factory=list, description="Products (table 6 category fields) by id."
+    )
+    public: PublicSnapshotSection | None = Field(
+        default=None,
+        description="Publish the public snapshot the resolver reads (table 6, code states); "
+        "none: no snapshot.",
     )
 
     @model_validator(mode="after")

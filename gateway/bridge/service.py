@@ -5,6 +5,10 @@
   records (:mod:`~gateway.bridge.documents`, :mod:`~gateway.bridge.reconcile`,
   :mod:`~gateway.bridge.retention`).
 - ``bridge-upload``: delivers documents (:mod:`gateway.bridge.upload`), when ``upload`` is set.
+- ``bridge-public``: keeps the public snapshot the resolver reads up to date and publishes it
+  (:mod:`gateway.bridge.public`), when ``public`` is set; it reads the store on a read-only
+  connection of its own. A failure there is logged and retried with backoff (the working copy
+  and the connection opened again); it never stops the bridge.
 
 ``saltgw run`` starts it when the config has a ``bridge:`` section (:meth:`Bridge.for_gateway`),
 connected to the gateway's broker; its ``alarm.upload`` events then go through the gateway's
@@ -37,6 +41,7 @@ from gateway.bridge.documents import DocumentBuilder
 from gateway.bridge.gateways import KnownGateways
 from gateway.bridge.ingest import Consumer, subscriptions
 from gateway.bridge.integrity import store_chain_key
+from gateway.bridge.public import SnapshotStats, SnapshotWriter, open_store
 from gateway.bridge.reconcile import Reconciler
 from gateway.bridge.retention import purge
 from gateway.bridge.store import IngestStats, TraceStore
@@ -54,6 +59,8 @@ __all__ = ["Bridge", "node_of"]
 log = logging.getLogger(__name__)
 
 TICK_SECS = 0.2
+PUBLIC_TICK_SECS = 1.0  # how often the public snapshot's working copy catches up
+PUBLIC_BACKOFF_MAX_SECS = 60.0
 RESTART_LIMIT = 5  # failures of one thread within the window before the bridge gives up
 RESTART_WINDOW_SECS = 600.0
 
@@ -97,6 +104,9 @@ class Bridge:
         self.ingest_stats = IngestStats()  # kept across restarts of the ingest thread
         self.restarts: dict[str, int] = {}  # thread name → restarts after an error
         self.failing: dict[str, str] = {}  # thread name → its error, while it waits to restart
+        self.public_stats: SnapshotStats | None = (
+            SnapshotStats() if self.bcfg.public is not None else None
+        )
 
     @classmethod
     def for_gateway(cls, gw: Gateway) -> Bridge:
@@ -127,6 +137,8 @@ class Bridge:
         self._spawn("bridge-build", self._run_builder)
         if self.bcfg.upload is not None:
             self._spawn("bridge-upload", self._run_uploader)
+        if self.bcfg.public is not None:
+            self._spawn("bridge-public", self._run_public)
         log.info(
             "bridge %s: store %s, profile %s, upload %s; events stored from gateways %s",
             self.node, self.bcfg.store, self.bcfg.profile,
@@ -338,3 +350,40 @@ class Bridge:
                 self._wake_upload.clear()
         finally:
             up.db.close()
+
+    def _run_public(self) -> None:
+        """Bring the snapshot's working copy up to date every second and publish it when due;
+        any failure (the store not there yet, a full disk) is logged, counted and tried again
+        after a backoff, with a fresh working copy and store connection."""
+        pub, stats = self.bcfg.public, self.public_stats
+        assert pub is not None and stats is not None
+        writer: SnapshotWriter | None = None
+        store = None
+        failures = 0
+        try:
+            while not self._stop.wait(PUBLIC_TICK_SECS):
+                try:
+                    if writer is None:
+                        writer = SnapshotWriter(
+                            pub, self.bcfg, enterprise=self.cfg.gateway.enterprise,
+                            source=self.node, clock=lambda: datetime.now(self.tz), stats=stats,
+                        )  # fmt: skip
+                    if store is None:
+                        store = open_store(self.bcfg.store)
+                    writer.run_once(store, time.monotonic())
+                    failures = 0
+                except Exception:
+                    failures += 1
+                    stats.failures += 1
+                    wait = min(PUBLIC_BACKOFF_MAX_SECS, 2.0**failures)
+                    log.exception("bridge: public snapshot %s failed; trying again in %.0f s",
+                                  pub.path, wait)  # fmt: skip
+                    for c in (writer, store):
+                        if c is not None:
+                            c.close()
+                    writer = store = None
+                    self._stop.wait(wait)
+        finally:
+            for c in (writer, store):
+                if c is not None:
+                    c.close()
