@@ -59,9 +59,17 @@ JSON = "application/json; charset=utf-8"
 ROBOTS = b"User-agent: *\nDisallow: /q\nDisallow: /check\nDisallow: /api/\n"
 
 STATUS_TEXT = {
-    200: "OK", 201: "Created", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 411: "Length Required", 413: "Content Too Large",
-    415: "Unsupported Media Type", 429: "Too Many Requests", 500: "Internal Server Error",
+    200: "OK",
+    201: "Created",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
     503: "Service Unavailable",
 }
 
@@ -118,7 +126,9 @@ def _query(environ: dict[str, Any]) -> dict[str, list[str]]:
         raise BadRequest(400, "查询参数过长。")
     try:
         query = parse_qs(
-            qs.encode("latin-1").decode("ascii"), keep_blank_values=True, max_num_fields=16,
+            qs.encode("latin-1").decode("ascii"),
+            keep_blank_values=True,
+            max_num_fields=16,
             errors="strict",
         )
     except (UnicodeError, ValueError):
@@ -143,9 +153,10 @@ class ResolverApp:
         self.cfg = cfg
         self.resolver = resolver
         self.pages = pages
-        self.limiter = limiter or RateLimiter(
-            cfg.rate_limit.per_second, cfg.rate_limit.burst, cfg.rate_limit.max_clients
-        )
+        if limiter is None:
+            rl = cfg.rate_limit
+            limiter = RateLimiter(rl.per_second, rl.burst, rl.max_clients)
+        self.limiter = limiter
         self.clients = ClientResolver(cfg.trusted_proxies)
         self.clock = clock
         self.tz = cfg.tz()
@@ -171,8 +182,9 @@ class ResolverApp:
             if exc.allow:
                 resp.headers.append(("Allow", exc.allow))
         except Exception:  # never a trace or an internal detail in an answer
-            log.exception("resolver: unexpected error answering %s %r", method,
-                          environ.get("PATH_INFO"))
+            log.exception(
+                "resolver: unexpected error answering %s %r", method, environ.get("PATH_INFO")
+            )
             resp = self._error(500, "服务暂时出现问题，请稍后再试。", is_api)
         headers = [
             ("Content-Type", resp.content_type),
@@ -227,7 +239,7 @@ class ResolverApp:
             return self._page(req, (req.query.get("code") or [""])[0], "typed")
         if path.startswith("/api/v1/codes/"):
             self._methods(req.method, "GET, HEAD")
-            return self._api_code(req, path[len("/api/v1/codes/"):])
+            return self._api_code(req, path[len("/api/v1/codes/") :])
         if path == "/feedback":
             self._methods(req.method, "POST")
             return self._feedback(req, self._form_body(req), api=False)
@@ -239,8 +251,12 @@ class ResolverApp:
             if req.method == "POST":
                 return self._complaint(req, self._form_body(req), api=False)
             code = (req.query.get("code") or [""])[0]
-            form = {"code": code if acceptable(code) else "", "place": "", "content": "",
-                    "contact": ""}
+            form = {
+                "code": code if acceptable(code) else "",
+                "place": "",
+                "content": "",
+                "contact": "",
+            }
             return Response(200, self.pages.render("complaint", form=form, errors=[]))
         if path == "/api/v1/complaints":
             self._methods(req.method, "POST")
@@ -254,18 +270,23 @@ class ResolverApp:
             return None
         try:
             return self.resolver.resolve(
-                code, channel, place_of(req.client), record=req.method != "HEAD"
+                code, channel, place_of(req.client), count=req.method != "HEAD"
             )
         except NoSnapshot:
-            raise BadRequest(503, "查询服务正在准备数据（尚未发布公开信息），请稍后再试。") from None
+            raise BadRequest(
+                503, "查询服务正在准备数据（尚未发布公开信息），请稍后再试。"
+            ) from None
 
     def _page(self, req: Request, raw: str, channel: Channel) -> Response:
         if not raw.strip():
             return self._form(400, "请输入追溯编码。")
         answer = self._answer(req, raw, channel)
         if answer is None:
-            return self._form(400, "追溯编码无效：编码由 4 位企业代码和不超过 20 位的企业内部"
-                              "编码组成，只含字母和数字。")
+            return self._form(
+                400,
+                "追溯编码无效：编码由 4 位企业代码和不超过 20 位的企业内部"
+                "编码组成，只含字母和数字。",
+            )
         checked = datetime.fromtimestamp(self.clock(), self.tz).strftime("%Y-%m-%d %H:%M")
         status = 404 if answer.verdict == "unknown" else 200
         return Response(status, self.pages.code(answer, checked))
@@ -274,8 +295,11 @@ class ResolverApp:
         answer = self._answer(req, raw, "api")
         if answer is None:
             body: dict[str, Any] = {
-                "code": None, "verdict": "unknown", "reason": "bad_request",
-                "message": "编码无效", "public": {},
+                "code": None,
+                "verdict": "unknown",
+                "reason": "bad_request",
+                "message": "编码无效",
+                "public": {},
             }
             return Response(400, _json(body), JSON)
         status = 404 if answer.verdict == "unknown" else 200
@@ -309,8 +333,9 @@ class ResolverApp:
     def _form_body(self, req: Request) -> dict[str, str]:
         body = self._body(req, ("application/x-www-form-urlencoded",))
         try:
-            fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=16,
-                              errors="strict")
+            fields = parse_qs(
+                body.decode("utf-8"), keep_blank_values=True, max_num_fields=16, errors="strict"
+            )
         except (UnicodeError, ValueError):
             raise BadRequest(400, "提交的内容无法识别。") from None
         return {k: v[0] for k, v in fields.items()}
@@ -332,7 +357,9 @@ class ResolverApp:
             matches = {"yes": True, "no": False}.get(str(matches))
         comment = data.get("comment")
         if (
-            not isinstance(qid, str) or len(qid) != 22 or not acceptable(qid)
+            not isinstance(qid, str)
+            or len(qid) != 22
+            or not acceptable(qid)
             or not isinstance(matches, bool)
             or (comment is not None and (not isinstance(comment, str) or len(comment) > 500))
         ):
@@ -340,7 +367,9 @@ class ResolverApp:
         self.resolver.log.feedback(qid, matches, comment or None)
         if api:
             return Response(201, _json({"query_id": qid, "matches": matches}), JSON)
-        text = "感谢您的反馈。" + ("" if matches else f"如有疑问，可提交投诉或拨打 {self.cfg.hotline}。")
+        text = "感谢您的反馈。" + (
+            "" if matches else f"如有疑问，可提交投诉或拨打 {self.cfg.hotline}。"
+        )
         return Response(200, self.pages.message(200, "已收到反馈", text))
 
     def _complaint(self, req: Request, data: dict[str, Any], api: bool) -> Response:
@@ -374,8 +403,14 @@ class ResolverApp:
         now_ms = int(self.clock() * 1000)
         self.resolver.log.complain(
             Complaint(
-                cid, now_ms, form["code"] or None, form["place"], form["content"],
-                form["contact"] or None, "api" if api else "form", place_of(req.client),
+                cid,
+                now_ms,
+                form["code"] or None,
+                form["place"],
+                form["content"],
+                form["contact"] or None,
+                "api" if api else "form",
+                place_of(req.client),
             )
         )
         if api:
@@ -414,9 +449,12 @@ class ResolverApp:
 
     def _error(self, status: int, text: str, api: bool) -> Response:
         if api:
-            return Response(status, _json({"error": STATUS_TEXT.get(status, ""), "message": text}),
-                            JSON)
-        title = {404: "页面不存在", 429: "查询过于频繁", 503: "暂时无法查询"}.get(status, "请求无效")
+            return Response(
+                status, _json({"error": STATUS_TEXT.get(status, ""), "message": text}), JSON
+            )
+        title = {404: "页面不存在", 429: "查询过于频繁", 503: "暂时无法查询"}.get(
+            status, "请求无效"
+        )
         if status >= 500 and status != 503:
             title = "服务暂时出现问题"
         return Response(status, self.pages.message(status, title, text))

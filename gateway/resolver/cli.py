@@ -41,8 +41,10 @@ def add_command(sub: Any) -> None:
     )
     s.add_argument("--output", metavar="FILE.csv", help="where --export writes (UTF-8 CSV)")
     s.add_argument(
-        "--since", type=_day, metavar="YYYY-MM-DD", help="--export from this day on (the "
-        "resolver's time zone)"
+        "--since",
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="--export from this day on (the resolver's time zone)",
     )
     s.set_defaults(func=cmd_resolver)
 
@@ -100,8 +102,9 @@ def _export(args: argparse.Namespace, cfg: Any) -> int:
         raise UserError(f"{cfg.query_log}: no query log (has the resolver run?)")
     qlog = QueryLog(cfg.query_log)
     try:
-        n = export_file(qlog, args.export, Path(args.output), cfg.tz(), since_ms(args.since,
-                                                                                  cfg.tz()))
+        n = export_file(
+            qlog, args.export, Path(args.output), cfg.tz(), since_ms(args.since, cfg.tz())
+        )
     except OSError as exc:
         raise UserError(f"{args.output}: cannot write: {exc.strerror}") from None
     finally:

@@ -15,11 +15,26 @@ from gateway.resolver.querylog import QueryLog
 __all__ = ["COMPLAINT_COLUMNS", "QUERY_COLUMNS", "export_csv", "since_ms"]
 
 QUERY_COLUMNS = (
-    "time", "code", "channel", "place", "count", "verdict", "reason", "matches", "comment",
+    "time",
+    "code",
+    "channel",
+    "place",
+    "count",
+    "verdict",
+    "reason",
+    "matches",
+    "comment",
     "query_id",
 )
 COMPLAINT_COLUMNS = (
-    "time", "code", "place", "content", "contact", "channel", "client_net", "complaint_id",
+    "time",
+    "code",
+    "place",
+    "content",
+    "contact",
+    "channel",
+    "client_net",
+    "complaint_id",
 )
 
 
@@ -43,16 +58,34 @@ def export_csv(log: QueryLog, what: str, out: TextIO, tz: ZoneInfo, since: int =
         for rec, matches, comment in log.queries_since(since):
             fb = "" if matches is None else ("yes" if matches else "no")
             writer.writerow(
-                (_time(rec.ts_ms, tz), rec.code, rec.channel, rec.place, rec.count, rec.verdict,
-                 rec.reason or "", fb, comment or "", rec.qid)
+                (
+                    _time(rec.ts_ms, tz),
+                    rec.code,
+                    rec.channel,
+                    rec.place,
+                    rec.count,
+                    rec.verdict,
+                    rec.reason or "",
+                    fb,
+                    comment or "",
+                    rec.qid,
+                )
             )
             n += 1
     elif what == "complaints":
         writer.writerow(COMPLAINT_COLUMNS)
         for c in log.complaints_since(since):
             writer.writerow(
-                (_time(c.ts_ms, tz), c.code or "", c.place, c.content, c.contact or "",
-                 c.channel, c.client_net, c.cid)
+                (
+                    _time(c.ts_ms, tz),
+                    c.code or "",
+                    c.place,
+                    c.content,
+                    c.contact or "",
+                    c.channel,
+                    c.client_net,
+                    c.cid,
+                )
             )
             n += 1
     else:

@@ -18,9 +18,7 @@ __all__ = ["CodeRecord", "EnterpriseContact", "find_code", "find_enterprise"]
 _ALIAS = {"codes": "c", "batches": "b", "products": "p", "enterprises": "e"}
 _SALES = {25, 26}  # JSON lists of {date, party_type, party}
 
-_COLUMNS = ", ".join(
-    f"{_ALIAS[f.column.split('.')[0]]}.{f.column.split('.')[1]}" for f in TABLE6
-)
+_COLUMNS = ", ".join(f"{_ALIAS[f.column.split('.')[0]]}.{f.column.split('.')[1]}" for f in TABLE6)
 CODE_SQL = (
     f"SELECT c.state, c.state_date, COALESCE(b.enterprise, substr(c.code, 1, 4)), {_COLUMNS} "
     "FROM codes c "

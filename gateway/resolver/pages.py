@@ -64,7 +64,11 @@ def table6_rows(answer: Answer) -> tuple[list[Row], list[Row]]:
         else:
             text = str(value)
             rows[f.no] = Row(
-                f.no, f.name, f.attribute, tuple(text.splitlines()) or (text,), False,
+                f.no,
+                f.name,
+                f.attribute,
+                tuple(text.splitlines()) or (text,),
+                False,
                 phone=f.no == 10 and bool(_PHONE.match(text)),
             )
     item = [rows[n] for n in ITEM_FIELDS]

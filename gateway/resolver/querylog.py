@@ -147,6 +147,8 @@ class QueryLog:
             db.executescript(SCHEMA)
         self._queue: queue.Queue[QueryRecord | _Feedback | None] = queue.Queue(max_pending)
         self._pending: dict[str, list[QueryRecord]] = {}  # queued, not yet committed
+        self._commits_started = 0  # a read that overlapped a commit is read again
+        self._commits_done = 0
         self._lock = threading.Lock()
         self._local = threading.local()
         self._writer = threading.Thread(target=self._write_loop, name="query-log", daemon=True)
@@ -169,21 +171,24 @@ class QueryLog:
         return int(self.clock() * 1000)
 
     # -- lookups -------------------------------------------------------------------------------
-    def recent(
-        self, code: str, since_ms: int, channels: Sequence[str], cap: int
-    ) -> Recent:
+    def recent(self, code: str, since_ms: int, channels: Sequence[str], cap: int) -> Recent:
         """How often ``code`` was queried: in total, and within the window since ``since_ms``
         on ``channels`` (at most ``cap`` of them are read: enough to decide the rule)."""
-        with self._lock:
-            queued = list(self._pending.get(code, ()))
         db = self._reader()
-        row = db.execute("SELECT n FROM code_counts WHERE code = ?", (code,)).fetchone()
         marks = ",".join("?" * len(channels))
-        rows = db.execute(
-            f"SELECT place FROM queries WHERE code = ? AND ts_ms >= ? AND channel IN ({marks}) "
-            "ORDER BY ts_ms DESC LIMIT ?",
-            (code, since_ms, *channels, cap),
-        ).fetchall()
+        for _attempt in range(3):  # until no commit of this process overlapped the reads
+            with self._lock:
+                queued = list(self._pending.get(code, ()))
+                started, done = self._commits_started, self._commits_done
+            row = db.execute("SELECT n FROM code_counts WHERE code = ?", (code,)).fetchone()
+            rows = db.execute(
+                "SELECT place FROM queries WHERE code = ? AND ts_ms >= ? "
+                f"AND channel IN ({marks}) ORDER BY ts_ms DESC LIMIT ?",
+                (code, since_ms, *channels, cap),
+            ).fetchall()
+            with self._lock:
+                if started == done == self._commits_started == self._commits_done:
+                    break
         places = [r[0] for r in rows]
         places += [q.place for q in queued if q.ts_ms >= since_ms and q.channel in channels]
         total = (row[0] if row else 0) + len(queued)
@@ -200,16 +205,22 @@ class QueryLog:
             with self._lock:
                 self._forget([rec])
             self.dropped += 1
-            log.warning("query log %s: queue full, query record dropped (%d so far)",
-                        str(self.path), self.dropped)
+            log.warning(
+                "query log %s: queue full, query record dropped (%d so far)",
+                str(self.path),
+                self.dropped,
+            )
 
     def feedback(self, qid: str, matches: bool, comment: str | None = None) -> None:
         try:
             self._queue.put_nowait(_Feedback(qid, self.now_ms(), matches, comment))
         except queue.Full:
             self.dropped += 1
-            log.warning("query log %s: queue full, feedback dropped (%d so far)",
-                        str(self.path), self.dropped)
+            log.warning(
+                "query log %s: queue full, feedback dropped (%d so far)",
+                str(self.path),
+                self.dropped,
+            )
 
     def complain(self, c: Complaint) -> None:
         """Store a complaint now (committed and synced before this returns)."""
@@ -266,13 +277,17 @@ class QueryLog:
         counts: dict[str, int] = {}
         for r in recs:
             counts[r.code] = counts.get(r.code, 0) + 1
+        with self._lock:
+            self._commits_started += 1
         try:
             db.execute("BEGIN IMMEDIATE")
             db.executemany(
                 "INSERT OR IGNORE INTO queries (qid, ts_ms, code, channel, place, count, "
                 "verdict, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(r.qid, r.ts_ms, r.code, r.channel, r.place, r.count, r.verdict, r.reason)
-                 for r in recs],
+                [
+                    (r.qid, r.ts_ms, r.code, r.channel, r.place, r.count, r.verdict, r.reason)
+                    for r in recs
+                ],
             )
             db.executemany(
                 "INSERT INTO code_counts (code, n) VALUES (?, ?) "
@@ -292,6 +307,7 @@ class QueryLog:
         finally:
             with self._lock:
                 self._forget(recs)
+                self._commits_done += 1
 
     def close(self) -> None:
         """Write what is queued and stop the writer."""

@@ -97,9 +97,7 @@ class ResolverServer:
     def start(self) -> None:
         """Serve from a background thread (tests, an embedding process); :meth:`stop` ends it."""
         self.snapshots.start(self.cfg.reload_secs)
-        self._thread = threading.Thread(
-            target=self._server.run, name="resolver-http", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.run, name="resolver-http", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

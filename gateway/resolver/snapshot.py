@@ -6,9 +6,9 @@ new snapshot. A timer (:meth:`SnapshotHolder.check`, every ``reload_secs``) look
 request ever stats the file. A new file is opened and checked (:func:`open_snapshot`: schema
 version, ``meta``) before it takes over; until then, and for good when it is broken (logged once
 per file), the old one keeps answering. Each worker thread opens its own read-only connection
-to the current snapshot the first time it needs one after a change; if that open fails (the file
-was replaced again by a broken one in between) it borrows the checked connection of the current
-snapshot (SQLite serialises its use).
+to the current snapshot the first time it needs one after a change; if that open fails or finds
+another file (replaced again since the check) it borrows the checked connection of the current
+snapshot (SQLite serialises its use) until the next check takes the new file.
 """
 
 from __future__ import annotations
@@ -85,8 +85,11 @@ class SnapshotHolder:
                         str(self.path),
                     )
                 else:
-                    log.warning("public snapshot %s disappeared: still answering from the one "
-                                "built at %s", str(self.path), cur.built_at)
+                    log.warning(
+                        "public snapshot %s disappeared: still answering from the one built at %s",
+                        str(self.path),
+                        cur.built_at,
+                    )
             return False
         self._missing_logged = False
         if (cur is not None and cur.key == key) or key == self._refused:
@@ -103,12 +106,19 @@ class SnapshotHolder:
         with self._lock:
             self._generation += 1
             self._current = Snapshot(
-                self.path, key, str(meta.get("built_at", "")), codes, self._clock(),
-                self._generation, db,
+                self.path,
+                key,
+                str(meta.get("built_at", "")),
+                codes,
+                self._clock(),
+                self._generation,
+                db,
             )
         log.info(
             "public snapshot %s built at %s: %d codes",
-            str(self.path), self._current.built_at, codes,
+            str(self.path),
+            self._current.built_at,
+            codes,
         )
         return True
 
@@ -126,7 +136,11 @@ class SnapshotHolder:
             old.close()
         try:
             conn = open_snapshot(cur.path)
-        except SnapshotError:  # replaced by a broken file since the check: use the checked one
+            built = conn.execute("SELECT value FROM meta WHERE key = 'built_at'").fetchone()
+            if built is None or built[0] != cur.built_at:  # replaced again since the check
+                conn.close()
+                conn = cur.shared
+        except (SnapshotError, sqlite3.Error):  # replaced by a broken file since the check
             conn = cur.shared
         local.generation, local.conn, local.shared = cur.generation, conn, cur.shared
         return cur, conn

@@ -98,9 +98,9 @@ class Resolver:
         self._cap = max(rule.max_queries, rule.max_places) + 1
         self._channels = tuple(rule.channels)
 
-    def resolve(self, code: str, channel: Channel, place: str, record: bool = True) -> Answer:
-        """``code`` already :func:`acceptable`; ``record`` False for a HEAD request (looked
-        up, not counted). Raises :class:`NoSnapshot`."""
+    def resolve(self, code: str, channel: Channel, place: str, count: bool = True) -> Answer:
+        """``code`` already :func:`acceptable`; ``count`` False for a HEAD request (looked
+        up, not recorded nor counted). Raises :class:`NoSnapshot`."""
         held = self.snapshots.connection()
         if held is None:
             raise NoSnapshot
@@ -136,12 +136,20 @@ class Resolver:
                     verdict, detail = self.copy_rule(in_window, places)
                     reason = "suspect_copy" if verdict == "suspect_copy" else None
         query_id = new_id()
-        if record:
+        if count:
             self.log.record(
                 QueryRecord(query_id, now, code, channel, place, recent.total + 1, verdict, reason)
             )
         return Answer(
-            code, verdict, reason, detail, record, contact, recent.total + 1, places, query_id,
+            code,
+            verdict,
+            reason,
+            detail,
+            record,
+            contact,
+            recent.total + 1,
+            places,
+            query_id,
             snap,
         )
 
@@ -156,6 +164,4 @@ class Resolver:
         return "genuine", None
 
     def recent(self, code: str) -> Recent:
-        return self.log.recent(
-            code, self.log.now_ms() - self._window_ms, self._channels, self._cap
-        )
+        return self.log.recent(code, self.log.now_ms() - self._window_ms, self._channels, self._cap)
