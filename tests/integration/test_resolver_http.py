@@ -21,13 +21,17 @@ from gateway.resolver.server import ResolverServer
 from tests.support.snapshot import BATCH, code_row, write_snapshot
 
 GOOD, RECALLED, GONE, HELD = "8035K7Q2M9X4TZ", "8035RECALL0001", "8035GONE000001", "8035HOLD000001"
-INTERNALS = ("Traceback", "File \"", "sqlite", "gateway/", ".py", "Exception", "waitress")
+INTERNALS = ("Traceback", 'File "', "sqlite", "gateway/", ".py", "Exception", "waitress")
 
 
 def _snapshot(path: Path, built_at: str = "2024-05-03T08:00:00+08:00", extra: int = 0) -> None:
     codes = [
-        code_row(GOOD, wholesale_sales=[{"date": "2024-05-06", "party_type": "批发企业",
-                                         "party": "某某批发公司"}]),
+        code_row(
+            GOOD,
+            wholesale_sales=[
+                {"date": "2024-05-06", "party_type": "批发企业", "party": "某某批发公司"}
+            ],
+        ),
         code_row(RECALLED, state="recalled"),
         code_row(GONE, state="withdrawn"),
         code_row(HELD, batch="B-HELD"),
@@ -115,7 +119,7 @@ def _verdict(body: bytes) -> str:
 
 
 def test_pages_for_each_verdict(served: tuple[ResolverServer, Client]) -> None:
-    _server_, c = served
+    _, c = served
     status, headers, body = c.get(f"/q/{GOOD}")
     assert status == 200 and _verdict(body) == "genuine"
     _assert_secure(headers, body)
@@ -123,8 +127,35 @@ def test_pages_for_each_verdict(served: tuple[ResolverServer, Client]) -> None:
     text = body.decode()
     assert '<html lang="zh-CN">' in text and 'name="viewport"' in text
     assert "http://" not in text.replace("http://www.example.cn", "")  # nothing external
-    for no in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
-               23, 24, 25, 26, 27):
+    for no in (
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
+        9,
+        10,
+        11,
+        12,
+        13,
+        14,
+        15,
+        16,
+        17,
+        18,
+        19,
+        20,
+        21,
+        22,
+        23,
+        24,
+        25,
+        26,
+        27,
+    ):
         assert f'data-field="{no}"' in text
     assert "某某批发公司" in text and "合格，一级" in text
     assert c.get(f"/q/{RECALLED}")[0] == 200 and _verdict(c.get(f"/q/{RECALLED}")[2]) == "recalled"
@@ -156,10 +187,15 @@ def test_scan_forms_typed_form_and_api(served: tuple[ResolverServer, Client]) ->
     import sqlite3
 
     with sqlite3.connect(server.cfg.query_log) as db:
-        rows = db.execute("SELECT channel, place, count FROM queries WHERE code = ? ORDER BY id",
-                          (GOOD,)).fetchall()
-    assert rows == [("scan", "127.0.0.0/24", 1), ("typed", "127.0.0.0/24", 2),
-                    ("api", "127.0.0.0/24", 3), ("api", "127.0.0.0/24", 4)]
+        rows = db.execute(
+            "SELECT channel, place, count FROM queries WHERE code = ? ORDER BY id", (GOOD,)
+        ).fetchall()
+    assert rows == [
+        ("scan", "127.0.0.0/24", 1),
+        ("typed", "127.0.0.0/24", 2),
+        ("api", "127.0.0.0/24", 3),
+        ("api", "127.0.0.0/24", 4),
+    ]
 
 
 def test_suspect_copy_after_many_queries(served: tuple[ResolverServer, Client]) -> None:
@@ -180,8 +216,10 @@ def test_feedback_and_complaints(served: tuple[ResolverServer, Client]) -> None:
     assert status == 200 and "已收到反馈" in body.decode()
     _assert_secure(headers, body)
     status, _h, body = c.request(
-        "POST", "/api/v1/feedback", json.dumps({"query_id": doc["query_id"], "matches": True})
-        .encode(), {"Content-Type": "application/json"},
+        "POST",
+        "/api/v1/feedback",
+        json.dumps({"query_id": doc["query_id"], "matches": True}).encode(),
+        {"Content-Type": "application/json"},
     )
     assert status == 201
     complaint = "code=8035K7Q2M9X4TZ&place=%E6%9F%90%E8%B6%85%E5%B8%82&content=%E7%BB%93%E5%9D%97"
@@ -190,13 +228,15 @@ def test_feedback_and_complaints(served: tuple[ResolverServer, Client]) -> None:
     status, _h, body = c.request("POST", "/complaint", b"place=&content=", form)
     assert status == 400 and "请填写地点" in body.decode()
     status, _h, body = c.request(
-        "POST", "/api/v1/complaints",
+        "POST",
+        "/api/v1/complaints",
         json.dumps({"place": "某市", "content": "<script>x</script>", "contact": "138"}).encode(),
         {"Content-Type": "application/json"},
     )
     assert status == 201 and len(json.loads(body)["id"]) == 22
-    status, _h, body = c.request("POST", "/complaint", complaint.encode(),
-                                 {**form, "Origin": "http://evil.example"})
+    status, _h, body = c.request(
+        "POST", "/complaint", complaint.encode(), {**form, "Origin": "http://evil.example"}
+    )
     assert status == 403
     assert "<script>" not in c.get("/complaint?code=<script>")[2].decode()
     server.query_log.close()
@@ -204,7 +244,8 @@ def test_feedback_and_complaints(served: tuple[ResolverServer, Client]) -> None:
 
     with sqlite3.connect(server.cfg.query_log) as db:
         assert db.execute("SELECT place, content FROM complaints ORDER BY id").fetchall() == [
-            ("某超市", "结块"), ("某市", "<script>x</script>")
+            ("某超市", "结块"),
+            ("某市", "<script>x</script>"),
         ]
         assert db.execute("SELECT matches FROM feedback ORDER BY id").fetchall() == [(0,), (1,)]
 
@@ -250,39 +291,49 @@ def test_bad_input_gets_a_clear_4xx(
 def test_bodies_too_large_wrong_type_or_malformed(served: tuple[ResolverServer, Client]) -> None:
     _s, c = served
     huge = b"content=" + b"x" * 40_000
-    got, headers, body = c.request("POST", "/complaint", huge,
-                                   {"Content-Type": "application/x-www-form-urlencoded"})
+    got, headers, body = c.request(
+        "POST", "/complaint", huge, {"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert got == 413
     _assert_secure(headers, body)
-    got, headers, body = c.request("POST", "/api/v1/complaints", b"{not json",
-                                   {"Content-Type": "application/json"})
+    got, headers, body = c.request(
+        "POST", "/api/v1/complaints", b"{not json", {"Content-Type": "application/json"}
+    )
     assert got == 400 and json.loads(body)["error"] == "Bad Request"
-    got, _h, _b = c.request("POST", "/api/v1/complaints", b"[]",
-                            {"Content-Type": "application/json"})
+    got, _h, _b = c.request(
+        "POST", "/api/v1/complaints", b"[]", {"Content-Type": "application/json"}
+    )
     assert got == 400
     got, _h, _b = c.request("POST", "/api/v1/complaints", b"{}", {"Content-Type": "text/plain"})
     assert got == 415
-    got, _h, _b = c.request("POST", "/api/v1/feedback", b'{"query_id": "x", "matches": 1}',
-                            {"Content-Type": "application/json"})
+    got, _h, _b = c.request(
+        "POST",
+        "/api/v1/feedback",
+        b'{"query_id": "x", "matches": 1}',
+        {"Content-Type": "application/json"},
+    )
     assert got == 400
     deep = b"[" * 100_000 + b"]" * 100_000
-    got, _h, body = c.request("POST", "/api/v1/complaints", deep,
-                              {"Content-Type": "application/json"})
+    got, _h, body = c.request(
+        "POST", "/api/v1/complaints", deep, {"Content-Type": "application/json"}
+    )
     assert got in (400, 413) and b"Traceback" not in body
 
 
 def test_huge_body_is_refused_without_reading_it(served: tuple[ResolverServer, Client]) -> None:
     _s, c = served
     with socket.create_connection(("127.0.0.1", c.port), timeout=10) as s:
-        s.sendall(b"POST /complaint HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                  b"application/x-www-form-urlencoded\r\nContent-Length: 10000000000\r\n\r\n")
+        s.sendall(
+            b"POST /complaint HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            b"application/x-www-form-urlencoded\r\nContent-Length: 10000000000\r\n\r\n"
+        )
         reply = s.recv(4096)
     assert reply.split(b" ")[1] in (b"413", b"400")
     assert b"Traceback" not in reply
 
 
 def test_head_and_static_and_health(served: tuple[ResolverServer, Client]) -> None:
-    server, c = served
+    _, c = served
     status, headers, body = c.request("HEAD", f"/q/{GOOD}")
     assert status == 200 and body == b"" and int(headers["content-length"]) > 1000
     status, headers, body = c.get("/static/resolver.css")
@@ -321,8 +372,11 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
 
 def test_trusted_proxy_forwarded_for_is_the_client(tmp_path: Path) -> None:
     _snapshot(tmp_path / "snap.db")
-    server = _server(tmp_path, trusted_proxies=["127.0.0.1/32"],
-                     rate_limit=RateLimitSection(per_second=1, burst=2))
+    server = _server(
+        tmp_path,
+        trusted_proxies=["127.0.0.1/32"],
+        rate_limit=RateLimitSection(per_second=1, burst=2),
+    )
     try:
         c = Client(server.port)
         for i in range(3):  # three clients behind the proxy: three buckets

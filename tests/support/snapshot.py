@@ -61,17 +61,40 @@ BATCH: dict[str, Any] = {
 
 _COLUMNS = {
     "enterprises": (
-        "enterprise", "name", "address", "phone", "website", "licence_no", "licence_valid",
+        "enterprise",
+        "name",
+        "address",
+        "phone",
+        "website",
+        "licence_no",
+        "licence_valid",
         "credit_rating",
     ),
     "products": (
-        "product", "name", "net_content", "standard", "category", "process", "origin",
-        "raw_salt_source", "usage", "tips", "ingredients", "storage", "nutrition",
+        "product",
+        "name",
+        "net_content",
+        "standard",
+        "category",
+        "process",
+        "origin",
+        "raw_salt_source",
+        "usage",
+        "tips",
+        "ingredients",
+        "storage",
+        "nutrition",
         "special_groups",
     ),
     "batches": ("batch", "enterprise", "product", "production_date", "shelf_life", "inspection"),
     "codes": (
-        "code", "batch", "produced", "state", "state_date", "producer_sales", "wholesale_sales",
+        "code",
+        "batch",
+        "produced",
+        "state",
+        "state_date",
+        "producer_sales",
+        "wholesale_sales",
     ),
 }
 
@@ -101,13 +124,17 @@ def code_row(
     }
 
 
-def bulk_codes(n: int, prefix: str = "8035", batch: str = BATCH["batch"]) -> Iterator[tuple[Any, ...]]:
+def bulk_codes(
+    n: int, prefix: str = "8035", batch: str = BATCH["batch"]
+) -> Iterator[tuple[Any, ...]]:
     """``n`` shipped codes ``{prefix}B000000001`` … as row tuples (for :func:`write_snapshot`)."""
     for i in range(1, n + 1):
         yield (f"{prefix}B{i:09d}", batch, "2024-05-01", "shipped", "2024-05-02", None, None)
 
 
-def _rows(table: str, rows: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+def _rows(
+    table: str, rows: Iterable[Mapping[str, Any] | tuple[Any, ...]]
+) -> Iterator[tuple[Any, ...]]:
     cols = _COLUMNS[table]
     for row in rows:
         yield row if isinstance(row, tuple) else tuple(row.get(c) for c in cols)

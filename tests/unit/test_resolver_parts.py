@@ -99,7 +99,7 @@ def test_snapshot_reload_keeps_the_old_one_until_a_new_one_opens(tmp_path: Path)
     broken.replace(path)
     assert not holder.check()
     assert holder.current.built_at == "2024-05-01T00:00:00Z"
-    snap, db = holder.connection() or (None, None)
+    _snap, db = holder.connection() or (None, None)
     assert db is not None and db.execute("SELECT COUNT(*) FROM codes").fetchone() == (1,)
     # another schema version is refused the same way
     write_snapshot(path, schema_version=99)
@@ -111,7 +111,7 @@ def test_snapshot_reload_keeps_the_old_one_until_a_new_one_opens(tmp_path: Path)
         built_at="2024-05-02T00:00:00Z",
     )
     assert holder.check() and holder.current.built_at == "2024-05-02T00:00:00Z"
-    snap2, db2 = holder.connection() or (None, None)
+    _snap2, db2 = holder.connection() or (None, None)
     assert db2 is not None and db2.execute("SELECT COUNT(*) FROM codes").fetchone() == (2,)
 
 
@@ -172,13 +172,22 @@ def test_query_log_feedback_complaints_and_csv(tmp_path: Path) -> None:
     log = QueryLog(tmp_path / "q.db", clock=lambda: t[0], flush_secs=0.01)
     for i, channel in enumerate(("scan", "typed", "api")):
         log.record(
-            QueryRecord(f"q{i:021d}", log.now_ms() + i, "8035AAAAAA01", channel, "p", i + 1,
-                        "genuine", None)
+            QueryRecord(
+                f"q{i:021d}", log.now_ms() + i, "8035AAAAAA01", channel, "p", i + 1, "genuine", None
+            )
         )
     log.feedback(f"q{1:021d}", False, "袋上批次不同")
     log.complain(
-        Complaint("c" * 22, log.now_ms(), "8035AAAAAA01", "某市某超市", "包装破损, \"结块\"",
-                  None, "form", "203.0.113.0/24")
+        Complaint(
+            "c" * 22,
+            log.now_ms(),
+            "8035AAAAAA01",
+            "某市某超市",
+            '包装破损, "结块"',
+            None,
+            "form",
+            "203.0.113.0/24",
+        )
     )
     log.close()
     log = QueryLog(tmp_path / "q.db", clock=lambda: t[0])
@@ -191,8 +200,12 @@ def test_query_log_feedback_complaints_and_csv(tmp_path: Path) -> None:
         out = io.StringIO()
         assert export_csv(log, "complaints", out, SHANGHAI) == 1
         assert '"包装破损, ""结块"""' in out.getvalue()
-        assert export_csv(log, "queries", io.StringIO(), SHANGHAI,
-                          since_ms(date(2024, 5, 3), SHANGHAI)) == 0
+        assert (
+            export_csv(
+                log, "queries", io.StringIO(), SHANGHAI, since_ms(date(2024, 5, 3), SHANGHAI)
+            )
+            == 0
+        )
         with pytest.raises(ValueError):
             export_csv(log, "secrets", io.StringIO(), SHANGHAI)
     finally:
