@@ -7,7 +7,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from functools import lru_cache
+
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template
+from markupsafe import Markup
 
 from gateway.public_snapshot import TABLE6
 from gateway.resolver.verdict import Answer
@@ -122,6 +125,14 @@ class Pages:
         self._templates: dict[str, Template] = {
             n: env.get_template(f"{n}.html") for n in self.NAMES
         }
+        category = env.get_template("_category.html")
+
+        # the product's rows are the same for every bag of a product: rendered once
+        @lru_cache(maxsize=512)
+        def category_html(rows: tuple[Row, ...]) -> Markup:
+            return Markup(category.render(category_rows=rows))
+
+        self._category_html = category_html
 
     def render(self, name: str, **context: Any) -> bytes:
         return self._templates[name].render(**context).encode("utf-8")
@@ -133,7 +144,7 @@ class Pages:
             a=answer,
             title=VERDICT_TITLES[answer.verdict],
             item_rows=item,
-            category_rows=category,
+            category_html=self._category_html(tuple(category)),
             checked_at=checked_at,
         )
 
