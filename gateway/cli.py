@@ -55,12 +55,12 @@ def _install_stop(stop: asyncio.Event) -> None:
 
 # -- verbs -------------------------------------------------------------------------------------
 def cmd_validate(args: argparse.Namespace) -> int:
-    from gateway.config.loader import ConfigError, read_config
+    from gateway.config.loader import ConfigError, read_any_config
 
     failed = 0
     for f in args.files:
-        try:
-            _cfg, warnings = read_config(f)
+        try:  # a gateway config, or a file holding only resolver: (docs/resolver.md)
+            _cfg, warnings = read_any_config(f)
         except ConfigError as exc:
             failed += 1
             for issue in exc.issues:
@@ -330,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.verify import add_command as add_verify_command
 
     add_verify_command(sub)  # verify (gateway/verify.py)
+    from gateway.resolver.cli import add_command as add_resolver_command
+
+    add_resolver_command(sub)  # resolver (gateway/resolver/cli.py)
     return p
 
 

@@ -94,9 +94,12 @@ def cross_checks(
                 yield ("simulators", i, "id"), f"duplicate simulator id {sim_id!r}"
             sims.add(sim_id)
     if isinstance(data.get("sparkplug"), dict) and data.get("telemetry") is None:
-        yield ("sparkplug",), (
-            "Sparkplug B publishes the tag telemetry: add a telemetry: section (and "
-            "telemetry: on the devices whose tags it publishes)"
+        yield (
+            ("sparkplug",),
+            (
+                "Sparkplug B publishes the tag telemetry: add a telemetry: section (and "
+                "telemetry: on the devices whose tags it publishes)"
+            ),
         )
     specs = profile_specs()
     yield from _one_trace_store(data, specs)

@@ -26,8 +26,18 @@ from gateway.config.checks import cross_checks
 from gateway.config.cleartext import cleartext_risks
 from gateway.config.extras import missing_extras, unusable_drivers
 from gateway.config.models import ConfigBase, config_model, device_adapter
+from gateway.resolver.config import ResolverFile, ResolverSection
 
-__all__ = ["ConfigError", "Issue", "format_path", "load_config", "read_config"]
+__all__ = [
+    "ConfigError",
+    "Issue",
+    "format_path",
+    "load_config",
+    "read_any_config",
+    "read_config",
+    "read_resolver_config",
+    "read_resolver_only",
+]
 
 Loc = tuple[str | int, ...]
 
@@ -279,11 +289,8 @@ def load_config(path: Path | str) -> ConfigBase:
     return read_config(path)[0]
 
 
-def read_config(path: Path | str, need: tuple[str, ...] = ()) -> tuple[ConfigBase, list[Issue]]:
-    """Read and validate one config file: the config and its warnings (drivers or simulators
-    whose optional packages are not installed). Raises :class:`ConfigError` with every issue;
-    missing packages of the sections in ``need`` (``"devices"``, ``"simulators"``) are errors.
-    """
+def _read_mapping(path: Path | str) -> tuple[dict[str, Any], _Positions, list[Issue]]:
+    """The file's top-level mapping, positions and YAML issues; ConfigError when unreadable."""
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -296,6 +303,59 @@ def read_config(path: Path | str, need: tuple[str, ...] = ()) -> tuple[ConfigBas
         raise ConfigError(issues)
     if not isinstance(data, dict):
         raise ConfigError([Issue(file, 1, 1, "", "expected a mapping at the top level")])
+    return data, pos, issues
+
+
+def _resolver_only(data: dict[str, Any]) -> bool:
+    """A file for the resolver on its own host: ``resolver:`` and no ``gateway:`` section."""
+    return "resolver" in data and "gateway" not in data
+
+
+def read_resolver_only(path: Path | str) -> ResolverFile:
+    """Read and validate a file holding only ``resolver:``; ConfigError with every issue."""
+    file = str(path)
+    data, pos, issues = _read_mapping(path)
+    try:
+        cfg = ResolverFile.model_validate(data)
+    except ValidationError as exc:
+        issues.extend(_issues_from_validation(file, data, pos, exc))
+        cfg = None
+    if issues:
+        issues.sort(key=lambda i: (i.line, i.col))
+        raise ConfigError(issues)
+    assert cfg is not None
+    return cfg
+
+
+def read_resolver_config(path: Path | str) -> ResolverSection:
+    """The ``resolver:`` section of a resolver-only file or of a full gateway config (which is
+    then validated whole, as ``saltgw validate`` does); ConfigError with every issue."""
+    data, _pos, _issues = _read_mapping(path)
+    if _resolver_only(data) or "gateway" not in data:
+        return read_resolver_only(path).resolver
+    cfg, _warnings = read_config(path)
+    if cfg.resolver is None:
+        raise ConfigError(
+            [Issue(str(path), 1, 1, "resolver", "no resolver: section (docs/resolver.md)")]
+        )
+    return cfg.resolver
+
+
+def read_any_config(path: Path | str) -> tuple[ConfigBase | ResolverFile, list[Issue]]:
+    """What ``saltgw validate`` checks: a resolver-only file, else a gateway config."""
+    data, _pos, _issues = _read_mapping(path)
+    if _resolver_only(data):
+        return read_resolver_only(path), []
+    return read_config(path)
+
+
+def read_config(path: Path | str, need: tuple[str, ...] = ()) -> tuple[ConfigBase, list[Issue]]:
+    """Read and validate one config file: the config and its warnings (drivers or simulators
+    whose optional packages are not installed). Raises :class:`ConfigError` with every issue;
+    missing packages of the sections in ``need`` (``"devices"``, ``"simulators"``) are errors.
+    """
+    file = str(path)
+    data, pos, issues = _read_mapping(path)
     model = config_model()
     try:
         cfg = model.model_validate(data)

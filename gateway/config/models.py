@@ -27,6 +27,7 @@ from gateway.bridge.config import BridgeSection
 from gateway.command_auth import CommandAuthSection
 from gateway.profiles.base import ProfileConfigBase
 from gateway.profiles.registry import profile_specs
+from gateway.resolver.config import ResolverSection
 from gateway.telemetry.config import TelemetrySection
 from gateway.telemetry.sparkplug.config import SparkplugConfig
 
@@ -266,6 +267,11 @@ class ConfigBase(Strict):
         default=None,
         description="Sparkplug B (spBv1.0) output of the tag telemetry "
         "(gateway/telemetry/sparkplug/README.md); needs `telemetry:` and the `sparkplug` extra.",
+    )
+    resolver: ResolverSection | None = Field(
+        default=None,
+        description="The public query service `saltgw resolver` runs (docs/resolver.md); a file "
+        "may also hold only this section.",
     )
     # Overridden in config_model() with the discriminated unions of installed plugins.
     devices: list[Any] = Field(default_factory=list)

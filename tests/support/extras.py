@@ -31,6 +31,9 @@ OPTIONAL_MODULES = (
     "amqtt",  # demo
     "rich",  # demo
     "google",  # sparkplug (protobuf)
+    "waitress",  # resolver
+    "jinja2",  # resolver
+    "markupsafe",  # resolver (Jinja2's)
 )
 
 _SITECUSTOMIZE = '''\

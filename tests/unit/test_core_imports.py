@@ -35,6 +35,9 @@ IMPLEMENTATIONS = frozenset(
         "firmware_sim.qrframes",
         "gateway.demo",  # saltgw demo: rich's live view (the demo extra)
         "gateway.live_view",
+        "gateway.resolver.app",  # saltgw resolver: Jinja2 and waitress (the resolver extra)
+        "gateway.resolver.pages",
+        "gateway.resolver.server",
         "gateway.telemetry.sparkplug.codec",  # protobuf (the sparkplug extra)
         "gateway.telemetry.sparkplug.sparkplug_b_pb2",
     }
