@@ -27,6 +27,8 @@ set-up installs them).
                    events, the broker away 600 s (--quick: 60 s), drained; no event lost
     snapshot_publish  snapshot_build_secs, _publish_secs, _round_secs, _fill_secs   the public
                    snapshot over 1M codes (--quick: 100k): first build, publish, steady round
+    resolver       resolver_lookups_per_s, _lookup_p99_ms, _page_per_s   saltgw resolver over
+                   1M codes under wrk, vs its own static file
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "snapshot_round_secs",
         "snapshot_fill_secs",
     ),
+    "resolver": ("resolver_lookups_per_s", "resolver_lookup_p99_ms", "resolver_page_per_s"),
 }
 
 
@@ -107,6 +110,10 @@ def _runner(group: str) -> Group:
         from bench.snapshot_publish import rows as snapshot_rows
 
         return lambda quick: snapshot_rows(100_000 if quick else 1_000_000)
+    if group == "resolver":
+        from bench.resolver import rows as resolver_rows
+
+        return resolver_rows
     raise KeyError(group)
 
 
