@@ -4,6 +4,7 @@ with a live view (gateway/live_view.py), in one command."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -14,7 +15,10 @@ import socket
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter, deque
+from contextlib import ExitStack
 from dataclasses import asdict
 from datetime import datetime
 from importlib.resources import files
@@ -29,6 +33,7 @@ from gateway.bridge.backlog import read_backlog
 from gateway.command_auth import CommandAuthSection, Grant, Issuer, Receiver, signing_bytes
 from gateway.config.loader import load_config
 from gateway.config.models import ConfigBase
+from gateway.demo_resolver import demo_resolver
 from gateway.embedded_broker import EmbeddedBroker
 from gateway.live_view import (
     AlarmLine,
@@ -272,6 +277,25 @@ def _number(x: Any) -> float | None:
     return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
 
 
+def _resolver_check(url: str | None, code: str | None) -> dict[str, Any] | None:
+    """What the resolver answers for a published bag (its JSON API), for the summary."""
+    if url is None:
+        return None
+    out: dict[str, Any] = {"url": url, "code": code, "verdict": None}
+    if code is None:
+        return out
+    try:
+        with urllib.request.urlopen(f"{url}api/v1/codes/{code}", timeout=5) as r:
+            out["verdict"] = json.loads(r.read()).get("verdict")
+    except urllib.error.HTTPError as exc:  # 404: unknown, with the same shape
+        with contextlib.suppress(ValueError):
+            out["verdict"] = json.loads(exc.read()).get("verdict")
+        out["status"] = exc.code
+    except (OSError, ValueError) as exc:
+        out["error"] = str(exc)
+    return out
+
+
 def _upload_view(bridge: Any) -> UploadView | None:
     """The bridge's counters and its outbox (read on a connection of its own)."""
     if bridge is None:
@@ -320,19 +344,24 @@ async def run_demo(
         )
     sims = await start_simulators(cfg.simulators)
     show = open_progress(out, live)
+    public = cfg.bridge.public.path if cfg.bridge and cfg.bridge.public else None
     try:
-        if broker_url is None:
-            broker = EmbeddedBroker("127.0.0.1", _free_port())
-            cfg.mqtt.protocol = "3.1.1"  # amqtt speaks MQTT 3.1.1 only
-            async with broker:
-                print(
-                    f"embedded MQTT broker on {broker.url} (subscribe to "
-                    f"{cfg.mqtt.topic_prefix}/#)",
-                    file=out,
-                    flush=True,
-                )
-                return await _run(cfg, key, broker.url, duration, stop, out, show)
-        return await _run(cfg, key, broker_url, duration, stop, out, show)
+        with ExitStack() as stack:
+            resolver = None
+            if public is not None:  # the consumers' side: a scan of a bag opens its page
+                resolver = stack.enter_context(demo_resolver(public, public.parent, out))
+            if broker_url is None:
+                broker = EmbeddedBroker("127.0.0.1", _free_port())
+                cfg.mqtt.protocol = "3.1.1"  # amqtt speaks MQTT 3.1.1 only
+                async with broker:
+                    print(
+                        f"embedded MQTT broker on {broker.url} (subscribe to "
+                        f"{cfg.mqtt.topic_prefix}/#)",
+                        file=out,
+                        flush=True,
+                    )
+                    return await _run(cfg, key, broker.url, duration, stop, out, show, resolver)
+            return await _run(cfg, key, broker_url, duration, stop, out, show, resolver)
     finally:
         await stop_simulators(sims)
 
@@ -345,6 +374,7 @@ async def _run(
     stop: asyncio.Event,
     out: TextIO,
     show: PlainProgress | LiveProgress,
+    resolver: str | None = None,
 ) -> dict[str, Any]:
     from urllib.parse import urlsplit
 
@@ -365,6 +395,7 @@ async def _run(
             phase=phase,
             backlog=gw.journal.stats.backlog,
             upload=upload,
+            resolver=resolver,
         )
 
     unpack_sent = False
@@ -393,6 +424,7 @@ async def _run(
     if gw.bridge is not None:
         summary["bridge"] = bridge_summary(gw.bridge)
         summary["upload"] = asdict(final.upload) if final.upload else None
+    summary["resolver"] = await asyncio.to_thread(_resolver_check, resolver, final.last_bag)
     summary["exit_code"] = exit_code
     if isinstance(show, LiveProgress):
         print(closing_line(final), file=out, flush=True)

@@ -65,6 +65,19 @@ class Lines:
                 raise AssertionError(f"no output within {timeout} s")
             return self.lines[0]
 
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        """The first line matching ``pattern`` (``re.match``), waiting up to ``timeout`` s."""
+        found: list[re.Match[str]] = []
+
+        def seen() -> bool:
+            found[:] = [m for x in self.lines if (m := re.match(pattern, x))][:1]
+            return bool(found)
+
+        with self._cond:
+            if not self._cond.wait_for(seen, timeout):
+                raise AssertionError(f"no line matching {pattern!r} in {self.lines[:10]}")
+        return found[0]
+
     def join(self, timeout: float) -> list[str]:
         self._thread.join(timeout)
         return list(self.lines)
@@ -86,9 +99,8 @@ def test_demo_publishes_the_contract_and_writes_valid_xml(tmp_path: Path) -> Non
     out = Lines(proc.stdout)  # type: ignore[arg-type]
     sub = None
     try:
-        first = out.first(timeout=60)
-        found = re.match(r"embedded MQTT broker on mqtt://127\.0\.0\.1:(\d+) ", first)
-        assert found, first
+        found = out.wait_for(r"embedded MQTT broker on mqtt://127\.0\.0\.1:(\d+) ", 60)
+        out.wait_for(r"resolver: http://127\.0\.0\.1:\d+/$", 5)  # the contract's line
         sub = Collector(int(found.group(1)), topic="salt/v1/#").start(timeout=20)
         code = proc.wait(timeout=DURATION + 100)
     finally:
@@ -115,6 +127,8 @@ def test_demo_publishes_the_contract_and_writes_valid_xml(tmp_path: Path) -> Non
     assert all("events=" in x and "bags/min=" in x and " upload: " in x for x in progress)
     summary = json.loads(lines[-1].removeprefix("summary: "))
     assert summary["exit_code"] == 0
+    # a consumer's lookup of a bag: line -> journal -> MQTT -> bridge -> snapshot -> resolver
+    assert summary["resolver"]["code"] and summary["resolver"]["verdict"] == "genuine", summary
     states = summary["device_states"]
     assert {"cw1", "md1", "panel1", "io1", "plc1", "scan1", "case1"} <= set(states)
     assert set(states.values()) == {"online"}, states
@@ -261,5 +275,6 @@ def test_demo_on_a_terminal_draws_the_view_and_stops_on_ctrl_c(tmp_path: Path) -
     for panel in ("packing", "CCP verdicts", "upload", "devices", "alarms", "bags/min"):
         assert panel in text, panel
     assert "saltgw demo stopped" in text  # the last frame stays on the screen
+    assert re.search(r"resolver: open http://127\.0\.0\.1:\d+/", text), text[-2000:]
     assert re.search(r"stopped after \d+ s: \d+ events \(last seq \d+\)", text), text[-2000:]
     assert "summary: {" not in text  # JSON is for pipes, not for people
