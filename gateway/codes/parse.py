@@ -2,7 +2,7 @@
 
 Payload forms (QB/T 5279-2018 8.2: the mark holds the resolver's address and the code)::
 
-    https://trace.example.cn/q/8035K7Q2M9X4TZ         code as the last path segment (saltgw resolver)
+    https://trace.example.cn/q/8035K7Q2M9X4TZ         the last path segment (saltgw resolver)
     https://trace.example.cn/t/8035K7Q2M9X4TZ         any other path: the last segment
     https://trace.example.cn/q?c=8035K7Q2M9X4TZ      code in a query parameter (rules.query_keys)
     trace.example.cn/t/8035K7Q2M9X4TZ                 the same without a scheme
