@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -36,8 +35,9 @@ from pymodbus.framer import FramerType
 
 from drivers.base import DeviceFault, DeviceOffline
 from drivers.modbus.config import RtuConnection
+from drivers.modbus.ports import bus_key, serial_settings
 
-__all__ = ["MAX_DRAIN_S", "QUIET_S", "SerialBus", "bus_key", "join", "serial_settings"]
+__all__ = ["MAX_DRAIN_S", "QUIET_S", "SerialBus", "join"]
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +48,6 @@ T = TypeVar("T")
 QUIET_S = 0.05
 #: ... but the bus never waits longer than this for the quiet (a babbling line)
 MAX_DRAIN_S = 0.5
-
-
-def serial_settings(conn: RtuConnection) -> tuple[int, int, str, int]:
-    """The settings every device on one port must agree on: baudrate, bytesize, parity,
-    stopbits."""
-    return (conn.baudrate, conn.bytesize, conn.parity, conn.stopbits)
-
-
-def bus_key(port: str) -> str:
-    """What identifies a port: the real path of a device file (``/dev/serial/by-id/…`` and
-    ``/dev/ttyUSB0`` are one port), a pyserial URL as written."""
-    if "://" in port:
-        return port
-    return os.path.realpath(port)
 
 
 class _Turns:
