@@ -173,6 +173,8 @@ class SerialBus:
                 ok = await asyncio.wait_for(client.connect(), wait_s + 1.0)
             except (TimeoutError, OSError, ConnectionException) as exc:
                 ok, reason = False, f": {exc}"
+            except Exception as exc:  # pyserial: termios.error for settings the tty refuses
+                ok, reason = False, f": {type(exc).__name__} {exc} (serial settings refused?)"
             else:
                 reason = "" if ok else " (no such port, busy or no permission)"
             if not ok:
