@@ -111,7 +111,7 @@ class ModbusRtuLineSimConfig(SimulatorConfigBase):
         return self
 
 
-def crc16(frame: bytes) -> bytes:
+def crc16(frame: bytes | bytearray) -> bytes:
     """The Modbus RTU CRC of ``frame``, as sent (low byte first)."""
     crc = 0xFFFF
     for byte in frame:

@@ -8,6 +8,7 @@ offline alone, and it comes online when it answers again; no request ever overla
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -186,8 +187,8 @@ async def _check(line: ModbusRtuLineSim, watch: Watch, drivers: list[ModbusDrive
     counts = [r.values["count"] for r in watch.readings["cw"]]
     regs = cw_sim.registers
     assert counts == sorted(counts) and 0 < counts[-1] <= (regs[0] << 16 | regs[1])
-    weights = [float(r.values["weight_g"]) for r in watch.readings["cw"]]  # type: ignore[arg-type]
-    assert all(350 < w < 450 for w, c in zip(weights, counts, strict=True) if c), weights
+    weights = [r.values["weight_g"] for r in watch.readings["cw"]]
+    assert all(350 < w < 450 for w, c in zip(weights, counts, strict=True) if c), weights  # type: ignore[operator]
     products = [r.values["products"] for r in watch.readings["md"]]
     assert products == sorted(products) and products[-1] <= md_sim.products
 
@@ -195,7 +196,7 @@ async def _check(line: ModbusRtuLineSim, watch: Watch, drivers: list[ModbusDrive
     # wait for the dead slave lasted its own time-out (then the next request went out)
     order = [unit for unit, _ in line.requests]
     tries = [i for i, unit in enumerate(order) if unit == 3]
-    for a, b in zip(tries, tries[1:], strict=False):
+    for a, b in itertools.pairwise(tries):
         between = set(order[a + 1 : b])
         assert {1, 2} <= between, f"requests {a}..{b}: only units {between} between dead tries"
     waits = [s for unit, s in line.silences if unit == 3]
