@@ -82,6 +82,11 @@ class ModbusSimBase:
         self._registers = [0] * self.register_count
         self._lock = asyncio.Lock()  # serialises going offline / online
         self.running = False
+        #: False: the device answers on a serial line it does not own (a slave of
+        #: :class:`firmware_sim.modbus_rtu_line.ModbusRtuLineSim`), not on a TCP port of its own
+        self.serve_tcp = True
+        #: a slave on a serial line: True while it does not answer (dead, or dropped)
+        self.silent = False
 
     # --- for subclasses ----------------------------------------------------------------------
     def snapshot(self) -> list[int]:
@@ -114,7 +119,15 @@ class ModbusSimBase:
 
     @property
     def online(self) -> bool:
+        if not self.serve_tcp:
+            return not self.silent
         return self._server is not None
+
+    @property
+    def exception_code(self) -> int | None:
+        """The exception every request is answered with (:meth:`set_exception_mode`); None:
+        answer normally."""
+        return None if self._exception_code is None else int(self._exception_code)
 
     @property
     def registers(self) -> list[int]:
@@ -124,11 +137,14 @@ class ModbusSimBase:
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError(f"{self.kind} already started")
-        await self._listen()
+        if self.serve_tcp:
+            await self._listen()
         self.running = True
         self.publish()
         for i, coro in enumerate(self.loops()):
             self._spawn(coro, f"{self.kind}-{self.config.id}-{i}")
+        if not self.serve_tcp:
+            return
         log.info(
             "%s %r listening on %s:%d (unit %d)",
             self.kind,
@@ -149,7 +165,12 @@ class ModbusSimBase:
         await self._go_offline()
 
     async def drop(self, seconds: float) -> None:
-        """Drop off the network now; come back on the same port after ``seconds``."""
+        """Drop off the network now; come back on the same port after ``seconds`` (a slave on
+        a serial line stops answering and answers again after ``seconds``)."""
+        if not self.serve_tcp:
+            self.silent = True
+            self._spawn(self._answer_again_after(seconds), f"{self.kind}-answer-again")
+            return
         await self._go_offline()
         self._spawn(self._come_back_after(seconds), f"{self.kind}-come-back")
 
@@ -237,6 +258,10 @@ class ModbusSimBase:
             if wait_closed is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(wait_closed(), 2.0)
+
+    async def _answer_again_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.silent = False
 
     async def _come_back_after(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

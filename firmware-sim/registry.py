@@ -9,6 +9,7 @@ from firmware_sim.iodine_doser import IODINE_DOSER
 from firmware_sim.line_plc_config import LINE_PLC
 from firmware_sim.metal_detector import METAL_DETECTOR
 from firmware_sim.modbus_farm import MODBUS_FARM
+from firmware_sim.modbus_rtu_line import MODBUS_RTU_LINE
 from firmware_sim.scan_line import SCAN_LINE
 
 __all__ = ["simulator_specs"]
@@ -23,5 +24,6 @@ def simulator_specs() -> dict[str, SimulatorSpec]:
         LINE_PLC,
         SCAN_LINE,
         MODBUS_FARM,
+        MODBUS_RTU_LINE,
     ]
     return {s.name: s for s in specs}

@@ -33,7 +33,8 @@ async def start_simulators(configs: Sequence[SimulatorConfigBase]) -> dict[str, 
                     "(is another saltgw sim or demo running? change the port in the config)"
                 ) from None
             started[cfg.id] = sim
-            log.info("simulator %s (%s) listening on %s:%d", cfg.id, cfg.kind, cfg.host, sim.port)
+            where = getattr(sim, "tty", "") or f"{cfg.host}:{sim.port}"  # a serial line: its tty
+            log.info("simulator %s (%s) listening on %s", cfg.id, cfg.kind, where)
     except BaseException:
         await stop_simulators(started)
         raise

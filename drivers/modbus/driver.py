@@ -5,6 +5,11 @@ pymodbus's own reconnect loop and retries are switched off (``reconnect_delay=0`
 the driver closes its client, so ``read()`` keeps raising :class:`DeviceOffline` until the
 supervisor calls ``connect()`` again.
 
+RTU devices on one serial port share one link (:mod:`drivers.modbus.bus`): ``connect()`` joins
+the port's bus, a request waits for the device's turn (round-robin between devices) and for its
+own ``timeout_ms``; after a failure the driver leaves the bus (the last one out closes the port)
+and a time-out makes only this device offline.
+
 Consistent readings: when a device's tags need several requests (coils and registers, or
 several blocks), a device may make a new record between two of them, and a reading would pair
 the reject coil of one weighing with the count of the next. With a ``snapshot`` counter the
@@ -36,10 +41,10 @@ from datetime import UTC, datetime
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
-from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
 
 from drivers.base import DeviceFault, DeviceOffline, Reading, TagValue, WriteRejected
+from drivers.modbus import bus as buses
 from drivers.modbus.blocks import Block, TagSlot, plan_blocks
 from drivers.modbus.codec import DecodeError, TagDecoder, compile_decoder, encode_tag
 from drivers.modbus.config import (
@@ -82,6 +87,13 @@ _WRITE_NAMES: dict[int, str] = {
     16: "write multiple registers",
 }
 
+_READ_METHODS: dict[str, str] = {
+    "coil": "read_coils",
+    "discrete_input": "read_discrete_inputs",
+    "holding_register": "read_holding_registers",
+    "input_register": "read_input_registers",
+}
+
 _Client = AsyncModbusTcpClient | AsyncModbusSerialClient
 
 
@@ -121,7 +133,8 @@ class ModbusDriver:
         self._skipped_in_row = 0
         self._timeout = config.timeout_ms / 1000
         self._ticker = PollTicker(config.poll_interval_ms / 1000)
-        self._client: _Client | None = None
+        self._client: _Client | None = None  # TCP: our own client
+        self._bus: buses.SerialBus | None = None  # RTU: the port's shared link, while attached
         conn = config.connection
         self._where = (
             f"tcp {conn.host}:{conn.port}"
@@ -132,35 +145,30 @@ class ModbusDriver:
     def __repr__(self) -> str:
         return f"ModbusDriver({self.config.id!r}, {self._where}, unit {self.config.unit_id})"
 
-    def _new_client(self) -> _Client:
-        conn = self.config.connection
-        name = f"saltgw-{self.config.id}"
-        if isinstance(conn, TcpConnection):
-            return AsyncModbusTcpClient(
-                conn.host,
-                port=conn.port,
-                name=name,
-                timeout=self._timeout,
-                retries=0,
-                reconnect_delay=0,
-            )
-        return AsyncModbusSerialClient(
-            conn.port,
-            framer=FramerType.RTU,
-            name=name,
-            baudrate=conn.baudrate,
-            bytesize=conn.bytesize,
-            parity=conn.parity,
-            stopbits=conn.stopbits,
+    def _new_client(self, conn: TcpConnection) -> AsyncModbusTcpClient:
+        return AsyncModbusTcpClient(
+            conn.host,
+            port=conn.port,
+            name=f"saltgw-{self.config.id}",
             timeout=self._timeout,
             retries=0,
             reconnect_delay=0,
         )
 
     async def connect(self) -> None:
-        """Open the link; raise :class:`DeviceOffline` when the device cannot be reached."""
+        """Open the link; raise :class:`DeviceOffline` when the device cannot be reached. An
+        RTU device joins its port's shared bus (drivers/modbus/bus.py), opening the port if
+        it is the first; it is online only once a read is answered."""
         await self.close()
-        client = self._new_client()
+        conn = self.config.connection
+        if not isinstance(conn, TcpConnection):
+            bus = buses.join(conn)
+            await bus.attach(self.config.id, self.config.unit_id, conn, self._timeout)
+            self._bus = bus
+            self._ticker.reset()
+            log.info("device %r joined %s as unit %d", self.config.id, bus, self.config.unit_id)
+            return
+        client = self._new_client(conn)
         try:
             ok = await asyncio.wait_for(client.connect(), self._timeout + 1.0)
         except (TimeoutError, OSError, ModbusException) as exc:
@@ -177,11 +185,18 @@ class ModbusDriver:
         self._ticker.reset()
         log.info("connected to %s for device %r", self._where, self.config.id)
 
+    @property
+    def _linked(self) -> bool:
+        """Whether a request can be sent now (our client, or the bus's port, is open)."""
+        if self._bus is not None:
+            return self._bus.connected
+        return self._client is not None and self._client.connected
+
     async def read(self) -> Reading:
         """Wait for the next poll tick, read every block and decode every tag."""
-        if self._client is None:
+        if self._client is None and self._bus is None:
             raise DeviceOffline(f"not connected to modbus {self._where}")
-        if not self._client.connected:
+        if not self._linked:
             await self.close()
             raise DeviceOffline(f"link to modbus {self._where} lost (closed by the device)")
         await self._ticker.wait()
@@ -237,26 +252,21 @@ class ModbusDriver:
         client, self._client = self._client, None
         if client is not None:
             _close_quietly(client)
+        bus, self._bus = self._bus, None
+        if bus is not None:
+            await bus.detach(self.config.id)
 
     async def _read_block(self, block: Block) -> Sequence[int] | Sequence[bool]:
-        client = self._client
         unit = self.config.unit_id
         fcode, fname = _FUNCTIONS[block.table]
         what = f"{block.table} {block.address}..{block.last} from unit {unit}"
-        if client is None:  # closed by a failure earlier in this poll
-            raise DeviceOffline(f"not connected to modbus {self._where}")
-        call = {
-            "coil": client.read_coils,
-            "discrete_input": client.read_discrete_inputs,
-            "holding_register": client.read_holding_registers,
-            "input_register": client.read_input_registers,
-        }[block.table]
-        resp = await self._request(
-            lambda: call(block.address, count=block.count, device_id=unit),
-            f"reading {what}",
-            fcode,
-            fname,
-        )
+        method = _READ_METHODS[block.table]
+
+        def send(client: _Client) -> Awaitable[ModbusPDU]:
+            call: Callable[..., Awaitable[ModbusPDU]] = getattr(client, method)
+            return call(block.address, count=block.count, device_id=unit)
+
+        resp = await self._request(send, f"reading {what}", fcode, fname)
         if block.table in BIT_TABLES:
             data: Sequence[int] | Sequence[bool] = resp.bits
         else:
@@ -291,16 +301,13 @@ class ModbusDriver:
             raise WriteRejected(
                 f"cannot write {value!r} to tag {tag!r} ({spec.type}) of device {cfg.id!r}: {exc}"
             ) from None
-        client = self._client
-        if client is None:
-            raise DeviceOffline(f"not connected to modbus {self._where}")
         unit = cfg.unit_id
         fcode = write_function(spec)
         last = spec.address + register_count(spec) - 1
         what = f"{spec.table} {spec.address}..{last} of unit {unit}"
         address = spec.address
 
-        def send() -> Awaitable[ModbusPDU]:
+        def send(client: _Client) -> Awaitable[ModbusPDU]:
             if isinstance(payload, bool):
                 if fcode == 15:
                     return client.write_coils(address, [payload], device_id=unit)
@@ -313,12 +320,19 @@ class ModbusDriver:
         log.info("device %s: wrote %r to %s (function %d)", cfg.id, value, what, fcode)
 
     async def _request(
-        self, call: Callable[[], Awaitable[ModbusPDU]], what: str, fcode: int, fname: str
+        self, send: Callable[[_Client], Awaitable[ModbusPDU]], what: str, fcode: int, fname: str
     ) -> ModbusPDU:
-        """Send one request; map a lost link to DeviceOffline (closing the client) and an
-        exception response to DeviceFault naming the function code and the address range."""
+        """Send one request; map a lost link to DeviceOffline (closing the client, or leaving
+        the bus) and an exception response to DeviceFault naming the function code and the
+        address range. On a shared RTU bus the request waits for this device's turn."""
+        bus, client = self._bus, self._client
         try:
-            resp: ModbusPDU = await asyncio.wait_for(call(), 2 * self._timeout + 1.0)
+            if bus is not None:
+                resp: ModbusPDU = await bus.request(self.config.id, self._timeout, send)
+            elif client is not None:
+                resp = await asyncio.wait_for(send(client), 2 * self._timeout + 1.0)
+            else:  # closed by a failure earlier in this poll
+                raise DeviceOffline(f"not connected to modbus {self._where}")
         except ConnectionException as exc:
             await self.close()
             raise DeviceOffline(f"link to modbus {self._where} lost {what}: {exc}") from exc

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from drivers.modbus.ports import shared_port_errors
 from gateway.commands import WRITE_COMMANDS
 from gateway.profiles.registry import profile_specs
 from gateway.telemetry.config import plan_errors
@@ -86,6 +87,7 @@ def cross_checks(
         devices[dev_id] = _device_tags(dev, device_adapter)
         raw[dev_id] = dev
         yield from _telemetry_refs(dev, i, device_adapter)
+    yield from shared_port_errors(_entries(data, "devices"))  # Modbus RTU devices on one port
     sims: set[str] = set()
     for i, sim in enumerate(_entries(data, "simulators")):
         sim_id = sim.get("id") if isinstance(sim, dict) else None

@@ -19,6 +19,7 @@ from tests.support.procs import ROOT
 
 IMPLEMENTATIONS = frozenset(
     {
+        "drivers.modbus.bus",  # the shared RTU link (pymodbus), created by the driver
         "drivers.modbus.driver",
         "drivers.opcua.driver",
         "drivers.opcua.errors",
