@@ -139,7 +139,7 @@ class WorkerPool:
         while self._children and time.monotonic() < deadline:
             for pid in list(self._children):
                 try:
-                    done, _status_ = os.waitpid(pid, os.WNOHANG)
+                    done = os.waitpid(pid, os.WNOHANG)[0]
                 except ChildProcessError:
                     done = pid
                 if done:
