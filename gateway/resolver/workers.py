@@ -118,8 +118,8 @@ class WorkerPool:
                     break
                 except InterruptedError:  # pragma: no cover - PEP 475 retries
                     continue
-                number = self._children.pop(pid, None)
-                if number is None or self._stopping:
+                number = self._children.pop(pid, -1)
+                if number < 0 or self._stopping:
                     continue
                 log.error("resolver worker %d (process %d) ended (%s); starting it again",
                           number, pid, _status(status))  # fmt: skip
