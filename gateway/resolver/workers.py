@@ -34,6 +34,8 @@ __all__ = ["WorkerPool", "listening_socket"]
 
 log = logging.getLogger(__name__)
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
 STOP_WAIT_SECS = 30.0
 """How long the parent waits for its workers after SIGTERM before it kills them."""
 
@@ -74,8 +76,21 @@ class WorkerPool:
 
     def _spawn(self, number: int) -> None:
         parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # the worker: never returns into the parent's code
+        # no SIGTERM may reach the new worker's copy of the parent's handler: blocked across
+        # the fork, the worker restores the default action before it takes signals again
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            pid = os.fork()
+        except OSError:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            raise
+        if pid != 0:
+            self._children[pid] = number  # before a signal can ask to stop them all
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        else:  # the worker: never returns into the parent's code
+            for s in _STOP_SIGNALS:
+                signal.signal(s, signal.SIG_DFL)  # until serve_forever installs its own
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             code = 1
             try:
                 code = _worker(self.cfg, self.sock, parent, number)
@@ -88,7 +103,6 @@ class WorkerPool:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code)
-        self._children[pid] = number
         log.info("resolver: worker %d is process %d", number, pid)
 
     def serve_forever(self) -> None:
@@ -106,10 +120,11 @@ class WorkerPool:
                 except ProcessLookupError:
                     pass
 
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous = {s: signal.signal(s, on_signal) for s in _STOP_SIGNALS}
         try:
             for number in range(self.cfg.workers):
-                self._spawn(number)
+                if not self._stopping:
+                    self._spawn(number)
             last_spawn = 0.0
             while self._children:
                 try:
@@ -165,8 +180,6 @@ def _status(status: int) -> str:
 def _worker(cfg: ResolverSection, sock: socket.socket, parent: int, number: int) -> int:
     from gateway.resolver.server import ResolverServer
 
-    for s in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(s, signal.SIG_DFL)  # until serve_forever installs its own
     server = ResolverServer(cfg, sock=sock)
 
     def orphaned() -> None:  # the parent was killed without passing SIGTERM on

@@ -106,3 +106,33 @@ def test_two_workers_answer_share_counts_and_stop_on_sigterm(tmp_path: Path) -> 
     assert "Traceback" not in text and text.count("resolver: SIGTERM, stopping") >= 2
     with sqlite3.connect(tmp_path / "q.db") as con:
         assert con.execute("SELECT COUNT(*) FROM queries").fetchone()[0] == 5
+
+
+def test_a_killed_worker_is_started_again(tmp_path: Path) -> None:
+    write_snapshot(tmp_path / "snap.db", codes=[code_row(CODE)])
+    cfg = tmp_path / "resolver.yaml"
+    cfg.write_text(
+        f"resolver:\n  snapshot: {tmp_path / 'snap.db'}\n  query_log: {tmp_path / 'q.db'}\n"
+        "  workers: 2\n"
+    )
+    log = tmp_path / "resolver.log"
+    proc = saltgw("resolver", str(cfg), "--listen", "127.0.0.1:0", log=log)
+    try:
+        url = _resolver_url(log, proc)
+        first = _children(proc.pid, 2)
+        os.kill(first[0], signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        now = first
+        while time.monotonic() < deadline:
+            now = [
+                int(k)
+                for k in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            ]
+            if len(now) == 2 and first[0] not in now:
+                break
+            time.sleep(0.05)
+        assert len(now) == 2 and first[0] not in now and first[1] in now, now
+        assert _queries(url) == 1
+    finally:
+        assert stop(proc) == 0
+    assert "ended (signal SIGKILL); starting it again" in log.read_text()
