@@ -2,9 +2,10 @@
 same server answering a static file in the same run (issue 16: >= 2,000 lookups/s, p99 <= 50 ms
 on 2 cores).
 
-    python bench/resolver.py [--quick] [--codes N] [--seconds S] [--connections C]
+    python bench/resolver.py [--quick] [--codes N] [--seconds S] [--connections C] [--workers W]
 
-Processes: ``saltgw resolver`` (its own process, as deployed) over a snapshot of ``--codes``
+Processes: ``saltgw resolver`` (its own process, as deployed, with ``workers: 2``: one per
+core; CPU and peak RSS are summed over the parent and its workers) over a snapshot of ``--codes``
 codes (default 1,000,000; ``--quick`` 50,000) written with the snapshot's own schema
 (gateway/public_snapshot.py: one enterprise, one product, a batch per 20,000 codes, 1 % of the
 codes withdrawn, 0.5 % recalled, half shipped), its query log in the same temporary folder, no
@@ -170,8 +171,14 @@ def _wrk(url: str, prefix: str, codes: Path, script: Path, seconds: float, conns
     return res
 
 
+def _family(pid: int) -> list[int]:
+    """``pid`` and its child processes (the resolver's workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(int(c) for c in children)]
+
+
 def rows(quick: bool, codes: int | None = None, seconds: float | None = None,
-         connections: int = 32) -> list[dict[str, Any]]:  # fmt: skip
+         connections: int = 32, workers: int = 2) -> list[dict[str, Any]]:  # fmt: skip
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (Debian package wrk; scripts/setup.sh apt)")
     n = codes or (50_000 if quick else 1_000_000)
@@ -187,6 +194,7 @@ def rows(quick: bool, codes: int | None = None, seconds: float | None = None,
         (d / "static.txt").write_text("resolver.css\n")
         (d / "bench.lua").write_text(WRK_SCRIPT)
         cfg = {"resolver": {"snapshot": str(d / "public.db"), "query_log": str(d / "q.db"),
+                            "workers": workers,
                             "rate_limit": {"per_second": 10000, "burst": 100000}}}  # fmt: skip
         (d / "resolver.yaml").write_text(json.dumps(cfg))
         port = procs.free_port_run(1)
@@ -200,19 +208,20 @@ def rows(quick: bool, codes: int | None = None, seconds: float | None = None,
             procs.wait_ports([port], proc, log)
             url = f"http://127.0.0.1:{port}"
             _wrk(url, "/api/v1/codes/", d / "codes.txt", d / "bench.lua", 2, connections, log)
-            cpu0 = procs.proc_cpu_s(proc.pid)
+            pids = _family(proc.pid)
+            cpu0 = sum(procs.proc_cpu_s(p) for p in pids)
             api = _wrk(url, "/api/v1/codes/", d / "codes.txt", d / "bench.lua", secs,
                        connections, log)  # fmt: skip
-            api_cpu = (procs.proc_cpu_s(proc.pid) - cpu0) / (api["duration_us"] / 1e6)
+            api_cpu = (sum(procs.proc_cpu_s(p) for p in pids) - cpu0) / (api["duration_us"] / 1e6)
             page = _wrk(url, "/q/", d / "codes.txt", d / "bench.lua", secs, connections, log)
             static = _wrk(url, "/static/", d / "static.txt", d / "bench.lua", secs,
                           connections, log)  # fmt: skip
-            rss_mb = procs.status_kb(proc.pid, "VmHWM") / 1024
+            rss_mb = sum(procs.status_kb(p, "VmHWM") for p in _family(proc.pid)) / 1024
             stored = sqlite3.connect(d / "q.db").execute("SELECT COUNT(*) FROM queries")
             recorded = stored.fetchone()[0]
         finally:
             procs.stop(proc)
-    common = {"codes": n, "seconds": secs, "connections": connections,
+    common = {"codes": n, "seconds": secs, "connections": connections, "workers": workers,
               "snapshot_fill_secs": round(fill_secs, 1), "resolver_peak_rss_mb": round(rss_mb, 1),
               "query_records": recorded}  # fmt: skip
     return [
@@ -253,8 +262,9 @@ def main() -> int:
     ap.add_argument("--codes", type=int, help="codes in the snapshot")
     ap.add_argument("--seconds", type=float, help="seconds per load")
     ap.add_argument("--connections", type=int, default=32, help="wrk connections")
+    ap.add_argument("--workers", type=int, default=2, help="resolver.workers (processes)")
     a = ap.parse_args()
-    for r in rows(a.quick, a.codes, a.seconds, a.connections):
+    for r in rows(a.quick, a.codes, a.seconds, a.connections, a.workers):
         emit(r)
     return 0
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from urllib.parse import parse_qs
 
 from gateway.resolver.clients import ClientResolver, place_of
 from gateway.resolver.config import Channel, ResolverSection
-from gateway.resolver.pages import Pages, answer_json
+from gateway.resolver.pages import Pages, answer_body
 from gateway.resolver.querylog import Complaint, new_id
 from gateway.resolver.ratelimit import RateLimiter
 from gateway.resolver.verdict import Answer, NoSnapshot, Resolver, acceptable, normalise
@@ -57,6 +58,8 @@ STATIC_CACHE = "public, max-age=86400"
 HTML = "text/html; charset=utf-8"
 JSON = "application/json; charset=utf-8"
 ROBOTS = b"User-agent: *\nDisallow: /q\nDisallow: /check\nDisallow: /api/\n"
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 STATUS_TEXT = {
     200: "OK",
@@ -113,7 +116,7 @@ def _path(environ: dict[str, Any]) -> str:
         path = raw.encode("latin-1").decode("utf-8")
     except UnicodeError:
         raise BadRequest(400, "请求地址含有无法识别的字符。") from None
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+    if _CONTROL.search(path):
         raise BadRequest(400, "请求地址含有控制字符。")
     if len(path) > 256:
         raise BadRequest(400, "请求地址过长。")
@@ -134,7 +137,7 @@ def _query(environ: dict[str, Any]) -> dict[str, list[str]]:
     except (UnicodeError, ValueError):
         raise BadRequest(400, "查询参数无法识别。") from None
     for values in query.values():
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for v in values for c in v):
+        if any(_CONTROL.search(v) for v in values):
             raise BadRequest(400, "查询参数含有控制字符。")
     return query
 
@@ -168,6 +171,7 @@ class ResolverApp:
             "/robots.txt": (ROBOTS, "text/plain; charset=utf-8"),
         }
         self.scan_keys = tuple(cfg.codes.query_keys)
+        self._checked: tuple[int, str] = (-1, "")
 
     # -- WSGI ------------------------------------------------------------------------------------
     def __call__(
@@ -287,9 +291,19 @@ class ResolverApp:
                 "追溯编码无效：编码由 4 位企业代码和不超过 20 位的企业内部"
                 "编码组成，只含字母和数字。",
             )
-        checked = datetime.fromtimestamp(self.clock(), self.tz).strftime("%Y-%m-%d %H:%M")
+        checked = self._minute(self.clock())
         status = 404 if answer.verdict == "unknown" else 200
         return Response(status, self.pages.code(answer, checked))
+
+    def _minute(self, now: float) -> str:
+        """``now`` as the page shows it (YYYY-MM-DD HH:MM, resolver.timezone), formatted once a
+        minute."""
+        minute = int(now // 60)
+        cached = self._checked
+        if cached[0] != minute:
+            text = datetime.fromtimestamp(minute * 60, self.tz).strftime("%Y-%m-%d %H:%M")
+            self._checked = cached = (minute, text)
+        return cached[1]
 
     def _api_code(self, req: Request, raw: str) -> Response:
         answer = self._answer(req, raw, "api")
@@ -303,7 +317,7 @@ class ResolverApp:
             }
             return Response(400, _json(body), JSON)
         status = 404 if answer.verdict == "unknown" else 200
-        return Response(status, _json(answer_json(answer)), JSON)
+        return Response(status, answer_body(answer), JSON)
 
     # -- consumers' input ------------------------------------------------------------------------
     def _body(self, req: Request, types: tuple[str, ...]) -> bytes:

@@ -79,9 +79,14 @@ def cmd_resolver(args: argparse.Namespace) -> int:
     if missing:
         raise UserError(missing)
     from gateway.resolver.server import ResolverServer
+    from gateway.resolver.workers import WorkerPool
 
+    server: ResolverServer | WorkerPool
     try:
-        server = ResolverServer(cfg, listen=args.listen)
+        if cfg.workers > 1:
+            server = WorkerPool(cfg, listen=args.listen)
+        else:
+            server = ResolverServer(cfg, listen=args.listen)
     except OSError as exc:
         where = args.listen or cfg.listen
         raise UserError(f"resolver: cannot listen on {where}: {exc.strerror}") from None

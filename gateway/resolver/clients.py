@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from functools import lru_cache
 
 __all__ = ["ClientResolver", "place_of"]
 
@@ -37,6 +38,13 @@ def _address(text: str) -> IPAddress | None:
     return addr
 
 
+@lru_cache(maxsize=16_384)  # per request otherwise; bounded whatever a flood of addresses does
+def _canonical(text: str) -> str | None:
+    addr = _address(text)
+    return None if addr is None else str(addr)
+
+
+@lru_cache(maxsize=16_384)
 def place_of(address: str) -> str:
     """The network a client address belongs to: ``203.0.113.0/24``, ``2001:db8:1::/48``;
     ``unknown`` for something that is not an address."""
@@ -61,8 +69,11 @@ class ClientResolver:
         )
 
     def client(self, peer: str, forwarded_for: str | None) -> str:
+        if not self.trusted or not forwarded_for:
+            canonical = _canonical(peer)
+            return canonical if canonical is not None else peer
         addr = _address(peer)
-        if not self.trusted or not forwarded_for or not self._is_trusted(addr):
+        if not self._is_trusted(addr):
             return str(addr) if addr is not None else peer
         for hop in reversed(forwarded_for.split(",")[:32]):
             hop_addr = _address(hop)

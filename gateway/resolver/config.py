@@ -126,12 +126,20 @@ class ResolverSection(_Strict):
         description="How often to look for a newer snapshot file (inode, size, mtime); the old "
         "one keeps answering until the new one opened fine.",
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Resolver processes sharing the listening socket (one per core: one "
+        "process uses about one core); each has its own threads, snapshot connections and "
+        "rate-limit table, and they share query_log (counts seen across them within 0.2 s).",
+    )
     threads: int = Field(
         default=8,
         ge=1,
         le=256,
-        description="Worker threads answering requests (waitress); each has its own SQLite "
-        "connections.",
+        description="Threads answering requests in each worker process (waitress); each has its "
+        "own SQLite connections.",
     )
     connection_limit: int = Field(
         default=500,

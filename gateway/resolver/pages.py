@@ -3,6 +3,7 @@ the table 6 rows they show. Also the JSON form of the same answer (:func:`answer
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,7 +15,7 @@ from markupsafe import Markup
 from gateway.public_snapshot import TABLE6
 from gateway.resolver.verdict import Answer
 
-__all__ = ["ITEM_FIELDS", "Pages", "Row", "answer_json", "table6_rows"]
+__all__ = ["ITEM_FIELDS", "Pages", "Row", "answer_body", "answer_json", "table6_rows"]
 
 ITEM_FIELDS = (17, 16, 6, 7, 23, 25, 26)
 """单品 (per bag) fields, shown first: what a consumer compares with the bag in hand."""
@@ -48,44 +49,56 @@ def _sales_line(entry: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
+_BY_NO = {f.no: f for f in TABLE6}
+_CATEGORY = tuple(f for f in TABLE6 if f.no not in ITEM_FIELDS)
+
+
+def _row(no: int, value: Any) -> Row:
+    f = _BY_NO[no]
+    if no in (25, 26):
+        lines = tuple(_sales_line(e) for e in value or [])
+        return Row(no, f.name, f.attribute, lines or ("暂无",), not lines)
+    if no == 23 and not value:
+        return Row(no, f.name, f.attribute, (NOT_RELEASED,), True)
+    if value is None or value == "":
+        return Row(no, f.name, f.attribute, ("—",), True)
+    text = str(value)
+    return Row(
+        no,
+        f.name,
+        f.attribute,
+        tuple(text.splitlines()) or (text,),
+        False,
+        phone=no == 10 and bool(_PHONE.match(text)),
+    )
+
+
 def table6_rows(answer: Answer) -> tuple[list[Row], list[Row]]:
-    """(the bag's rows, the product's rows) for a found code; both empty otherwise."""
-    if answer.record is None:
+    """(the bag's rows, the product's rows) for a found code; both empty otherwise. The
+    product's rows are built once per batch group and snapshot (the record's group)."""
+    record = answer.record
+    if record is None:
         return [], []
-    fields = answer.record.fields
-    rows: dict[int, Row] = {}
-    for f in TABLE6:
-        value = fields.get(f.no)
-        if f.no in (25, 26):
-            lines = tuple(_sales_line(e) for e in value or [])
-            rows[f.no] = Row(f.no, f.name, f.attribute, lines or ("暂无",), not lines)
-        elif f.no == 23 and not value:
-            rows[f.no] = Row(f.no, f.name, f.attribute, (NOT_RELEASED,), True)
-        elif value is None or value == "":
-            rows[f.no] = Row(f.no, f.name, f.attribute, ("—",), True)
-        else:
-            text = str(value)
-            rows[f.no] = Row(
-                f.no,
-                f.name,
-                f.attribute,
-                tuple(text.splitlines()) or (text,),
-                False,
-                phone=f.no == 10 and bool(_PHONE.match(text)),
-            )
-    item = [rows[n] for n in ITEM_FIELDS]
-    category = [rows[f.no] for f in TABLE6 if f.no not in ITEM_FIELDS]
-    return item, category
+    fields = record.fields
+    item = [_row(no, fields.get(no)) for no in ITEM_FIELDS]
+    group = record.group
+    category: list[Row] | None = group.memo.get("rows") if group is not None else None
+    if category is None:
+        category = [_row(f.no, fields.get(f.no)) for f in _CATEGORY]
+        if group is not None and all(f.no in group.fields for f in _CATEGORY):
+            group.memo["rows"] = category
+    return item, list(category)
 
 
-def answer_json(answer: Answer) -> dict[str, Any]:
-    """The API's answer (contract: code, verdict, public; and what else helps an app)."""
-    public: dict[str, Any] = {}
-    if answer.record is not None:
+def answer_json(answer: Answer, public: bool = True) -> dict[str, Any]:
+    """The API's answer (contract: code, verdict, public; and what else helps an app);
+    without ``public`` when ``public`` is False (:func:`answer_body` encodes it)."""
+    fields: dict[str, Any] = {}
+    if answer.record is not None and public:
         for f in TABLE6:
-            public[str(f.no)] = {"name": f.name, "value": answer.record.fields.get(f.no)}
+            fields[str(f.no)] = {"name": f.name, "value": answer.record.fields.get(f.no)}
     contact = answer.contact
-    return {
+    body = {
         "code": answer.code,
         "verdict": answer.verdict,
         "reason": answer.reason,
@@ -97,7 +110,7 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "queries": answer.count,
         "places": answer.places,
         "query_id": answer.query_id,
-        "public": public,
+        "public": fields,
         "producer": (
             {"name": contact.name, "phone": contact.phone, "website": contact.website}
             if contact
@@ -105,6 +118,40 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         ),
         "snapshot": {"built_at": answer.snapshot.built_at},
     }
+    if not public:
+        del body["public"]
+    return body
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _field_json(no: int, name: str, value: Any) -> str:
+    return f'"{no}": {{"name": {_dumps(name)}, "value": {_dumps(value)}}}'
+
+
+def answer_body(answer: Answer) -> bytes:
+    """:func:`answer_json` encoded (UTF-8 JSON), the same value: the table 6 fields a batch's
+    codes share are encoded once per batch and snapshot (the record's group), the rest per
+    answer."""
+    record = answer.record
+    group = record.group if record is not None else None
+    if record is None or group is None:
+        return _dumps(answer_json(answer)).encode("utf-8")
+    shared: dict[int, str] | None = group.memo.get("json")
+    if shared is None:
+        shared = {f.no: _field_json(f.no, f.name, group.fields[f.no])
+                  for f in TABLE6 if f.no in group.fields}  # fmt: skip
+        group.memo["json"] = shared
+    fields = record.fields
+    public = ", ".join(
+        shared.get(f.no) or _field_json(f.no, f.name, fields.get(f.no)) for f in TABLE6
+    )
+    head = answer_json(answer, public=False)
+    tail = {"producer": head.pop("producer"), "snapshot": head.pop("snapshot")}
+    text = f'{_dumps(head)[:-1]}, "public": {{{public}}}, {_dumps(tail)[1:]}'
+    return text.encode("utf-8")
 
 
 class Pages:
@@ -119,6 +166,7 @@ class Pages:
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,  # installed templates: never stat them per render
         )
         env.globals["hotline"] = hotline
         self._templates: dict[str, Template] = {
@@ -138,12 +186,18 @@ class Pages:
 
     def code(self, answer: Answer, checked_at: str) -> bytes:
         item, category = table6_rows(answer)
+        group = answer.record.group if answer.record is not None else None
+        html: Markup | None = group.memo.get("category_html") if group is not None else None
+        if html is None:
+            html = self._category_html(tuple(category))
+            if group is not None and "rows" in group.memo:
+                group.memo["category_html"] = html
         return self.render(
             "code",
             a=answer,
             title=VERDICT_TITLES[answer.verdict],
             item_rows=item,
-            category_html=self._category_html(tuple(category)),
+            category_html=html,
             checked_at=checked_at,
         )
 

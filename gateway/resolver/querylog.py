@@ -151,6 +151,7 @@ class QueryLog:
         self._commits_done = 0
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._recent_sql: dict[int, str] = {}
         self._writer = threading.Thread(target=self._write_loop, name="query-log", daemon=True)
         self._writer.start()
 
@@ -175,23 +176,31 @@ class QueryLog:
         """How often ``code`` was queried: in total, and within the window since ``since_ms``
         on ``channels`` (at most ``cap`` of them are read: enough to decide the rule)."""
         db = self._reader()
-        marks = ",".join("?" * len(channels))
-        for _attempt in range(3):  # until no commit of this process overlapped the reads
+        sql = self._recent_sql.get(len(channels))
+        if sql is None:  # one statement: one read transaction, a consistent view of both
+            marks = ",".join(f"?{i + 4}" for i in range(len(channels)))
+            sql = self._recent_sql[len(channels)] = (
+                "SELECT n, NULL FROM code_counts WHERE code = ?1 UNION ALL "
+                "SELECT NULL, place FROM (SELECT place FROM queries WHERE code = ?1 "
+                f"AND ts_ms >= ?2 AND channel IN ({marks}) ORDER BY ts_ms DESC LIMIT ?3)"
+            )
+        for _attempt in range(3):  # until no commit of this process overlapped the read
             with self._lock:
                 queued = list(self._pending.get(code, ()))
                 started, done = self._commits_started, self._commits_done
-            row = db.execute("SELECT n FROM code_counts WHERE code = ?", (code,)).fetchone()
-            rows = db.execute(
-                "SELECT place FROM queries WHERE code = ? AND ts_ms >= ? "
-                f"AND channel IN ({marks}) ORDER BY ts_ms DESC LIMIT ?",
-                (code, since_ms, *channels, cap),
-            ).fetchall()
+            rows = db.execute(sql, (code, since_ms, cap, *channels)).fetchall()
             with self._lock:
                 if started == done == self._commits_started == self._commits_done:
                     break
-        places = [r[0] for r in rows]
+        stored = 0
+        places: list[str] = []
+        for n, place in rows:
+            if n is not None:
+                stored = n
+            else:
+                places.append(place)
         places += [q.place for q in queued if q.ts_ms >= since_ms and q.channel in channels]
-        total = (row[0] if row else 0) + len(queued)
+        total = stored + len(queued)
         return Recent(total=total, in_window=len(places), places=frozenset(places))
 
     # -- writes --------------------------------------------------------------------------------

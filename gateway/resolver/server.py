@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -45,9 +46,17 @@ class ResolverServer:
         listen: str | None = None,
         clock: Callable[[], float] = time.time,
         limiter: RateLimiter | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
+        """Binds ``listen`` (else ``cfg.listen``), or serves ``sock``, a listening socket
+        (:mod:`.workers`: one socket shared by several processes)."""
         self.cfg = cfg
-        host, port = parse_listen(listen or cfg.listen)
+        where: dict[str, Any]
+        if sock is not None:
+            where = {"sockets": [sock]}
+        else:
+            host, port = parse_listen(listen or cfg.listen)
+            where = {"host": host, "port": port}
         self.snapshots = SnapshotHolder(cfg.snapshot, clock)
         self.query_log = QueryLog(cfg.query_log, clock)
         self.resolver = Resolver(cfg, self.snapshots, self.query_log)
@@ -55,8 +64,7 @@ class ResolverServer:
         try:
             self._server: Any = create_server(
                 self.app,
-                host=host,
-                port=port,
+                **where,
                 threads=cfg.threads,
                 connection_limit=cfg.connection_limit,
                 channel_timeout=cfg.channel_timeout_secs,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.public_snapshot import SnapshotError, open_snapshot
+from gateway.resolver.lookup import SnapshotCache
 
 __all__ = ["Snapshot", "SnapshotHolder"]
 
@@ -50,6 +51,7 @@ class Snapshot:
     loaded_at: float  # the holder's clock
     generation: int
     shared: sqlite3.Connection = field(repr=False)
+    cache: SnapshotCache = field(default_factory=SnapshotCache, repr=False)  # batch groups
 
 
 class SnapshotHolder:

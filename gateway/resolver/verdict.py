@@ -121,11 +121,11 @@ class Resolver:
         if not check.valid:
             verdict, reason, detail = "unknown", "form", check.reason
         else:
-            contact = find_enterprise(db, code[:4])
+            contact = find_enterprise(db, code[:4], snap.cache)
             if contact is None:
                 verdict, reason = "unknown", "enterprise_not_here"
             else:
-                record = find_code(db, code)
+                record = find_code(db, code, snap.cache)
                 if record is None:
                     verdict, reason = "unknown", "not_found"
                 elif record.state == "withdrawn":
