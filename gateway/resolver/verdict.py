@@ -22,6 +22,7 @@ count so far.
 from __future__ import annotations
 
 import string
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -56,9 +57,11 @@ class NoSnapshot(Exception):
 
 def normalise(raw: str, channel: Channel) -> str:
     """The code as looked up: surrounding blanks removed; a typed code also loses inner blanks
-    and hyphens people add when copying the print, and is upper-cased."""
+    and hyphens people add when copying the print, full-width characters become ASCII (NFKC),
+    and it is upper-cased."""
     code = raw.strip()
-    if channel == "typed":
+    if channel == "typed":  # a Chinese keyboard in full-width mode types ８０３５Ｋ７…: NFKC
+        code = unicodedata.normalize("NFKC", code)
         code = "".join(code.split()).replace("-", "").upper()
     return code
 

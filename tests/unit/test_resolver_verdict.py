@@ -165,6 +165,7 @@ def test_head_requests_are_not_recorded(resolver: Resolver) -> None:
 
 def test_normalise_and_acceptable() -> None:
     assert normalise("  8035k7q2-m9x4 tz ", "typed") == "8035K7Q2M9X4TZ"
+    assert normalise("８０３５ｋ７ｑ２－ｍ９ｘ４ＴＺ", "typed") == "8035K7Q2M9X4TZ"
     assert normalise(" 8035k7 ", "scan") == "8035k7"  # a scanned code is taken as it is
     for bad in ("", "a" * 65, "../etc", "8035\x00", "8035/abc", "８０３５ABC", "8035 ABC"):
         assert not acceptable(bad), bad
