@@ -44,7 +44,7 @@ class CertificatePair:
     def fingerprint(self) -> str:
         """SHA-256 of the DER as colon-separated hex (as UaExpert, openssl and the OPC UA
         driver's log show it)."""
-        return hashlib.sha256(self.certificate_der).hexdigest(":").upper()
+        return hashlib.sha256(self.certificate_der).digest().hex(":").upper()
 
 
 def make_certificate(

@@ -29,7 +29,7 @@ from gateway.config.checks import cross_checks
 from gateway.config.cleartext import cleartext_risks
 from gateway.config.env import MAP_DIR_VAR, EnvSubstitutionError, substitute
 from gateway.config.extras import missing_extras, unusable_drivers
-from gateway.config.models import ConfigBase, config_model, device_adapter
+from gateway.config.models import ConfigBase, JournalSection, config_model, device_adapter
 from gateway.resolver.config import ResolverFile, ResolverSection
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "load_config",
     "read_any_config",
     "read_config",
+    "read_journal_path",
     "read_map",
     "read_resolver_config",
     "read_resolver_only",
@@ -430,6 +431,20 @@ def read_map(path: Path | str, need: tuple[str, ...] = ()) -> LoadedMap:
         exc.sha256 = exc.sha256 or (digest[0] if digest else None)
         raise
     return LoadedMap(str(path), cfg, warnings, digest[0])
+
+
+def read_journal_path(path: Path | str) -> Path:
+    """``journal.path`` of a map that need not be valid (``saltgw reload`` finds the running
+    gateway's control socket beside it); the default when it names none. ConfigError when the
+    file is not a YAML mapping."""
+    data, _pos, _issues = _read_mapping(path)
+    journal = data.get("journal")
+    value = journal.get("path") if isinstance(journal, dict) else None
+    if isinstance(value, str) and value:
+        return Path(value)
+    default = JournalSection.model_fields["path"].default
+    assert isinstance(default, Path)
+    return default
 
 
 def read_config(path: Path | str, need: tuple[str, ...] = ()) -> tuple[ConfigBase, list[Issue]]:
