@@ -168,7 +168,7 @@ class _Builder:
             value = node.value
         tag = node.tag
         if node.style is None and tag == "tag:yaml.org,2002:str":
-            tag = self._resolver.resolve(ScalarNode, value, (True, False))
+            tag = self._resolver.resolve(ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
         return ScalarNode(tag, value, node.start_mark, node.end_mark, node.style)
 
     def _build_collection(self, node: MappingNode | SequenceNode, loc: Loc) -> Any:
