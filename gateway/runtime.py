@@ -104,6 +104,7 @@ class Gateway:
         self.supervisors: list[DeviceSupervisor] = []
         self._device_tasks: dict[str, asyncio.Task[None]] = {}
         self._reload_lock = asyncio.Lock()
+        self._reloadable = False  # between the devices' start and the shutdown
         self._bad_tags: dict[str, dict[str, str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.exit_code = 0
@@ -291,6 +292,9 @@ class Gateway:
         from gateway.reload import reload_map
 
         async with self._reload_lock:
+            if not self._reloadable:  # the devices are being started or stopped
+                log.warning("reload asked by %s while the gateway starts or stops: ignored", by)
+                return {"ok": False, "errors": ["the gateway is starting or stopping; try again"]}
             return await reload_map(self, by)
 
     def _new_supervisor(self, dev: Any, profiles: list[Profile]) -> DeviceSupervisor:
@@ -376,11 +380,13 @@ class Gateway:
         self._build_supervisors()
         for sup in self.supervisors:
             self._run_device(sup)
-        self.started = True
+        self.started = self._reloadable = True
         tick = asyncio.create_task(self._tick(), name="profile-tick")
         try:
             await self._watch(stop)
         finally:
+            async with self._reload_lock:  # a reload under way finishes first
+                self._reloadable = False
             await self._shutdown([*self._device_tasks.values(), tick])
         return self.exit_code
 

@@ -11,6 +11,7 @@ once: no gap, no duplicate id.
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import subprocess
@@ -33,7 +34,9 @@ pytestmark = pytest.mark.e2e
 def _two_checkweighers(tmp: Path, broker_port: int) -> tuple[Path, dict[str, Any]]:
     path = line_config(tmp, broker_port, rate_per_min=1200, underweight_ratio=0.3)
     cfg = yaml.safe_load(path.read_text())
-    cw2 = dict(cfg["devices"][0], id="cw2")
+    # a loaded machine must not time a device out: a reconnect would look like a restart
+    cfg["devices"][0]["timeout_ms"] = 5000
+    cw2 = dict(copy.deepcopy(cfg["devices"][0]), id="cw2")  # no YAML alias between the two
     cw2["connection"] = dict(cw2["connection"], port=free_port())
     cw2["tags"] = {k: v for k, v in cw2["tags"].items() if k != "rejected"}
     cfg["devices"].append(cw2)
@@ -95,7 +98,7 @@ def test_reload_changes_one_device_and_refuses_an_invalid_map(
         assert len(cw1_ports) == 1, cw1_ports
 
         # -- one device's tags change: `saltgw reload` ---------------------------------------
-        cfg["devices"][1]["tags"]["rejected"] = cfg["devices"][0]["tags"]["rejected"]
+        cfg["devices"][1]["tags"]["rejected"] = dict(cfg["devices"][0]["tags"]["rejected"])
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         done = _reload(cfg_path)
         assert done.returncode == 0, done.stderr + log.read_text()[-3000:]

@@ -429,6 +429,7 @@ def reloads(tmp: Path, out: Produced) -> None:
 
     async def go() -> None:
         gw._loop = asyncio.get_running_loop()
+        gw._reloadable = True  # as in Gateway.run, once the devices started
         cfg_file.write_text(yaml.safe_dump({**base, "devices": [device]}))
         assert (await gw.reload("signal SIGHUP"))["added"] == ["cw9"]
         cfg_file.write_text(yaml.safe_dump({**base, "devices": [{**device, "driver": "nope"}]}))
