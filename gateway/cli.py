@@ -11,6 +11,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from drivers.secrets import SecretError
 from gateway.logs import setup_logging
@@ -96,8 +97,23 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_map(path: str):  # type: ignore[no-untyped-def]
+    """The map at ``path`` with its sha256 (gateway/config/loader.py), or exit 2 printing
+    every issue."""
+    from gateway.config.loader import ConfigError, read_map
+
+    try:
+        return read_map(path, ("devices",))
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    cfg = _load(args.config, need=("devices",))
+    loaded = _load_map(args.config)
+    cfg = loaded.cfg
+    from gateway.control import ControlServer, control_path
     from gateway.runtime import Gateway
 
     http = _host_port(args.http) if args.http else None
@@ -106,7 +122,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     async def main() -> int:
         stop = asyncio.Event()
         _install_stop(stop)
-        gw = Gateway(cfg, broker_url=args.broker)
+        gw = Gateway(cfg, broker_url=args.broker, map_file=args.config, map_sha256=loaded.sha256)
+        _install_reload(gw)
+        control = ControlServer(
+            Path(args.control) if args.control else control_path(Path(cfg.journal.path)),
+            gw.reload,
+        )
+        await control.start()
         server = None
         if http is not None:
             from gateway.http import HttpServer
@@ -119,10 +141,67 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             return await gw.run(stop)
         finally:
+            await control.close()
             if server is not None:
                 server.stop()
 
     return asyncio.run(main())
+
+
+def _install_reload(gw: Any) -> None:
+    """SIGHUP reloads the map (gateway/reload.py); the outcome is logged and is an event."""
+    loop = asyncio.get_running_loop()
+    running: set[asyncio.Task[Any]] = set()
+
+    def hup() -> None:
+        task = loop.create_task(gw.reload("signal SIGHUP"), name="reload")
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hup)
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    from gateway.control import ask_reload, control_path
+
+    sock = Path(args.control) if args.control else control_path(_journal_of(args.config))
+    try:
+        answer = ask_reload(sock, timeout=args.timeout)
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"no saltgw run answers on {sock} ({exc}); is it running with this config, from "
+            "this directory? (--control SOCKET names the socket; kill -HUP PID also reloads)"
+        ) from None
+    if not answer.get("ok"):
+        for line in answer.get("errors", []):
+            print(line, file=sys.stderr)
+        print(f"saltgw: reload refused; the map that was running still runs ({sock})",
+              file=sys.stderr)  # fmt: skip
+        return 1
+
+    def names(key: str) -> str:
+        return ", ".join(answer.get(key) or []) or "none"
+
+    print(
+        f"reloaded {answer.get('file')} (sha256 {answer.get('sha256')}): added {names('added')}; "
+        f"removed {names('removed')}; changed {names('changed')}; "
+        f"{answer.get('unchanged', 0)} unchanged kept running"
+    )
+    return 0
+
+
+def _journal_of(config: str) -> Path:
+    """The journal path of a map, read leniently (the file may be the invalid edit whose
+    refusal we are about to ask for): its ``journal.path``, else the default."""
+    from gateway.config.loader import ConfigError, read_journal_path
+
+    try:
+        return read_journal_path(config)
+    except ConfigError as exc:
+        raise UserError(
+            f"{config}: cannot find the gateway's journal in it ({exc.issues[0]}); name the "
+            "control socket with --control"
+        ) from None
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -259,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="verb", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("run", help="run the gateway until SIGINT/SIGTERM")
+    s = sub.add_parser("run", help="run the gateway until SIGINT/SIGTERM; SIGHUP reloads the map")
     s.add_argument("config", metavar="CONFIG.yaml")
     s.add_argument("--broker", metavar="URL", help="override the config's broker, mqtt://host:port")
     s.add_argument(
@@ -273,7 +352,21 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"owner-only file with the bearer token /metrics and /healthz's reasons need "
         f"(or env {HTTP_TOKEN_ENV})",
     )
+    s.add_argument(
+        "--control",
+        metavar="SOCKET",
+        help="control socket for `saltgw reload` (default: {journal.path}.ctl)",
+    )
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser(
+        "reload",
+        help="apply a changed map to a running `saltgw run` (as SIGHUP); exit 1 when refused",
+    )
+    s.add_argument("config", metavar="CONFIG.yaml", help="the map the gateway runs")
+    s.add_argument("--control", metavar="SOCKET", help="its control socket (default: from CONFIG)")
+    s.add_argument("--timeout", type=float, default=60.0, metavar="S", help="default 60")
+    s.set_defaults(func=cmd_reload)
 
     s = sub.add_parser("health", help="ask a running gateway's /healthz; exit 0 when ready")
     s.add_argument("url", nargs="?", default="http://127.0.0.1:9108/healthz", metavar="URL")
@@ -327,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.bridge.cli import add_commands as add_bridge_commands
 
     add_bridge_commands(sub)  # trace, xml validate (gateway/bridge/cli.py)
+    from gateway.certs_cmd import add_command as add_certs_command
+
+    add_certs_command(sub)  # certs (gateway/certs_cmd.py)
     from gateway.verify import add_command as add_verify_command
 
     add_verify_command(sub)  # verify (gateway/verify.py)

@@ -51,8 +51,17 @@ READINGS_IN_FLIGHT = 256
 
 
 class Gateway:
-    def __init__(self, cfg: ConfigBase, *, broker_url: str | None = None) -> None:
+    def __init__(
+        self,
+        cfg: ConfigBase,
+        *,
+        broker_url: str | None = None,
+        map_file: str | None = None,
+        map_sha256: str | None = None,
+    ) -> None:
         self.cfg = cfg
+        self.map_file = map_file  # what a reload reads again (gateway/reload.py)
+        self.map_sha256 = map_sha256
         g = cfg.gateway
         self.tz = g.tz()
         self.origin = Origin(g.id, g.enterprise, g.site, g.line)
@@ -84,21 +93,18 @@ class Gateway:
             ack_timeout_secs=cfg.mqtt.ack_timeout_secs,
         )
         self.profiles: dict[str, list[Profile]] = {}
-        specs = profile_specs()
-        device_tags = {d.id: d.tag_names() for d in cfg.devices}
-        for pcfg in cfg.profiles:
-            spec = specs[pcfg.profile]
-            tags = spec.bind(pcfg.tags, device_tags.get(pcfg.device), pcfg.model_dump())
-            prof = spec.create(pcfg, tags, self.tz)
-            if isinstance(prof, LineAware):  # traceability profiles (profiles/context.py)
-                prof.bind_line(LineContext(self.origin, lambda: self.batch))
-            self.profiles.setdefault(prof.device, []).append(prof)
+        for dev in cfg.devices:
+            if profs := self._new_profiles(cfg, dev.id):
+                self.profiles[dev.id] = profs
         # the line's trace store commits in the journal's transactions: a scan's rows and its
         # events together or not at all (gateway/tracedb.py, docs/architecture.md)
         self.store = _shared_store(cfg)
         if self.store is not None:
             self.journal.share_transactions(self.store)
         self.supervisors: list[DeviceSupervisor] = []
+        self._device_tasks: dict[str, asyncio.Task[None]] = {}
+        self._reload_lock = asyncio.Lock()
+        self._reloadable = False  # between the devices' start and the shutdown
         self._bad_tags: dict[str, dict[str, str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.exit_code = 0
@@ -120,18 +126,35 @@ class Gateway:
             ),
         )
         self.commands.auth.announce()
-        for warning in cleartext_warnings(cfg):  # secrets in clear, allowed per connection
-            log.warning("%s", warning)
         for profs in self.profiles.values():
             for prof in profs:
                 if isinstance(prof, Operable):  # case/pallet label scanners
                     self.commands.attach_operable(prof)
+        for warning in cleartext_warnings(cfg):  # secrets in clear, allowed per connection
+            log.warning("%s", warning)
         self.forwarder.listen(self.topics.commands(), self.commands.on_message)
         # Sparkplug DCMD writes: the MES allow-list, carried out by the command router
         self.dcmd = CommandMapSink(
             command_maps(cfg.profiles), cfg.commands, self.commands.write_tag
         )
         self.telemetry = _telemetry(cfg, self.topics, broker_url, self.dcmd)  # docs/events.md
+
+    def _new_profiles(self, cfg: ConfigBase, device: str) -> list[Profile]:
+        """The profiles ``cfg`` binds to ``device``, created afresh (at start, and for a
+        device a reload starts or restarts)."""
+        specs = profile_specs()
+        tags = next((d.tag_names() for d in cfg.devices if d.id == device), None)
+        out: list[Profile] = []
+        for pcfg in cfg.profiles:
+            if pcfg.device != device:
+                continue
+            spec = specs[pcfg.profile]
+            bound = spec.bind(pcfg.tags, tags, pcfg.model_dump())
+            prof = spec.create(pcfg, bound, self.tz)
+            if isinstance(prof, LineAware):  # traceability profiles (profiles/context.py)
+                prof.bind_line(LineContext(self.origin, lambda: self.batch))
+            out.append(prof)
+        return out
 
     # -- accepting events ----------------------------------------------------------------------
     async def accept(self, drafts: list[EventDraft]) -> list[Event]:
@@ -264,16 +287,69 @@ class Gateway:
         self._loop.create_task(self.accept([draft]), name=f"alarm-{state.device}")
 
     # -- running -------------------------------------------------------------------------------
+    async def reload(self, by: str) -> dict[str, Any]:
+        """Apply the map file again (gateway/reload.py); one reload at a time."""
+        from gateway.reload import reload_map
+
+        async with self._reload_lock:
+            if not self._reloadable:  # the devices are being started or stopped
+                log.warning("reload asked by %s while the gateway starts or stops: ignored", by)
+                return {"ok": False, "errors": ["the gateway is starting or stopping; try again"]}
+            return await reload_map(self, by)
+
+    def _new_supervisor(self, dev: Any, profiles: list[Profile]) -> DeviceSupervisor:
+        """A supervisor with a new driver for ``dev`` (not started)."""
+        spec = driver_specs()[dev.driver]
+        for prof in profiles:  # a profile's record counter keeps a reading to one record
+            if isinstance(counter := getattr(prof, "snapshot_counter", None), str):
+                dev = dev.with_snapshot_counter(counter)
+        return DeviceSupervisor(dev.id, spec.create(dev), self._on_reading, self._on_state)
+
+    def _attach_device(self, sup: DeviceSupervisor, profiles: list[Profile]) -> None:
+        """Make ``sup``'s device part of the line, with ``profiles`` reading it (not started)."""
+        if profiles:
+            self.profiles[sup.device] = profiles
+        for prof in profiles:
+            if isinstance(prof, Operable):  # case/pallet label scanners
+                self.commands.attach_operable(prof)
+        self.supervisors.append(sup)
+        self.commands.attach(sup)
+
     def _build_supervisors(self) -> None:
-        specs = driver_specs()
         for dev in self.cfg.devices:
-            spec = specs[dev.driver]
-            for prof in self.profiles.get(dev.id, ()):  # a profile's record counter keeps a
-                if isinstance(counter := getattr(prof, "snapshot_counter", None), str):
-                    dev = dev.with_snapshot_counter(counter)  # reading to one record
-            sup = DeviceSupervisor(dev.id, spec.create(dev), self._on_reading, self._on_state)
-            self.supervisors.append(sup)
-            self.commands.attach(sup)
+            profiles = self.profiles.get(dev.id, [])
+            self._attach_device(self._new_supervisor(dev, profiles), profiles)
+
+    def _start_device(self, sup: DeviceSupervisor, profiles: list[Profile]) -> None:
+        """Supervise ``sup``'s device from now on (a reload adds or restarts it)."""
+        self._attach_device(sup, profiles)
+        self._run_device(sup)
+
+    def _run_device(self, sup: DeviceSupervisor) -> None:
+        self._device_tasks[sup.device] = asyncio.create_task(sup.run(), name=f"device-{sup.device}")
+
+    async def _stop_device(self, device: str) -> None:
+        """Stop supervising ``device`` (a reload removed or changed it): a command being
+        written to it finishes first; its driver is closed; events of its readings already
+        handed to the journal are committed as always (none is lost)."""
+        routed = self.commands.devices.get(device)
+        if routed is not None:
+            try:
+                await asyncio.wait_for(routed.lock.acquire(), SHUTDOWN_DRAIN_SECS)
+            except TimeoutError:
+                log.warning("device %s: a command still runs; stopping it regardless", device)
+        task = self._device_tasks.pop(device, None)
+        if task is not None:
+            task.cancel()
+            _, stuck = await asyncio.wait([task], timeout=SHUTDOWN_DRAIN_SECS)
+            if stuck:
+                log.error("device %s did not stop within %g s; left behind", device,
+                          SHUTDOWN_DRAIN_SECS)  # fmt: skip
+        self.supervisors = [s for s in self.supervisors if s.device != device]
+        self.commands.devices.pop(device, None)
+        self.commands.operables.pop(device, None)
+        self.profiles.pop(device, None)
+        self._bad_tags.pop(device, None)
 
     async def run(self, stop: asyncio.Event) -> int:
         self._loop = asyncio.get_running_loop()
@@ -302,13 +378,16 @@ class Gateway:
             self.dcmd.bind(self._loop)
             self.telemetry.start()
         self._build_supervisors()
-        self.started = True
-        tasks = [asyncio.create_task(s.run(), name=f"device-{s.device}") for s in self.supervisors]
-        tasks.append(asyncio.create_task(self._tick(), name="profile-tick"))
+        for sup in self.supervisors:
+            self._run_device(sup)
+        self.started = self._reloadable = True
+        tick = asyncio.create_task(self._tick(), name="profile-tick")
         try:
             await self._watch(stop)
         finally:
-            await self._shutdown(tasks)
+            async with self._reload_lock:  # a reload under way finishes first
+                self._reloadable = False
+            await self._shutdown([*self._device_tasks.values(), tick])
         return self.exit_code
 
     async def _tick(self) -> None:

@@ -10,8 +10,10 @@ errors for the sections a command is about to start (``need``).
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,20 +23,25 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from gateway.config.checks import cross_checks
 from gateway.config.cleartext import cleartext_risks
+from gateway.config.env import MAP_DIR_VAR, EnvSubstitutionError, substitute
 from gateway.config.extras import missing_extras, unusable_drivers
-from gateway.config.models import ConfigBase, config_model, device_adapter
+from gateway.config.models import ConfigBase, JournalSection, config_model, device_adapter
 from gateway.resolver.config import ResolverFile, ResolverSection
 
 __all__ = [
     "ConfigError",
     "Issue",
+    "LoadedMap",
     "format_path",
     "load_config",
     "read_any_config",
     "read_config",
+    "read_journal_path",
+    "read_map",
     "read_resolver_config",
     "read_resolver_only",
 ]
@@ -61,11 +68,13 @@ class Issue:
 
 
 class ConfigError(Exception):
-    """A config file has mistakes; ``issues`` lists every one of them."""
+    """A config file has mistakes; ``issues`` lists every one of them. ``sha256``: of the
+    file's bytes, when it could be read (:func:`read_map`)."""
 
-    def __init__(self, issues: list[Issue]) -> None:
+    def __init__(self, issues: list[Issue], sha256: str | None = None) -> None:
         super().__init__("\n".join(str(i) for i in issues))
         self.issues = issues
+        self.sha256 = sha256
 
 
 @dataclass
@@ -74,6 +83,16 @@ class _Positions:
 
     values: dict[Loc, tuple[int, int]] = field(default_factory=dict)
     keys: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    #: values whose ${NAME} could not be substituted: their issue says so, not the schema's
+    unsubstituted: set[str] = field(default_factory=set)
+    substitution_issues: list[Issue] = field(default_factory=list)
+
+    def drop_echoes(self, issues: list[Issue]) -> list[Issue]:
+        """``issues`` without the schema's complaints about an unsubstituted value."""
+        return [
+            i for i in issues
+            if i.path not in self.unsubstituted or i in self.substitution_issues
+        ]  # fmt: skip
 
 
 def format_path(loc: Loc) -> str:
@@ -91,10 +110,16 @@ def _pos(node: Node) -> tuple[int, int]:
 
 
 class _Builder:
-    """Turns a composed YAML node tree into plain data, recording positions."""
+    """Turns a composed YAML node tree into plain data, recording positions; ``${NAME}`` in
+    values is substituted from ``env`` (gateway/config/env.py)."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, env: Mapping[str, str] | None = None) -> None:
         self.file = file
+        self.env = {
+            **(os.environ if env is None else env),
+            MAP_DIR_VAR: str(Path(file).resolve().parent),
+        }
+        self._resolver = Resolver()
         self.pos = _Positions()
         self.issues: list[Issue] = []
         self._scalars = SafeConstructor()
@@ -121,7 +146,30 @@ class _Builder:
                 return self._build_collection(node, loc)
             finally:
                 self._open.discard(id(node))
+        if isinstance(node, ScalarNode) and "$" in node.value and loc[-1:] != ("<key>",):
+            node = self._substituted(node, loc)
         return self._build_scalar(node, loc)
+
+    def _substituted(self, node: ScalarNode, loc: Loc) -> ScalarNode:
+        """The node with ``${NAME}`` replaced; an unquoted value is typed again (``${PORT}``
+        → an int). A variable that cannot be substituted is an issue at its position."""
+        try:
+            value = substitute(node.value, self.env)
+        except EnvSubstitutionError as exc:
+            line, col = _pos(node)
+            before = node.value[: exc.offset]
+            if "\n" not in before:  # on the value's first line: point at the ${
+                col += exc.offset + (0 if node.style is None else 1)
+            path = format_path(loc)
+            issue = Issue(self.file, line, col, path, str(exc))
+            self.issues.append(issue)
+            self.pos.substitution_issues.append(issue)
+            self.pos.unsubstituted.add(path)
+            value = node.value
+        tag = node.tag
+        if node.style is None and tag == "tag:yaml.org,2002:str":
+            tag = self._resolver.resolve(ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+        return ScalarNode(tag, value, node.start_mark, node.end_mark, node.style)
 
     def _build_collection(self, node: MappingNode | SequenceNode, loc: Loc) -> Any:
         self.pos.values[loc] = _pos(node)
@@ -270,8 +318,12 @@ def _issues_from_validation(
             yield issue
 
 
-def parse_yaml(file: str, text: str) -> tuple[Any, _Positions, list[Issue]]:
-    builder = _Builder(file)
+def parse_yaml(
+    file: str, text: str, env: Mapping[str, str] | None = None
+) -> tuple[Any, _Positions, list[Issue]]:
+    """The data of ``text``, its positions and issues; ``env``: the variables ``${NAME}``
+    takes (default: the process's environment)."""
+    builder = _Builder(file, env)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -289,20 +341,28 @@ def load_config(path: Path | str) -> ConfigBase:
     return read_config(path)[0]
 
 
-def _read_mapping(path: Path | str) -> tuple[dict[str, Any], _Positions, list[Issue]]:
-    """The file's top-level mapping, positions and YAML issues; ConfigError when unreadable."""
+def _read_mapping(
+    path: Path | str, digest: list[str] | None = None
+) -> tuple[dict[str, Any], _Positions, list[Issue]]:
+    """The file's top-level mapping, positions and YAML issues; ConfigError when unreadable.
+    ``digest``: receives the sha256 of the bytes read (the same bytes that are parsed)."""
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError([Issue(file, 1, 1, "", f"cannot read: {exc.strerror}")]) from exc
+    sha = hashlib.sha256(raw).hexdigest()
+    if digest is not None:
+        digest.append(sha)
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError([Issue(file, 1, 1, "", f"not UTF-8 text: {exc.reason}")]) from exc
+        raise ConfigError([Issue(file, 1, 1, "", f"not UTF-8 text: {exc.reason}")], sha) from exc
     data, pos, issues = parse_yaml(file, text)
     if issues and not isinstance(data, dict):
-        raise ConfigError(issues)
+        raise ConfigError(issues, sha)
     if not isinstance(data, dict):
-        raise ConfigError([Issue(file, 1, 1, "", "expected a mapping at the top level")])
+        raise ConfigError([Issue(file, 1, 1, "", "expected a mapping at the top level")], sha)
     return data, pos, issues
 
 
@@ -321,6 +381,7 @@ def read_resolver_only(path: Path | str) -> ResolverFile:
         issues.extend(_issues_from_validation(file, data, pos, exc))
         cfg = None
     if issues:
+        issues = pos.drop_echoes(issues)
         issues.sort(key=lambda i: (i.line, i.col))
         raise ConfigError(issues)
     assert cfg is not None
@@ -349,13 +410,56 @@ def read_any_config(path: Path | str) -> tuple[ConfigBase | ResolverFile, list[I
     return read_config(path)
 
 
+@dataclass(frozen=True, slots=True)
+class LoadedMap:
+    """A valid config as read from ``file``: ``sha256`` of the file's bytes (what a reload
+    reports, gateway/reload.py), and its warnings."""
+
+    file: str
+    cfg: ConfigBase
+    warnings: list[Issue]
+    sha256: str
+
+
+def read_map(path: Path | str, need: tuple[str, ...] = ()) -> LoadedMap:
+    """:func:`read_config`, with the sha256 of the bytes validated; a :class:`ConfigError`
+    carries it too when the file could be read."""
+    digest: list[str] = []
+    try:
+        cfg, warnings = _read_config(path, need, digest)
+    except ConfigError as exc:
+        exc.sha256 = exc.sha256 or (digest[0] if digest else None)
+        raise
+    return LoadedMap(str(path), cfg, warnings, digest[0])
+
+
+def read_journal_path(path: Path | str) -> Path:
+    """``journal.path`` of a map that need not be valid (``saltgw reload`` finds the running
+    gateway's control socket beside it); the default when it names none. ConfigError when the
+    file is not a YAML mapping."""
+    data, _pos, _issues = _read_mapping(path)
+    journal = data.get("journal")
+    value = journal.get("path") if isinstance(journal, dict) else None
+    if isinstance(value, str) and value:
+        return Path(value)
+    default = JournalSection.model_fields["path"].default
+    assert isinstance(default, Path)
+    return default
+
+
 def read_config(path: Path | str, need: tuple[str, ...] = ()) -> tuple[ConfigBase, list[Issue]]:
     """Read and validate one config file: the config and its warnings (drivers or simulators
     whose optional packages are not installed). Raises :class:`ConfigError` with every issue;
     missing packages of the sections in ``need`` (``"devices"``, ``"simulators"``) are errors.
     """
+    return _read_config(path, need, None)
+
+
+def _read_config(
+    path: Path | str, need: tuple[str, ...], digest: list[str] | None
+) -> tuple[ConfigBase, list[Issue]]:
     file = str(path)
-    data, pos, issues = _read_mapping(path)
+    data, pos, issues = _read_mapping(path, digest)
     model = config_model()
     try:
         cfg = model.model_validate(data)
@@ -383,6 +487,7 @@ def read_config(path: Path | str, need: tuple[str, ...] = ()) -> tuple[ConfigBas
         issue = Issue(file, line, col, missing.entry, missing.message, level)
         (issues if level == "error" else warnings).append(issue)
     if issues:
+        issues = pos.drop_echoes(issues)
         issues.sort(key=lambda i: (i.line, i.col))
         raise ConfigError(issues)
     assert cfg is not None

@@ -16,6 +16,9 @@ HEADER = """# Config and tag-map reference
 Generated from the pydantic models by `saltgw schema --markdown`; do not edit by hand
 (`tests/unit/test_config_reference.py` fails when this file is stale). Unknown keys are errors.
 `saltgw validate FILE` checks a file; `saltgw schema` prints the JSON Schema for YAML editors.
+Values may use `${NAME}` / `${NAME:-default}` (environment variables); relative paths are relative
+to the working directory; `saltgw reload` applies a changed map to a running gateway: see
+[operations.md, "The map on a running line"](operations.md#the-map-on-a-running-line).
 """
 
 

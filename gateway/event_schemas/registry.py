@@ -7,6 +7,7 @@ from functools import cache
 
 from gateway.event_schemas.alarms import ALARM_SPECS
 from gateway.event_schemas.ccp import CCP_SPECS
+from gateway.event_schemas.config import ALARM_CONFIG, CONFIG_SPECS
 from gateway.event_schemas.envelope import envelope_schema
 from gateway.event_schemas.line import LINE_SPECS
 from gateway.event_schemas.pack import PACK_SPECS, SHIP_SPECS
@@ -22,7 +23,9 @@ SPECS: tuple[EventSpec, ...] = (
     *LINE_SPECS,
     *PACK_SPECS,
     *SHIP_SPECS,
+    *CONFIG_SPECS,
     *ALARM_SPECS,
+    ALARM_CONFIG,
 )
 EVENT_TYPES: tuple[str, ...] = tuple(s.type for s in SPECS)
 _BY_TYPE = {s.type: s for s in SPECS}

@@ -408,6 +408,46 @@ def runtime(tmp: Path, out: Produced) -> None:
     )
 
 
+def reloads(tmp: Path, out: Produced) -> None:
+    """config.reload and alarm.config as a real Gateway emits them (gateway/reload.py): a
+    device added, a refused edit, the device removed again."""
+    base: dict[str, Any] = {
+        "gateway": {"id": "gw-test-1", "enterprise": "8035", "site": "daiyue", "line": "L1"},
+        "mqtt": {"url": "mqtt://127.0.0.1:9"},
+        "journal": {"path": str(tmp / "reload-journal.db")},
+    }
+    device = {
+        "id": "cw9",
+        "driver": "modbus",
+        "connection": {"type": "tcp", "host": "127.0.0.1", "port": 9},
+        "tags": {"count": {"table": "holding_register", "address": 0, "type": "uint32"}},
+    }
+    cfg_file = tmp / "reload.yaml"
+    cfg_file.write_text(yaml.safe_dump(base))
+    gw = Gateway(load_config(cfg_file), map_file=str(cfg_file), map_sha256="0" * 64)
+    gw.forwarder.publish_control = lambda topic, body, retain=False: None
+
+    async def go() -> None:
+        gw._loop = asyncio.get_running_loop()
+        gw._reloadable = True  # as in Gateway.run, once the devices started
+        cfg_file.write_text(yaml.safe_dump({**base, "devices": [device]}))
+        assert (await gw.reload("signal SIGHUP"))["added"] == ["cw9"]
+        cfg_file.write_text(yaml.safe_dump({**base, "devices": [{**device, "driver": "nope"}]}))
+        assert not (await gw.reload("signal SIGHUP"))["ok"]
+        cfg_file.write_text(yaml.safe_dump(base))
+        assert (await gw.reload("tester (uid 1, pid 2, saltgw reload)"))["removed"] == ["cw9"]
+
+    gw.journal.open()
+    try:
+        asyncio.run(go())
+        reader = gw.journal.reader()
+        rows = reader.after(0, 1000)
+        reader.close()
+    finally:
+        gw.journal.close()
+    out.events.extend(("reload", json.loads(r.payload)) for r in rows)
+
+
 def command_responses(out: Produced) -> None:
     topics = Topics("salt/v1", "8035", "daiyue", "L1", "gw-test-1")
     sent: list[bytes] = []
@@ -435,6 +475,7 @@ def produced(tmp_path_factory: pytest.TempPathFactory) -> Produced:
     bridge_seq_gap(out)
     out.journal(tmp / "journal.db")
     runtime(tmp, out)
+    reloads(tmp, out)
     command_responses(out)
     telemetry(tmp / "telemetry.db", out)
     return out

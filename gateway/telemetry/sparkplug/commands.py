@@ -61,6 +61,11 @@ class CommandMapSink:
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
+    def set_command_maps(self, command_maps: Mapping[str, CommandMap]) -> None:
+        """The allow-list of a reloaded map (gateway/reload.py); one assignment, so a DCMD
+        being checked on another thread sees the old list or the new one, whole."""
+        self._tags = {dev: cmap.tags() for dev, cmap in command_maps.items()}
+
     def write(self, device: str, tag: str, value: TagValue) -> Future[None]:
         if self._loop is None:
             raise CommandRefused("the gateway is not running yet")
