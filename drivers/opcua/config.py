@@ -14,11 +14,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     field_validator,
     model_validator,
 )
 
-from drivers.base import DeviceConfigBase
+from drivers.base import DeviceConfigBase, NodeRef
 from drivers.opcua.addressing import parse_browse_path, parse_node
 
 __all__ = [
@@ -334,6 +335,15 @@ class OpcUaDeviceConfig(DeviceConfigBase):
     def tag_names(self) -> set[str]:
         """Names of the tags this device yields."""
         return set(self.tags)
+
+    @classmethod
+    def method_address_error(cls, ref: NodeRef) -> str | None:
+        """An object or method node is addressed as a tag is: a NodeId or a browse path."""
+        try:
+            OpcUaTag(node=ref.node, browse_path=ref.browse_path)
+        except ValidationError as exc:
+            return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        return None
 
     def writable_tags(self) -> set[str]:
         """Names of the tags the gateway may write."""
