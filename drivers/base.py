@@ -215,18 +215,15 @@ class DeviceConfigBase(BaseModel):
             )
         return out
 
+    #: The driver implements :class:`MethodDriver`: commands may be bound to its methods.
+    calls_methods: ClassVar[bool] = False
+
     @classmethod
     def method_address_error(cls, ref: NodeRef) -> str | None:
         """Why a device of this driver cannot call a method at ``ref`` (None: it can). A
-        driver that calls methods (:class:`MethodDriver`) overrides it to check the address's
-        syntax; by default a driver calls none."""
-        return f"driver {cls._driver_name()!r} cannot call methods"
-
-    @classmethod
-    def _driver_name(cls) -> str:
-        ann = cls.model_fields["driver"].annotation
-        args = getattr(ann, "__args__", None)
-        return str(args[0]) if args else cls.__name__
+        driver that calls methods sets :attr:`calls_methods` and checks the address's syntax
+        here."""
+        return None if cls.calls_methods else "the driver calls no methods"
 
     def with_snapshot_counter(self, tag: str) -> DeviceConfigBase:
         """This config with ``tag`` (a profile's record counter) as the tag that keeps one

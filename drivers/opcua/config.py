@@ -7,7 +7,7 @@ import importlib.util
 import re
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -335,6 +335,8 @@ class OpcUaDeviceConfig(DeviceConfigBase):
     def tag_names(self) -> set[str]:
         """Names of the tags this device yields."""
         return set(self.tags)
+
+    calls_methods: ClassVar[bool] = True
 
     @classmethod
     def method_address_error(cls, ref: NodeRef) -> str | None:
