@@ -352,9 +352,9 @@ class LinePlcSim:
         if not number:
             log.warning("line PLC %r: StartBatch with an empty batch number", self.config.id)
             return ua.CallMethodResult(
-                StatusCode=ua.StatusCode(ua.StatusCodes.BadInvalidArgument),
+                StatusCode=ua.StatusCode(ua.UInt32(ua.StatusCodes.BadInvalidArgument)),
                 InputArgumentResults=[
-                    ua.StatusCode(ua.StatusCodes.BadInvalidArgument),
+                    ua.StatusCode(ua.UInt32(ua.StatusCodes.BadInvalidArgument)),
                     ua.StatusCode(),
                 ],
             )
@@ -370,7 +370,7 @@ class LinePlcSim:
             return refused
         batch = self.model.batch
         if not batch:
-            return ua.StatusCode(ua.StatusCodes.BadInvalidState)
+            return ua.StatusCode(ua.UInt32(ua.StatusCodes.BadInvalidState))
         log.info("line PLC %r: EndBatch (%r)", self.config.id, batch)
         self.model.end_batch()
         await self._publish()
@@ -494,7 +494,7 @@ _UNSET = object()
 def _arg(name: str, description: str, vtype: ua.VariantType = V.String) -> ua.Argument:
     return ua.Argument(
         Name=name,
-        DataType=ua.NodeId(vtype.value),
+        DataType=ua.NodeId(ua.Int32(vtype.value)),
         ValueRank=-1,
         Description=ua.LocalizedText(description),
     )
@@ -510,17 +510,18 @@ def _check_args(
             if len(args) < len(types)
             else ua.StatusCodes.BadTooManyArguments
         )
-        return ua.CallMethodResult(StatusCode=ua.StatusCode(code))
+        return ua.CallMethodResult(StatusCode=ua.StatusCode(ua.UInt32(code)))
     results = [
         ua.StatusCode()
         if arg.VariantType == vtype
-        else ua.StatusCode(ua.StatusCodes.BadTypeMismatch)
+        else ua.StatusCode(ua.UInt32(ua.StatusCodes.BadTypeMismatch))
         for arg, vtype in zip(args, types, strict=True)
     ]
     if all(r.is_good() for r in results):
         return None
     return ua.CallMethodResult(
-        StatusCode=ua.StatusCode(ua.StatusCodes.BadInvalidArgument), InputArgumentResults=results
+        StatusCode=ua.StatusCode(ua.UInt32(ua.StatusCodes.BadInvalidArgument)),
+        InputArgumentResults=results,
     )
 
 

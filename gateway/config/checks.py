@@ -82,9 +82,9 @@ def _method_refs(
             continue
         if (node is None) == (path is None):  # reported by the schema
             continue
-        why = model.method_address_error(NodeRef(node, path))
-        if why is not None:
-            yield (*loc, part, "node" if node is not None else "browse_path"), why
+        error = model.method_address_error(NodeRef(node, path))
+        if error is not None:
+            yield (*loc, part, "node" if node is not None else "browse_path"), error
 
 
 def _telemetry_refs(entry: Any, i: int, adapter: TypeAdapter[Any]) -> Iterator[tuple[Loc, str]]:
