@@ -28,6 +28,14 @@ Writing is optional: a driver whose devices accept writes (a PLC's command tags)
 one the device refuses raises :class:`DeviceFault`; no link raises :class:`DeviceOffline`::
 
     WriteRejected (ValueError)  refused by the driver: nothing was sent to the device
+
+Calling methods is optional too: a driver whose devices expose methods (an OPC UA PLC's
+``StartBatch``) implements :class:`MethodDriver` — ``call_method(call)`` returns the device's
+:class:`MethodResult` (its status, good or bad, and its outputs); a call refused before it is
+sent (an address or argument the driver cannot use) raises :class:`WriteRejected`. A driver's
+config model says whether, and how, it addresses methods
+(:meth:`DeviceConfigBase.method_address_error`), so ``saltgw validate`` refuses a method bound
+on a device whose driver cannot call one.
 """
 
 from __future__ import annotations
@@ -48,6 +56,10 @@ __all__ = [
     "DeviceOffline",
     "Driver",
     "DriverSpec",
+    "MethodCall",
+    "MethodDriver",
+    "MethodResult",
+    "NodeRef",
     "Reading",
     "TagValue",
     "WritableDriver",
@@ -112,6 +124,54 @@ class WritableDriver(Driver, Protocol):
     async def write(self, tag: str, value: TagValue) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class NodeRef:
+    """Where a method (or the object it belongs to) is on the device, in the driver's own
+    notation: a node id or a browse path, exactly one of them."""
+
+    node: str | None = None
+    browse_path: str | None = None
+
+    def __str__(self) -> str:
+        return f"node {self.node!r}" if self.node is not None else f"path {self.browse_path!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class MethodCall:
+    """One method call: ``args`` are (value, declared type) pairs in the method's order; the
+    type is a name the driver knows (OPC UA: a built-in type such as ``String``)."""
+
+    object: NodeRef
+    method: NodeRef
+    args: tuple[tuple[TagValue, str], ...] = ()
+    timeout_secs: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class MethodResult:
+    """What the device answered: its status (``name``, ``code``; ``good`` when it did what
+    was asked), why per input argument when it said (``input_errors``), and its outputs."""
+
+    good: bool
+    status: str
+    code: int
+    outputs: tuple[TagValue | None, ...] = ()
+    input_errors: tuple[str | None, ...] = ()
+
+
+@runtime_checkable
+class MethodDriver(Driver, Protocol):
+    """A driver that can also call a device's methods (OPC UA Call service).
+
+    ``call_method`` returns the device's answer, good or bad, as a :class:`MethodResult`; it
+    raises :class:`WriteRejected` when the call cannot be sent (an argument its declared type
+    cannot hold), :class:`DeviceOffline` without a link or when no answer came within
+    ``call.timeout_secs``, :class:`DeviceFault` when the object or method is not on the
+    device."""
+
+    async def call_method(self, call: MethodCall) -> MethodResult: ...
+
+
 class DeviceConfigBase(BaseModel):
     """Fields every device entry in a tag map has; a driver's config model extends it and
     narrows ``driver`` to a ``Literal`` of its own name (the discriminator)."""
@@ -154,6 +214,16 @@ class DeviceConfigBase(BaseModel):
                 )
             )
         return out
+
+    #: The driver implements :class:`MethodDriver`: commands may be bound to its methods.
+    calls_methods: ClassVar[bool] = False
+
+    @classmethod
+    def method_address_error(cls, ref: NodeRef) -> str | None:
+        """Why a device of this driver cannot call a method at ``ref`` (None: it can). A
+        driver that calls methods sets :attr:`calls_methods` and checks the address's syntax
+        here."""
+        return None if cls.calls_methods else "the driver calls no methods"
 
     def with_snapshot_counter(self, tag: str) -> DeviceConfigBase:
         """This config with ``tag`` (a profile's record counter) as the tag that keeps one

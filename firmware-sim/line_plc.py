@@ -27,8 +27,24 @@ Address space — object ``Objects/{line_name}`` (NodeId ``ns={idx};s={line_name
     Cmd_EndBatch     Boolean  yes     rising edge: complete the running batch; reset by the PLC
     ===============  ========  =====  ============================================
 
-Command tags are plain variables (no methods): MES writes the parameters, then the trigger;
-the PLC acts within one scan (50 ms) and writes the trigger back to false.
+Command tags are plain variables: MES writes the parameters, then the trigger; the PLC acts
+within one scan (50 ms) and writes the trigger back to false.
+
+Methods of the line object, for MES commands bound to a method (docs/commands.md):
+
+    ==========  ===========================  ===============================  ================
+    Method      inputs                       outputs                          Bad status
+    ==========  ===========================  ===============================  ================
+    StartBatch  BatchNumber String,          Accepted Boolean,                BadInvalidArgument
+                Product String ('' = keep)   BatchNumber String (now running)  (empty batch)
+    EndBatch    —                            BatchNumber String (that ends)   BadInvalidState
+                                                                              (no batch running)
+    ==========  ===========================  ===============================  ================
+
+NodeIds ``ns={idx};s={line_name}.StartBatch`` / ``….EndBatch``, browse names ``{idx}:StartBatch``
+/ ``{idx}:EndBatch``. Both act at once (the new batch number is in BatchNumber when the call
+returns); a wrong number or type of inputs is BadArgumentsMissing / BadTooManyArguments /
+BadTypeMismatch, with the per-input status in InputArgumentResults.
 
 Fault knobs: :meth:`restart` (the server stops and comes back on the same port: sessions and
 subscriptions are gone), :meth:`change_namespace` (a restart after which the line's namespace
@@ -154,6 +170,7 @@ class LinePlcSim:
         self._lock = asyncio.Lock()
         self._cert: bytes | None = None
         self._key: bytes | None = None
+        self.method_calls = 0  # StartBatch/EndBatch calls received
         self.application_uri = f"urn:saltgw:sim:line-plc:{config.id}"
 
     # --- public API -----------------------------------------------------------------------
@@ -306,7 +323,58 @@ class LinePlcSim:
             if writable:
                 await var.set_writable()
             self._nodes[name] = node_id
+        await self._add_methods(line, idx)
         return server
+
+    async def _add_methods(self, line: Any, idx: int) -> None:
+        name = self.config.line_name
+        await line.add_method(
+            _nid(f"{name}.StartBatch", idx),
+            ua.QualifiedName("StartBatch", idx),
+            self._start_batch_method,
+            [_arg("BatchNumber", "batch to start"), _arg("Product", "product ('' = keep)")],
+            [_arg("Accepted", "the batch started", V.Boolean), _arg("BatchNumber", "running")],
+        )
+        await line.add_method(
+            _nid(f"{name}.EndBatch", idx),
+            ua.QualifiedName("EndBatch", idx),
+            self._end_batch_method,
+            [],
+            [_arg("BatchNumber", "the batch that ends")],
+        )
+
+    async def _start_batch_method(self, parent: ua.NodeId, *args: ua.Variant) -> Any:
+        self.method_calls += 1
+        refused = _check_args(args, (V.String, V.String))
+        if refused is not None:
+            return refused
+        number, product = (str(a.Value or "").strip() for a in args)
+        if not number:
+            log.warning("line PLC %r: StartBatch with an empty batch number", self.config.id)
+            return ua.CallMethodResult(
+                StatusCode=ua.StatusCode(ua.UInt32(ua.StatusCodes.BadInvalidArgument)),
+                InputArgumentResults=[
+                    ua.StatusCode(ua.UInt32(ua.StatusCodes.BadInvalidArgument)),
+                    ua.StatusCode(),
+                ],
+            )
+        log.info("line PLC %r: StartBatch %r", self.config.id, number)
+        self.model.start_batch(number, product or None, None, datetime.now().astimezone())
+        await self._publish()
+        return [ua.Variant(True, V.Boolean), ua.Variant(self.model.batch, V.String)]
+
+    async def _end_batch_method(self, parent: ua.NodeId, *args: ua.Variant) -> Any:
+        self.method_calls += 1
+        refused = _check_args(args, ())
+        if refused is not None:
+            return refused
+        batch = self.model.batch
+        if not batch:
+            return ua.StatusCode(ua.UInt32(ua.StatusCodes.BadInvalidState))
+        log.info("line PLC %r: EndBatch (%r)", self.config.id, batch)
+        self.model.end_batch()
+        await self._publish()
+        return [ua.Variant(batch, V.String)]
 
     def _client_validator(self) -> Callable[[x509.Certificate, Any], Awaitable[None]]:
         paths = self.config.trusted_client_certificates or []
@@ -421,6 +489,40 @@ class LinePlcSim:
 
 
 _UNSET = object()
+
+
+def _arg(name: str, description: str, vtype: ua.VariantType = V.String) -> ua.Argument:
+    return ua.Argument(
+        Name=name,
+        DataType=ua.NodeId(ua.Int32(vtype.value)),
+        ValueRank=-1,
+        Description=ua.LocalizedText(description),
+    )
+
+
+def _check_args(
+    args: tuple[ua.Variant, ...], types: tuple[ua.VariantType, ...]
+) -> ua.CallMethodResult | None:
+    """The server does not check a call's inputs against the method's: the PLC program does."""
+    if len(args) != len(types):
+        code = (
+            ua.StatusCodes.BadArgumentsMissing
+            if len(args) < len(types)
+            else ua.StatusCodes.BadTooManyArguments
+        )
+        return ua.CallMethodResult(StatusCode=ua.StatusCode(ua.UInt32(code)))
+    results = [
+        ua.StatusCode()
+        if arg.VariantType == vtype
+        else ua.StatusCode(ua.UInt32(ua.StatusCodes.BadTypeMismatch))
+        for arg, vtype in zip(args, types, strict=True)
+    ]
+    if all(r.is_good() for r in results):
+        return None
+    return ua.CallMethodResult(
+        StatusCode=ua.StatusCode(ua.UInt32(ua.StatusCodes.BadInvalidArgument)),
+        InputArgumentResults=results,
+    )
 
 
 def _nid(name: str, index: int) -> ua.NodeId:

@@ -5,11 +5,17 @@ A command is a JSON object with an ``id`` and a ``command``: ``start_batch`` (``
 optional ``product`` and ``shift``), ``end_batch`` (optional ``batch``: then it must be the
 running one) or ``set_batch`` (``batch``). Which device tags a command writes is configured in
 the device's profile (``commands:``, a :class:`CommandMap`): first the parameters, then the
-``trigger`` tag is set true (the PLC resets it when it acted).
+``trigger`` tag is set true (the PLC resets it when it acted) — and/or a device *method* is
+called (``method:``, :mod:`gateway.command_methods`: an OPC UA PLC's ``StartBatch``). A binding
+that cannot take effect (``start_batch`` with neither a method nor a batch tag and a trigger)
+is refused when the config is validated, never accepted at run time.
 
-Every command gets exactly one response, ``{"id", "status": "accepted" | "rejected", "reason",
-"command", "device", "ts"}`` (QoS 1, not retained). *accepted* means the PLC acknowledged every
-write; what the line then does shows in its events (``batch.start``…). A command is rejected,
+Every command gets exactly one response, ``{"id", "status": "accepted" | "rejected" |
+"failed", "reason", "command", "device", "ts"}`` plus ``method`` (status, code, outputs) when a
+method was called (QoS 1, not retained). *accepted* means the PLC acknowledged every write and
+the method (if any) answered Good; *failed* that the method answered anything else, or no
+answer came (the PLC may have acted); what the line then does shows in its events
+(``batch.start``…). A command is rejected,
 with the reason, when it is not JSON, misses or misspells a field, names an unknown command or
 device, a device that takes no such command, a device that is offline, or when a write fails.
 A command the broker replays because it was retained is never executed (it would run again on
@@ -44,8 +50,18 @@ from pydantic import (
     model_validator,
 )
 
-from drivers.base import DeviceError, TagValue, WritableDriver, WriteRejected
+from drivers.base import (
+    DeviceError,
+    DeviceFault,
+    DeviceOffline,
+    MethodDriver,
+    MethodResult,
+    TagValue,
+    WritableDriver,
+    WriteRejected,
+)
 from gateway.command_auth import Authoriser, NotAuthorised
+from gateway.command_methods import COMMAND_FIELDS, MethodBinding, method_response
 from gateway.events import EventDraft
 from gateway.supervisor import DeviceSupervisor, State
 from gateway.topics import Topics
@@ -54,6 +70,7 @@ __all__ = [
     "COMMANDS",
     "OPERATOR_COMMANDS",
     "WRITE_COMMANDS",
+    "CommandFailed",
     "CommandMap",
     "CommandRejected",
     "CommandRouter",
@@ -83,7 +100,8 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=128)]
 
 # -- configuration (a profile's `commands:`) ------------------------------------------------------
 class CommandTags(BaseModel):
-    """Device tags one command writes: its parameters first, then ``trigger``."""
+    """What one command does on its device: the tags it writes (its parameters first, then
+    ``trigger``) and/or the method it calls after them."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -95,36 +113,81 @@ class CommandTags(BaseModel):
         description="Boolean tag set true after the parameters are written; the PLC acts on it "
         "and resets it.",
     )
+    method: MethodBinding | None = Field(
+        default=None,
+        description="Device method called after the writes (OPC UA: object and method node, "
+        "input arguments from the command's fields); its status and outputs are in the "
+        "response (docs/commands.md, Methods).",
+    )
 
     def tags(self) -> list[str]:
         return [t for t in (self.batch, self.product, self.shift, self.trigger) if t is not None]
 
+    def _effect(self, command: str, takes_effect: bool, needs: str) -> None:
+        if not takes_effect:
+            raise ValueError(f"{command} cannot take effect: bind {needs}")
+        if self.method is not None:
+            for i, name in self.method.unknown_fields(command):
+                have = ", ".join(COMMAND_FIELDS[command])
+                raise ValueError(
+                    f"method input {i + 1} takes field {name!r}, which {command} does not "
+                    f"carry (its fields: {have})"
+                )
+
+
+class StartBatchTags(CommandTags):
+    @model_validator(mode="after")
+    def _takes_effect(self) -> StartBatchTags:
+        self._effect(
+            "start_batch",
+            self.method is not None or (self.batch is not None and self.trigger is not None),
+            "a method, or a batch tag and a trigger tag (a PLC starts no batch on a written "
+            "batch number alone)",
+        )
+        return self
+
+
+class EndBatchTags(CommandTags):
+    @model_validator(mode="after")
+    def _takes_effect(self) -> EndBatchTags:
+        self._effect(
+            "end_batch",
+            self.method is not None or self.trigger is not None or self.batch is not None,
+            "a method, a trigger tag, or a batch tag to clear",
+        )
+        return self
+
+
+class SetBatchTags(CommandTags):
+    @model_validator(mode="after")
+    def _takes_effect(self) -> SetBatchTags:
+        self._effect(
+            "set_batch",
+            self.method is not None or self.batch is not None,
+            "a method or a batch tag",
+        )
+        return self
+
 
 class CommandMap(BaseModel):
-    """Which commands a device takes and which of its tags each writes."""
+    """Which commands a device takes: the tags each writes, the method each calls."""
 
     model_config = ConfigDict(extra="forbid")
 
-    start_batch: CommandTags | None = Field(
-        default=None, description="start_batch: writes batch (required), product, shift, trigger."
-    )
-    end_batch: CommandTags | None = Field(
+    start_batch: StartBatchTags | None = Field(
         default=None,
-        description="end_batch: sets trigger; without a trigger, writes '' to the batch tag.",
+        description="start_batch: writes batch, product, shift, then trigger; and/or calls a "
+        "method. Needs a method, or a batch tag and a trigger.",
     )
-    set_batch: CommandTags | None = Field(
-        default=None, description="set_batch: writes batch (required), then trigger if given."
+    end_batch: EndBatchTags | None = Field(
+        default=None,
+        description="end_batch: sets trigger (without one, writes '' to the batch tag); and/or "
+        "calls a method.",
     )
-
-    @model_validator(mode="after")
-    def _complete(self) -> CommandMap:
-        for name in ("start_batch", "set_batch"):
-            tags: CommandTags | None = getattr(self, name)
-            if tags is not None and tags.batch is None:
-                raise ValueError(f"{name} needs a batch tag")
-        if self.end_batch is not None and not (self.end_batch.trigger or self.end_batch.batch):
-            raise ValueError("end_batch needs a trigger tag (or a batch tag to clear)")
-        return self
+    set_batch: SetBatchTags | None = Field(
+        default=None,
+        description="set_batch: writes batch, then trigger if given; and/or calls a method.",
+    )
 
     def configured(self) -> list[str]:
         return [name for name in WRITE_COMMANDS if getattr(self, name) is not None]
@@ -135,6 +198,15 @@ class CommandMap(BaseModel):
         for name in self.configured():
             tags: CommandTags = getattr(self, name)
             out.update(tags.tags())
+        return out
+
+    def methods(self) -> dict[str, MethodBinding]:
+        """Command → the method it calls, for the commands that call one."""
+        out: dict[str, MethodBinding] = {}
+        for name in self.configured():
+            method = getattr(self, name).method
+            if method is not None:
+                out[name] = method
         return out
 
 
@@ -229,6 +301,16 @@ class CommandRejected(Exception):
         self.command = command
 
 
+class CommandFailed(Exception):
+    """A command that reached the device and did not succeed there (a method's Bad status, no
+    answer in time): answered ``failed``, with the method's answer when there is one."""
+
+    def __init__(self, reason: str, method: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.method = method
+
+
 MAX_PAYLOAD_BYTES = 65_536  # a command is a few hundred bytes: a bigger payload is refused unread
 _REASON_ERRORS = 5  # validation errors named in a reason; the rest are counted
 
@@ -320,6 +402,7 @@ class CommandRouter:
         self.operables: dict[str, Operable] = {}
         self.accepted = 0
         self.rejected = 0
+        self.failed = 0  # reached the device, and a method said Bad (or never answered)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -412,18 +495,27 @@ class CommandRouter:
                 raise CommandRejected(
                     "retained command not executed (publish commands with retain=false)"
                 )
+            method: dict[str, Any] | None = None
             if isinstance(cmd, ClosePartial | Unpack | Resync):
                 await self._operate(device, cmd)
             else:
-                await self._execute(device, cmd)
+                method = await self._execute(device, cmd)
         except CommandRejected as exc:
             return self._respond(device, cmd_id, name, "rejected", exc.reason)
-        return self._respond(device, cmd_id, name, "accepted", None)
+        except CommandFailed as exc:
+            return self._respond(device, cmd_id, name, "failed", exc.reason, exc.method)
+        return self._respond(device, cmd_id, name, "accepted", None, method)
 
     def _respond(
-        self, device: str, cmd_id: str | None, name: str | None, status: str, reason: str | None
+        self,
+        device: str,
+        cmd_id: str | None,
+        name: str | None,
+        status: str,
+        reason: str | None,
+        method: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        response = {
+        response: dict[str, Any] = {
             "id": cmd_id,
             "status": status,
             "reason": reason,
@@ -431,9 +523,14 @@ class CommandRouter:
             "device": device,
             "ts": datetime.now(self.tz).isoformat(timespec="milliseconds"),
         }
+        if method is not None:
+            response["method"] = method
         if status == "accepted":
             self.accepted += 1
             log.info("command %s (id %r) for %s accepted", name, cmd_id, device)
+        elif status == "failed":
+            self.failed += 1
+            log.warning("command %s (id %r) for %s failed: %s", name, cmd_id, device, reason)
         else:
             self.rejected += 1
             log.warning(
@@ -446,7 +543,7 @@ class CommandRouter:
         self.publish(self.topics.command_response(device), body)
         return response
 
-    def _target(self, device: str, name: str) -> tuple[_Device, WritableDriver, CommandTags]:
+    def _target(self, device: str, name: str) -> tuple[_Device, CommandTags]:
         dev = self.devices.get(device)
         if dev is None:
             known = ", ".join(sorted(self.devices)) or "none"
@@ -459,13 +556,25 @@ class CommandRouter:
         if tags is None:
             have = ", ".join(dev.commands.configured())
             raise CommandRejected(f"device {device!r} has no {name!r} command (it takes: {have})")
-        return dev, self._writable(device, dev), tags
+        return dev, tags
 
     def _writable(self, device: str, dev: _Device) -> WritableDriver:
         """The device's driver, when it can write and the device is online."""
         driver = dev.supervisor.driver
         if not isinstance(driver, WritableDriver):
             raise CommandRejected(f"device {device!r}: its driver cannot write tags")
+        self._online(device, dev)
+        return driver
+
+    def _callable(self, device: str, dev: _Device) -> MethodDriver:
+        """The device's driver, when it can call methods and the device is online."""
+        driver = dev.supervisor.driver
+        if not isinstance(driver, MethodDriver):
+            raise CommandRejected(f"device {device!r}: its driver cannot call methods")
+        self._online(device, dev)
+        return driver
+
+    def _online(self, device: str, dev: _Device) -> None:
         state = dev.supervisor.state
         if state is None or state.state != State.ONLINE:
             what = {None: "is not connected yet", State.FAULT: "has a fault"}.get(
@@ -473,7 +582,6 @@ class CommandRouter:
             )
             detail = f": {state.detail}" if state is not None and state.detail else ""
             raise CommandRejected(f"device {device!r} {what}{detail}")
-        return driver
 
     async def write_tag(self, device: str, tag: str, value: TagValue) -> None:
         """Write one tag for another command channel (Sparkplug DCMD writes, which check the
@@ -520,25 +628,69 @@ class CommandRouter:
         if refused:
             raise CommandRejected(str(refused[0].data.get("detail", "refused")))
 
-    async def _execute(self, device: str, cmd: WriteCommand) -> None:
-        dev, driver, tags = self._target(device, cmd.command)
+    async def _execute(self, device: str, cmd: WriteCommand) -> dict[str, Any] | None:
+        """Write the command's tags, then call its method; the method's answer (None: no
+        method) for the response."""
+        dev, tags = self._target(device, cmd.command)
         writes = self._writes(cmd, tags)
+        call = None
+        if tags.method is not None:
+            fields = {k: cmd.model_dump().get(k) for k in COMMAND_FIELDS[cmd.command]}
+            call, why = tags.method.call(fields)
+            if call is None:
+                raise CommandRejected(f"{cmd.command}: {why}")
+        writer = self._writable(device, dev) if writes else None
+        caller = self._callable(device, dev) if call is not None else None
         done: list[str] = []
         async with dev.lock:
-            try:
-                async with asyncio.timeout(WRITE_TIMEOUT_SECS):
-                    for tag, value in writes:
-                        await driver.write(tag, value)
-                        done.append(tag)
-            except TimeoutError:
-                raise CommandRejected(
-                    f"device {device!r} did not acknowledge the writes within "
-                    f"{WRITE_TIMEOUT_SECS:g} s (written: {', '.join(done) or 'none'})"
-                ) from None
-            except (WriteRejected, DeviceError) as exc:
-                raise CommandRejected(
-                    f"write failed: {exc} (written before: {', '.join(done) or 'none'})"
-                ) from None
+            if writer is not None:
+                try:
+                    async with asyncio.timeout(WRITE_TIMEOUT_SECS):
+                        for tag, value in writes:
+                            await writer.write(tag, value)
+                            done.append(tag)
+                except TimeoutError:
+                    raise CommandRejected(
+                        f"device {device!r} did not acknowledge the writes within "
+                        f"{WRITE_TIMEOUT_SECS:g} s (written: {', '.join(done) or 'none'})"
+                    ) from None
+                except (WriteRejected, DeviceError) as exc:
+                    raise CommandRejected(
+                        f"write failed: {exc} (written before: {', '.join(done) or 'none'})"
+                    ) from None
+            if caller is None or call is None:
+                return None
+            result = await self._call(device, caller, call, done)
+        answer = method_response(result)
+        if not result.good:
+            inputs = "; ".join(
+                f"input {i}: {why}" for i, why in enumerate(result.input_errors, 1) if why
+            )
+            raise CommandFailed(
+                f"the method answered {result.status}" + (f" ({inputs})" if inputs else ""),
+                answer,
+            )
+        return answer
+
+    async def _call(
+        self, device: str, driver: MethodDriver, call: Any, written: list[str]
+    ) -> MethodResult:
+        before = f" (written before: {', '.join(written)})" if written else ""
+        try:
+            async with asyncio.timeout(call.timeout_secs + 1.0):  # the driver's own, and a bound
+                return await driver.call_method(call)
+        except WriteRejected as exc:  # nothing was sent
+            raise CommandRejected(f"method call refused: {exc}{before}") from None
+        except DeviceFault as exc:  # the object or method is not on the device
+            raise CommandRejected(f"method call failed: {exc}{before}") from None
+        except (TimeoutError, DeviceOffline) as exc:
+            why = str(exc) or f"no answer within {call.timeout_secs:g} s"
+            raise CommandFailed(
+                f"device {device!r} gave no result: {why}; the PLC may or may not have acted"
+                f"{before}"
+            ) from None
+        except DeviceError as exc:
+            raise CommandFailed(f"method call failed: {exc}{before}") from None
 
     def _writes(self, cmd: WriteCommand, tags: CommandTags) -> list[tuple[str, TagValue]]:
         out: list[tuple[str, TagValue]] = []
@@ -551,8 +703,8 @@ class CommandRouter:
             if tags.trigger is None and tags.batch is not None:
                 out.append((tags.batch, ""))
         else:
-            assert tags.batch is not None  # CommandMap guarantees it
-            out.append((tags.batch, cmd.batch))
+            if tags.batch is not None:
+                out.append((tags.batch, cmd.batch))
             if isinstance(cmd, StartBatch):
                 if tags.product is not None and cmd.product is not None:
                     out.append((tags.product, cmd.product))

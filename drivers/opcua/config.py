@@ -7,18 +7,19 @@ import importlib.util
 import re
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     field_validator,
     model_validator,
 )
 
-from drivers.base import DeviceConfigBase
+from drivers.base import DeviceConfigBase, NodeRef
 from drivers.opcua.addressing import parse_browse_path, parse_node
 
 __all__ = [
@@ -334,6 +335,17 @@ class OpcUaDeviceConfig(DeviceConfigBase):
     def tag_names(self) -> set[str]:
         """Names of the tags this device yields."""
         return set(self.tags)
+
+    calls_methods: ClassVar[bool] = True
+
+    @classmethod
+    def method_address_error(cls, ref: NodeRef) -> str | None:
+        """An object or method node is addressed as a tag is: a NodeId or a browse path."""
+        try:
+            OpcUaTag(node=ref.node, browse_path=ref.browse_path)
+        except ValidationError as exc:
+            return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        return None
 
     def writable_tags(self) -> set[str]:
         """Names of the tags the gateway may write."""

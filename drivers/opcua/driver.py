@@ -36,9 +36,20 @@ from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import Subscription
 
-from drivers.base import DeviceError, DeviceFault, DeviceOffline, Reading, TagValue, WriteRejected
+from drivers.base import (
+    DeviceError,
+    DeviceFault,
+    DeviceOffline,
+    MethodCall,
+    MethodResult,
+    Reading,
+    TagValue,
+    WriteRejected,
+)
+from drivers.opcua import logfilter
 from drivers.opcua.config import NoSecurity, OpcUaDeviceConfig
 from drivers.opcua.errors import NODE_GONE, device_error
+from drivers.opcua.methods import call_method
 from drivers.opcua.resolve import ResolvedNode, resolve, status_text
 from drivers.opcua.security import apply_identity, apply_security, certificate_uri
 from drivers.opcua.values import NUMERIC_TYPES, to_tag_value, to_variant
@@ -47,6 +58,8 @@ from drivers.ticker import PollTicker
 __all__ = ["OpcUaDriver"]
 
 log = logging.getLogger(__name__)
+
+logfilter.install()  # a lost link is the supervisor's one line, not asyncua's traceback
 
 CHECK_SECS = 0.25  # how often a waiting read() checks the link and the stall timer
 SESSION_TIMEOUT_MS = 60_000  # the server drops a session we abandoned after this long
@@ -87,7 +100,8 @@ class _Inbox:
 
 
 class OpcUaDriver:
-    """A :class:`drivers.base.WritableDriver` for one OPC UA server."""
+    """A :class:`drivers.base.WritableDriver` and :class:`drivers.base.MethodDriver` for one
+    OPC UA server."""
 
     # online once the first values arrived (a subscription's initial notification, or a poll),
     # not on connect alone: a server can accept a session and refuse every node
@@ -415,3 +429,8 @@ class OpcUaDriver:
                 f"{self.where} refused writing {value!r} to {node.where}: {status_text(status)}"
             )
         log.info("device %s: wrote %r to %s", cfg.id, value, node.where)
+
+    # -- methods -------------------------------------------------------------------------------
+    async def call_method(self, call: MethodCall) -> MethodResult:
+        """Call a method of the server (``methods.py``): its status and outputs, good or bad."""
+        return await call_method(self._require(), self.config, call, self.where)

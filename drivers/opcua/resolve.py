@@ -21,7 +21,7 @@ from drivers.base import DeviceFault
 from drivers.opcua.addressing import parse_browse_path, parse_node
 from drivers.opcua.config import OpcUaDeviceConfig, OpcUaTag
 
-__all__ = ["Resolution", "ResolvedNode", "resolve", "status_text"]
+__all__ = ["Resolution", "ResolvedNode", "resolve", "resolve_one", "status_text"]
 
 _HIERARCHICAL = ua.NodeId(ua.Int32(ua.ObjectIds.HierarchicalReferences))
 _ROOT = ua.NodeId(ua.Int32(ua.ObjectIds.RootFolder))
@@ -150,6 +150,22 @@ async def resolve(client: Client, cfg: OpcUaDeviceConfig) -> Resolution:
     if not out.nodes:
         raise DeviceFault("no tag could be resolved: " + "; ".join(out.errors.values()))
     return out
+
+
+async def resolve_one(client: Client, cfg: OpcUaDeviceConfig, ref: OpcUaTag) -> ua.NodeId:
+    """The NodeId of one address (a method or its object) on this connection, resolved as a
+    tag's is. Raises LookupError naming the address when the server has no such node."""
+    ns = _Namespaces(await client.get_namespace_array(), None)
+    if cfg.namespace_uri is not None:
+        ns = _Namespaces(ns.array, cfg.namespace_uri)
+    if ref.node is not None:
+        return _node_id(ref, ns)
+    (result,) = await client.uaclient.translate_browsepaths_to_nodeids([_browse_path(ref, ns)])
+    if not result.StatusCode.is_good() or not result.Targets:
+        why = "no target" if result.StatusCode.is_good() else status_text(result.StatusCode)
+        raise LookupError(f"browse path {ref.browse_path!r}: no such node: {why}")
+    target = result.Targets[0].TargetId
+    return ua.NodeId(target.Identifier, target.NamespaceIndex, target.NodeIdType)
 
 
 async def _read_types(

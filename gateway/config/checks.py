@@ -11,7 +11,9 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from drivers.base import NodeRef
 from drivers.modbus.ports import shared_port_errors
+from drivers.registry import driver_specs
 from gateway.commands import WRITE_COMMANDS
 from gateway.profiles.registry import profile_specs
 from gateway.telemetry.config import plan_errors
@@ -52,6 +54,38 @@ def _command_refs(
                 yield loc, f"device {device!r} has no tag {tag!r} (tags: {have})"
             elif isinstance(spec, dict) and spec.get("writable") is not True:
                 yield loc, f"tag {tag!r} of device {device!r} is not writable (add writable: true)"
+        method = params.get("method") if isinstance(params, dict) else None
+        if isinstance(method, dict):
+            yield from _method_refs(method, ("profiles", i, "commands", str(name), "method"),
+                                    device, entry)  # fmt: skip
+
+
+def _method_refs(
+    method: dict[str, Any], loc: Loc, device: str, entry: Any
+) -> Iterator[tuple[Loc, str]]:
+    """A command bound to a method: the device's driver must call methods, and address the
+    object and method nodes as written (its config model says: ``method_address_error``)."""
+    driver = entry.get("driver") if isinstance(entry, dict) else None
+    spec = driver_specs().get(driver) if isinstance(driver, str) else None
+    if spec is None:  # an unknown driver is reported by the schema
+        return
+    model = spec.config_model
+    if not model.calls_methods:
+        why = f"its driver {driver!r} calls no methods (bind tag writes instead)"
+        yield loc, f"device {device!r} cannot take a method call: {why}"
+        return
+    for part in ("object", "method"):
+        ref = method.get(part)
+        if not isinstance(ref, dict):
+            continue
+        node, path = ref.get("node"), ref.get("browse_path")
+        if not isinstance(node, str | None) or not isinstance(path, str | None):
+            continue
+        if (node is None) == (path is None):  # reported by the schema
+            continue
+        error = model.method_address_error(NodeRef(node, path))
+        if error is not None:
+            yield (*loc, part, "node" if node is not None else "browse_path"), error
 
 
 def _telemetry_refs(entry: Any, i: int, adapter: TypeAdapter[Any]) -> Iterator[tuple[Loc, str]]:

@@ -283,9 +283,18 @@ IODINE = EventSpec(
         Field(
             "sample",
             integer(minimum=0),
-            "analyser: the sample counter's value.",
+            "analyser: the sample counter's value (sampling counter), or the number of the "
+            "sample since the gateway started (sampling change, periodic).",
             required=False,
             when={"source": "analyser"},
+        ),
+        Field(
+            "sampling",
+            enum("change", "periodic"),
+            "analyser without a sample counter: what made this a new sample — the value moved "
+            "by more than the tolerance (change) or the interval came round while the line ran "
+            "(periodic); absent: the sample counter advanced.",
+            required=False,
         ),
         missed_field("analyser results"),
         Field(

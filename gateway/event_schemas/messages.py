@@ -8,6 +8,7 @@ from gateway.event_schemas.envelope import ID_RE
 from gateway.event_schemas.spec import (
     JSON,
     Field,
+    array,
     enum,
     integer,
     nullable,
@@ -206,11 +207,38 @@ RESPONSE = Message(
     "per command.",
     obj(
         Field("id", nullable(string()), "The command's `id`; null when it had none."),
-        Field("status", enum("accepted", "rejected"), "Accepted: every write acknowledged."),
-        Field("reason", nullable(string()), "Why it was rejected; null when accepted."),
+        Field(
+            "status",
+            enum("accepted", "rejected", "failed"),
+            "accepted: every write acknowledged and the method (if any) answered Good; "
+            "rejected: refused by the gateway or not delivered; failed: the method answered "
+            "a status other than Good, or no result came in time.",
+        ),
+        Field("reason", nullable(string()), "Why it was rejected or failed; null when accepted."),
         Field("command", nullable(string()), "The command's name; null when unknown."),
         Field("device", string(minLength=1), "The device of the command topic."),
         Field("ts", TS, "When answered."),
+        Field(
+            "method",
+            obj(
+                Field("status", string(minLength=1), "The method's StatusCode name (Good, …)."),
+                Field("code", integer(minimum=0), "The StatusCode's 32-bit value."),
+                Field(
+                    "outputs",
+                    array(nullable({"type": ["string", "number", "boolean"]})),
+                    "The output arguments, in the method's order.",
+                ),
+                Field(
+                    "input_errors",
+                    array(nullable(string())),
+                    "Per input argument, the device's reason when it refused one (null: fine).",
+                    required=False,
+                ),
+            ),
+            "Only when the command called a device method (docs/commands.md, Methods): the "
+            "device's answer.",
+            required=False,
+        ),
         title="saltgw command response",
     ),
     {

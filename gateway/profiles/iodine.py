@@ -4,9 +4,14 @@ the production stage; limits by GB 26878-2011, see :mod:`gateway.profiles.iodine
 The iodine content in mg/kg comes from one of two sources (``source:``):
 
 * ``analyser`` — an online analyser (or the lab's result entered at the doser's panel): one
-  record per new sample, counted by the device's sample counter. A result that stays exactly
-  the same over ``stale_after_samples`` new samples is stale; no new sample within
-  ``max_sample_age_s`` is stale too.
+  record per new sample. ``sampling`` says what a new sample is: ``counter`` — the device's
+  sample counter advanced (role ``samples``); ``change`` — the value moved by more than
+  ``change_tolerance_mg_kg`` from the last sample (an analyser that exposes only its value);
+  ``periodic`` — every ``sample_every_s`` while the line runs (salt flow ≥
+  ``min_salt_flow_kg_h`` when a ``salt_flow`` tag is bound, else while readings arrive)
+  (:mod:`gateway.profiles.sampling`). A result that stays exactly the same over
+  ``stale_after_samples`` new samples is stale (counter, periodic); no new sample within
+  ``max_sample_age_s`` is stale too (periodic: while the line runs).
 * ``dosing`` — computed from the doser's flows (GB 26878 formula in ``iodine_limits``): one
   record per ``record_interval_s`` from the mean salt and solution flows of the readings in
   that interval while the line ran (salt flow ≥ ``min_salt_flow_kg_h``). A flow that stays
@@ -20,7 +25,7 @@ a verdict.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -39,6 +44,7 @@ from gateway.profiles.records import (
     read_number,
     verdict_in,
 )
+from gateway.profiles.sampling import ChangeSampler, PeriodicSampler
 from gateway.profiles.watch import CounterWatch, FrozenWatch, ReadingAge, TagHealth
 
 __all__ = ["IODINE", "IodineProfile", "IodineProfileConfig"]
@@ -95,6 +101,21 @@ class IodineProfileConfig(CcpProfileConfig):
         gt=0,
         description="analyser: no new sample for this many seconds is stale (alarm.device).",
     )
+    sampling: Literal["counter", "change", "periodic"] = Field(
+        default="counter",
+        description="analyser: what a new sample is. counter: the sample counter (role "
+        "samples) advanced; change: the value moved by more than change_tolerance_mg_kg from "
+        "the last sample; periodic: every sample_every_s while the line runs (docs/profiles.md).",
+    )
+    change_tolerance_mg_kg: float = Field(
+        default=0.0,
+        ge=0,
+        description="analyser, sampling change: a move of more than this from the last sample "
+        "is a new sample (0: any change).",
+    )
+    sample_every_s: float = Field(
+        default=60.0, ge=1, description="analyser, sampling periodic: one sample this often."
+    )
 
     @model_validator(mode="after")
     def _dosing_needs_concentration(self) -> IodineProfileConfig:
@@ -113,7 +134,11 @@ ROLES = (
 
 
 def _required_roles(entry: Mapping[str, Any]) -> tuple[str, ...]:
-    return ANALYSER_ROLES if entry.get("source") == "analyser" else DOSING_ROLES
+    if entry.get("source") != "analyser":
+        return DOSING_ROLES
+    if entry.get("sampling", "counter") == "counter":
+        return ANALYSER_ROLES
+    return ("iodine",)  # change / periodic: the value alone
 
 
 class IodineProfile:
@@ -132,8 +157,11 @@ class IodineProfile:
         main = tags["iodine"] if cfg.source == "analyser" else tags["salt_flow"]
         self.age = ReadingAge(self.health, main, cfg.max_reading_age_s)
         self.samples = CounterWatch(cfg.device, tags.get("samples", "sample_count"))
+        self.changes = ChangeSampler(tags.get("iodine", ""), cfg.change_tolerance_mg_kg)
+        self.periodic = PeriodicSampler(timedelta(seconds=cfg.sample_every_s))
         self.frozen = FrozenWatch(cfg.stale_after_samples)
         self.last_sample: datetime | None = None
+        self.stopped = False  # periodic: the line stands (no samples due, none overdue)
         self.window = DosingWindow(cfg, self.tags, self.health) if cfg.source == "dosing" else None
 
     # -- the profile protocol ------------------------------------------------------------------
@@ -141,8 +169,8 @@ class IodineProfile:
         self.age.tick(now)
         if self.window is not None:
             return []
-        if self.last_sample is None or now < self.last_sample:  # none yet, or the clock went back
-            self.last_sample = now
+        if self.last_sample is None or now < self.last_sample or self.stopped:
+            self.last_sample = now  # none yet, the clock went back, or the line stands
         age = (now - self.last_sample).total_seconds()
         if age <= self.cfg.max_sample_age_s:
             return []
@@ -164,15 +192,32 @@ class IodineProfile:
                 value, extra = result
                 out.extend(self._record(reading.ts, value, source="dosing", **extra))
             return [*out, *alarms]
-        new = self.samples.advance(reading)
-        if new:
-            out.extend(self._sample(reading, new))
-        out.extend(self.samples.reset_alarms(reading.ts))
+        sampling = self.cfg.sampling
+        if sampling == "counter":
+            new = self.samples.advance(reading)
+            if new:
+                out.extend(self._sample(reading, new, self.samples.last))
+            out.extend(self.samples.reset_alarms(reading.ts))
+        elif sampling == "change":
+            if self.changes.take(reading):
+                out.extend(self._sample(reading, 1, self.changes.count))
+        else:
+            self.stopped = not self._running(reading)
+            if self.periodic.take(reading.ts, not self.stopped):
+                out.extend(self._sample(reading, 1, self.periodic.count))
         return out
 
     # -- analyser --------------------------------------------------------------------------------
-    def _sample(self, reading: Reading, new: int) -> list[EventDraft]:
-        number = self.samples.last
+    def _running(self, reading: Reading) -> bool:
+        """periodic: the line runs — salt flow at least min_salt_flow_kg_h when a salt_flow
+        tag is bound (unreadable: not known to run), else whenever the device is read."""
+        tag = self.tags.get("salt_flow")
+        if tag is None:
+            return True
+        flow, _ = read_number(reading, tag)
+        return flow is not None and flow >= self.cfg.min_salt_flow_kg_h
+
+    def _sample(self, reading: Reading, new: int, number: int | None) -> list[EventDraft]:
         self.last_sample = reading.ts
         tag = self.tags["iodine"]
         out = self.health.ok(reading.ts, tag, key="<sample age>")
@@ -190,6 +235,8 @@ class IodineProfile:
             return [*out, *self.health.bad(reading.ts, tag, "stale", "unchanged", detail)]
         out.extend(self.health.ok(reading.ts, tag))
         extra: dict[str, Any] = {"sample": number}
+        if self.cfg.sampling != "counter":
+            extra["sampling"] = self.cfg.sampling
         if new > 1:
             extra["missed"] = new - 1
         out.extend(self._record(reading.ts, value, source="analyser", **extra))

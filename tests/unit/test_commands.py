@@ -230,9 +230,10 @@ def test_retained_and_wrong_batch_commands_are_not_executed() -> None:
 def test_command_maps_need_their_tags() -> None:
     CommandMap.model_validate(MAP)
     for bad, says in (
-        ({"start_batch": {"trigger": "t"}}, "start_batch needs a batch tag"),
-        ({"set_batch": {}}, "set_batch needs a batch tag"),
-        ({"end_batch": {"product": "p"}}, "end_batch needs a trigger tag"),
+        ({"start_batch": {"trigger": "t"}}, "start_batch cannot take effect: bind a method, or"),
+        ({"start_batch": {"batch": "b"}}, "a batch tag and a trigger tag"),  # issue 17
+        ({"set_batch": {}}, "set_batch cannot take effect: bind a method or a batch tag"),
+        ({"end_batch": {"product": "p"}}, "end_batch cannot take effect: bind a method, a trig"),
         ({"stop": {"trigger": "t"}}, "Extra inputs are not permitted"),
     ):
         with pytest.raises(ValidationError, match=says):

@@ -23,6 +23,8 @@ IMPLEMENTATIONS = frozenset(
         "drivers.modbus.driver",
         "drivers.opcua.driver",
         "drivers.opcua.errors",
+        "drivers.opcua.logfilter",
+        "drivers.opcua.methods",
         "drivers.opcua.resolve",
         "drivers.opcua.security",
         "drivers.opcua.values",

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from drivers.base import Reading
+from drivers.base import MethodResult, Reading
 from gateway.aggregation import Slot
 from gateway.bridge.gaps import GapTracker
 from gateway.bridge.reconcile import BatchReport, Reconciler
@@ -52,6 +52,9 @@ from gateway.runtime import Gateway
 from gateway.supervisor import DeviceState, State
 from gateway.topics import Topics
 from gateway.traceline import close_trace_lines
+from tests.unit.test_command_methods import MAP as METHOD_MAP
+from tests.unit.test_command_methods import MethodPlc
+from tests.unit.test_command_methods import router as method_router
 from tests.unit.test_profile_cases import BASE, run_case
 from tests.unit.test_profile_cases import CASES as PROFILE_CASES
 from tests.unit.test_trace_profiles import TZ, Line, bag
@@ -456,6 +459,13 @@ def command_responses(out: Produced) -> None:
     )
     for payload in (b"not json", b'{"id": "m1", "command": "start_batch", "batch": "B1"}'):
         asyncio.run(router.handle(f"{topics.line_root}/cmd/plc1", payload))
+    # a command bound to a method: its answer (Good, then Bad) in the response's `method`
+    bad = MethodResult(False, "BadInvalidState", 0x80AF0000, (), ())
+    for answer in (MethodResult(True, "Good", 0, (True, "B1", None)), bad):
+        with_method, bodies = method_router(MethodPlc(answer), METHOD_MAP)
+        payload = b'{"id": "m2", "command": "start_batch", "batch": "B1"}'
+        asyncio.run(with_method.handle(f"{topics.line_root}/cmd/plc1", payload))
+        sent.extend(bodies)
     out.messages.extend(("response", json.loads(b)) for b in sent)
 
 

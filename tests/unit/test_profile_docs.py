@@ -36,7 +36,9 @@ def test_example_payload_is_the_golden_output(case: str, index: int, text: str) 
     assert json.loads(text) == {k: event[k] for k in ("type", "device", "data")}
 
 
-@pytest.mark.parametrize("name", ["metal_detector", "magnet_rod", "sieve", "iodine"])
+@pytest.mark.parametrize(
+    "name", ["metal_detector", "magnet_rod", "sieve", "iodine", "checkweigher"]
+)
 def test_section_names_every_role_and_setting(name: str) -> None:
     text = DOC.read_text(encoding="utf-8")
     section = text.split(f"\n## {name} ")[1].split("\n## ")[0]
@@ -46,3 +48,15 @@ def test_section_names_every_role_and_setting(name: str) -> None:
     common = set(CcpProfileConfig.model_fields) - {"max_reading_age_s"}
     for field in set(spec.config_model.model_fields) - common:
         assert f"`{field}`" in section, field
+
+
+def test_roles_table_lists_every_role_of_every_profile() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    table = text.split("<!-- roles table -->\n")[1].split("<!-- end roles table -->")[0]
+    rows = {tuple(c.strip(" `") for c in line.split("|")[1:4]) for line in table.splitlines()[2:]}
+    expected = {
+        (name, role.name, role.default)
+        for name, spec in profile_specs().items()
+        for role in spec.roles
+    }
+    assert rows == expected
