@@ -55,6 +55,7 @@ GROUPS = (
     ("feed", "Production: feeding, batches, line state (`feed.*`, `batch.*`, `line.*`)"),
     ("pack", "Packing: codes and binding (`pack.*`)"),
     ("ship", "Shipping and recall (`ship.*`, `recall.*`)"),
+    ("record", "Records from MES and LIMS (`record.*`, docs/records.md)"),
     ("alarm", "Alarms (`alarm.*`)"),
 )
 GROUP_OF = {"batch": "feed", "line": "feed", "recall": "ship"}

@@ -10,6 +10,7 @@ from gateway.event_schemas.ccp import CCP_SPECS
 from gateway.event_schemas.envelope import envelope_schema
 from gateway.event_schemas.line import LINE_SPECS
 from gateway.event_schemas.pack import PACK_SPECS, SHIP_SPECS
+from gateway.event_schemas.records import RECORD_SPECS
 from gateway.event_schemas.spec import JSON, EventSpec, data_schema
 
 __all__ = ["DRAFT", "EVENT_TYPES", "SPECS", "events_schema", "schema_for", "spec_for"]
@@ -22,6 +23,7 @@ SPECS: tuple[EventSpec, ...] = (
     *LINE_SPECS,
     *PACK_SPECS,
     *SHIP_SPECS,
+    *RECORD_SPECS,
     *ALARM_SPECS,
 )
 EVENT_TYPES: tuple[str, ...] = tuple(s.type for s in SPECS)
