@@ -42,6 +42,9 @@ class Topics:
         (docs/records.md)."""
         return f"{self.line_root}/record/+"
 
+    def record(self, kind: str) -> str:
+        return f"{self.line_root}/record/{kind}"
+
     def record_response(self, kind: str) -> str:
         return f"{self.line_root}/record/{kind}/response"
 
