@@ -27,6 +27,8 @@ def _plain(node: Any, defs: JSON) -> Any:
     any_of = out.get("anyOf")
     if isinstance(any_of, list) and len(any_of) == 2 and {"type": "null"} in any_of:
         (other,) = [s for s in any_of if s != {"type": "null"}]
+        if "enum" in other:  # the enum says the type; null is added to it
+            other = {k: v for k, v in other.items() if k != "type"}
         rest = {k: v for k, v in out.items() if k != "anyOf"}
         out = {**nullable(other), **rest}
     if out.get("format") == "date":
@@ -42,9 +44,9 @@ def model_fields(model: type[Record]) -> tuple[Field, ...]:
     out = []
     for name, prop in schema["properties"].items():
         plain = _plain(prop, defs)
+        description = plain.pop("description", "")
         if name == "record_id":  # always filled in the event (message id or row hash)
             plain = string(minLength=1, maxLength=128)
-        description = plain.pop("description", "")
         out.append(Field(name, plain, description, required=name in required))
     return tuple(out)
 

@@ -66,9 +66,7 @@ def _items(text: str) -> list[dict[str, str]]:
             continue
         bits = [b.strip() for b in part.split("=")]
         if len(bits) not in (2, 3) or not bits[0] or not bits[1]:
-            raise ValueError(
-                f"item {part[:40]!r} is not 'item=result' or 'item=result=verdict'"
-            )
+            raise ValueError(f"item {part[:40]!r} is not 'item=result' or 'item=result=verdict'")
         item: dict[str, str] = {"item": bits[0], "result": bits[1]}
         if len(bits) == 3:
             item["verdict"] = bits[2]
