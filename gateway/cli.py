@@ -426,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.verify import add_command as add_verify_command
 
     add_verify_command(sub)  # verify (gateway/verify.py)
+    from gateway.records.cli import add_command as add_import_command
+
+    add_import_command(sub)  # import (gateway/records/cli.py, docs/records.md)
     from gateway.resolver.cli import add_command as add_resolver_command
 
     add_resolver_command(sub)  # resolver (gateway/resolver/cli.py)

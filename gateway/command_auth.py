@@ -46,6 +46,7 @@ __all__ = [
     "Issuer",
     "NotAuthorised",
     "Receiver",
+    "RecordKind",
     "SeenIds",
     "seen_path_for",
     "signing_bytes",
@@ -54,6 +55,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CommandName = Literal["close_partial", "end_batch", "resync", "set_batch", "start_batch", "unpack"]
+RecordKind = Literal["inspection", "material_receipt", "nonconforming", "release"]  # records
 RECEIVER_FIELDS = ("device", "enterprise", "gateway", "line", "site")  # added before checking
 
 
@@ -62,12 +64,24 @@ class _Strict(BaseModel):
 
 
 class Grant(_Strict):
-    commands: list[CommandName] = Field(min_length=1, description="Commands this grant allows.")
+    commands: list[CommandName] = Field(
+        default_factory=list, description="Commands this grant allows."
+    )
     devices: list[str] = Field(
         default_factory=lambda: ["*"],
         min_length=1,
         description="Devices they may be sent to; '*' for every device.",
     )
+    records: list[RecordKind] = Field(
+        default_factory=list,
+        description="Record kinds the issuer may send on …/record/{kind} (docs/records.md).",
+    )
+
+    @model_validator(mode="after")
+    def _grants_something(self) -> Grant:
+        if not self.commands and not self.records:
+            raise ValueError("a grant needs commands or records (or both)")
+        return self
 
 
 class Issuer(_Strict):
@@ -301,6 +315,30 @@ class Authoriser:
             raise NotAuthorised(
                 f"issuer {name!r} may not send {command} to device {device!r} (it may send {may})"
             )
+        if key is not None:
+            self._claim(name, obj)
+        return name
+
+    def check_record(self, kind: str, obj: dict[str, Any]) -> str | None:
+        """The issuer's name (None: open, and the sender named none) if ``obj`` (a parsed
+        record message, docs/records.md) of ``kind`` may be journaled; else
+        :class:`NotAuthorised`. Signed like a command, its receiver's ``device`` being
+        ``record/{kind}``; the grant must list the kind under ``records``."""
+        if self.cfg is None:
+            raise NotAuthorised("records are closed: the config has no commands: section")
+        name = obj.get("issuer")
+        if self.cfg.mode == "open":
+            return name if isinstance(name, str) and name else None
+        if not isinstance(name, str) or not name:
+            raise NotAuthorised("missing field 'issuer': records on this line must name one")
+        issuer = self.issuers.get(name)
+        if issuer is None:
+            raise NotAuthorised(f"issuer {name[:64]!r} is not listed")
+        key = self.keys.get(name)
+        if key is not None:
+            self._check_signature(name, key, f"record/{kind}", obj)
+        if not any(kind in g.records for g in issuer.allow):
+            raise NotAuthorised(f"issuer {name!r} may not send {kind} records")
         if key is not None:
             self._claim(name, obj)
         return name

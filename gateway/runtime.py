@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drivers.base import Reading
 from drivers.registry import driver_specs
@@ -37,6 +37,9 @@ from gateway.telemetry.service import Telemetry
 from gateway.telemetry.sparkplug.commands import CommandMapSink
 from gateway.topics import Topics
 from gateway.tracedb import TraceDb, open_trace_db
+
+if TYPE_CHECKING:
+    from gateway.records.router import RecordRouter
 
 __all__ = ["Gateway"]
 
@@ -133,6 +136,8 @@ class Gateway:
         for warning in cleartext_warnings(cfg):  # secrets in clear, allowed per connection
             log.warning("%s", warning)
         self.forwarder.listen(self.topics.commands(), self.commands.on_message)
+        self.records = _records(self)  # MES / LIMS records (docs/records.md)
+        self.forwarder.listen(self.topics.records(), self.records.on_message)
         # Sparkplug DCMD writes: the MES allow-list, carried out by the command router
         self.dcmd = CommandMapSink(
             command_maps(cfg.profiles), cfg.commands, self.commands.write_tag
@@ -354,6 +359,7 @@ class Gateway:
     async def run(self, stop: asyncio.Event) -> int:
         self._loop = asyncio.get_running_loop()
         self.commands.bind(self._loop)
+        self.records.bind(self._loop)
         self.journal.open()
         log.info(
             "journal %s: %d undelivered events, last seq %d",
@@ -441,6 +447,7 @@ class Gateway:
 
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
         log.info("shutting down")
+        await self.records.close()  # before commands: they share the authoriser
         await self.commands.close()  # let a command being written finish
         for t in tasks:
             t.cancel()
@@ -531,3 +538,22 @@ def _shared_store(cfg: ConfigBase) -> TraceDb | None:
 
 def _with_batch(d: EventDraft, batch: str) -> EventDraft:
     return EventDraft(d.type, d.ts, d.data, device=d.device, batch=batch, cursor=d.cursor)
+
+
+def _records(gw: Gateway) -> RecordRouter:
+    """Records from MES and LIMS, journaled as they are: with their own batch, never the line's
+    running one (so not through :meth:`Gateway.accept`); authorised by the commands' issuers."""
+    from gateway.records.journaled import JournaledRecords, records_path_for
+    from gateway.records.router import RecordRouter
+
+    async def append(drafts: list[EventDraft]) -> list[Event]:
+        return await asyncio.wrap_future(gw.journal.append(drafts))
+
+    return RecordRouter(
+        gw.topics,
+        gw.tz,
+        lambda topic, body: gw.forwarder.publish_control(topic, body, retain=False),
+        append,
+        gw.commands.auth,
+        JournaledRecords(records_path_for(Path(gw.cfg.journal.path))),
+    )

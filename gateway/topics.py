@@ -37,6 +37,17 @@ class Topics:
     def command_response(self, device: str) -> str:
         return f"{self.line_root}/cmd/{device}/response"
 
+    def records(self) -> str:
+        """Filter of the record topics MES and LIMS publish on, ``…/{line}/record/+``
+        (docs/records.md)."""
+        return f"{self.line_root}/record/+"
+
+    def record(self, kind: str) -> str:
+        return f"{self.line_root}/record/{kind}"
+
+    def record_response(self, kind: str) -> str:
+        return f"{self.line_root}/record/{kind}/response"
+
     def tags(self, device: str) -> str:
         """Tag telemetry, one message per record of ``device`` (docs/events.md)."""
         return f"{self.line_root}/tags/{device}"

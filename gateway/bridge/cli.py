@@ -32,6 +32,11 @@ def add_commands(sub: Any) -> None:
     )
     s.add_argument("code", nargs="?", metavar="CODE")
     s.add_argument("--batch", metavar="BATCH", help="list a batch's codes and where they went")
+    s.add_argument(
+        "--material",
+        metavar="LOT",
+        help="recall by a material lot: its batches, codes, cases, pallets and customers",
+    )
     s.add_argument("--documents", action="store_true", help="list the outbox documents")
     s.add_argument("--purge", action="store_true", help="purge records past retention")
     s.add_argument(
@@ -163,12 +168,12 @@ def cmd_trace(args: argparse.Namespace) -> int:
     log_n = args.access_log
     chosen = [
         bool(args.code), bool(args.batch), args.documents, args.purge, log_n is not None,
-        bool(args.resend), args.quarantine is not None,
+        bool(args.resend), args.quarantine is not None, bool(args.material),
     ]  # fmt: skip
     if sum(chosen) != 1:
         raise _Usage(
-            "give one of CODE, --batch BATCH, --documents, --purge, --resend NUMBER, "
-            "--access-log, --quarantine"
+            "give one of CODE, --batch BATCH, --material LOT, --documents, --purge, "
+            "--resend NUMBER, --access-log, --quarantine"
         )
     store, cfg = _open(args)
     try:
@@ -189,6 +194,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
             query, subject = "documents", None
         elif args.batch:
             query, subject = "batch", args.batch
+        elif args.material:
+            query, subject = "material", args.material
         else:
             query, subject = "code", args.code
         with _held() as held:  # the answer waits until its access row is committed
@@ -247,6 +254,8 @@ def _answer(store: Any, query: str, subject: str | None, cfg: Any, args: argpars
         return out.documents(db, args.json)
     if query == "batch":
         return out.batch(db, str(subject), cfg, args.json)
+    if query == "material":
+        return out.material(db, str(subject), args.json)
     return out.code(db, str(subject), cfg, args.json, None if args.ccp < 0 else args.ccp)
 
 

@@ -14,6 +14,7 @@ from itertools import groupby
 from operator import itemgetter
 
 from gateway.bridge.config import BridgeSection, ProductInfoSection
+from gateway.bridge.schema import PUBLIC_INSPECTION_SQL
 
 __all__ = [
     "BATCH_FIELDS",
@@ -115,9 +116,9 @@ class BatchInfo:
     person_in_charge: str | None = None  # table 2 row 2 负责人
 
 
-BATCH_COLUMNS = (
-    "batch, enterprise, site, line, product, production_date, shelf_life_days, inspection, "
-    "started, ended, shift, person_in_charge"
+BATCH_COLUMNS = (  # #23 only for a released batch (docs/records.md)
+    "batch, enterprise, site, line, product, production_date, shelf_life_days, "
+    f"{PUBLIC_INSPECTION_SQL}, started, ended, shift, person_in_charge"
 )
 
 

@@ -16,9 +16,11 @@ Constraints:
   (``bridge.enterprise_info`` for the gateway's enterprise code) are rewritten when the writer
   starts.
 - **Batches** (#6, #7, #16, #23): production date and shelf life (the batch's days, else its
-  product's, as ``"1095 天"``) from the store; the inspection result (#23) only once the batch
-  has ended (``batch.end``) and a record carried one. There is no release record (table 3
-  row 3 产品放行记录) yet: a result is published as the batch gives it (issue 18).
+  product's, as ``"1095 天"``) from the store; the inspection result and grade (#23) only once
+  a release record (table 3 row 3 产品放行记录, ``record.release``) released the batch: the
+  lab's result (``record.inspection``), else the batch events' ``inspection``. A held or
+  unreleased batch shows none, and a release changed to ``held`` takes it back
+  (:data:`gateway.bridge.schema.PUBLIC_INSPECTION_SQL`, docs/records.md).
 - **#6 per bag** is the bag's commissioning date as the line's clock wrote it (the date part of
   the event's ``ts``, in the line's time zone): table 6 makes #6 an item (单品) field, and a
   batch can run past midnight; the batch's own ``production_date`` stays in ``batches``.
@@ -42,6 +44,7 @@ from pathlib import Path
 from gateway.bridge.config import BridgeSection, PublicSnapshotSection
 from gateway.bridge.public_apply import apply_range, batches_of_range, chunked
 from gateway.bridge.public_publish import PRIVATE_TABLE, publish, remove_stale
+from gateway.bridge.schema import PUBLIC_INSPECTION_SQL
 from gateway.public_snapshot import SCHEMA_SQL
 
 __all__ = ["CHUNK_EVENTS", "SnapshotStats", "SnapshotWriter", "open_store"]
@@ -212,14 +215,13 @@ class SnapshotWriter:
             marks = ",".join("?" * len(part))
             rows = store.execute(
                 "SELECT batch, enterprise, product, production_date, shelf_life_days, "
-                f"inspection, ended FROM batches WHERE batch IN ({marks})",
+                f"{PUBLIC_INSPECTION_SQL} FROM batches WHERE batch IN ({marks})",
                 part,
             ).fetchall()
             out = []
-            for batch, ent, product, made, days, inspection, ended in rows:
+            for batch, ent, product, made, days, released in rows:
                 info = self.bridge.product(product)
                 life = days if days is not None else (info.shelf_life_days if info else None)
-                released = inspection if ended is not None else None
                 out.append((batch, ent, product, made, shelf_life_text(life), released))
                 w.execute("INSERT OR IGNORE INTO enterprises(enterprise) VALUES (?)", (ent,))
             for r in out:

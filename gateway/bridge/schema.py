@@ -23,6 +23,9 @@ in a document, so a document holds exactly the uploadable events with ``rid`` in
   ``codes`` row gets ``rejected`` (the code is decommissioned).
 - ``scans``: inbound (5.2 入库扫描) and recall (10.6 召回扫码登记) scans, one row per event, with
   the batch of the code scanned.
+- ``lab_records``: records from MES and LIMS (``record.*``, docs/records.md): material
+  receipts (table 1), lab inspections (table 2 row 3), release decisions and non-conforming
+  product handling (table 3 row 3); one row per ``(kind, record_id)``, the record as ``body``.
 - ``quarantine``: messages that were not valid events: topic, reason, ``kind`` (its category,
   :data:`gateway.bridge.records.KINDS`), the payload's ``size`` and its first
   :data:`QUARANTINE_PAYLOAD_BYTES` bytes.
@@ -43,6 +46,7 @@ from pathlib import Path
 
 __all__ = [
     "PENDING_EVENTS_SQL",
+    "PUBLIC_INSPECTION_SQL",
     "QUARANTINE_PAYLOAD_BYTES",
     "SCHEMA",
     "built_rid",
@@ -54,6 +58,13 @@ QUARANTINE_PAYLOAD_BYTES = 64 * 1024  # what is kept of a quarantined payload
 
 BUILT_RID = "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'built_rid'), 0)"
 PENDING_EVENTS_SQL = f"SELECT COUNT(*) FROM events WHERE up = 1 AND rid > {BUILT_RID}"
+
+# Table 6 row 23 of a ``batches`` row as it may be shown or uploaded: only for a batch released
+# by a release record (record.release), the lab's result (else the batch events' `inspection`);
+# a held or unreleased batch has none, so it is never shown as 合格 (docs/records.md)
+PUBLIC_INSPECTION_SQL = (
+    "CASE WHEN release = 'released' THEN COALESCE(lab_result, inspection) END"
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -189,6 +200,24 @@ CREATE TABLE IF NOT EXISTS scans (
 CREATE INDEX IF NOT EXISTS scans_batch ON scans(batch);
 CREATE INDEX IF NOT EXISTS scans_code ON scans(code);
 
+CREATE TABLE IF NOT EXISTS lab_records (
+    rid       INTEGER PRIMARY KEY,
+    kind      TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    ts        TEXT NOT NULL,
+    batch     TEXT,
+    lot       TEXT,
+    material  TEXT,
+    verdict   TEXT,
+    grade     TEXT,
+    decision  TEXT,
+    at        TEXT,
+    body      TEXT NOT NULL,
+    UNIQUE (kind, record_id)
+);
+CREATE INDEX IF NOT EXISTS lab_records_batch ON lab_records(batch);
+CREATE INDEX IF NOT EXISTS lab_records_lot ON lab_records(lot);
+
 CREATE TABLE IF NOT EXISTS quarantine (
     qid      INTEGER PRIMARY KEY,
     received REAL NOT NULL,
@@ -295,6 +324,11 @@ def connect(path: Path | str, *, create: bool = True) -> sqlite3.Connection:
 ADDED_COLUMNS = (
     ("batches", "shift", "TEXT"),  # table 2 row 2 班组
     ("batches", "person_in_charge", "TEXT"),  # table 2 row 2 负责人
+    # table 3 row 3 产品放行记录: 'released' / 'held' and when (record.release); the lab's
+    # result and grade (record.inspection) as table 6 row 23 writes it
+    ("batches", "release", "TEXT"),
+    ("batches", "released_at", "TEXT"),
+    ("batches", "lab_result", "TEXT"),
     ("codes", "rejected", "TEXT"),  # time of the pack.reject that decommissioned the code
     ("outbound", "batch", "TEXT"),  # the batch of the code shipped (reconciliation per batch)
     ("documents", "checked", "INTEGER NOT NULL DEFAULT 1"),  # 0: built unchecked (epcis_check)

@@ -38,6 +38,7 @@ from gateway.bridge.content import batch_of
 from gateway.bridge.gaps import Gap, GapTracker
 from gateway.bridge.gateways import KnownGateways
 from gateway.bridge.integrity import check_marker, seal
+from gateway.bridge.lab_records import lab_record
 from gateway.bridge.line_records import check_line_record, label
 from gateway.bridge.records import KINDS, BadEvent, Parsed, parse_event
 from gateway.bridge.schema import PENDING_EVENTS_SQL, QUARANTINE_PAYLOAD_BYTES, connect
@@ -257,6 +258,8 @@ class TraceStore:
         assert rid is not None
         if ev.batch is not None:
             self._touch_batch(ev, now)
+        if ev.group == "record" and note is None:
+            lab_record(db, ev, rid)
         if not ev.up:
             return conflict, rid
         if ev.type == "pack.bag":
@@ -436,7 +439,7 @@ class TraceStore:
                     ev.batch,
                 ),
             )
-        else:
+        elif ev.group != "record":  # a lab's or MES's record says nothing of production
             db.execute(
                 "UPDATE batches SET production_date=COALESCE(production_date, ?) WHERE batch=?",
                 (ev.ts[:10], ev.batch),

@@ -4,11 +4,16 @@
 - :func:`trace_code`: a code's batch and product, case and pallet (now), commissioning, the
   document that carried it, the CCP records of its batch and its outbound records (of the code
   itself or of the case or pallet holding it).
-- :func:`trace_batch`: a batch, its reconciliation, and each of its codes with where it went.
+- :func:`trace_batch`: a batch, its reconciliation, its materials (feedings, with the lots'
+  receipts and inspections), its lab inspections and release, and each of its codes with where
+  it went.
+- :func:`trace_material`: recall by a material lot (5.1 召回管理): lot → feedings → batches →
+  codes → cases and pallets → customers.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,9 +22,17 @@ from typing import Any
 from gateway.bridge.config import BridgeSection
 from gateway.bridge.content import batch_of
 from gateway.bridge.reconcile import batch_report
-from gateway.bridge.schema import document_of
+from gateway.bridge.schema import PUBLIC_INSPECTION_SQL, document_of
 
-__all__ = ["BatchCode", "container_of", "trace_batch", "trace_code"]
+__all__ = [
+    "BatchCode",
+    "container_of",
+    "lab_of_batch",
+    "materials_of_batch",
+    "trace_batch",
+    "trace_code",
+    "trace_material",
+]
 
 
 def container_of(db: sqlite3.Connection, code: str) -> dict[str, str] | None:
@@ -190,6 +203,8 @@ def trace_batch(
         "batch_info": _batch_info(db, batch, cfg),
         "reconciliation": rep.as_dict(),
         "ccp": ccp_of_batch(db, batch, 0),
+        "materials": materials_of_batch(db, batch),
+        "lab": lab_of_batch(db, batch),
     }
 
     def codes() -> Iterator[BatchCode]:
@@ -213,3 +228,108 @@ def trace_batch(
             )
 
     return head, codes()
+
+
+# -- records from MES and LIMS, and recall by material (5.1 召回管理; docs/records.md) ----------
+def _records(db: sqlite3.Connection, where: str, *args: object) -> list[dict[str, Any]]:
+    rows = db.execute(
+        f"SELECT kind, ts, body FROM lab_records WHERE {where} ORDER BY rid", args
+    ).fetchall()
+    return [{"kind": k, "ts": ts, **json.loads(body)} for k, ts, body in rows]
+
+
+def lab_of_batch(db: sqlite3.Connection, batch: str) -> dict[str, Any]:
+    """The batch's lab inspections, release decisions and non-conforming handling, and what is
+    public as table 6 row 23 (None until released)."""
+    recs = _records(db, "batch=?", batch)
+    row = db.execute(
+        f"SELECT release, released_at, {PUBLIC_INSPECTION_SQL} FROM batches WHERE batch=?",
+        (batch,),
+    ).fetchone()
+    release, at, public = row if row is not None else (None, None, None)
+    return {
+        "inspections": [r for r in recs if r["kind"] == "inspection"],
+        "releases": [r for r in recs if r["kind"] == "release"],
+        "nonconforming": [r for r in recs if r["kind"] == "nonconforming"],
+        "release": release,
+        "released_at": at,
+        "public_inspection": public,
+    }
+
+
+def materials_of_batch(db: sqlite3.Connection, batch: str) -> list[dict[str, Any]]:
+    """The materials fed into the batch (table 2 row 1), each lot with its receipts (table 1)
+    and lab inspections."""
+    out = []
+    for material, lot, qty, unit, n, first, last in db.execute(
+        "SELECT material, lot, SUM(quantity), unit, COUNT(*), MIN(ts), MAX(ts) FROM feedings "
+        "WHERE batch=? GROUP BY material, lot, unit ORDER BY MIN(rid)",
+        (batch,),
+    ).fetchall():
+        recs = _records(db, "lot=?", lot) if lot is not None else []
+        out.append({
+            "material": material, "lot": lot, "quantity": qty, "unit": unit, "feedings": n,
+            "first": first, "last": last,
+            "receipts": [r for r in recs if r["kind"] == "material_receipt"],
+            "inspections": [r for r in recs if r["kind"] == "inspection"],
+        })  # fmt: skip
+    return out
+
+
+def trace_material(db: sqlite3.Connection, lot: str) -> dict[str, Any] | None:
+    """Recall by a material lot: its receipts and inspections, the feedings that used it, the
+    batches they went into, every code of those batches with its case and pallet, and the
+    customers they were shipped to. None when the store knows nothing of the lot."""
+    recs = _records(db, "lot=?", lot)
+    feedings = db.execute(
+        "SELECT ts, device, batch, material, quantity, unit, point, operator FROM feedings "
+        "WHERE lot=? ORDER BY rid",
+        (lot,),
+    ).fetchall()
+    if not recs and not feedings:
+        return None
+    keys = ("ts", "device", "batch", "material", "quantity", "unit", "point", "operator")
+    feeds = [dict(zip(keys, r, strict=True)) for r in feedings]
+    batches = list(dict.fromkeys(f["batch"] for f in feeds if f["batch"] is not None))
+    out_batches = []
+    customers: dict[str, dict[str, Any]] = {}
+    for batch in batches:
+        codes, cases, pallets = [], set(), set()
+        for (code,) in db.execute(
+            "SELECT code FROM codes WHERE batch=? ORDER BY rid", (batch,)
+        ).fetchall():
+            case = container_of(db, code)
+            pallet = container_of(db, case["code"]) if case is not None else None
+            if case is not None and case["level"] == "pallet":
+                case, pallet = None, case
+            holders = [code] + [h["code"] for h in (case, pallet) if h is not None]
+            if case is not None:
+                cases.add(case["code"])
+            if pallet is not None:
+                pallets.add(pallet["code"])
+            shipped = _outbound(db, holders)
+            for o in shipped:
+                c = customers.setdefault(
+                    o["customer"],
+                    {"customer": o["customer"], "customer_type": o["customer_type"],
+                     "orders": set(), "codes": 0},
+                )  # fmt: skip
+                c["orders"].add(o["order"])
+                c["codes"] += 1
+            codes.append({
+                "code": code, "case": case["code"] if case else None,
+                "pallet": pallet["code"] if pallet else None,
+                "customers": sorted({o["customer"] for o in shipped}),
+            })  # fmt: skip
+        out_batches.append({
+            "batch": batch, "codes": codes, "cases": sorted(cases), "pallets": sorted(pallets),
+            "lab": lab_of_batch(db, batch),
+        })  # fmt: skip
+    return {
+        "lot": lot,
+        "receipts": [r for r in recs if r["kind"] == "material_receipt"],
+        "inspections": [r for r in recs if r["kind"] == "inspection"],
+        "feedings": feeds,
+        "batches": out_batches,
+        "customers": [{**c, "orders": sorted(c["orders"])} for _, c in sorted(customers.items())],
+    }

@@ -11,9 +11,9 @@ from typing import Any
 
 from gateway.bridge.config import BridgeSection
 from gateway.bridge.retention import purge as run_purge
-from gateway.bridge.trace import trace_batch, trace_code
+from gateway.bridge.trace import trace_batch, trace_code, trace_material
 
-__all__ = ["batch", "code", "documents", "kind_lines", "purge"]
+__all__ = ["batch", "code", "documents", "kind_lines", "material", "purge"]
 
 
 def _j(obj: object) -> None:
@@ -137,6 +137,7 @@ def batch(db: sqlite3.Connection, value: str, cfg: BridgeSection | None, as_json
     )
     print("\n".join(kind_lines(rec["kinds"])))
     print(f"  CCP records: {head['ccp']['total']} ({head['ccp']['fail']} fail)")
+    print("\n".join(_material_lines(head["materials"]) + _lab_lines(head["lab"])))
     print(f"  {'code':<24} {'case':<20} {'pallet':<20} {'document':<10} outbound")
     for c in codes:
         ob = "; ".join(f"{o['order']} → {o['customer']}" for o in c.outbound) or "-"
@@ -213,4 +214,75 @@ def purge(db: sqlite3.Connection, cfg: BridgeSection | None, as_json: bool, key:
             f"{rep.quarantined} quarantined payloads; kept {rep.kept_unacked} expired batches "
             "not fully acknowledged by the platform"
         )
+    return 0
+
+
+def _receipt_text(r: dict[str, Any]) -> str:
+    return (f"received {r['received']} from {r['supplier']}: {_num(r['quantity'])} {r['unit']}, "
+            f"incoming inspection {r['verdict']}")  # fmt: skip
+
+
+def _material_lines(materials: list[dict[str, Any]]) -> list[str]:
+    out = [f"  materials fed: {len(materials)} lot(s)"]
+    for m in materials:
+        out.append(f"    {m['material']}  lot {m['lot'] or '-'}  {_num(m['quantity'])} {m['unit']}"
+                   f"  ({m['feedings']} feedings {m['first']} … {m['last']})")  # fmt: skip
+        for r in m["receipts"]:
+            out.append(f"      {_receipt_text(r)}")
+        if not m["receipts"]:
+            out.append("      no receipt record for this lot")
+        for i in m["inspections"]:
+            out.append(f"      lab {i['sample']}: {i['verdict']} ({i['method']})")
+    return out
+
+
+def _lab_lines(lab: dict[str, Any]) -> list[str]:
+    out = []
+    for i in lab["inspections"]:
+        items = "; ".join(f"{it['item']} {it['result']}" for it in i["items"])
+        out.append(f"  lab inspection {i['sample']} sampled {i['sampled']} by {i['sampler']}, "
+                   f"{i['method']}: {items} -> {i['verdict']}"
+                   + (f", grade {i['grade']}" if i.get("grade") else "")
+                   + f" (inspector {i['inspector']}, reviewer {i['reviewer']}, "
+                   f"approver {i['approver']})")  # fmt: skip
+    for r in lab["releases"]:
+        why = f": {r['reason']}" if r.get("reason") else ""
+        kept = f", retained sample {r['retained_sample']}" if r.get("retained_sample") else ""
+        out.append(f"  release {r['decision']} {r['at']} by {r['by']}{kept}{why}")
+    for n in lab["nonconforming"]:
+        codes = f" ({len(n['codes'])} codes)" if n["codes"] else " (whole batch)"
+        out.append(f"  non-conforming{codes}: {n['reason']} -> {n['disposition']} by {n['by']}")
+    public = lab["public_inspection"]
+    out.append(f"  table 6 #23 (public): {public or '- (not released)'}")
+    return out
+
+
+def material(db: sqlite3.Connection, lot: str, as_json: bool) -> int:
+    """Recall by a material lot (5.1 召回管理): batches, codes, cases, pallets, customers."""
+    t = trace_material(db, lot)
+    if t is None:
+        print(f"saltgw: error: material lot {lot!r} is not in the trace store", file=sys.stderr)
+        return 1
+    if as_json:
+        _j(t)
+        return 0
+    lines = [f"material lot {lot}"]
+    for r in t["receipts"]:
+        lines.append(f"  {r['material']}: {_receipt_text(r)}")
+    for i in t["inspections"]:
+        lines.append(f"  lab {i['sample']}: {i['verdict']} ({i['method']})")
+    lines.append(f"  feedings: {len(t['feedings'])}, into {len(t['batches'])} batch(es)")
+    for b in t["batches"]:
+        lines.append(f"  batch {b['batch']}: {len(b['codes'])} codes, {len(b['cases'])} cases, "
+                     f"{len(b['pallets'])} pallets; released: "
+                     f"{b['lab']['release'] or 'no'}")  # fmt: skip
+        for c in b["codes"]:
+            lines.append(f"    {c['code']:<24} {c['case'] or '-':<20} {c['pallet'] or '-':<20} "
+                         f"{', '.join(c['customers']) or '-'}")  # fmt: skip
+    lines.append(f"  customers: {len(t['customers'])}")
+    for c in t["customers"]:
+        ctype = f" ({c['customer_type']})" if c["customer_type"] else ""
+        lines.append(f"    {c['customer']}{ctype}: {c['codes']} codes, orders "
+                     f"{', '.join(c['orders'])}")  # fmt: skip
+    print("\n".join(lines))
     return 0

@@ -56,6 +56,7 @@ GROUPS = (
     ("pack", "Packing: codes and binding (`pack.*`)"),
     ("ship", "Shipping and recall (`ship.*`, `recall.*`)"),
     ("config", "The gateway's map (`config.*`)"),
+    ("record", "Records from MES and LIMS (`record.*`, docs/records.md)"),
     ("alarm", "Alarms (`alarm.*`)"),
 )
 GROUP_OF = {"batch": "feed", "line": "feed", "recall": "ship"}

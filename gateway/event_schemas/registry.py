@@ -11,6 +11,7 @@ from gateway.event_schemas.config import ALARM_CONFIG, CONFIG_SPECS
 from gateway.event_schemas.envelope import envelope_schema
 from gateway.event_schemas.line import LINE_SPECS
 from gateway.event_schemas.pack import PACK_SPECS, SHIP_SPECS
+from gateway.event_schemas.records import RECORD_SPECS
 from gateway.event_schemas.spec import JSON, EventSpec, data_schema
 
 __all__ = ["DRAFT", "EVENT_TYPES", "SPECS", "events_schema", "schema_for", "spec_for"]
@@ -24,6 +25,7 @@ SPECS: tuple[EventSpec, ...] = (
     *PACK_SPECS,
     *SHIP_SPECS,
     *CONFIG_SPECS,
+    *RECORD_SPECS,
     *ALARM_SPECS,
     ALARM_CONFIG,
 )

@@ -203,7 +203,7 @@ def test_a_recalled_bag_stays_recalled_and_a_withdrawn_one_withdrawn(tmp_path: P
 
 
 # -- batches, products, enterprise ---------------------------------------------------------------
-def test_batch_fields_and_the_inspection_result_only_once_the_batch_ended(tmp_path: Path) -> None:
+def test_batch_fields_and_the_inspection_result_only_once_released(tmp_path: Path) -> None:
     store = TraceStore(tmp_path / "t.db")
     f = LineEvents()
     running = [
@@ -235,12 +235,39 @@ def test_batch_fields_and_the_inspection_result_only_once_the_batch_ended(tmp_pa
     snap.close()
     assert rows["B2"] == ("8035", "P400", "2026-11-21", "1095 天", None)  # not ended: no result
     assert rows["B3"] == ("8035", "P-unknown", "2026-11-22", "730 天", None)
+    def inspection_of(batch: str) -> str | None:
+        w.update(store.db)
+        w.publish()
+        db = open_snapshot(cfg.public.path)  # type: ignore[union-attr]
+        try:
+            [(got,)] = db.execute("SELECT inspection FROM batches WHERE batch=?", (batch,))
+        finally:
+            db.close()
+        return got  # type: ignore[no-any-return]
+
+    # ended, and the batch event says 合格: without a release record (table 3 row 3) #23 stays
+    # empty (issue 18: a batch not released is never shown as 合格)
     _ingest(store, f, [f.make("batch.end", {"batch": "B2"}, "B2")])
-    w.update(store.db)
-    w.publish()
+    assert inspection_of("B2") is None
+    lab = {"record_id": "R-B2", "batch": "B2", "lot": None, "verdict": "pass", "grade": "优级"}
+    _ingest(store, f, [f.make("record.inspection", lab, "B2")])
+    assert inspection_of("B2") is None  # inspected, not yet released
+    held = {"record_id": "REL-B2-1", "batch": "B2", "decision": "held", "reason": "复检"}
+    _ingest(store, f, [f.make("record.release", held, "B2")])
+    assert inspection_of("B2") is None
+    ok = {"record_id": "REL-B2-2", "batch": "B2", "decision": "released", "reason": None}
+    _ingest(store, f, [f.make("record.release", ok, "B2")])
+    assert inspection_of("B2") == "合格，优级"  # the lab's result and grade, not the event's
+    again = {"record_id": "REL-B2-3", "batch": "B2", "decision": "held", "reason": "投诉复查"}
+    _ingest(store, f, [f.make("record.release", again, "B2")])
+    assert inspection_of("B2") is None  # held again: taken back
+    _ingest(store, f, [f.make("record.release", {**ok, "record_id": "REL-B2-4"}, "B2")])
+    assert inspection_of("B2") == "合格，优级"
+    # B3 released with no lab record and no inspection in its events: nothing to show
+    _ingest(store, f, [f.make("record.release", {**ok, "record_id": "REL-B3", "batch": "B3"},
+                              "B3")])  # fmt: skip
+    assert inspection_of("B3") is None
     snap = open_snapshot(cfg.public.path)  # type: ignore[union-attr]
-    [(inspection,)] = snap.execute("SELECT inspection FROM batches WHERE batch='B2'").fetchall()
-    assert inspection == "合格，一级"
     product = snap.execute("SELECT name, net_content, standard, category, tips, origin "
                            "FROM products WHERE product='P400'").fetchone()  # fmt: skip
     assert product == (

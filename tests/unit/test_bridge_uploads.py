@@ -67,6 +67,11 @@ def _line() -> tuple[BatchPlan, LineRecords]:
     start["data"].update(shift="A", person_in_charge="王强")  # table 2 row 2 (the MES adds)
     extra = line_records(f, plan)
     extra.events.append(f.make("batch.end", {"batch": BATCH, "inspection": "合格，一级"}, BATCH))
+    # #23 is uploaded only for a released batch (issue 18): the lab's result, then the release
+    lab = {"record_id": "R-1", "batch": BATCH, "lot": None, "verdict": "pass", "grade": "一级"}
+    extra.events.append(f.make("record.inspection", lab, BATCH))
+    release = {"record_id": "REL-1", "batch": BATCH, "decision": "released", "reason": None}
+    extra.events.append(f.make("record.release", release, BATCH))
     return plan, extra
 
 
