@@ -36,6 +36,7 @@ IMPLEMENTATIONS = frozenset(
         "firmware_sim.certs",
         "firmware_sim.line_plc",
         "firmware_sim.qrframes",
+        "gateway.certs",  # saltgw certs: asyncua and cryptography (the opcua extra)
         "gateway.demo",  # saltgw demo: rich's live view (the demo extra)
         "gateway.live_view",
         "gateway.resolver.app",  # saltgw resolver: Jinja2 and waitress (the resolver extra)
