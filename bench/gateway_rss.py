@@ -1,12 +1,19 @@
-"""Memory of ``saltgw run`` on the demo line, beside a bare interpreter importing the same
+"""Memory of ``saltgw run`` on two lines, each beside a bare interpreter importing the same
 libraries.
 
-    python bench/gateway_rss.py [--quick] [--seconds S]
+    python bench/gateway_rss.py [--quick] [--seconds S] [--line demo|modbus_scanner]
 
-The demo line (mappings/demo-line.yaml, every port moved to a free one) runs as users run it:
-``saltgw sim`` in one process, ``saltgw run --broker URL`` in another, mosquitto, and
-``mosquitto_sub`` counting what arrives. Every 0.5 s the gateway's /proc/PID/status is read
-(VmRSS, VmHWM). The figure is VmHWM (peak RSS since start) at the end of the run.
+    gateway_rss_mb                  the demo line (mappings/demo-line.yaml): Modbus, OPC UA,
+                                    scanners, a camera; target 80 MB
+    gateway_rss_modbus_scanner_mb   the demo line without its PLC and camera (the pallet label
+                                    on a fixed scanner; tests/support/configs.py); target 50 MB
+
+Each line (every port moved to a free one) runs as users run it: ``saltgw sim`` in one
+process, ``saltgw run --broker URL`` in another, mosquitto, and ``mosquitto_sub`` counting what
+arrives. Every 0.5 s the gateway's /proc/PID/status is read (VmRSS, VmHWM). The figure is VmHWM
+(peak RSS since start) of the gateway process at the end of the run. A camera decodes in a
+worker process of its own (drivers/camera/worker.py): the gateway's children are sampled too and
+reported apart (``camera_worker_mb``: their VmHWM summed), never hidden in the figure's absence.
 
 The gateway runs with ``PYTHONPROFILEIMPORTTIME=1`` (the same as ``-X importtime``; it writes
 to stderr, it keeps nothing), so the bench knows every module it imported, lazy ones included.
@@ -35,9 +42,18 @@ sys.path.insert(0, str(ROOT))
 
 from bench.report import emit, row
 
-__all__ = ["TARGET_MB", "RssSample", "imported_packages", "rows", "status_kb"]
+__all__ = ["LINES", "TARGET_MB", "RssSample", "imported_packages", "rows", "status_kb"]
 
 TARGET_MB = 80.0
+#: line -> (bench name, target MB, what)
+LINES: dict[str, tuple[str, float, str]] = {
+    "demo": ("gateway_rss_mb", TARGET_MB, "the demo line (Modbus, OPC UA, scanners, camera)"),
+    "modbus_scanner": (
+        "gateway_rss_modbus_scanner_mb",
+        50.0,
+        "the demo line's Modbus devices and scanners (no PLC, no camera)",
+    ),
+}
 FIRST_PARTY = {"gateway", "drivers", "firmware_sim", "tests", "bench", "mappings"}
 IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|(\s*)(\S+)\s*$")
 
@@ -76,12 +92,44 @@ class RssSample:
 
 
 @dataclass
-class DemoRun:
+class LineRun:
     samples: list[RssSample] = field(default_factory=list)
     packages: list[str] = field(default_factory=list)
     messages: int = 0
     sim_hwm_kb: int = 0
+    children_hwm_kb: dict[int, int] = field(default_factory=dict)  # pid -> VmHWM
     stopped: str = ""
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (a camera's decode worker)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rpartition(")")[2].split()[1]) == pid:
+            out.append(int(entry.name))
+    return out
+
+
+def _hwm_or(pid: int, last: int) -> int:
+    """VmHWM of ``pid``, or ``last`` once it has exited (a zombie has none)."""
+    try:
+        return status_kb(pid, "VmHWM")
+    except (OSError, KeyError):
+        return last
+
+
+def _sample_children(pid: int, into: dict[int, int]) -> None:
+    for child in children(pid):
+        try:
+            into[child] = status_kb(child, "VmHWM")
+        except (OSError, KeyError):  # gone meanwhile
+            continue
 
 
 def _saltgw(args: list[str], log: Path, cwd: Path, **env: str) -> subprocess.Popen[bytes]:
@@ -103,14 +151,22 @@ def _stop(proc: subprocess.Popen[bytes], secs: float = 30) -> str:
         return f"did not stop within {secs:g} s: killed"
 
 
-def run_demo(workdir: Path, seconds: float) -> DemoRun:
-    from tests.support.broker import Mosquitto
-    from tests.support.configs import demo_line_on_free_ports
+def line_config(line: str, workdir: Path) -> Path:
+    from tests.support.configs import demo_line_on_free_ports, modbus_scanner_line_on_free_ports
 
-    cfg = demo_line_on_free_ports(workdir)
+    if line == "demo":
+        return demo_line_on_free_ports(workdir)
+    if line == "modbus_scanner":
+        return modbus_scanner_line_on_free_ports(workdir)
+    raise KeyError(line)
+
+
+def run_line(workdir: Path, cfg: Path, seconds: float) -> LineRun:
+    from tests.support.broker import Mosquitto
+
     broker = Mosquitto(workdir / "mosquitto")
     broker.start()
-    out = DemoRun()
+    out = LineRun()
     sim = _saltgw(["sim", str(cfg)], workdir / "sim.log", workdir)
     sub_out = (workdir / "sub.out").open("wb")
     sub = subprocess.Popen(["mosquitto_sub", "-p", str(broker.port), "-t", "salt/v1/#", "-q", "1"],
@@ -127,13 +183,18 @@ def run_demo(workdir: Path, seconds: float) -> DemoRun:
             out.samples.append(
                 RssSample(elapsed, status_kb(gw.pid, "VmRSS"), status_kb(gw.pid, "VmHWM"))
             )
+            _sample_children(gw.pid, out.children_hwm_kb)
+            out.sim_hwm_kb = _hwm_or(sim.pid, out.sim_hwm_kb)
             time.sleep(0.5)
         out.samples.append(
             RssSample(seconds, status_kb(gw.pid, "VmRSS"), status_kb(gw.pid, "VmHWM"))
         )
-        out.sim_hwm_kb = status_kb(sim.pid, "VmHWM")
+        _sample_children(gw.pid, out.children_hwm_kb)
+        out.sim_hwm_kb = _hwm_or(sim.pid, out.sim_hwm_kb)
+        if sim.poll() is not None:  # said, not hidden: the line stopped feeding the gateway
+            out.stopped += f"saltgw sim exited ({sim.returncode}) during the run; "
     finally:
-        out.stopped = _stop(gw)
+        out.stopped += _stop(gw)
         _stop(sim)
         sub.kill()
         sub.wait()
@@ -176,51 +237,63 @@ def import_probe(names: list[str]) -> dict[str, Any]:
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def rows(quick: bool, seconds: float | None = None) -> list[dict[str, Any]]:
+def rows(
+    quick: bool, seconds: float | None = None, lines: tuple[str, ...] = tuple(LINES)
+) -> list[dict[str, Any]]:
     secs = seconds if seconds is not None else (15.0 if quick else 90.0)
-    with tempfile.TemporaryDirectory(prefix="bench-rss-") as tmp:
-        demo = run_demo(Path(tmp), secs)
-    base = import_probe(demo.packages)
     bare = import_probe([])
+    return [_line_row(line, secs, bare) for line in lines]
+
+
+def _line_row(line: str, secs: float, bare: dict[str, Any]) -> dict[str, Any]:
+    name, target, what = LINES[line]
+    with tempfile.TemporaryDirectory(prefix="bench-rss-") as tmp:
+        run = run_line(Path(tmp), line_config(line, Path(tmp)), secs)
+    base = import_probe(run.packages)
     stdlib = set(sys.stdlib_module_names)
     third = {k: v for k, v in base["added_kb"].items() if k not in stdlib}
     std_kb = sum(v for k, v in base["added_kb"].items() if k in stdlib)
     heavy = dict(sorted(third.items(), key=lambda kv: -kv[1])[:8])
-    hwm_mb = demo.samples[-1].hwm_kb / 1024
-    mid = demo.samples[len(demo.samples) // 2]
+    hwm_mb = run.samples[-1].hwm_kb / 1024
+    mid = run.samples[len(run.samples) // 2]
     base_mb = base["hwm_kb"] / 1024
-    return [
-        row(
-            "gateway_rss_mb",
-            round(hwm_mb, 1),
-            "MB",
-            round(base_mb, 1),
-            target=TARGET_MB,
-            higher_is_better=False,
-            baseline_what=f"python importing the {len(demo.packages)} stdlib and third-party "
-            "packages saltgw run imported, nothing else (VmHWM)",
-            what="saltgw run on the demo line (saltgw sim, mosquitto): VmHWM at the end",
-            seconds=secs,
-            rss_mid_mb=round(mid.rss_kb / 1024, 1),
-            rss_end_mb=round(demo.samples[-1].rss_kb / 1024, 1),
-            gateway_own_mb=round(hwm_mb - base_mb, 1),
-            interpreter_mb=round(bare["hwm_kb"] / 1024, 1),
-            stdlib_import_mb=round(std_kb / 1024, 1),
-            import_mb={k: round(v / 1024, 1) for k, v in heavy.items()},
-            third_party=sorted(third),
-            messages_received=demo.messages,
-            sim_hwm_mb=round(demo.sim_hwm_kb / 1024, 1),
-            stopped=demo.stopped,
-        )
-    ]
+    workers_mb = sum(run.children_hwm_kb.values()) / 1024
+    return row(
+        name,
+        round(hwm_mb, 1),
+        "MB",
+        round(base_mb, 1),
+        target=target,
+        higher_is_better=False,
+        baseline_what=f"python importing the {len(run.packages)} stdlib and third-party "
+        "packages saltgw run imported, nothing else (VmHWM)",
+        what=f"saltgw run on {what} (saltgw sim, mosquitto): the gateway process's VmHWM at "
+        "the end",
+        line=line,
+        seconds=secs,
+        rss_mid_mb=round(mid.rss_kb / 1024, 1),
+        rss_end_mb=round(run.samples[-1].rss_kb / 1024, 1),
+        gateway_own_mb=round(hwm_mb - base_mb, 1),
+        camera_worker_mb=round(workers_mb, 1),
+        camera_workers=len(run.children_hwm_kb),
+        gateway_and_workers_mb=round(hwm_mb + workers_mb, 1),
+        interpreter_mb=round(bare["hwm_kb"] / 1024, 1),
+        stdlib_import_mb=round(std_kb / 1024, 1),
+        import_mb={k: round(v / 1024, 1) for k, v in heavy.items()},
+        third_party=sorted(third),
+        messages_received=run.messages,
+        sim_hwm_mb=round(run.sim_hwm_kb / 1024, 1),
+        stopped=run.stopped,
+    )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="15 s instead of 90 s")
-    ap.add_argument("--seconds", type=float, help="how long the demo line runs")
+    ap.add_argument("--seconds", type=float, help="how long each line runs")
+    ap.add_argument("--line", choices=sorted(LINES), action="append", help="only this line")
     args = ap.parse_args()
-    for r in rows(args.quick, args.seconds):
+    for r in rows(args.quick, args.seconds, tuple(args.line or LINES)):
         emit(r)
     return 0
 

@@ -16,7 +16,8 @@ set-up installs them).
     pipeline       pipeline_events_per_s        source → journal → QoS 1, vs raw paho
     backlog_drain  backlog_drain_events_per_s   journal backlog after an outage, vs raw paho
     scan_latency   scan_to_mqtt_p99_ms          1,000 scans/s over TCP → MQTT, vs a bare relay
-    gateway_rss    gateway_rss_mb               saltgw run on the demo line, vs its imports
+    gateway_rss    gateway_rss_mb               saltgw run on the demo line, vs its imports;
+                   gateway_rss_modbus_scanner_mb   a Modbus + scanner line, the same
     xml_export     xml_export_codes_per_s, xml_export_peak_rss_mb (each profile),
                    xml_export_fill_secs         vs one whole lxml tree
     qr_decode      qr_decode_ms_per_frame, qr_decode_rate   vs pyzbar (ZBar cascade);
@@ -52,7 +53,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "pipeline": ("pipeline_events_per_s",),
     "backlog_drain": ("backlog_drain_events_per_s",),
     "scan_latency": ("scan_to_mqtt_p99_ms",),
-    "gateway_rss": ("gateway_rss_mb",),
+    "gateway_rss": ("gateway_rss_mb", "gateway_rss_modbus_scanner_mb"),
     "xml_export": ("xml_export_codes_per_s", "xml_export_peak_rss_mb", "xml_export_fill_secs"),
     "qr_decode": (
         "qr_decode_ms_per_frame",

@@ -43,19 +43,18 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 import numpy as np
 from cv2.typing import MatLike
 
-from drivers.camera.limits import ImageLimits, ImageRefused
-from drivers.camera.strategies import OPENCV_STRATEGIES, STRATEGIES, ZBAR_STRATEGIES
+from drivers.camera.limits import ImageLimits, ImageRefused, read_image_file
+from drivers.camera.strategies import OPENCV_STRATEGIES, STRATEGIES, ZBAR_STRATEGIES, Engine
 
 __all__ = [
     "OPENCV_STRATEGIES",
@@ -65,6 +64,7 @@ __all__ = [
     "ImageRefused",
     "QrDecoder",
     "ZbarUnavailable",
+    "decode_image",
     "default_engine",
     "load_image",
     "to_gray",
@@ -74,7 +74,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Gray = MatLike
-Engine = Literal["zbar", "opencv"]
 HALF_MIN_SIDE = 600
 ZBAR_HINT = "apt install libzbar0"
 
@@ -138,13 +137,14 @@ def load_image(path: Path, limits: ImageLimits | None = None) -> Gray | None:
     """A greyscale image from a file, None when OpenCV cannot read it. Raises
     :class:`ImageRefused` when the file or the dimensions its header declares exceed
     ``limits`` (drivers/camera/limits.py): checked before anything is decoded."""
-    limits = limits or ImageLimits()
-    with path.open("rb") as f:
-        limits.check_size(os.fstat(f.fileno()).st_size)
-        data = f.read(limits.max_bytes + 1)  # it may have grown since
+    return decode_image(read_image_file(path, limits))
+
+
+def decode_image(data: bytes) -> Gray | None:
+    """A greyscale image from an image file's bytes (checked by the caller), None when OpenCV
+    cannot read them."""
     if not data:
         return None
-    limits.check(data)
     img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
     return None if img is None else img
 

@@ -9,8 +9,10 @@ before OpenCV decodes it.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = [
     "DEFAULT_MAX_IMAGE_BYTES",
@@ -18,6 +20,7 @@ __all__ = [
     "ImageLimits",
     "ImageRefused",
     "declared_size",
+    "read_image_file",
 ]
 
 DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024  # a 20 MP camera's PNG is ~10 MiB
@@ -62,6 +65,20 @@ class ImageLimits:
                 f"max_image_pixels ({self.max_pixels:,}): refused before decoding"
             )
         return width, height
+
+
+def read_image_file(path: Path, limits: ImageLimits | None = None) -> bytes:
+    """An image file's bytes, checked against ``limits`` (its size, then the dimensions its
+    header declares) before anything decodes them: raises :class:`ImageRefused` (and OSError
+    when it cannot be read). An empty file gives ``b""``. No image library is needed: the
+    gateway reads a camera's files, its decode worker decodes them (drivers/camera/worker.py)."""
+    limits = limits or ImageLimits()
+    with path.open("rb") as f:
+        limits.check_size(os.fstat(f.fileno()).st_size)
+        data = f.read(limits.max_bytes + 1)  # it may have grown since
+    if data:
+        limits.check(data)
+    return data
 
 
 def declared_size(data: bytes) -> tuple[int, int] | None:

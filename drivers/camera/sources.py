@@ -1,14 +1,12 @@
-"""Where a camera's frames come from: a watched folder of image files, or an OpenCV
-VideoCapture (a local device, an RTSP/HTTP stream, a video file).
-
-Blocking OpenCV calls run on a worker thread; a source raises :class:`DeviceOffline` when it
-cannot be opened or stops delivering frames.
+"""A camera's watched folder of image files: the files are read here, in the gateway, checked
+against the size limits (drivers/camera/limits.py) and handed to the camera's decode worker as
+bytes; nothing here needs OpenCV. (A video device or stream is opened by the worker itself:
+drivers/camera/worker.py.) A folder that cannot be listed raises :class:`DeviceOffline`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fnmatch
 import logging
 import os
@@ -16,27 +14,22 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import cv2
-from cv2.typing import MatLike
 
 from drivers.base import DeviceOffline
-from drivers.camera.config import CameraDeviceSource, CameraFolderSource, CameraStreamSource
-from drivers.camera.decoder import load_image
-from drivers.camera.limits import ImageLimits, ImageRefused
+from drivers.camera.config import CameraFolderSource
+from drivers.camera.limits import ImageLimits, ImageRefused, read_image_file
 
-__all__ = ["FolderSource", "Frame", "VideoSource", "redact"]
+__all__ = ["FolderSource", "Frame", "redact"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One frame: the image (None when the file could not be read: ``error`` says why) and
-    where it came from."""
+    """One image file: its bytes (None when the file could not be read or was refused:
+    ``error`` says why) and its name."""
 
-    image: MatLike | None
+    data: bytes | None
     name: str
     error: str | None = None
 
@@ -90,13 +83,13 @@ class FolderSource:
             await asyncio.sleep(self.cfg.poll_ms / 1000)
         error = None
         try:
-            image = await asyncio.to_thread(load_image, path, self.limits)
+            data: bytes | None = await asyncio.to_thread(read_image_file, path, self.limits)
         except ImageRefused as exc:  # too big to decode: handled like an unreadable image
-            image, error = None, f"cannot read image {path.name!r}: {exc}"
+            data, error = None, f"cannot read image {path.name!r}: {exc}"
         except OSError as exc:
-            image, error = None, f"cannot read image {path.name!r}: {exc.strerror}"
+            data, error = None, f"cannot read image {path.name!r}: {exc.strerror}"
         await asyncio.to_thread(self._done, path)
-        return Frame(image, path.name, error)
+        return Frame(data or None, path.name, error)
 
     def _done(self, path: Path) -> None:
         try:
@@ -112,53 +105,3 @@ class FolderSource:
 
     async def close(self) -> None:
         return None
-
-
-class VideoSource:
-    """Frames of a cv2.VideoCapture (device index or URL)."""
-
-    def __init__(self, cfg: CameraDeviceSource | CameraStreamSource, open_secs: float) -> None:
-        self.cfg = cfg
-        self.open_secs = open_secs
-        self._cap: Any = None
-        self._count = 0
-        if isinstance(cfg, CameraDeviceSource):
-            self.what = f"video device {cfg.index}"
-        else:
-            self.what = f"stream {redact(cfg.url)}"
-
-    def _open(self) -> Any:
-        if isinstance(self.cfg, CameraDeviceSource):
-            cap = cv2.VideoCapture(self.cfg.index)
-            if self.cfg.width:
-                cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.cfg.width)
-            if self.cfg.height:
-                cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.cfg.height)
-        else:
-            cap = cv2.VideoCapture(self.cfg.url)
-        return cap
-
-    async def open(self) -> None:
-        try:
-            cap = await asyncio.wait_for(asyncio.to_thread(self._open), self.open_secs)
-        except TimeoutError as exc:
-            raise DeviceOffline(f"cannot open {self.what} within {self.open_secs:g} s") from exc
-        if cap is None or not cap.isOpened():
-            raise DeviceOffline(f"cannot open {self.what}")
-        self._cap = cap
-
-    async def read(self) -> Frame:
-        cap = self._cap
-        if cap is None:
-            raise DeviceOffline(f"{self.what} is not open")
-        ok, image = await asyncio.to_thread(cap.read)
-        if not ok or image is None:
-            raise DeviceOffline(f"{self.what} delivered no frame (ended or dropped)")
-        self._count += 1
-        return Frame(image, f"frame {self._count}")
-
-    async def close(self) -> None:
-        cap, self._cap = self._cap, None
-        if cap is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(cap.release)

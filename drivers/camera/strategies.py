@@ -15,13 +15,18 @@ cascade is used.
 
 from __future__ import annotations
 
+from typing import Literal
+
 __all__ = [
     "ENGINES",
     "KNOWN_STRATEGIES",
     "OPENCV_STRATEGIES",
     "STRATEGIES",
     "ZBAR_STRATEGIES",
+    "Engine",
 ]
+
+Engine = Literal["zbar", "opencv"]
 
 #: The decoders that read the codes: ZBar (pyzbar) or OpenCV's own QR detectors.
 ENGINES: tuple[str, ...] = ("zbar", "opencv")

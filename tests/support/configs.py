@@ -95,3 +95,30 @@ def demo_line_on_free_ports(tmp: Path) -> Path:
     path = tmp / "demo-line.yaml"
     path.write_text(text)
     return path
+
+
+def modbus_scanner_line_on_free_ports(tmp: Path) -> Path:
+    """The demo line without its OPC UA PLC and its camera, on free ports: the Modbus devices
+    (checkweigher, metal detector, inspection panel, iodizing) and the scanners, the pallet
+    label read by a fixed scanner (TCP) where the demo has a camera. What a small PC on a line
+    without a PLC link or camera runs (bench/gateway_rss.py)."""
+    data = yaml.safe_load(demo_line_on_free_ports(tmp).read_text())
+    kept = []
+    for dev in data["devices"]:
+        if dev["driver"] == "camera":  # the pallet label: a fixed scanner instead
+            dev = {"id": dev["id"], "driver": "scanner", "framing": "crlf",
+                   "connection": {"type": "tcp_client", "host": "127.0.0.1",
+                                  "port": free_port()}}  # fmt: skip
+            pallet_port = dev["connection"]["port"]
+        if dev["driver"] in ("modbus", "scanner"):
+            kept.append(dev)
+    ids = {d["id"] for d in kept}
+    data["devices"] = kept
+    data["profiles"] = [p for p in data["profiles"] if p["device"] in ids]
+    data["simulators"] = [s for s in data["simulators"] if s["kind"] != "line_plc"]
+    for sim in data["simulators"]:
+        if sim["kind"] == "scan_line":
+            sim["pallet"] = {"port": pallet_port}
+    path = tmp / "modbus-scanner-line.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return path

@@ -30,9 +30,8 @@ IMPLEMENTATIONS = frozenset(
         "drivers.opcua.values",
         "drivers.scanner.driver",
         "drivers.scanner.links",
-        "drivers.camera.decoder",
-        "drivers.camera.driver",
-        "drivers.camera.sources",
+        "drivers.camera.decoder",  # OpenCV, numpy, ZBar: in the camera's decode worker only
+        "drivers.camera.worker",
         "firmware_sim.certs",
         "firmware_sim.line_plc",
         "firmware_sim.qrframes",
@@ -105,6 +104,7 @@ def test_the_module_list_is_what_it_claims() -> None:
     ):
         assert core in names
     assert "drivers.modbus.driver" not in names
+    assert "drivers.camera.driver" in names  # the gateway's side of a camera needs no OpenCV
     assert all(
         Path(ROOT, "drivers", *m.split(".")[1:]).with_suffix(".py").exists()
         or Path(ROOT, "drivers", *m.split(".")[1:], "__init__.py").exists()
@@ -126,3 +126,53 @@ def test_core_modules_import_without_the_extras(tmp_path: Path) -> None:
     result = _import_all(blocked_env(tmp_path))
     assert result["failed"] == {}, result["failed"]
     assert result["loaded"] == []
+
+
+_BUILD_LINE = """
+import json, sys
+from gateway.config.loader import load_config
+from gateway.runtime import Gateway
+gw = Gateway(load_config(sys.argv[1]))
+gw._build_supervisors()  # every device's driver, as `saltgw run` creates them
+drivers = sorted(type(s.driver).__name__ for s in gw.supervisors)
+loaded = sorted({m.partition(".")[0] for m in sys.modules})
+print(json.dumps({"drivers": drivers, "loaded": loaded}))
+"""
+
+#: Heavy packages no line's gateway process needs unless a device or section asks for them.
+HEAVY = ("cv2", "numpy", "pyzbar", "asyncua", "pymodbus", "serial", "cryptography", "lxml",
+         "jsonschema", "rich", "amqtt", "google", "waitress", "jinja2")  # fmt: skip
+
+
+def _built(cfg: Path, cwd: Path) -> dict[str, list[str]]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _BUILD_LINE, str(cfg)],
+        capture_output=True, text=True, cwd=cwd, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result: dict[str, list[str]] = json.loads(proc.stdout.splitlines()[-1])
+    return result
+
+
+def test_a_modbus_and_scanner_line_loads_only_its_own_stacks(tmp_path: Path) -> None:
+    """Small PCs (docs/deployment.md): the stacks a line's devices need, nothing else."""
+    from tests.support.configs import modbus_scanner_line_on_free_ports
+
+    built = _built(modbus_scanner_line_on_free_ports(tmp_path), tmp_path)
+    assert set(built["drivers"]) == {"ModbusDriver", "ScannerDriver"}
+    assert [m for m in HEAVY if m in built["loaded"]] == ["pymodbus", "serial"]
+
+
+def test_the_demo_line_gateway_never_loads_opencv(tmp_path: Path) -> None:
+    """The camera's decoding runs in its worker process (drivers/camera/worker.py)."""
+    from tests.support.configs import demo_line_on_free_ports
+
+    built = _built(demo_line_on_free_ports(tmp_path), tmp_path)
+    assert "CameraDriver" in built["drivers"] and "OpcUaDriver" in built["drivers"]
+    assert [m for m in HEAVY if m in built["loaded"]] == [
+        "asyncua",
+        "pymodbus",
+        "serial",
+        "cryptography",
+    ]
