@@ -80,7 +80,7 @@ def test_a_worker_dying_or_hanging_on_an_image_makes_that_image_garbage_only(
         cam = FolderEndpoint(folder, random.Random(7))
         await cam.start()
         drv = _folder_driver(folder)
-        drv.decode_deadline_secs = 1.0
+        drv.decode_deadline_secs = 5.0  # a loaded CI machine decodes a frame well inside it
         await drv.connect()
         out: list[Reading] = []
         try:
@@ -112,7 +112,7 @@ def test_a_worker_dying_or_hanging_on_an_image_makes_that_image_garbage_only(
     }
     assert hung.errors == {
         "frame": "cannot read image 'frame-000003.png': the decode worker no answer within "
-        "1 s: worker stopped"
+        "5 s: worker stopped"
     }
     assert (died.values["rejected"], hung.values["rejected"]) == (1, 2)
     assert after_death.values["codes"] == CODES[1] and not after_death.errors
