@@ -18,7 +18,7 @@ from gateway.commands import WRITE_COMMANDS
 from gateway.profiles.registry import profile_specs
 from gateway.telemetry.config import plan_errors
 
-__all__ = ["cross_checks"]
+__all__ = ["cross_checks", "profile_warnings"]
 
 Loc = tuple[str | int, ...]
 
@@ -199,4 +199,26 @@ def _one_trace_store(data: dict[str, Any], specs: Any) -> Iterator[tuple[Loc, st
                 f"trace store {store!r} differs from {first[2]!r} of profiles[{first[0]}] "
                 f"(device {first[1]!r}): every traceability profile of a line must name the "
                 "same store",
+            )
+
+
+def profile_warnings(data: dict[str, Any]) -> Iterator[tuple[Loc, str]]:
+    """Yield (location, message) for settings a profile needs that its device lacks, where the
+    map still runs (``saltgw validate`` prints them as warnings): a full-image profile (CCP)
+    on an OPC UA device that reports only what changed."""
+    devices = {d.get("id"): d for d in _entries(data, "devices") if isinstance(d, dict)}
+    specs = profile_specs()
+    for i, prof in enumerate(_entries(data, "profiles")):
+        if not isinstance(prof, dict):
+            continue
+        spec = specs.get(str(prof.get("profile")))
+        dev = devices.get(prof.get("device"))
+        if spec is None or not spec.full_image or dev is None or dev.get("driver") != "opcua":
+            continue
+        if dev.get("mode", "subscribe") == "subscribe" and dev.get("report", "changes") != "all":
+            yield (
+                ("profiles", i, "device"),
+                f"profile {spec.name!r} reads every tag of each reading, and OPC UA device "
+                f"{dev['id']!r} reports only the tags that changed: set report: all on it "
+                "(docs/profiles.md), or its records will miss values",
             )

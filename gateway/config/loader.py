@@ -25,7 +25,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
-from gateway.config.checks import cross_checks
+from gateway.config.checks import cross_checks, profile_warnings
 from gateway.config.cleartext import cleartext_risks
 from gateway.config.env import MAP_DIR_VAR, EnvSubstitutionError, substitute
 from gateway.config.extras import missing_extras, unusable_drivers
@@ -476,6 +476,10 @@ def _read_config(
         line, col = _locate(pos, data_path, "value")
         issues.append(Issue(file, line, col, format_path(data_path), message))
     warnings: list[Issue] = []
+    for loc, message in profile_warnings(data):  # settings a profile needs (it still runs)
+        data_path, _ = _walk(data, loc)
+        line, col = _locate(pos, data_path, "value")
+        warnings.append(Issue(file, line, col, format_path(data_path), message, "warning"))
     for risk in cleartext_risks(cfg) if cfg is not None else ():  # secrets sent in clear
         line, col = _locate(pos, risk.loc, "value")
         level_c: Literal["error", "warning"] = "warning" if risk.allowed else "error"

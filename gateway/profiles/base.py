@@ -72,6 +72,9 @@ class ProfileSpec:
     #: Roles an entry needs beyond those marked ``required``, from its raw settings (e.g. a
     #: ``source:`` setting that picks which values the profile reads); None: no such roles.
     required_for: Callable[[Mapping[str, Any]], Collection[str]] | None = None
+    #: Every reading must hold all the profile's tags (a CCP record is one image of the
+    #: device): an OPC UA device in subscribe mode then needs ``report: all``.
+    full_image: bool = False
 
     def bind(
         self,

@@ -218,4 +218,5 @@ CHECKWEIGHER = ProfileSpec(
     create=CheckweigherProfile,
     roles=ROLES,
     description="Checkweigher: a ccp.net_content event per weighing, pack.reject on rejects.",
+    full_image=True,
 )

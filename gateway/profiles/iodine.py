@@ -298,4 +298,5 @@ IODINE = ProfileSpec(
     description="Iodizing: ccp.iodine per analyser sample or per dosing interval (computed from "
     "the salt and KIO3 solution flows), limits by GB 26878-2011; alarm.ccp out of limits.",
     required_for=_required_roles,
+    full_image=True,
 )

@@ -119,4 +119,5 @@ MAGNET_ROD = ProfileSpec(
     roles=ROLES,
     description="Magnet rods: ccp.magnet_rod per inspection (strength against a minimum, iron "
     "caught); alarm.ccp on a weak rod or a missed inspection.",
+    full_image=True,
 )

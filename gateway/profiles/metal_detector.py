@@ -368,4 +368,5 @@ METAL_DETECTOR = ProfileSpec(
     description="Metal detector: ccp.metal_detector per detection (with pack.reject when the "
     "device confirmed it) and per test piece of each verification; alarm.ccp on a failure, an "
     "unconfirmed reject or a missed verification.",
+    full_image=True,
 )

@@ -132,4 +132,5 @@ SIEVE = ProfileSpec(
     roles=ROLES,
     description="Safety sieve: ccp.sieve per screen check (and when a mesh-break detector "
     "trips); alarm.ccp on a broken screen or a missed check.",
+    full_image=True,
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config.loader import ConfigError, load_config
+from gateway.config.loader import ConfigError, load_config, read_config
 
 CASES = Path(__file__).parent / "config_cases"
 ROOT = Path(__file__).parents[2]
@@ -69,3 +69,41 @@ def test_password_comes_from_the_environment_not_the_file(
 def test_missing_file_is_a_positioned_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope\.yaml:1:1: error: cannot read"):
         load_config(tmp_path / "nope.yaml")
+
+
+SIEVE_ON_OPCUA = """\
+gateway: {{id: gw-1, enterprise: "8035", site: daiyue, line: L1}}
+devices:
+  - id: panel1
+    driver: opcua
+    endpoint: opc.tcp://127.0.0.1:4840
+    mode: {mode}
+{report}    tags:
+      sieve_inspections: {{node: s=Sieve.Inspections, type: UInt32}}
+      sieve_intact: {{node: s=Sieve.Intact, type: Boolean}}
+profiles:
+  - profile: sieve
+    device: panel1
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "report", "warned"),
+    [("subscribe", "", True), ("subscribe", "    report: all\n", False), ("poll", "", False)],
+)
+def test_a_ccp_profile_on_an_opcua_device_reporting_changes_is_a_warning(
+    tmp_path: Path, mode: str, report: str, warned: bool
+) -> None:
+    """A CCP record is one image of the device: subscribe mode must report every tag."""
+    path = tmp_path / "line.yaml"
+    path.write_text(SIEVE_ON_OPCUA.format(mode=mode, report=report))
+    _cfg, warnings = read_config(path)
+    said = [str(w) for w in warnings if "report: all" in w.message]
+    if warned:
+        assert said == [
+            f"{path}:12:13: warning: profiles[0].device: profile 'sieve' reads every tag of "
+            "each reading, and OPC UA device 'panel1' reports only the tags that changed: set "
+            "report: all on it (docs/profiles.md), or its records will miss values"
+        ]
+    else:
+        assert said == []
