@@ -59,6 +59,7 @@ class JsonFormatter(logging.Formatter):
 
 
 SALTGW_HANDLER = "saltgw"  # the name of the root handler setup_logging installs
+QUIETED_LOGGERS = ("pymodbus", "asyncua", "amqtt", "transitions")  # WARNING and up only
 
 
 def setup_logging(level: str, fmt: str = "text") -> None:
@@ -72,6 +73,6 @@ def setup_logging(level: str, fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper()))
-    for noisy in ("pymodbus", "asyncua", "amqtt", "transitions"):
+    for noisy in QUIETED_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)

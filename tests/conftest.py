@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.logs import SALTGW_HANDLER
+from gateway.logs import QUIETED_LOGGERS, SALTGW_HANDLER
 from tests.support.broker import Mosquitto, mosquitto_available
 
 # in CI a skip fails the run; the browser and HTTPS-proxy fixtures (browser, screenshot,
@@ -30,10 +30,11 @@ def _root_logging_restored() -> Iterator[None]:
     on the root logger, on that test's captured stderr. Left in place it would write to a
     closed file in every later test ("--- Logging error ---")."""
     root = logging.getLogger()
-    level = root.level
+    levels = {name: logging.getLogger(name).level for name in ("", *QUIETED_LOGGERS)}
     yield
     root.handlers[:] = [h for h in root.handlers if h.get_name() != SALTGW_HANDLER]
-    root.setLevel(level)
+    for name, level in levels.items():  # setup_logging quiets the stacks' loggers too
+        logging.getLogger(name).setLevel(level)
 
 
 @pytest.fixture

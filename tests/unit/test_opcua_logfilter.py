@@ -25,6 +25,7 @@ def test_lost_link_records_are_dropped_and_others_shortened(
     install()  # idempotent
     assert len(logging.getLogger(SESSION_LOGGER).filters) == 1
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger=SESSION_LOGGER)  # whatever an earlier test set
     _crash(ConnectionError("Connection is closed"))
     _crash(ua.UaStatusCodeError(ua.StatusCodes.BadShutdown))
     logging.getLogger(SESSION_LOGGER).warning("close_session was called but connection is closed")
