@@ -227,9 +227,11 @@ def test_both_profiles_carry_the_same_table6_facts(tmp_path: Path, gs1_xsd: Path
     assert plat.batches[BATCH]["productionDate"] == "2026-11-22"
     # and the same records
     for name in ("codes", "relations", "orders", "rejects", "decommissioned", "inbound",
-                 "recalls"):  # fmt: skip
+                 "recalls", "lab"):  # fmt: skip
         assert getattr(epcis, name) == getattr(plat, name), name
     assert [v for _, v in epcis.ccp] == [v for _, v in plat.ccp]  # types are named differently
+    assert set(plat.lab) == {"R-1", "REL-1"}  # the lab's records (issue 18)
+    assert plat.lab["REL-1"]["decision"] == "released" and plat.lab["R-1"]["grade"] == "一级"
 
 
 def _upload(store: TraceStore, outbox: Path) -> int:
