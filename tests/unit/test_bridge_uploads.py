@@ -271,7 +271,7 @@ def test_a_batch_is_complete_only_when_every_kind_is_acknowledged(tmp_path: Path
     assert set(rep.kinds) == set(KINDS)
     want = {
         "bags": 45, "cases": 4, "pallets": 1, "unpacks": 1, "ccp": 46, "feedings": 2,
-        "rejects": 4, "outbound": 1, "inbound": 1, "recall": 2,
+        "rejects": 4, "outbound": 1, "inbound": 1, "recall": 2, "records": 2,
     }  # fmt: skip
     assert {k: c.produced for k, c in rep.kinds.items()} == want
     assert all(c.acknowledged == c.produced == c.documented for c in rep.kinds.values())
