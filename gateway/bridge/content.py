@@ -7,6 +7,7 @@ one kind are read in ``rid`` order, codes grouped by batch.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,11 +27,13 @@ __all__ = [
     "DocumentContent",
     "DocumentHeader",
     "FeedRecord",
+    "LabRecord",
     "OutboundRecord",
     "RejectRecord",
     "Relation",
     "ScanRecord",
     "Site",
+    "camel",
     "fields_of",
 ]
 
@@ -88,6 +91,12 @@ def fields_of(obj: object, names: tuple[tuple[str, str], ...]) -> dict[str, str]
         if v is not None and v != "":
             out[xml] = str(v)
     return out
+
+
+def camel(name: str) -> str:
+    """A record field's name in the documents (``retained_sample`` → ``retainedSample``)."""
+    head, *rest = name.split("_")
+    return head + "".join(w.capitalize() for w in rest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +243,23 @@ class ScanRecord:
     ref: str | None  # the order (inbound) or the recall id
     party: str | None  # the supplier (inbound) or the recall's other party
     bags: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LabRecord:
+    """A record from MES or LIMS (``record.*``, docs/records.md): a material receipt (table 1),
+    an inspection (table 2 row 3), a release (table 3 row 3) or non-conforming handling."""
+
+    event: EventMeta
+    kind: str  # material_receipt | inspection | release | nonconforming
+    record_id: str
+    ts: str  # when the gateway journaled it
+    fields: dict[str, object]  # the record's fields (the event's data), as stored
+
+    def items(self) -> list[dict[str, object]]:
+        """An inspection's items (item, result, verdict); none for other kinds."""
+        items = self.fields.get("items")
+        return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
 
 
 class DocumentContent:
@@ -390,6 +416,18 @@ class DocumentContent:
         )
         for rid, *rest in cur:
             yield ScanRecord(meta[rid], *rest)
+
+    def lab_records(self, kind: str) -> Iterator[LabRecord]:
+        """The records of ``kind`` (gateway/records/models.py) from MES and LIMS, in ingest
+        order."""
+        meta = self._meta()
+        cur = self._q(
+            "SELECT rid, record_id, ts, body FROM lab_records WHERE rid BETWEEN ? AND ? "
+            "AND kind = ? ORDER BY rid",
+            kind,
+        )
+        for rid, record_id, ts, body in cur:
+            yield LabRecord(meta[rid], kind, record_id, ts, json.loads(body))
 
 
 def batch_of(db: sqlite3.Connection, code: str) -> str | None:

@@ -28,6 +28,20 @@ Mapping (contract "Platform XML"; URIs: gateway/bridge/uris.py):
   ``in_progress``, the order as ``bizTransaction`` type ``recadv``, the supplier as ``source``.
 - recall scans (``recall.scan``; 10.6): ``ObjectEvent`` OBSERVE, bizStep ``receiving``,
   disposition ``recalled``, the recall as ``bizTransaction`` type ``rma``, the party as ``source``.
+- records from MES and LIMS (``record.*``; docs/records.md), each an ``ObjectEvent`` OBSERVE
+  with the record's fields as ``sg:`` leaves (names as the platform profile's attributes,
+  ``sg:record`` the record id) and the subject in ``quantityList``:
+  material receipts (table 1, 10.1): bizStep ``receiving``, disposition ``conformant`` /
+  ``non_conformant`` (the verdict), the lot as ``urn:saltgw:material:…:{material}:{lot}`` with
+  quantity and unit, the supplier as ``source`` (type ``owning_party``); inspections (table 2
+  row 3): bizStep ``inspecting``, disposition by the verdict, the batch (or the lot: a material
+  URI when ``product`` names it, else ``urn:saltgw:lot:…``), each item as ``sg:item`` with
+  ``item`` / ``result`` / ``verdict`` attributes; releases (table 3 row 3): bizStep
+  ``urn:saltgw:bizstep:releasing`` and disposition ``sellable_not_accessible`` when released,
+  bizStep ``holding`` and ``non_sellable_other`` when held, the batch as the class;
+  non-conforming handling (table 3 row 3): bizStep ``removing``, disposition ``destroyed`` for
+  ``destroy`` else ``non_conformant``, the codes in ``epcList`` or, with none, the batch (with the
+  quantity) in ``quantityList``.
 - table 6's public fields and table 2 row 2 (shift, person in charge) as master data in
   ``EPCISHeader/extension/EPCISMasterData``: vocabulary ``EPCClass`` (each product
   ``urn:saltgw:product:…`` and batch ``urn:saltgw:batch:…`` with its fields) and
@@ -55,10 +69,12 @@ from gateway.bridge.content import (
     DocumentHeader,
     EventMeta,
     FeedRecord,
+    LabRecord,
     OutboundRecord,
     RejectRecord,
     Relation,
     ScanRecord,
+    camel,
     fields_of,
 )
 from gateway.bridge.uris import (
@@ -67,6 +83,7 @@ from gateway.bridge.uris import (
     code_uri,
     device_uri,
     location_uri,
+    lot_uri,
     material_uri,
     mda_uri,
     order_uri,
@@ -84,7 +101,9 @@ SG_NS = "urn:saltgw:epcis:1"  # saltgw's extension elements and attributes
 GS1_NS = "https://gs1.org/voc/"
 CBV = "urn:epcglobal:cbv:"
 # UN/CEFACT Recommendation 20 codes for the units CCP readings use
-UOM = {"g": "GRM", "kg": "KGM", "mg": "MGM", "mg/kg": "NA", "mm": "MMT", "ppm": "59"}
+UOM = {
+    "g": "GRM", "kg": "KGM", "mg": "MGM", "mg/kg": "NA", "mm": "MMT", "ppm": "59", "t": "TNE",
+}  # fmt: skip
 SENSOR_TYPE = {"ccp.net_content": "gs1:Mass"}
 VTYPE = "urn:epcglobal:epcis:vtype:"
 STEP_OF = {"pack": "packing", "unpack": "unpacking", "remove": "removing"}
@@ -154,6 +173,9 @@ class EpcisWriter:
                         self._reject(xf, rej)
                     for scan in (*content.scans("inbound"), *content.scans("recall")):
                         self._scan(xf, scan)
+                    for kind in LAB_KINDS:
+                        for lab in content.lab_records(kind):
+                            self._lab_record(xf, out, lab)
                 if header.chain is not None:  # the store's chain head: the platform's anchor
                     rid, hexed, alg = header.chain  # (xsd:any ##other after EPCISBody)
                     attrs = {"record": str(rid), "hash": hexed, "alg": alg}
@@ -399,6 +421,84 @@ class EpcisWriter:
                 **{names[0]: rec.ref, names[1]: rec.party},
                 level=rec.level, bags=rec.bags, batch=rec.batch, device=rec.device,
             )  # fmt: skip
+
+    def _lab_record(self, xf: Any, out: IO[bytes], rec: LabRecord) -> None:
+        ev, f = rec.event, rec.fields
+        step, disp = _lab_step(rec)
+        codes = f.get("codes") if rec.kind == "nonconforming" else None
+        with xf.element("ObjectEvent"):
+            self._head(xf, rec.ts, ev.id)
+            if isinstance(codes, list) and codes:
+                with xf.element("epcList"):
+                    write_run(xf, out, "epc", [code_uri(str(c)) for c in codes], uris=True)
+                codes_named = True
+            else:
+                _leaf(xf, "epcList", "")
+                codes_named = False
+            _leaf(xf, "action", "OBSERVE")
+            _leaf(xf, "bizStep", step)
+            _leaf(xf, "disposition", CBV + "disp:" + disp)
+            self._where(xf, ev)
+            subject = None if codes_named else _lab_subject(ev.enterprise, rec)
+            if subject is not None:
+                with xf.element("quantityList"), xf.element("quantityElement"):
+                    _leaf(xf, "epcClass", subject)
+                    q, unit = f.get("quantity"), f.get("unit")
+                    if isinstance(q, int | float) and not isinstance(q, bool):
+                        _leaf(xf, "quantity", _decimal(q))
+                        if isinstance(unit, str) and unit in UOM:
+                            _leaf(xf, "uom", UOM[unit])
+            supplier = f.get("supplier")
+            if rec.kind == "material_receipt" and isinstance(supplier, str):
+                with xf.element("sourceList"):
+                    src = {"type": CBV + "sdt:owning_party"}
+                    _leaf(xf, "source", party_uri(supplier), src)
+            _leaf(xf, f"{{{SG_NS}}}record", rec.record_id)
+            _extras(
+                xf,
+                **{
+                    camel(k): _num(v) if isinstance(v, float) else v
+                    for k, v in f.items()
+                    if k not in ("record_id", "items", "codes")
+                },
+            )
+            for item in rec.items():
+                attrs = {k: str(v) for k, v in item.items() if v is not None and v != ""}
+                _leaf(xf, f"{{{SG_NS}}}item", "", attrs)
+
+
+# the order record kinds are written in (gateway/records/models.py)
+LAB_KINDS = ("material_receipt", "inspection", "release", "nonconforming")
+
+
+def _lab_step(rec: LabRecord) -> tuple[str, str]:
+    """(bizStep URI, CBV disposition) of a record from MES or LIMS."""
+    f = rec.fields
+    ok = "conformant" if f.get("verdict") == "pass" else "non_conformant"
+    if rec.kind == "material_receipt":
+        return CBV + "bizstep:receiving", ok
+    if rec.kind == "inspection":
+        return CBV + "bizstep:inspecting", ok
+    if rec.kind == "release":
+        if f.get("decision") == "released":
+            return "urn:saltgw:bizstep:releasing", "sellable_not_accessible"
+        return CBV + "bizstep:holding", "non_sellable_other"
+    destroyed = f.get("disposition") == "destroy"
+    return CBV + "bizstep:removing", "destroyed" if destroyed else "non_conformant"
+
+
+def _lab_subject(enterprise: str, rec: LabRecord) -> str | None:
+    """The class a record is about: the batch, or the material lot."""
+    f = rec.fields
+    batch, lot = f.get("batch"), f.get("lot")
+    if isinstance(batch, str):
+        return batch_uri(enterprise, batch)
+    if not isinstance(lot, str):
+        return None
+    name = f.get("material") if rec.kind == "material_receipt" else f.get("product")
+    return (
+        material_uri(enterprise, name, lot) if isinstance(name, str) else lot_uri(enterprise, lot)
+    )
 
 
 def _extras(xf: Any, **values: object) -> None:

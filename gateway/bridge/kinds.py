@@ -15,6 +15,7 @@ A record belongs to the batch of what it is about:
     outbound   ``outbound`` rows (the shipped code's batch) table 4
     inbound    ``scans`` of kind inbound (the code's batch) 5.2
     recall     ``scans`` of kind recall (the code's batch)  10.6
+    records    ``lab_records`` of the batch (MES / LIMS)    tables 2 row 3, 3 rows 3-4
 
 Rows are counted by the state of the document that holds their event (documents are few; each is
 one index range of the rows), like :func:`gateway.bridge.reconcile.by_state`.
@@ -41,6 +42,7 @@ KINDS: dict[str, str] = {
     "outbound": "outbound x ON x.batch = ?",
     "inbound": "scans x ON x.batch = ? AND x.kind = 'inbound'",
     "recall": "scans x ON x.batch = ? AND x.kind = 'recall'",
+    "records": "lab_records x ON x.batch = ?",  # inspections, releases, non-conforming
 }
 
 

@@ -27,10 +27,12 @@ from gateway.bridge.content import (
     DocumentContent,
     DocumentHeader,
     FeedRecord,
+    LabRecord,
     OutboundRecord,
     RejectRecord,
     Relation,
     ScanRecord,
+    camel,
     fields_of,
 )
 from gateway.bridge.xmlout import write_run
@@ -94,6 +96,12 @@ class PlatformWriter:
                 _section(xf, "Rejects", content.rejects(), _reject)
                 _section(xf, "Inbound", content.scans("inbound"), _scan)
                 _section(xf, "Recalls", content.scans("recall"), _scan)
+                for kind, (section, _tag) in LAB_SECTIONS.items():
+                    recs = _peek(content.lab_records(kind))
+                    if recs is not None:
+                        with xf.element(section):
+                            for rec in recs:
+                                _lab_record(xf, out, rec)
                 if header.chain is not None:  # the store's chain head: the platform's anchor
                     rid, hexed, alg = header.chain
                     _empty(xf, "ChainHead", {"record": str(rid), "hash": hexed, "alg": alg})
@@ -229,6 +237,35 @@ def _scan(xf: Any, rec: ScanRecord) -> None:
         }
     )  # fmt: skip
     _empty(xf, "Scan", attrs)
+
+
+# record kind → (section, element): QB/T 5279 table 1 (原辅料信息), table 2 row 3 (检验信息),
+# table 3 row 3 (产品放行记录, 不合格产品处置记录); fields: docs/records.md, platform-1.xsd
+LAB_SECTIONS = {
+    "material_receipt": ("MaterialReceipts", "Receipt"),
+    "inspection": ("Inspections", "Inspection"),
+    "release": ("Releases", "Release"),
+    "nonconforming": ("NonconformingHandling", "Handling"),
+}
+
+
+def _lab_record(xf: Any, out: IO[bytes], rec: LabRecord) -> None:
+    """A record's fields as attributes (``snake_case`` → ``camelCase``); an inspection's items
+    as ``Item`` elements, a non-conforming record's codes as ``C``."""
+    ev, f = rec.event, rec.fields
+    attrs = {"event": ev.id, "record": rec.record_id, "t": rec.ts, "line": ev.line}
+    for name, v in f.items():
+        if name in ("record_id", "items", "codes") or v is None or v == "":
+            continue
+        if isinstance(v, float | int) and not isinstance(v, bool):
+            v = _num(v)
+        attrs[camel(name)] = str(v)
+    with xf.element(LAB_SECTIONS[rec.kind][1], attrs):
+        for item in rec.items():
+            _empty(xf, "Item", _clean(item))
+        codes = f.get("codes")
+        if isinstance(codes, list) and codes:
+            write_run(xf, out, "C", [str(c) for c in codes])
 
 
 def _section(xf: Any, tag: str, records: Iterator[T], write: Callable[[Any, T], None]) -> None:

@@ -38,7 +38,7 @@ from gateway.bridge.content import batch_of
 from gateway.bridge.gaps import Gap, GapTracker
 from gateway.bridge.gateways import KnownGateways
 from gateway.bridge.integrity import check_marker, seal
-from gateway.bridge.lab_records import lab_record
+from gateway.bridge.lab_records import check_lab_record, duplicate_note, lab_record
 from gateway.bridge.line_records import check_line_record, label
 from gateway.bridge.records import KINDS, BadEvent, Parsed, parse_event
 from gateway.bridge.schema import PENDING_EVENTS_SQL, QUARANTINE_PAYLOAD_BYTES, connect
@@ -66,6 +66,7 @@ def parse_seq_mark(topic: str, payload: bytes) -> tuple[str, int]:
     if type(last) is not int or not 1 <= last < 2**63:
         raise BadEvent(f"seq mark: last_seq must be an integer >= 1; got {last!r}", "schema")
     return gw, last
+
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,7 @@ class TraceStore:
             if self.known is not None:  # before anything else looks at it (gateways.py)
                 self.known.check(ev.gateway, payload)
             check_line_record(ev)
+            check_lab_record(ev)
         except BadEvent as exc:
             self._quarantine(topic, payload, exc, now, got)
             return
@@ -245,6 +247,10 @@ class TraceStore:
                     "code %r commissioned twice: event %s kept, not uploaded", ev.codes[0], ev.id
                 )
                 ev.up, ev.weight = False, 0
+        elif ev.group == "record" and note is None:
+            note = duplicate_note(db, ev)
+            if note is not None:
+                ev.up, ev.weight = False, 0
         keep_payload = payload if not ev.up else None
         cur = db.execute(
             "INSERT INTO events(id, type, ts, gateway, seq, enterprise, site, line, device, "
@@ -259,7 +265,7 @@ class TraceStore:
         if ev.batch is not None:
             self._touch_batch(ev, now)
         if ev.group == "record" and note is None:
-            lab_record(db, ev, rid)
+            lab_record(db, ev, rid)  # uploaded: its body is in lab_records
         if not ev.up:
             return conflict, rid
         if ev.type == "pack.bag":

@@ -38,6 +38,7 @@ __all__ = [
     "code_uri",
     "device_uri",
     "location_uri",
+    "lot_uri",
     "material_uri",
     "mda_uri",
     "order_uri",
@@ -103,6 +104,11 @@ def product_uri(enterprise: str, product: str) -> str:
 def material_uri(enterprise: str, material: str, lot: str | None) -> str:
     tail = "" if lot is None else f":{_p(lot)}"
     return f"urn:saltgw:material:{_p(enterprise)}:{_p(material)}{tail}"
+
+
+def lot_uri(enterprise: str, lot: str) -> str:
+    """A material lot whose material is not named (a lab inspection of a lot)."""
+    return f"urn:saltgw:lot:{_p(enterprise)}:{_p(lot)}"
 
 
 def recall_uri(enterprise: str, recall: str) -> str:

@@ -1,6 +1,7 @@
 """The messages of the topic tree that are not events: the retained device state and line KPIs,
-and the answer to a MES command (gateway/runtime.py ``_on_state``, gateway/kpi/calculator.py,
-gateway/commands.py). The gateway status topic carries the bare text ``online`` / ``offline``."""
+the answer to a MES command and to a record from MES / LIMS (gateway/runtime.py ``_on_state``,
+gateway/kpi/calculator.py, gateway/commands.py, gateway/records/router.py). The gateway status
+topic carries the bare text ``online`` / ``offline``."""
 
 from __future__ import annotations
 
@@ -251,4 +252,62 @@ RESPONSE = Message(
     },
 )
 
-MESSAGES = (STATE, KPI, RESPONSE)
+RECORD_RESPONSE = Message(
+    "record_response",
+    "record/{kind}/response",
+    False,
+    "The gateway's answer to a record from MES or LIMS on `…/record/{kind}` (docs/records.md): "
+    "exactly one per message, `accepted` only once the journal committed the record's event.",
+    obj(
+        Field("id", nullable(string()), "The message's `id`; null when it had none."),
+        Field(
+            "status",
+            enum("accepted", "rejected"),
+            "accepted: journaled (or already journaled: `duplicate`); rejected: not journaled, "
+            "`reason` says why.",
+        ),
+        Field(
+            "reason",
+            nullable(string()),
+            "Why it was rejected (the field and what is wrong, at most five errors; "
+            "`not authorised` without details); null when accepted.",
+        ),
+        Field(
+            "record",
+            string(),
+            "The record kind of the topic (`material_receipt`, `inspection`, `release`, "
+            "`nonconforming`; an unknown kind is echoed, cut to 64 characters, and rejected).",
+        ),
+        Field(
+            "record_id",
+            nullable(string(minLength=1)),
+            "The record id journaled (the record's `record_id`, else the message `id`); null "
+            "when rejected.",
+        ),
+        Field(
+            "seq",
+            nullable(integer(minimum=1)),
+            "The journal seq of the record's event (the first one for a duplicate); null when "
+            "rejected.",
+        ),
+        Field(
+            "duplicate",
+            {"type": "boolean"},
+            "true: a record of this kind and id was already journaled; not journaled again.",
+        ),
+        Field("ts", TS, "When answered."),
+        title="saltgw record response",
+    ),
+    {
+        "id": "lims-msg-1",
+        "status": "accepted",
+        "reason": None,
+        "record": "inspection",
+        "record_id": "LIMS-R-1122-01",
+        "seq": 812,
+        "duplicate": False,
+        "ts": "2026-11-22T15:00:00.120+08:00",
+    },
+)
+
+MESSAGES = (STATE, KPI, RESPONSE, RECORD_RESPONSE)

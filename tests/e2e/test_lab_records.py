@@ -218,6 +218,12 @@ def test_lims_message_and_csv_imports_reach_trace_upload_and_material_recall(
         for body in bodies:
             assert check_document(body).valid
         assert facts_of(bodies).batches[BATCH]["inspection"] == "合格，一级"
+        # the records themselves are uploaded too (platform XML: MaterialReceipts, ...)
+        ids = {r for _, r in kinds}
+        wait(lambda: ids <= set(facts_of(outbox(tmp_path / "out")).lab), 20, "records uploaded")
+        lab = facts_of(outbox(tmp_path / "out")).lab
+        assert {lab[r].get("decision") for r in ids} >= {"released"}
+        assert {lab[r].get("supplier") for r in ids} >= {"某某盐矿有限公司"}
     finally:
         bridge.stop()
     # recall by the material lot: every code of the batch, its cases, pallets and customers

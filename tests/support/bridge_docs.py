@@ -32,6 +32,8 @@ class Facts:
     decommissioned: list[str] = field(default_factory=list)
     inbound: list[tuple[str, str | None, str | None]] = field(default_factory=list)
     recalls: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    # records from MES and LIMS (record.*): record id → its fields as name → text
+    lab: dict[str, dict[str, str]] = field(default_factory=dict)
     # table 6 / table 2 row 2: enterprise fields, products and batches by id, as name → text
     enterprise: dict[str, str] = field(default_factory=dict)
     products: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -51,7 +53,10 @@ class Facts:
             step = ev.findtext("bizStep", "").rsplit(":", 1)[-1]
             sg = {e.tag[len(SG) :]: e.text for e in ev if e.tag.startswith(SG)}
             epcs = [code_of(e.text) for e in ev.iterfind("epcList/epc")]
-            if ev.tag == "TransformationEvent":
+            if "record" in sg:  # a record from MES or LIMS
+                rid = sg.pop("record")
+                self.lab[rid] = {k: v for k, v in sg.items() if k != "item"}
+            elif ev.tag == "TransformationEvent":
                 self.feedings.append(sg)
             elif ev.tag == "AggregationEvent":
                 kids = tuple(code_of(e.text) for e in ev.iterfind("childEPCs/epc"))
@@ -124,6 +129,10 @@ class Facts:
             self.ccp.append((c.get("type"), c.get("verdict")))
         for o in root.iterfind(f"{PLAT}Outbound/{PLAT}Order"):
             self.orders[o.get("number")] = [c.text for c in o.iterfind(PLAT + "C")]
+        for section in ("MaterialReceipts", "Inspections", "Releases", "NonconformingHandling"):
+            for r in root.iterfind(f"{PLAT}{section}/*"):
+                skip = ("record", "event", "t", "line")
+                self.lab[r.get("record")] = {k: v for k, v in r.attrib.items() if k not in skip}
 
 
 def facts_of(bodies: list[bytes]) -> Facts:

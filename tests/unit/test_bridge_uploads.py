@@ -227,9 +227,11 @@ def test_both_profiles_carry_the_same_table6_facts(tmp_path: Path, gs1_xsd: Path
     assert plat.batches[BATCH]["productionDate"] == "2026-11-22"
     # and the same records
     for name in ("codes", "relations", "orders", "rejects", "decommissioned", "inbound",
-                 "recalls"):  # fmt: skip
+                 "recalls", "lab"):  # fmt: skip
         assert getattr(epcis, name) == getattr(plat, name), name
     assert [v for _, v in epcis.ccp] == [v for _, v in plat.ccp]  # types are named differently
+    assert set(plat.lab) == {"R-1", "REL-1"}  # the lab's records (issue 18)
+    assert plat.lab["REL-1"]["decision"] == "released" and plat.lab["R-1"]["grade"] == "一级"
 
 
 def _upload(store: TraceStore, outbox: Path) -> int:
@@ -269,7 +271,7 @@ def test_a_batch_is_complete_only_when_every_kind_is_acknowledged(tmp_path: Path
     assert set(rep.kinds) == set(KINDS)
     want = {
         "bags": 45, "cases": 4, "pallets": 1, "unpacks": 1, "ccp": 46, "feedings": 2,
-        "rejects": 4, "outbound": 1, "inbound": 1, "recall": 2,
+        "rejects": 4, "outbound": 1, "inbound": 1, "recall": 2, "records": 2,
     }  # fmt: skip
     assert {k: c.produced for k, c in rep.kinds.items()} == want
     assert all(c.acknowledged == c.produced == c.documented for c in rep.kinds.values())

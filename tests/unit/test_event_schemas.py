@@ -483,9 +483,11 @@ def records(out: Produced) -> None:
         return [Event("x", "gw", len(out.drafts), d.type, "", "", "", "", None, None)
                 for d in drafts]  # fmt: skip
 
+    sent: list[bytes] = []
     router = RecordRouter(
-        Topics("salt/v1", "8035", "s", "L1", "gw"), BASE.tzinfo or TZ_UTC, lambda t, b: None,
-        append, Authoriser.open(), JournaledRecords(None), clock=lambda: BASE.timestamp(),
+        Topics("salt/v1", "8035", "s", "L1", "gw"), BASE.tzinfo or TZ_UTC,
+        lambda t, b: sent.append(b), append, Authoriser.open(), JournaledRecords(None),
+        clock=lambda: BASE.timestamp(),
     )  # fmt: skip
     for spec in SPECS:
         if spec.group != "record":
@@ -495,6 +497,17 @@ def records(out: Produced) -> None:
         body = json.dumps({"id": f"m-{spec.kind}", **data}, ensure_ascii=False).encode()
         got = asyncio.run(router.handle(f"salt/v1/8035/s/L1/record/{spec.kind}", body))
         assert got["status"] == "accepted", got
+        kind, last = spec.kind, data
+    # the answers: accepted, a duplicate, a bad record, not JSON, an unknown kind
+    again = json.dumps({**last, "id": "m-again", "record_id": got["record_id"]}).encode()
+    asyncio.run(router.handle(f"salt/v1/8035/s/L1/record/{kind}", again))
+    for kind, bad in (("release", b'{"id": "m-bad", "batch": "B1"}'), ("release", b"[1"),
+                      ("recipe", b'{"id": "m-x"}')):  # fmt: skip
+        asyncio.run(router.handle(f"salt/v1/8035/s/L1/record/{kind}", bad))
+    answers = [json.loads(b) for b in sent]
+    assert [a["status"] for a in answers[-4:]] == ["accepted"] + ["rejected"] * 3, answers
+    assert answers[-4]["duplicate"] is True
+    out.messages.extend(("record_response", a) for a in answers)
 
 
 @pytest.fixture(scope="module")
