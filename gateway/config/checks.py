@@ -206,13 +206,17 @@ def profile_warnings(data: dict[str, Any]) -> Iterator[tuple[Loc, str]]:
     """Yield (location, message) for settings a profile needs that its device lacks, where the
     map still runs (``saltgw validate`` prints them as warnings): a full-image profile (CCP)
     on an OPC UA device that reports only what changed."""
-    devices = {d.get("id"): d for d in _entries(data, "devices") if isinstance(d, dict)}
+    devices = {
+        d["id"]: d
+        for d in _entries(data, "devices")
+        if isinstance(d, dict) and isinstance(d.get("id"), str)
+    }
     specs = profile_specs()
     for i, prof in enumerate(_entries(data, "profiles")):
-        if not isinstance(prof, dict):
-            continue
+        if not isinstance(prof, dict) or not isinstance(prof.get("device"), str):
+            continue  # a malformed entry: the schema reports it
         spec = specs.get(str(prof.get("profile")))
-        dev = devices.get(prof.get("device"))
+        dev = devices.get(prof["device"])
         if spec is None or not spec.full_image or dev is None or dev.get("driver") != "opcua":
             continue
         if dev.get("mode", "subscribe") == "subscribe" and dev.get("report", "changes") != "all":
