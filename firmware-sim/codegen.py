@@ -41,4 +41,5 @@ class CodeGen:
         if self.rng.random() < 0.5:
             return code[: 4 + self.rng.randrange(1, 5)]
         i = self.rng.randrange(4, len(code))
-        return code[:i] + self.rng.choice("#*?~") + code[i + 1 :]
+        # not '?': in a resolver URL it would cut the code into a shorter one that may be valid
+        return code[:i] + self.rng.choice("#*~!") + code[i + 1 :]

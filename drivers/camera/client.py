@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 #: How long a worker may take to start and answer its hello (importing OpenCV on a slow PC).
 START_SECS = 60.0
 STOP_SECS = 5.0
+EXIT_GRACE_SECS = 2.0  # a worker whose pipe closed has this long to exit before it is killed
 _LEVELS = {name: getattr(logging, name) for name in ("DEBUG", "INFO", "WARNING", "ERROR")}
 _ROOT = str(Path(__file__).resolve().parents[2])  # where the drivers package lives
 
@@ -156,7 +157,8 @@ class DecodeWorker:
             await self._kill()
             raise WorkerDied(f"no answer within {deadline_secs:g} s: worker stopped") from None
         except (ConnectionError, asyncio.IncompleteReadError, wire.WireError) as exc:
-            rc = await self._kill()
+            going = not isinstance(exc, wire.WireError)  # its pipe closed: it is exiting
+            rc = await self._kill(grace=EXIT_GRACE_SECS if going else 0.0)
             why = f" ({exc})" if isinstance(exc, wire.WireError) else ""
             raise WorkerDied(f"{_status(rc)}{why}") from exc
         except asyncio.CancelledError:
@@ -183,10 +185,18 @@ class DecodeWorker:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
 
-    async def _kill(self) -> int | None:
+    async def _kill(self, grace: float = 0.0) -> int | None:
+        """End the worker and return its status. With ``grace``, a worker that is going (its
+        pipe closed) is first given that long to exit: killing one that has exited already
+        polls it, and that poll reaps the status asyncio's child watcher waits for (it then
+        reports 255 in place of the worker's own status)."""
         proc, self._proc = self._proc, None
         if proc is None:
             return None
+        if proc.returncode is None and grace > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await proc.wait()
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
