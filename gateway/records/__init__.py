@@ -2,6 +2,6 @@
 release decisions, non-conforming product handling (QB/T 5279-2018 tables 1-3; docs/records.md).
 
 ``models.py`` defines them; ``router.py`` takes them from MQTT (``…/{line}/record/{kind}``) and
-journals them as ``record.*`` events; ``csv_import.py`` reads them from CSV files and
-``importer.py`` (``saltgw import``) sends those to the running gateway.
+journals them as ``record.*`` events; ``file_import.py`` reads them from CSV and XLSX files
+(``tables.py``) and ``importer.py`` (``saltgw import``) sends those to the running gateway.
 """

@@ -1,4 +1,4 @@
-"""``saltgw import CONFIG.yaml KIND FILE.csv`` (docs/records.md)."""
+"""``saltgw import CONFIG.yaml KIND FILE.csv|FILE.xlsx`` (docs/records.md)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,21 @@ __all__ = ["add_command"]
 def add_command(sub: Any) -> None:
     s = sub.add_parser(
         "import",
-        help="import lab / material / release records from a CSV file into a running gateway",
+        help="import lab / material / release records from a CSV or XLSX file into a running "
+        "gateway",
         description=(
-            "Read records (QB/T 5279 tables 1-3) from a UTF-8 CSV file exported by a LIMS or "
-            "MES, check every row, and send them to the running gateway of CONFIG over MQTT; "
+            "Read records (QB/T 5279 tables 1-3) from a UTF-8 CSV file or an Excel workbook "
+            "(.xlsx, the xlsx extra) exported by a LIMS or MES, check every row, and send them "
+            "to the running gateway of CONFIG over MQTT; "
             "each is journaled once (a re-import adds nothing). A file with a bad row imports "
             "nothing unless --partial. docs/records.md"
         ),
     )
     s.add_argument("config", metavar="CONFIG.yaml")
     s.add_argument("kind", choices=KINDS, metavar="KIND", help=f"one of {', '.join(KINDS)}")
-    s.add_argument("file", metavar="FILE.csv")
+    s.add_argument("file", metavar="FILE", help="a .csv (UTF-8) or .xlsx file")
+    s.add_argument("--sheet", metavar="NAME", help="the workbook's sheet to read (default: the "
+                   "first)")  # fmt: skip
     s.add_argument("--partial", action="store_true", help="import the good rows of a bad file")
     s.add_argument(
         "--issuer", metavar="NAME", help="the commands: issuer to sign as (its key from config)"
@@ -38,11 +42,13 @@ def add_command(sub: Any) -> None:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from gateway.cli import _load
-    from gateway.records.csv_import import read_csv
+    from gateway.records.file_import import read_records
     from gateway.records.importer import ImportError_, send_records
 
     cfg = _load(args.config)
-    good, errors = read_csv(Path(args.file), args.kind, cfg.gateway.tz(), args.file)
+    good, errors = read_records(
+        Path(args.file), args.kind, cfg.gateway.tz(), args.file, sheet=args.sheet
+    )
     for err in errors:
         print(err, file=sys.stderr)
     if errors and not args.partial:

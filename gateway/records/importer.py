@@ -31,7 +31,7 @@ from drivers.secrets import secret
 from gateway.command_auth import Receiver, signing_bytes
 from gateway.config.models import ConfigBase
 from gateway.mqtt import broker_address, new_client
-from gateway.records.csv_import import CsvRecord
+from gateway.records.file_import import FileRecord
 from gateway.topics import Topics
 
 __all__ = ["ImportError_", "send_records"]
@@ -65,7 +65,7 @@ def _key(cfg: ConfigBase, issuer: str | None) -> bytes | None:
 
 def message(
     kind: str,
-    rec: CsvRecord,
+    rec: FileRecord,
     receiver: Receiver,
     issuer: str | None,
     key: bytes | None,
@@ -90,7 +90,7 @@ def message(
 def send_records(
     cfg: ConfigBase,
     kind: str,
-    records: Sequence[CsvRecord],
+    records: Sequence[FileRecord],
     *,
     issuer: str | None,
     broker_url: str | None = None,

@@ -1,4 +1,4 @@
-"""Issue 18, first slice: a LIMS message over a real mosquitto and `saltgw import` of CSV files
+"""Issue 18: a LIMS message over a real mosquitto and `saltgw import` of CSV and XLSX files
 reach a running gateway's journal, the bridge's trace store, table 6 #23 of the upload once the
 batch is released, and a recall by material lot (`saltgw trace --material`) lists the right
 codes and customers; bad messages and rows are refused naming the field / file:row:column."""
@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import paho.mqtt.client as paho
 import pytest
 import yaml
@@ -169,13 +170,22 @@ def test_lims_message_and_csv_imports_reach_trace_upload_and_material_recall(
                        "--issuer", "lims-01"])  # fmt: skip
             out = capsys.readouterr().out
             assert rc == 1 and "1 material_receipt record(s) journaled" in out, out
+            # the release from an Excel workbook (a title row, a date-and-time cell), then the
+            # same row from CSV: one record, whichever file brings it
+            book = openpyxl.Workbook()
+            sheet = book.active
+            sheet.title = "放行"
+            sheet.append(["产品放行记录"])
+            sheet.append(["batch", "decision", "by", "at", "retained_sample"])
+            sheet.append([BATCH, "released", "周放", datetime(2026, 11, 22, 16, 0), "LY-1122-01"])
+            book.save(tmp_path / "release.xlsx")
             release = tmp_path / "release.csv"
             release.write_text(
                 "batch,decision,by,at,retained_sample\n"
                 f"{BATCH},released,周放,2026-11-22 16:00,LY-1122-01\n"
             )
-            for n in (1, 0):  # imported twice: the second time adds nothing
-                rc = main(["import", str(cfg_path), "release", str(release),
+            for n, path in ((1, tmp_path / "release.xlsx"), (0, release)):
+                rc = main(["import", str(cfg_path), "release", str(path),
                            "--issuer", "lims-01"])  # fmt: skip
                 out = capsys.readouterr().out
                 assert rc == 0 and f"{n} release record(s) journaled, {1 - n} already" in out

@@ -34,6 +34,7 @@ OPTIONAL_MODULES = (
     "waitress",  # resolver
     "jinja2",  # resolver
     "markupsafe",  # resolver (Jinja2's)
+    "openpyxl",  # xlsx
 )
 
 _SITECUSTOMIZE = '''\

@@ -14,7 +14,7 @@ import pytest
 from gateway.command_auth import RecordKind
 from gateway.event_schemas import validate_event
 from gateway.event_schemas.compiled import check_event
-from gateway.records.csv_import import read_csv
+from gateway.records.file_import import read_records
 from gateway.records.models import KINDS, MODELS
 from gateway.records.parse import RecordRefused, parse_record
 from gateway.records.router import record_draft
@@ -100,14 +100,14 @@ GOOD = "S-1,B1,2026-11-22,李,GB 2721,碘含量=25 mg/kg;氯化钠=99.1 g/100g=�
 
 
 def test_csv_with_a_bom_reads_and_ids_are_stable_across_files(tmp_path: Path) -> None:
-    a, errors = read_csv(_csv(tmp_path, HEAD + GOOD + "\n", bom=True), "inspection", TZ)
+    a, errors = read_records(_csv(tmp_path, HEAD + GOOD + "\n", bom=True), "inspection", TZ)
     assert errors == [] and len(a) == 1
     rec = a[0].record
     assert rec.items[1].verdict == "pass" and rec.grade == "一级"  # type: ignore[attr-defined]
-    b, _ = read_csv(_csv(tmp_path, HEAD + GOOD, name="again.csv"), "inspection", TZ)
+    b, _ = read_records(_csv(tmp_path, HEAD + GOOD, name="again.csv"), "inspection", TZ)
     assert a[0].record_id == b[0].record_id and a[0].record_id.startswith("csv-")
     assert (a[0].source, b[0].source) == ("csv:lab.csv:2", "csv:again.csv:2")
-    with_id, _ = read_csv(_csv(tmp_path, "record_id," + HEAD + "LIMS-9," + GOOD), "inspection", TZ)
+    with_id, _ = read_records(_csv(tmp_path, "record_id," + HEAD + "LIMS-9," + GOOD), "inspection", TZ)
     assert with_id[0].record_id == "LIMS-9"
 
 
@@ -120,7 +120,7 @@ def test_csv_errors_name_file_row_and_column(tmp_path: Path) -> None:
         + "S-5,B5\n"  # row 6: short
     )  # fmt: skip
     path = _csv(tmp_path, bad)
-    good, errors = read_csv(path, "inspection", TZ)
+    good, errors = read_records(path, "inspection", TZ)
     assert [g.row for g in good] == [2]
     lines = [str(e) for e in errors]
     assert lines[0].startswith(f"{path}:3:3: error: column 'sampled': ")
@@ -133,7 +133,7 @@ def test_csv_errors_name_file_row_and_column(tmp_path: Path) -> None:
 
 
 def test_csv_header_errors_and_times_in_the_lines_zone(tmp_path: Path) -> None:
-    _, errors = read_csv(_csv(tmp_path, "batch,decision,by,when\nB1,released,周,x\n"),
+    _, errors = read_records(_csv(tmp_path, "batch,decision,by,when\nB1,released,周,x\n"),
                          "release", TZ)  # fmt: skip
     text = [str(e) for e in errors]
     assert text[0].endswith(
@@ -141,11 +141,11 @@ def test_csv_header_errors_and_times_in_the_lines_zone(tmp_path: Path) -> None:
         "at, sample, retained_sample, reason)"
     )
     assert text[1].endswith(":1: error: missing column 'at' (required for release)")
-    good, errors = read_csv(
+    good, errors = read_records(
         _csv(tmp_path, "batch,decision,by,at\nB1,released,周,2026-11-22 16:00\n"), "release", TZ
     )
     assert errors == [] and good[0].record.at == "2026-11-22T16:00:00+08:00"  # type: ignore[attr-defined]
     p = tmp_path / "latin1.csv"
     p.write_bytes("batch,decision,by,at\nB1,released,Jos\xe9,x\n".encode("latin-1"))
-    _, errors = read_csv(p, "release", TZ)
+    _, errors = read_records(p, "release", TZ)
     assert str(errors[0]) == f"{p}:2: error: not UTF-8 (byte 36): save as UTF-8"

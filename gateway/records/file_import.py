@@ -1,24 +1,24 @@
-"""Records from a CSV file exported by a LIMS or MES (``saltgw import``; docs/records.md).
+"""Records from a file exported by a LIMS or MES: CSV or XLSX (``saltgw import``;
+docs/records.md; the files themselves are read by ``tables.py``).
 
-- UTF-8, with or without a byte-order mark (Excel and most LIMS write one). The first row names
-  the columns: the record's field names (gateway/records/models.py), in any order; an unknown
-  column or a missing required one is an error at row 1.
+- The header row names the columns: the record's field names (gateway/records/models.py), in
+  any order; an unknown column or a missing required one is an error at the header's row.
+  Title rows above the header (a report's heading) are skipped (``tables.py``).
 - An empty cell is an absent field. ``items`` (inspection) is ``item=result`` or
   ``item=result=verdict`` separated by ``;``; ``codes`` (nonconforming) is codes separated by
-  spaces, ``,`` or ``;``. A time without a UTC offset (``2026-11-22 16:00``) is in the line's
-  time zone (``gateway.timezone``).
-- Every error names the file, the row (the file's line number of the record; the header is
-  row 1) and the column (1-based) as ``FILE:ROW:COL: error: column 'verdict': …``.
+  spaces, ``,`` or ``;``. A time without a UTC offset (``2026-11-22 16:00``, or an Excel
+  date-and-time cell) is in the line's time zone (``gateway.timezone``).
+- Every error names the file, the row (the file's line number of the record in a CSV, the
+  sheet's row in a workbook) and the column (1-based; its letter too in a workbook) as
+  ``FILE:ROW:COL: error: column 'verdict': …`` (``FILE[SHEET]:ROW:COL`` for a workbook).
 - ``record_id``: the column when present and filled, else ``csv-`` and a hash of the kind and
   the row's checked content, so the same row imported again is the same record (the gateway
-  journals it once).
+  journals it once), whether it comes from the CSV or the workbook.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import re
 from dataclasses import dataclass
@@ -30,8 +30,9 @@ from pydantic import ValidationError
 
 from gateway.records.models import MODELS, Record
 from gateway.records.parse import error_parts
+from gateway.records.tables import RowError, TableError, column_letter, open_table
 
-__all__ = ["CsvRecord", "RowError", "read_csv"]
+__all__ = ["FileRecord", "RowError", "read_records"]
 
 _SPLIT_CODES = re.compile(r"[\s,;]+")
 _TIME_FIELDS = ("at",)
@@ -39,23 +40,11 @@ MAX_ROWS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
-class RowError:
-    file: str
-    row: int
-    col: int | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.row}" + (f":{self.col}" if self.col is not None else "")
-        return f"{where}: error: {self.message}"
-
-
-@dataclass(frozen=True, slots=True)
-class CsvRecord:
+class FileRecord:
     row: int
     record: Record
     record_id: str
-    source: str  # csv:{file name}:{row}
+    source: str  # csv:{file name}:{row} or xlsx:{file name}[{sheet}]:{row}
 
 
 def _items(text: str) -> list[dict[str, str]]:
@@ -88,67 +77,63 @@ def record_hash(kind: str, record: Record) -> str:
     return "csv-" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def read_csv(
-    path: Path, kind: str, tz: tzinfo, name: str | None = None
-) -> tuple[list[CsvRecord], list[RowError]]:
-    """The good records and every error of the file (errors sorted by row)."""
+def read_records(
+    path: Path, kind: str, tz: tzinfo, name: str | None = None, sheet: str | None = None
+) -> tuple[list[FileRecord], list[RowError]]:
+    """The good records and every error of the file (errors in row order)."""
     model = MODELS[kind]
-    file = name or str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        return [], [RowError(file, 0, None, f"cannot read: {exc.strerror or exc}")]
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        row = raw[: exc.start].count(b"\n") + 1
-        return [], [RowError(file, row, None, f"not UTF-8 (byte {exc.start}): save as UTF-8")]
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        return [], [RowError(file, 1, None, "empty file: the first row must name the columns")]
-    except csv.Error as exc:
-        return [], [RowError(file, 1, None, f"not CSV: {exc}")]
     fields = model.model_fields
-    columns = [h.strip() for h in header]
+    try:
+        table = open_table(path, name or str(path), fields.keys(), sheet)
+    except TableError as exc:
+        return [], [exc.error]
+    xlsx, file = table.kind == "xlsx", table.label
+    columns = [h.strip() for h in table.header]
+    head = table.header_row
     errors: list[RowError] = []
     for i, col in enumerate(columns, 1):
-        if col not in fields:
-            errors.append(RowError(file, 1, i, f"unknown column {col!r} (columns of {kind}: "
+        if not col:
+            errors.append(RowError(file, head, i, "a column without a name"))
+        elif col not in fields:
+            errors.append(RowError(file, head, i, f"unknown column {col!r} (columns of {kind}: "
                                    f"{', '.join(fields)})"))  # fmt: skip
         elif columns.index(col) != i - 1:
-            errors.append(RowError(file, 1, i, f"column {col!r} appears twice"))
+            errors.append(RowError(file, head, i, f"column {col!r} appears twice"))
     required = [n for n, f in fields.items() if f.is_required()]
     for n in required:
         if n not in columns:
-            errors.append(RowError(file, 1, None, f"missing column {n!r} (required for {kind})"))
+            errors.append(RowError(file, head, None, f"missing column {n!r} (required for {kind})"))
     if errors:
         return [], errors
     where = {c: i for i, c in enumerate(columns, 1)}
-    good: list[CsvRecord] = []
-    base = Path(file).name
+    good: list[FileRecord] = []
+    base = Path(name or str(path)).name
+    rows = iter(table.rows)
     while True:
         try:
-            cells = next(reader)
+            row, cells = next(rows)
         except StopIteration:
             break
-        except csv.Error as exc:
-            errors.append(RowError(file, reader.line_num, None, f"not CSV: {exc}"))
+        except TableError as exc:
+            errors.append(RowError(file, exc.error.row, None, exc.error.message))
             break
-        row = reader.line_num
         if not any(c.strip() for c in cells):
             continue  # blank line
         if len(good) + len(errors) >= MAX_ROWS:
             errors.append(RowError(file, row, None, f"more than {MAX_ROWS} rows: split the file"))
             break
-        if len(cells) != len(columns):
+        if xlsx and len(cells) > len(columns):  # a sheet's row ends at its last filled cell
+            last, past = column_letter(len(columns)), column_letter(len(cells))
+            msg = f"cell {past}{row} is filled, right of the header's last column {last}"
+            errors.append(RowError(file, row, len(cells), msg))
+            continue
+        if not xlsx and len(cells) != len(columns):
             msg = f"{len(cells)} cells, the header has {len(columns)}"
             errors.append(RowError(file, row, None, msg))
             continue
         obj: dict[str, Any] = {}
         bad = False
-        for col, cell in zip(columns, cells, strict=True):
+        for col, cell in zip(columns, cells, strict=False):
             value = cell.strip()
             if not value:
                 continue
@@ -162,7 +147,8 @@ def read_csv(
                 else:
                     obj[col] = value
             except ValueError as exc:
-                errors.append(RowError(file, row, where[col], f"column {col!r}: {exc}"))
+                errors.append(RowError(file, row, where[col], _column(col, where[col], row, xlsx)
+                                       + f": {exc}"))  # fmt: skip
                 bad = True
         if bad:
             continue
@@ -172,11 +158,19 @@ def read_csv(
             for loc, msg in error_parts(exc):
                 col = loc.split(".", 1)[0]
                 at = where.get(col)
-                what = f"column {col!r}" if at is not None else "row"
+                what = _column(col, at, row, xlsx) if at is not None else "row"
                 detail = f" ({loc})" if "." in loc else ""
                 text_msg = f"{what}{detail}: {'empty' if msg == 'missing' else msg}"
                 errors.append(RowError(file, row, at, text_msg))
             continue
         rid = record.record_id or record_hash(kind, record)
-        good.append(CsvRecord(row, record, rid, f"csv:{base}:{row}"))
+        source = f"xlsx:{base}[{table.sheet}]:{row}" if xlsx else f"csv:{base}:{row}"
+        good.append(FileRecord(row, record, rid, source))
     return good, errors
+
+
+def _column(col: str, at: int | None, row: int, xlsx: bool) -> str:
+    """How an error names a column: ``column 'verdict'``, with its cell in a workbook."""
+    if xlsx and at is not None:
+        return f"column {col!r} (cell {column_letter(at)}{row})"
+    return f"column {col!r}"
