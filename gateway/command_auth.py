@@ -55,7 +55,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CommandName = Literal["close_partial", "end_batch", "resync", "set_batch", "start_batch", "unpack"]
-RecordKind = Literal["inspection", "material_receipt", "nonconforming", "release"]  # records
+RecordKind = Literal["inspection", "material_receipt", "nonconforming", "release", "return"]
 RECEIVER_FIELDS = ("device", "enterprise", "gateway", "line", "site")  # added before checking
 
 

@@ -93,6 +93,7 @@ from gateway.bridge.uris import (
     site_uri,
 )
 from gateway.bridge.xmlout import write_leaves, write_run
+from gateway.records.models import KINDS, names_codes
 
 __all__ = ["EPCIS_NS", "SG_NS", "EpcisWriter"]
 
@@ -173,7 +174,7 @@ class EpcisWriter:
                         self._reject(xf, rej)
                     for scan in (*content.scans("inbound"), *content.scans("recall")):
                         self._scan(xf, scan)
-                    for kind in LAB_KINDS:
+                    for kind in KINDS:  # in the order of gateway/records/models.py
                         for lab in content.lab_records(kind):
                             self._lab_record(xf, out, lab)
                 if header.chain is not None:  # the store's chain head: the platform's anchor
@@ -425,7 +426,7 @@ class EpcisWriter:
     def _lab_record(self, xf: Any, out: IO[bytes], rec: LabRecord) -> None:
         ev, f = rec.event, rec.fields
         step, disp = _lab_step(rec)
-        codes = f.get("codes") if rec.kind == "nonconforming" else None
+        codes = f.get("codes") if names_codes(rec.kind) else None
         with xf.element("ObjectEvent"):
             self._head(xf, rec.ts, ev.id)
             if isinstance(codes, list) and codes:
@@ -467,8 +468,6 @@ class EpcisWriter:
                 _leaf(xf, f"{{{SG_NS}}}item", "", attrs)
 
 
-# the order record kinds are written in (gateway/records/models.py)
-LAB_KINDS = ("material_receipt", "inspection", "release", "nonconforming")
 
 
 def _lab_step(rec: LabRecord) -> tuple[str, str]:
@@ -484,6 +483,9 @@ def _lab_step(rec: LabRecord) -> tuple[str, str]:
             return "urn:saltgw:bizstep:releasing", "sellable_not_accessible"
         return CBV + "bizstep:holding", "non_sellable_other"
     destroyed = f.get("disposition") == "destroy"
+    if rec.kind == "return":  # 退货处置: received back, then destroyed or kept
+        return (CBV + "bizstep:destroying", "destroyed") if destroyed else (
+            CBV + "bizstep:receiving", "returned")
     return CBV + "bizstep:removing", "destroyed" if destroyed else "non_conformant"
 
 

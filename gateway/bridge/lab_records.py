@@ -22,7 +22,7 @@ import sqlite3
 from pydantic import ValidationError
 
 from gateway.bridge.records import BadEvent, Parsed
-from gateway.records.models import MODELS, verdict_text
+from gateway.records.models import MODELS, names_codes, verdict_text
 
 __all__ = ["check_lab_record", "duplicate_note", "lab_record"]
 
@@ -52,7 +52,7 @@ def check_lab_record(ev: Parsed) -> None:
             for e in exc.errors()[:5]
         ]  # fmt: skip
         raise BadEvent("; ".join(errs)[:800]) from None
-    codes = ev.data.get("codes") if kind == "nonconforming" else None
+    codes = ev.data.get("codes") if names_codes(kind) else None
     ev.up, ev.weight = True, 1 + (len(codes) if isinstance(codes, list) else 0)
 
 

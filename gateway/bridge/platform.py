@@ -240,12 +240,14 @@ def _scan(xf: Any, rec: ScanRecord) -> None:
 
 
 # record kind → (section, element): QB/T 5279 table 1 (原辅料信息), table 2 row 3 (检验信息),
-# table 3 row 3 (产品放行记录, 不合格产品处置记录); fields: docs/records.md, platform-1.xsd
+# table 3 row 3 (产品放行记录, 不合格产品处置记录, 退货处置记录);
+# fields: docs/records.md, platform-1.xsd
 LAB_SECTIONS = {
     "material_receipt": ("MaterialReceipts", "Receipt"),
     "inspection": ("Inspections", "Inspection"),
     "release": ("Releases", "Release"),
     "nonconforming": ("NonconformingHandling", "Handling"),
+    "return": ("ReturnHandling", "Return"),
 }
 
 

@@ -11,6 +11,9 @@ records that change a code's state, in ``rid`` order:
                                     the case / pallet then
     recall.scan (``scans``)         the bag, or every bag inside    recalled
                                     the case / pallet then
+    record.nonconforming or         its codes, and every bag        withdrawn
+    record.return that destroys     inside them then
+    (``lab_records``)
 
 ``withdrawn`` and ``recalled`` are final: a later outbound adds its sales entry but does not
 change them (:data:`gateway.public_snapshot.CODE_STATES`). "Inside then" follows ``relations``
@@ -158,6 +161,14 @@ def _state_records(
         (lo, hi),
     ):
         out.append((rid, 0, "recall", code, (ts,)))
+    for rid, at, codes in store.execute(
+        "SELECT rid, json_extract(body, '$.at'), json_extract(body, '$.codes') FROM lab_records "
+        "WHERE kind IN ('nonconforming', 'return') AND rid > ? AND rid <= ? "
+        "AND json_extract(body, '$.disposition') = 'destroy'",
+        (lo, hi),
+    ):
+        for pos, code in enumerate(json.loads(codes or "[]")):
+            out.append((rid, pos, "destroy", str(code), (str(at),)))
     out.sort(key=lambda r: (r[0], r[1]))
     return out
 
@@ -186,8 +197,9 @@ def apply_range(
             work.execute(_FINAL_SQL, ("withdrawn", date, code))
             continue
         bags = bags_inside(store, code, rid)
-        if kind == "recall":
-            work.executemany(_FINAL_SQL, (("recalled", date, b) for b in bags))
+        if kind in ("recall", "destroy"):
+            state = "recalled" if kind == "recall" else "withdrawn"
+            work.executemany(_FINAL_SQL, ((state, date, b) for b in bags))
             continue
         entry, seller = details[1], details[2]
         made_by = _enterprises(store, bags)

@@ -239,8 +239,8 @@ def _records(db: sqlite3.Connection, where: str, *args: object) -> list[dict[str
 
 
 def lab_of_batch(db: sqlite3.Connection, batch: str) -> dict[str, Any]:
-    """The batch's lab inspections, release decisions and non-conforming handling, and what is
-    public as table 6 row 23 (None until released)."""
+    """The batch's lab inspections, release decisions, non-conforming and return handling, and
+    what is public as table 6 row 23 (None until released)."""
     recs = _records(db, "batch=?", batch)
     row = db.execute(
         f"SELECT release, released_at, {PUBLIC_INSPECTION_SQL} FROM batches WHERE batch=?",
@@ -251,6 +251,7 @@ def lab_of_batch(db: sqlite3.Connection, batch: str) -> dict[str, Any]:
         "inspections": [r for r in recs if r["kind"] == "inspection"],
         "releases": [r for r in recs if r["kind"] == "release"],
         "nonconforming": [r for r in recs if r["kind"] == "nonconforming"],
+        "returns": [r for r in recs if r["kind"] == "return"],
         "release": release,
         "released_at": at,
         "public_inspection": public,

@@ -252,6 +252,11 @@ def _lab_lines(lab: dict[str, Any]) -> list[str]:
     for n in lab["nonconforming"]:
         codes = f" ({len(n['codes'])} codes)" if n["codes"] else " (whole batch)"
         out.append(f"  non-conforming{codes}: {n['reason']} -> {n['disposition']} by {n['by']}")
+    for r in lab["returns"]:
+        codes = f" ({len(r['codes'])} codes)" if r["codes"] else " (whole batch)"
+        order = f" {r['order']}" if r.get("order") else ""
+        out.append(f"  returned{order} by {r['party']}{codes}: {r['reason']} -> "
+                   f"{r['disposition']} by {r['by']} {r['at']}")  # fmt: skip
     public = lab["public_inspection"]
     out.append(f"  table 6 #23 (public): {public or '- (not released)'}")
     return out

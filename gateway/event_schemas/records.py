@@ -136,6 +136,22 @@ _META: dict[str, tuple[str, str, str, JSON]] = {
             },
         },
     ),
+    "return": (
+        "Returned product was handled.",
+        "QB/T 5279-2018 table 3 row 3 (退货处置记录)",
+        "either",
+        {
+            "device": None,
+            "batch": "20261122-L1-01",
+            "data": {
+                "record_id": "TH-1205-01", "codes": ["8035A1B2C3D4E5F6G7H8"],
+                "batch": "20261122-L1-01", "party": "泰安市盐业公司", "order": "TH20261205-01",
+                "quantity": 1.0, "unit": "bag", "reason": "包装破损", "disposition": "destroy",
+                "detail": "现场销毁", "by": "吴管", "at": "2026-12-05T10:00:00+08:00",
+                "issuer": "mes-01", "source": "mqtt",
+            },
+        },
+    ),
 }  # fmt: skip
 
 

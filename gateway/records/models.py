@@ -7,6 +7,7 @@ from, and the event schemas (``gateway/event_schemas/records.py``) are generated
     inspection        record.inspection         table 2 row 3 (检验信息), table 3 row 4 (检验报告)
     release           record.release            table 3 row 3 (产品放行记录, 产品留样记录)
     nonconforming     record.nonconforming      table 3 row 3 (不合格产品处置记录), 5.1 质检管理
+    return            record.return             table 3 row 3 (退货处置记录)
 
 Verdicts are ``pass`` / ``fail``; ``合格`` / ``不合格`` are accepted and stored as those.
 Times carry a UTC offset (RFC 3339); dates are ``YYYY-MM-DD``.
@@ -36,7 +37,9 @@ __all__ = [
     "Nonconforming",
     "Record",
     "Release",
+    "Return",
     "event_type",
+    "names_codes",
     "verdict_text",
 ]
 
@@ -224,13 +227,49 @@ class Nonconforming(Record):
     at: Time = Field(description="When (RFC 3339 with offset).")
 
 
+class Return(Record):
+    """Product returned by a customer and what was done with it (退货处置记录). Codes named by a
+    return that is destroyed are withdrawn: the resolver no longer shows them as on sale."""
+
+    codes: list[Ref] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="The returned codes (bags, cases, pallets) as scanned at the return desk.",
+    )
+    batch: Ref | None = Field(default=None, description="The batch returned, when known.")
+    party: Text = Field(description="Who returned it (退货单位): a wholesaler, retailer, user.")
+    order: Ref | None = Field(default=None, description="The return's document number (退货单号).")
+    quantity: float | None = Field(default=None, gt=0, description="Quantity returned.")
+    unit: Text | None = Field(default=None, description="Unit of the quantity.")
+    reason: LongText = Field(description="Why it was returned (退货原因).")
+    disposition: Literal["restock", "rework", "destroy", "other"] = Field(
+        description="`restock` (检验合格后重新入库), `rework` (返工), `destroy` (销毁), "
+        "`other` (say what in `detail`)."
+    )
+    detail: LongText | None = Field(default=None, description="How it was handled.")
+    by: Text = Field(description="Who decided (处置人).")
+    at: Time = Field(description="When (RFC 3339 with offset).")
+
+    @model_validator(mode="after")
+    def _names_what(self) -> Return:
+        if not self.codes and self.batch is None:
+            raise ValueError("a return names its codes, its batch, or both")
+        return self
+
+
 MODELS: dict[str, type[Record]] = {
     "material_receipt": MaterialReceipt,
     "inspection": Inspection,
     "release": Release,
     "nonconforming": Nonconforming,
+    "return": Return,
 }
 KINDS: tuple[str, ...] = tuple(MODELS)
+
+
+def names_codes(kind: str) -> bool:
+    """Whether records of ``kind`` carry a ``codes`` list (uploaded as the codes concerned)."""
+    return "codes" in MODELS[kind].model_fields
 
 
 def event_type(kind: str) -> str:

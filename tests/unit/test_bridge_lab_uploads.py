@@ -92,6 +92,12 @@ NONCONF = {
     "quantity": 2.0, "unit": "bag", "reason": "封口不良", "disposition": "destroy",
     "detail": "现场销毁", "by": "吴管", "at": "2026-11-22T17:00:00+08:00",
 }  # fmt: skip
+RETURN = {
+    "record_id": "TH-1", "codes": ["8035RT000000000001"], "batch": None, "party": "泰安市盐业公司",
+    "order": "TH20261205-01", "quantity": 1.0, "unit": "case", "reason": "外箱受潮",
+    "disposition": "restock", "detail": "复检合格重新入库", "by": "吴管",
+    "at": "2026-12-05T10:00:00+08:00",
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +118,7 @@ def _events(f: LineEvents) -> list[dict[str, Any]]:
         f.make("record.inspection", LOT_INSPECTION, None),
         f.make("record.release", RELEASE, BATCH),
         f.make("record.nonconforming", NONCONF, BATCH),
+        f.make("record.return", RETURN, None),
     ]
 
 
@@ -138,7 +145,7 @@ def _platform_records(bodies: list[bytes]) -> dict[str, list[etree._Element]]:
     out: dict[str, list[etree._Element]] = {}
     for body in bodies:
         root = etree.fromstring(body)
-        for tag in ("Receipt", "Inspection", "Release", "Handling"):
+        for tag in ("Receipt", "Inspection", "Release", "Handling", "Return"):
             out.setdefault(tag, []).extend(root.iter(PLAT + tag))
     return out
 
@@ -158,7 +165,7 @@ def test_platform_documents_carry_every_record_kind(tmp_path: Path, gs1_xsd: Pat
         "XK-13-1", "25.5", "kg",
     )  # fmt: skip
     assert receipt.get("received") == "2026-11-21" and receipt.get("verdict") == "pass"
-    assert receipt.get("event") == events[-5]["id"] and receipt.get("line") == "L1"
+    assert receipt.get("event") == events[-6]["id"] and receipt.get("line") == "L1"
     batch_insp, lot_insp = recs["Inspection"]
     assert {k: batch_insp.get(k) for k in ("sample", "batch", "method", "grade", "inspector",
                                             "reviewer", "approver", "sampleReceived")} == {
@@ -180,12 +187,21 @@ def test_platform_documents_carry_every_record_kind(tmp_path: Path, gs1_xsd: Pat
     assert (nc.get("disposition"), nc.get("reason"), nc.get("detail")) == (
         "destroy", "封口不良", "现场销毁",
     )  # fmt: skip
+    (ret,) = recs["Return"]  # table 3 row 3 退货处置记录
+    assert (
+        ret.getparent().tag == PLAT + "ReturnHandling" and [c.text for c in ret] == RETURN["codes"]
+    )
+    names = ("party", "order", "quantity", "unit", "disposition", "batch")
+    assert {k: ret.get(k) for k in names} == {
+        "party": "泰安市盐业公司", "order": "TH20261205-01", "quantity": "1.0", "unit": "case",
+        "disposition": "restock", "batch": None,
+    }  # fmt: skip
     # every record's event is in a document: nothing waits
     assert (
         store.db.execute(
             "SELECT COUNT(*) FROM events WHERE type LIKE 'record.%' AND up = 1"
         ).fetchone()[0]
-        == 5
+        == 6
     )
 
 
@@ -202,7 +218,7 @@ def test_epcis_documents_carry_every_record_kind(tmp_path: Path, gs1_xsd: Path) 
             rid = ev.findtext(SG + "record")
             if rid is not None:
                 events[rid] = ev
-    assert set(events) == {"RCV-1", "LIMS-9", "LIMS-10", "REL-9", "NC-9"}
+    assert set(events) == {"RCV-1", "LIMS-9", "LIMS-10", "REL-9", "NC-9", "TH-1"}
 
     def step(ev: etree._Element) -> tuple[str, str]:
         return ev.findtext("bizStep", ""), ev.findtext("disposition", "")
@@ -242,6 +258,12 @@ def test_epcis_documents_carry_every_record_kind(tmp_path: Path, gs1_xsd: Path) 
     assert step(nc) == (CBV + "bizstep:removing", CBV + "disp:destroyed")
     assert [code_of(e.text) for e in nc.iterfind("epcList/epc")] == NONCONF["codes"]
     assert sg(nc, "reason") == "封口不良"
+    ret = events["TH-1"]
+    assert step(ret) == (CBV + "bizstep:receiving", CBV + "disp:returned")
+    assert [code_of(e.text) for e in ret.iterfind("epcList/epc")] == RETURN["codes"]
+    assert (sg(ret, "party"), sg(ret, "order"), sg(ret, "disposition")) == (
+        "泰安市盐业公司", "TH20261205-01", "restock",
+    )  # fmt: skip
 
 
 def test_a_held_release_is_uploaded_as_holding(tmp_path: Path, gs1_xsd: Path) -> None:

@@ -202,6 +202,40 @@ def test_a_recalled_bag_stays_recalled_and_a_withdrawn_one_withdrawn(tmp_path: P
     ]
 
 
+def test_a_destroyed_return_or_nonconforming_record_withdraws_its_codes(tmp_path: Path) -> None:
+    """9.1's "destroyed" codes: a return (退货处置) or a non-conforming record (不合格产品处置)
+    whose disposition is destroy withdraws the codes it names and the bags inside them; one
+    that keeps the product (restock) changes nothing."""
+    store, f, plan = _line(tmp_path)
+    case, kept_case = [c for c in plan.cases if c not in plan.unpacked][-2:]
+    loose = plan.bags[82]
+
+    def record(kind: str, rid: str, codes: list[str], disposition: str) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "record_id": rid, "codes": codes, "reason": "破损", "disposition": disposition,
+            "by": "吴管", "at": "2026-12-05T10:00:00+08:00", "issuer": None, "source": "mqtt",
+        }  # fmt: skip
+        if kind == "return":
+            data |= {"party": WHOLESALER, "batch": None}
+        else:
+            data |= {"batch": "B1"}
+        return f.make(f"record.{kind}", data, data["batch"])
+
+    _ingest(store, f, [
+        record("return", "TH-1", [case], "destroy"),
+        record("return", "TH-2", [kept_case], "restock"),
+        record("nonconforming", "NC-1", [loose], "destroy"),
+    ])  # fmt: skip
+    w = _writer(_cfg(tmp_path))
+    w.update(store.db)
+    w.publish()
+    codes = _codes(tmp_path / "pub" / "snapshot.db")
+    assert {codes[b]["state"] for b in plan.cases[case]} == {"withdrawn"}
+    assert {codes[b]["state"] for b in plan.cases[kept_case]} != {"withdrawn"}
+    assert codes[loose]["state"] == "withdrawn"
+    assert {codes[b]["state_date"] for b in [*plan.cases[case], loose]} == {"2026-12-05"}
+
+
 # -- batches, products, enterprise ---------------------------------------------------------------
 def test_batch_fields_and_the_inspection_result_only_once_released(tmp_path: Path) -> None:
     store = TraceStore(tmp_path / "t.db")
@@ -235,6 +269,7 @@ def test_batch_fields_and_the_inspection_result_only_once_released(tmp_path: Pat
     snap.close()
     assert rows["B2"] == ("8035", "P400", "2026-11-21", "1095 天", None)  # not ended: no result
     assert rows["B3"] == ("8035", "P-unknown", "2026-11-22", "730 天", None)
+
     def inspection_of(batch: str) -> str | None:
         w.update(store.db)
         w.publish()

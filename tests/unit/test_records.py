@@ -23,6 +23,8 @@ TZ = timezone(timedelta(hours=8))
 NOW = datetime(2026, 11, 22, 15, 0, tzinfo=TZ)
 
 MINIMAL: dict[str, dict[str, Any]] = {
+    "return": {"codes": ["8035ABCDEF123456"], "party": "泰安市盐业公司", "reason": "包装破损",
+               "disposition": "destroy", "by": "吴", "at": "2026-12-05T10:00:00+08:00"},
     "material_receipt": {"material": "原盐", "supplier": "某盐矿", "lot": "L-1", "quantity": 30,
                          "unit": "t", "received": "2026-11-20", "verdict": "合格"},
     "inspection": {"sample": "S-1", "lot": "L-1", "sampled": "2026-11-21", "sampler": "李",
@@ -107,7 +109,9 @@ def test_csv_with_a_bom_reads_and_ids_are_stable_across_files(tmp_path: Path) ->
     b, _ = read_records(_csv(tmp_path, HEAD + GOOD, name="again.csv"), "inspection", TZ)
     assert a[0].record_id == b[0].record_id and a[0].record_id.startswith("csv-")
     assert (a[0].source, b[0].source) == ("csv:lab.csv:2", "csv:again.csv:2")
-    with_id, _ = read_records(_csv(tmp_path, "record_id," + HEAD + "LIMS-9," + GOOD), "inspection", TZ)
+    with_id, _ = read_records(
+        _csv(tmp_path, "record_id," + HEAD + "LIMS-9," + GOOD), "inspection", TZ
+    )
     assert with_id[0].record_id == "LIMS-9"
 
 
