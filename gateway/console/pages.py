@@ -36,5 +36,5 @@ class Pages:
     def _when(self, epoch: float) -> str:
         return datetime.fromtimestamp(epoch, self.tz).strftime("%Y-%m-%d %H:%M:%S")
 
-    def render(self, name: str, **ctx: Any) -> bytes:
-        return self.env.get_template(f"{name}.html").render(**ctx).encode("utf-8")
+    def render(self, template: str, **ctx: Any) -> bytes:
+        return self.env.get_template(f"{template}.html").render(**ctx).encode("utf-8")
