@@ -230,8 +230,8 @@ class ConsoleApp:
             return Response(200, body, ctype, "public, max-age=3600")
         if path == "/healthz":
             _methods(method, "GET, HEAD")
-            body = {"status": "ok", "broker": self.state.snapshot()["broker"]}
-            return Response(200, _json(body), JSON)
+            health = {"status": "ok", "broker": self.state.snapshot()["broker"]}
+            return Response(200, _json(health), JSON)
         if path == "/login":
             _methods(method, "GET, HEAD, POST")
             if method == "POST":

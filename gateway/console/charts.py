@@ -76,17 +76,18 @@ def rate_chart(
         )
     path: list[str] = []
     below = 0
-    for t, v in points:
-        if v is None:
+    for t, rate in points:
+        if rate is None:
             if path:
                 out.append(_polyline(path))
             path = []
             continue
-        path.append(f"{_fmt(x(t))},{_fmt(y(v))}")
-        if threshold is not None and v < threshold:
+        path.append(f"{_fmt(x(t))},{_fmt(y(rate))}")
+        if threshold is not None and rate < threshold:
             below += 1
             out.append(
-                f'<circle class="below" cx="{_fmt(x(t))}" cy="{_fmt(y(v))}" r="3" fill="#c0392b"/>'
+                f'<circle class="below" cx="{_fmt(x(t))}" cy="{_fmt(y(rate))}" r="3" '
+                'fill="#c0392b"/>'
             )
     if path:
         out.append(_polyline(path))
