@@ -432,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.resolver.cli import add_command as add_resolver_command
 
     add_resolver_command(sub)  # resolver (gateway/resolver/cli.py)
+    from gateway.console.cli import add_commands as add_console_commands
+
+    add_console_commands(sub)  # console, console-user (gateway/console/cli.py)
     return p
 
 

@@ -52,7 +52,7 @@ class AccessEntry:
     user: str
     host: str
     pid: int
-    query: str  # "code" | "batch" | "documents" | "purge" | "resend"
+    query: str  # "code" | "batch" | "documents" | "purge" | "resend" | console: "export", …
     subject: str | None  # the code or batch asked about
     outcome: str  # "found" | "not found" | "done" | "queued" | "refused"
 
@@ -103,12 +103,27 @@ def access_head(db: sqlite3.Connection) -> tuple[int, bytes] | None:
 
 
 def record(
-    db: sqlite3.Connection, query: str, subject: str | None, outcome: str, *, key: bytes
+    db: sqlite3.Connection,
+    query: str,
+    subject: str | None,
+    outcome: str,
+    *,
+    key: bytes,
+    user: str | None = None,
+    host: str | None = None,
 ) -> AccessEntry:
     """Write one access row, linked to the one before under the store's chain ``key``, and
-    commit it (its own transaction); then log it."""
+    commit it (its own transaction); then log it. ``user``/``host``: who asked and from where
+    when that is not this process's OS user on this host (the web console's signed-in user and
+    client address, docs/console.md)."""
     entry = AccessEntry(
-        time.time(), who(), socket.gethostname(), os.getpid(), query, subject, outcome
+        time.time(),
+        user or who(),
+        host or socket.gethostname(),
+        os.getpid(),
+        query,
+        subject,
+        outcome,
     )
     own = not db.in_transaction  # else the caller's transaction commits it
     if own:

@@ -16,10 +16,10 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -31,6 +31,9 @@ from gateway.config.env import MAP_DIR_VAR, EnvSubstitutionError, substitute
 from gateway.config.extras import missing_extras, unusable_drivers
 from gateway.config.models import ConfigBase, JournalSection, config_model, device_adapter
 from gateway.resolver.config import ResolverFile, ResolverSection
+
+if TYPE_CHECKING:
+    from gateway.console.config import ConsoleSection
 
 __all__ = [
     "ConfigError",
@@ -373,10 +376,20 @@ def _resolver_only(data: dict[str, Any]) -> bool:
 
 def read_resolver_only(path: Path | str) -> ResolverFile:
     """Read and validate a file holding only ``resolver:``; ConfigError with every issue."""
+    return _read_model(path, ResolverFile)
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _read_model(path: Path | str, model: type[_M]) -> _M:
+    """Read a YAML file and validate it as ``model``; ConfigError with every issue, each at
+    its line and column."""
     file = str(path)
     data, pos, issues = _read_mapping(path)
+    cfg: _M | None
     try:
-        cfg = ResolverFile.model_validate(data)
+        cfg = model.model_validate(data)
     except ValidationError as exc:
         issues.extend(_issues_from_validation(file, data, pos, exc))
         cfg = None
@@ -386,6 +399,14 @@ def read_resolver_only(path: Path | str) -> ResolverFile:
         raise ConfigError(issues)
     assert cfg is not None
     return cfg
+
+
+def read_console_config(path: Path | str) -> ConsoleSection:
+    """The ``console:`` section of a console file (docs/console.md); ConfigError with every
+    issue."""
+    from gateway.console.config import ConsoleFile
+
+    return _read_model(path, ConsoleFile).console
 
 
 def read_resolver_config(path: Path | str) -> ResolverSection:

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
@@ -36,8 +35,20 @@ from gateway.resolver.pages import Pages, answer_body
 from gateway.resolver.querylog import Complaint, new_id
 from gateway.resolver.ratelimit import RateLimiter
 from gateway.resolver.verdict import Answer, NoSnapshot, Resolver, acceptable, normalise
+from gateway.web.wsgi import (
+    HTML,
+    JSON,
+    NO_STORE,
+    STATUS_TEXT,
+    BadRequest,
+    Response,
+    read_body,
+    request_path,
+    request_query,
+    status_line,
+)
 
-__all__ = ["SECURITY_HEADERS", "ResolverApp"]
+__all__ = ["HTML", "NO_STORE", "SECURITY_HEADERS", "ResolverApp"]
 
 log = logging.getLogger(__name__)
 
@@ -53,47 +64,8 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
     ("Cross-Origin-Resource-Policy", "same-origin"),
     ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
 )
-NO_STORE = "no-store"
 STATIC_CACHE = "public, max-age=86400"
-HTML = "text/html; charset=utf-8"
-JSON = "application/json; charset=utf-8"
 ROBOTS = b"User-agent: *\nDisallow: /q\nDisallow: /check\nDisallow: /api/\n"
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-STATUS_TEXT = {
-    200: "OK",
-    201: "Created",
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    411: "Length Required",
-    413: "Content Too Large",
-    415: "Unsupported Media Type",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes
-    content_type: str = HTML
-    cache: str = NO_STORE
-    headers: list[tuple[str, str]] = field(default_factory=list)
-
-
-class BadRequest(Exception):
-    """A request the resolver will not read: answered with ``status`` and a sentence."""
-
-    def __init__(self, status: int, text: str, allow: str | None = None) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
-        self.allow = allow
 
 
 @dataclass
@@ -107,39 +79,6 @@ class Request:
     @property
     def api(self) -> bool:
         return self.path.startswith("/api/")
-
-
-def _path(environ: dict[str, Any]) -> str:
-    """PATH_INFO as text: WSGI hands it over as latin-1 of the raw (percent-decoded) bytes."""
-    raw = str(environ.get("PATH_INFO") or "/")
-    try:
-        path = raw.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        raise BadRequest(400, "请求地址含有无法识别的字符。") from None
-    if _CONTROL.search(path):
-        raise BadRequest(400, "请求地址含有控制字符。")
-    if len(path) > 256:
-        raise BadRequest(400, "请求地址过长。")
-    return path
-
-
-def _query(environ: dict[str, Any]) -> dict[str, list[str]]:
-    qs = str(environ.get("QUERY_STRING") or "")
-    if len(qs) > 1024:
-        raise BadRequest(400, "查询参数过长。")
-    try:
-        query = parse_qs(
-            qs.encode("latin-1").decode("ascii"),
-            keep_blank_values=True,
-            max_num_fields=16,
-            errors="strict",
-        )
-    except (UnicodeError, ValueError):
-        raise BadRequest(400, "查询参数无法识别。") from None
-    for values in query.values():
-        if any(_CONTROL.search(v) for v in values):
-            raise BadRequest(400, "查询参数含有控制字符。")
-    return query
 
 
 class ResolverApp:
@@ -197,11 +136,11 @@ class ResolverApp:
             *SECURITY_HEADERS,
             *resp.headers,
         ]
-        start_response(f"{resp.status} {STATUS_TEXT.get(resp.status, '')}".strip(), headers)
+        start_response(status_line(resp.status), headers)
         return [b""] if method == "HEAD" else [resp.body]
 
     def _handle(self, environ: dict[str, Any], method: str) -> Response:
-        path = _path(environ)
+        path = request_path(environ)
         if path in self.static:
             self._methods(method, "GET, HEAD")
             body, ctype = self.static[path]
@@ -216,7 +155,7 @@ class ResolverApp:
             resp = self._error(429, "查询过于频繁，请稍后再试。", path.startswith("/api/"))
             resp.headers.append(("Retry-After", str(RateLimiter.retry_after(wait))))
             return resp
-        req = Request(method, path, _query(environ), environ, client)
+        req = Request(method, path, request_query(environ), environ, client)
         return self._route(req)
 
     @staticmethod
@@ -321,28 +260,7 @@ class ResolverApp:
 
     # -- consumers' input ------------------------------------------------------------------------
     def _body(self, req: Request, types: tuple[str, ...]) -> bytes:
-        env = req.environ
-        ctype = str(env.get("CONTENT_TYPE") or "").split(";")[0].strip().lower()
-        if ctype not in types:
-            raise BadRequest(415, f"请求内容类型应为 {types[0]}。")
-        origin = env.get("HTTP_ORIGIN")
-        host = env.get("HTTP_HOST")
-        if origin and host and origin.split("://", 1)[-1] != host:
-            raise BadRequest(403, "不接受来自其他网站的提交。")
-        limit = self.cfg.max_body_bytes
-        length_text = str(env.get("CONTENT_LENGTH") or "")
-        if length_text:
-            if not length_text.isdigit():
-                raise BadRequest(400, "请求长度无法识别。")
-            length = int(length_text)
-            if length > limit:
-                raise BadRequest(413, "提交的内容过长。")
-            body = bytes(env["wsgi.input"].read(length))
-        else:
-            body = bytes(env["wsgi.input"].read(limit + 1))
-            if len(body) > limit:
-                raise BadRequest(413, "提交的内容过长。")
-        return body
+        return read_body(req.environ, types, self.cfg.max_body_bytes)
 
     def _form_body(self, req: Request) -> dict[str, str]:
         body = self._body(req, ("application/x-www-form-urlencoded",))

@@ -13,16 +13,10 @@ is told not to strip it.
 from __future__ import annotations
 
 import logging
-import signal
 import socket
-import threading
 import time
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
-
-from waitress import wasyncore
-from waitress.server import create_server
 
 from gateway.resolver.app import ResolverApp
 from gateway.resolver.config import ResolverSection, parse_listen
@@ -31,6 +25,7 @@ from gateway.resolver.querylog import QueryLog
 from gateway.resolver.ratelimit import RateLimiter
 from gateway.resolver.snapshot import SnapshotHolder
 from gateway.resolver.verdict import Resolver
+from gateway.web.server import WsgiServer
 
 __all__ = ["ResolverServer"]
 
@@ -62,60 +57,40 @@ class ResolverServer:
         self.resolver = Resolver(cfg, self.snapshots, self.query_log)
         self.app = ResolverApp(cfg, self.resolver, Pages(cfg.hotline), limiter, clock)
         try:
-            self._server: Any = create_server(
+            self._web = WsgiServer(
                 self.app,
-                **where,
+                "resolver",
+                where,
                 threads=cfg.threads,
                 connection_limit=cfg.connection_limit,
                 channel_timeout=cfg.channel_timeout_secs,
                 max_request_header_size=16_384,
                 max_request_body_size=max(cfg.max_body_bytes * 4, 65_536),
-                expose_tracebacks=False,
                 clear_untrusted_proxy_headers=False,
-                ident="saltgw-resolver",
             )
         except OSError:
             self.query_log.close()
             raise
-        self.host = str(self._server.effective_host)
-        self.port = int(self._server.effective_port)
-        self._thread: threading.Thread | None = None
+        self.host = self._web.host
+        self.port = self._web.port
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        return self._web.url
 
     def serve_forever(self) -> None:
         """Serve in this (the main) thread until SIGTERM or SIGINT, then close everything."""
         self.snapshots.start(self.cfg.reload_secs)
-
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
-            log.info("resolver: %s, stopping", signal.Signals(signum).name)
-            raise SystemExit(0)  # waitress's loop stops on it and shuts its threads down
-
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            self._server.run()
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-            self.close()
+        self._web.serve_forever(on_stop=self._close_parts)
 
     def start(self) -> None:
         """Serve from a background thread (tests, an embedding process); :meth:`stop` ends it."""
         self.snapshots.start(self.cfg.reload_secs)
-        self._thread = threading.Thread(target=self._server.run, name="resolver-http", daemon=True)
-        self._thread.start()
+        self._web.start()
 
     def stop(self) -> None:
         """Stop a server :meth:`start` started (from another thread)."""
-        server = self._server
-        # closing the sockets from the loop's own thread (a trigger thunk) ends its loop
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        server.task_dispatcher.shutdown()
+        self._web.stop()
         self._close_parts()
 
     def _close_parts(self) -> None:
@@ -124,8 +99,5 @@ class ResolverServer:
 
     def close(self) -> None:
         """After :meth:`serve_forever`'s loop ended: close the socket and the parts."""
-        try:
-            self._server.close()
-        except OSError:  # pragma: no cover - already closed
-            pass
+        self._web.close()
         self._close_parts()

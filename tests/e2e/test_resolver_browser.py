@@ -41,7 +41,7 @@ from tests.support.browser import (
     wait_for,
 )
 from tests.support.nginx import Nginx, require_nginx
-from tests.support.procs import ROOT, saltgw, stop
+from tests.support.procs import ROOT, announced_url, saltgw, stop
 from tests.support.snapshot import BATCH, ENTERPRISE, PRODUCT, code_row, write_snapshot
 
 pytestmark = pytest.mark.e2e
@@ -204,14 +204,7 @@ def _snapshot(path: Path) -> None:
 
 
 def _resolver_url(log: Path, proc: subprocess.Popen[bytes], timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in log.read_text(errors="replace").splitlines():
-            if line.startswith("resolver: http://"):
-                return line.removeprefix("resolver: ")
-        assert proc.poll() is None, log.read_text()
-        time.sleep(0.05)
-    raise AssertionError(f"no resolver line in:\n{log.read_text()}")
+    return announced_url(log, proc, "resolver", timeout)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
@@ -40,3 +41,18 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
 def kill9(proc: subprocess.Popen[bytes]) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
+
+
+def announced_url(
+    log: Path, proc: subprocess.Popen[bytes], prefix: str, timeout: float = 30
+) -> str:
+    """The URL a server command prints once listening (``resolver: http://…``, ``console:
+    http://…``), read from its ``log``; fails when the process ends or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith(f"{prefix}: http://"):
+                return line.removeprefix(f"{prefix}: ")
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"no '{prefix}: URL' line in:\n{log.read_text()}")

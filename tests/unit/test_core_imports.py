@@ -41,6 +41,10 @@ IMPLEMENTATIONS = frozenset(
         "gateway.resolver.app",  # saltgw resolver: Jinja2 and waitress (the resolver extra)
         "gateway.resolver.pages",
         "gateway.resolver.server",
+        "gateway.console.app",  # saltgw console: Jinja2 and waitress (the resolver extra)
+        "gateway.console.pages",
+        "gateway.console.server",
+        "gateway.web.server",  # waitress (the resolver extra)
         "gateway.telemetry.sparkplug.codec",  # protobuf (the sparkplug extra)
         "gateway.telemetry.sparkplug.sparkplug_b_pb2",
     }

@@ -1,0 +1,193 @@
+"""The console's view of the bridge's trace store (docs/bridge.md): trace, recall, the recall
+CSV and upload completeness are read through a read-only connection (``mode=ro``; one per
+thread), with the same functions ``saltgw trace`` answers with (gateway/bridge/trace.py,
+reconcile.py), so the page and the command agree. The console writes only two things, each in
+its own short transaction on one read-write connection: access-log rows
+(gateway/bridge/access.py, hash-chained with the store's key, listed by ``saltgw trace
+--access-log``) and resend requests (gateway/bridge/upload.py, as ``saltgw trace --resend``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from gateway.bridge import access
+from gateway.bridge.config import BridgeSection
+from gateway.bridge.integrity import store_chain_key
+from gateway.bridge.reconcile import reports
+from gateway.bridge.store import TraceStore
+from gateway.bridge.trace import trace_batch, trace_code
+from gateway.bridge.upload import CannotResend, resend
+from gateway.console.config import ConsoleSection
+
+__all__ = ["CSV_COLUMNS", "CannotResend", "ConsoleStore", "NoStore", "outbound_text"]
+
+CSV_COLUMNS = (
+    "code",
+    "commissioned",
+    "case",
+    "pallet",
+    "document",
+    "document_state",
+    "orders",
+    "customers",
+    "outbound",
+)
+
+
+class NoStore(Exception):
+    """The trace store does not exist (yet): the bridge has not run."""
+
+
+def outbound_text(outbound: list[dict[str, Any]]) -> str:
+    """``order → customer; …`` as ``saltgw trace --batch`` prints a code's outbound."""
+    return "; ".join(f"{o['order']} → {o['customer']}" for o in outbound)
+
+
+class ConsoleStore:
+    def __init__(self, cfg: ConsoleSection) -> None:
+        self.path = Path(cfg.store)
+        self._bridge = BridgeSection(
+            store=self.path, chain_key_env=cfg.chain_key_env, chain_key_file=cfg.chain_key_file
+        )
+        self._local = threading.local()
+        self._rw: TraceStore | None = None
+        self._rw_lock = threading.Lock()
+        self._all: list[sqlite3.Connection] = []
+
+    # -- connections -----------------------------------------------------------------------------
+    def ro(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            if not self.path.is_file():
+                raise NoStore(f"no trace store at {self.path} (has the bridge run yet?)")
+            db = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=30,
+            )
+            self._local.db = db
+            self._all.append(db)
+        return db
+
+    def _writer(self) -> TraceStore:
+        if self._rw is None:
+            if not self.path.is_file():
+                raise NoStore(f"no trace store at {self.path} (has the bridge run yet?)")
+            key = store_chain_key(self._bridge, self.path)
+            self._rw = TraceStore(self.path, create=False, chain_key=key)
+        return self._rw
+
+    def close(self) -> None:
+        for db in self._all:
+            db.close()
+        self._all.clear()
+        with self._rw_lock:
+            if self._rw is not None:
+                self._rw.close()
+                self._rw = None
+
+    # -- reading ---------------------------------------------------------------------------------
+    def code(self, code: str) -> dict[str, Any] | None:
+        return trace_code(self.ro(), code, None, 50)
+
+    def batch(self, batch: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        found = trace_batch(self.ro(), batch, None)
+        if found is None:
+            return None
+        head, codes = found
+        return head, [asdict(c) for c in codes]
+
+    def recall_csv(self, batch: str) -> bytes | None:
+        """The batch's codes as CSV (UTF-8 with BOM, for spreadsheet programs): one row per
+        code, the same rows ``saltgw trace --batch`` lists."""
+        found = self.batch(batch)
+        if found is None:
+            return None
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\r\n")
+        w.writerow(CSV_COLUMNS)
+        for c in found[1]:
+            ob = c["outbound"]
+            w.writerow([
+                c["code"], c["commissioned"], c["case"] or "", c["pallet"] or "",
+                c["document"] or "", c["state"] or "",
+                "; ".join(dict.fromkeys(o["order"] for o in ob)),
+                "; ".join(dict.fromkeys(o["customer"] for o in ob)),
+                outbound_text(ob),
+            ])  # fmt: skip
+        return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+    def customers(self, codes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The customers a batch's codes went to: name, type, orders, codes."""
+        out: dict[str, dict[str, Any]] = {}
+        for c in codes:
+            for o in c["outbound"]:
+                e = out.setdefault(
+                    o["customer"],
+                    {"customer": o["customer"], "type": o["customer_type"], "orders": {},
+                     "codes": set()},
+                )  # fmt: skip
+                e["orders"][o["order"]] = None
+                e["codes"].add(c["code"])
+        return [
+            {**e, "orders": list(e["orders"]), "codes": len(e["codes"])}
+            for _, e in sorted(out.items())
+        ]
+
+    def completeness(self) -> list[dict[str, Any]]:
+        """Every batch's reconciliation (newest first) with the documents holding its codes."""
+        db = self.ro()
+        out = []
+        for rep in reports(db):
+            docs = db.execute(
+                "SELECT DISTINCT d.number, d.state, d.codes, d.attempts, d.receipt, d.last_error "
+                "FROM documents d JOIN codes x ON x.batch = ? "
+                "AND x.rid BETWEEN d.first_rid AND d.last_rid ORDER BY d.id",
+                (rep.batch,),
+            ).fetchall()
+            keys = ("number", "state", "codes", "attempts", "receipt", "last_error")
+            out.append(
+                {**rep.as_dict(), "documents": [dict(zip(keys, d, strict=True)) for d in docs]}
+            )
+        out.sort(key=lambda r: str(r["batch"]), reverse=True)
+        return out
+
+    def documents(self, state: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT number, state, codes, attempts, receipt, last_error FROM documents"
+        rows = (
+            self.ro()
+            .execute(
+                sql + (" WHERE state = ? ORDER BY id" if state else " ORDER BY id"),
+                (state,) if state else (),
+            )
+            .fetchall()
+        )
+        keys = ("number", "state", "codes", "attempts", "receipt", "last_error")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def access_rows(self, limit: int = 50) -> list[access.AccessEntry]:
+        try:
+            return access.recent(self.ro(), limit)
+        except sqlite3.OperationalError:  # a store before the access log existed
+            return []
+
+    # -- writing ---------------------------------------------------------------------------------
+    def audit(self, query: str, subject: str | None, outcome: str, user: str, host: str) -> None:
+        """One access-log row, committed before the answer is sent."""
+        with self._rw_lock:
+            w = self._writer()
+            access.record(w.db, query, subject, outcome, key=w.chain_key, user=user, host=host)
+
+    def resend(self, number: str, by: str) -> None:
+        """Queue quarantined document ``number`` again; :class:`CannotResend` says why not."""
+        with self._rw_lock:
+            resend(self._writer().db, number, by)

@@ -1,0 +1,8 @@
+"""What saltgw's web surfaces share (the public resolver, gateway/resolver/, and the internal
+console, gateway/console/): WSGI request reading and answers (:mod:`.wsgi`) and a waitress server
+run in the foreground or a background thread (:mod:`.server`). Needs the ``resolver`` extra
+(waitress, Jinja2)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
