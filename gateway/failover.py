@@ -10,7 +10,9 @@ Rules (docs/scaling.md, "Broker failover"):
   ends (connection lost, keep-alive timeout, PUBACKs owed past ``mqtt.ack_timeout_secs`` —
   :meth:`BrokerRotation.lost`).
 - After a working session ended, the next endpoint is tried at once: that is the failover. With
-  a single endpoint, after ``reconnect_min_secs`` (with jitter), as before there was a list.
+  a single endpoint, after ``reconnect_min_secs`` (with jitter), as before there was a list. The
+  endpoint that was lost counts as the first failure of the round, so it is not tried again at
+  once when the others fail too.
 - Within a round the next endpoint is tried at once; when every endpoint failed in a row (a
   round), the next round waits ``min * 2 ** (rounds - 1)`` seconds times a jitter in
   [0.8, 1.2], never more than ``reconnect_max_secs`` (bounded exponential backoff).
@@ -128,10 +130,13 @@ class BrokerRotation:
         """The working session on :attr:`current` ended (dropped, keep-alive, PUBACK timeout):
         move on to the next endpoint at once (one endpoint: after ``min_secs``)."""
         self.in_use = None
-        self.failures = self.rounds = 0
+        self.failures, self.rounds = 1, 0  # the lost endpoint counts as failed in this round
         self.lost_at = self._clock()
         self._advance()
-        delay = 0.0 if self.multiple else self.backoff(1)
+        delay = 0.0
+        if not self.multiple:
+            self.rounds = 1
+            delay = self.backoff(1)
         self.next_at = self._clock() + delay
         return delay
 
