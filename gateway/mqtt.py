@@ -79,6 +79,7 @@ class LinkStats:
     last_error: str | None = None
     control_coalesced: int = 0  # retained control messages replaced by a newer one, unsent
     control_dropped: int = 0  # non-retained control messages dropped (queue full, offline)
+    first_ack_at: float | None = None  # time.monotonic() of the current session's first PUBACK
 
 
 class ControlOutbox:
@@ -285,6 +286,8 @@ class MqttLink:
         seq = self.pending.pop(mid, None)
         self.waiting_since = time.monotonic() if self.pending else None
         self.stats.acked += 1
+        if self.stats.first_ack_at is None:
+            self.stats.first_ack_at = time.monotonic()
         if seq is not None:
             self.acked.append(seq)
 
@@ -297,6 +300,7 @@ class MqttLink:
             log.error("MQTT broker %s refused the connection: %s", self.broker, rc)
             return
         self.stats.connects += 1
+        self.stats.first_ack_at = None
         self.waiting_since = time.monotonic() if self.pending else None  # paho re-sends them
         rot = self.rotation
         previous = rot.last_used

@@ -134,15 +134,17 @@ def gateway_link(
     return journal, link, fwd
 
 
-def first_ack_after(journal: Journal, since: float, delivered: int, timeout: float) -> float:
-    """Seconds from ``since`` until the journal counts an acknowledgement past ``delivered``
-    (polled every 5 ms, up to ``timeout``)."""
+def first_ack_on(link: MqttLink, port: int, since: float, timeout: float) -> float:
+    """Seconds from ``since`` to the first PUBACK of a session on the node at ``port`` (the
+    link's own timestamp; polled every 5 ms, up to ``timeout``). PUBACKs of the old node still
+    read after ``since`` do not count."""
     deadline = since + timeout
     while time.monotonic() < deadline:
-        if journal.stats.delivered > delivered:
-            return time.monotonic() - since
+        ep, first = link.rotation.in_use, link.stats.first_ack_at
+        if ep is not None and ep.port == port and first is not None:
+            return first - since
         time.sleep(0.005)
-    raise AssertionError(f"no event acknowledged within {timeout} s")
+    raise AssertionError(f"no PUBACK from the node at port {port} within {timeout} s")
 
 
 def failover_line(caplog: pytest.LogCaptureFixture, port: int) -> logging.LogRecord:
@@ -168,15 +170,13 @@ def test_the_gateway_fails_over_within_5_s_and_loses_nothing(
             wait(lambda: len(watchers[0].seqs) >= 100, 20, "100 events through node A")
             assert link.rotation.in_use is not None and link.rotation.in_use.port == a.port
             assert not watchers[1].seqs  # independent nodes: B saw nothing yet
-            delivered, t_kill, wall_kill = journal.stats.delivered, time.monotonic(), time.time()
-            n_kill = line.n
+            t_kill, wall_kill, n_kill = time.monotonic(), time.time(), line.n
             if how == "kill":
                 a.kill()
             else:  # hung: connections stay open, nothing is acknowledged
                 assert a.proc is not None
                 os.kill(a.proc.pid, signal.SIGSTOP)
-            secs = first_ack_after(journal, t_kill, delivered, 15)
-            assert link.rotation.in_use is not None and link.rotation.in_use.port == b.port
+            secs = first_ack_on(link, b.port, t_kill, 15)
             switched = link.rotation.switched_at
             assert switched is not None and 0 < switched - t_kill <= secs
             record = failover_line(caplog, b.port)
@@ -250,14 +250,20 @@ def test_the_bridge_fails_over_and_its_store_ends_with_every_seq(
             c = bridge.consumer
             assert c is not None
             assert bridge.rotation.in_use is not None and bridge.rotation.in_use.port == a.port
-            received, t_kill, n_kill = c.received, time.monotonic(), line.n
+            t_kill, n_kill = time.monotonic(), line.n
             a.kill()
-            deadline = t_kill + 15
-            while c.received <= received and time.monotonic() < deadline:
+            # received from B: counted after the bridge's session on B stands (messages of A
+            # still read after the kill do not count); polled every 5 ms
+            deadline, on_b = t_kill + 15, None
+            while time.monotonic() < deadline:
+                ep = bridge.rotation.in_use
+                if on_b is None and ep is not None and ep.port == b.port:
+                    on_b = c.received
+                if on_b is not None and c.received > on_b:
+                    break
                 time.sleep(0.005)
             secs = time.monotonic() - t_kill
-            assert c.received > received, "the bridge received nothing after the kill"
-            assert bridge.rotation.in_use is not None and bridge.rotation.in_use.port == b.port
+            assert on_b is not None and c.received > on_b, "nothing received from B"
             switched = bridge.rotation.switched_at
             assert switched is not None and switched - t_kill <= secs
             print(f"\nbridge failover (MQTT {protocol}): switched after {switched - t_kill:.3f} s,"
