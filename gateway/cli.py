@@ -340,7 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("run", help="run the gateway until SIGINT/SIGTERM; SIGHUP reloads the map")
     s.add_argument("config", metavar="CONFIG.yaml")
-    s.add_argument("--broker", metavar="URL", help="override the config's broker, mqtt://host:port")
+    s.add_argument(
+        "--broker",
+        metavar="URL",
+        help="override the config's broker: mqtt://host:port, or several separated by commas "
+        "(failover, in order of preference)",
+    )
     s.add_argument(
         "--http",
         metavar="HOST:PORT",

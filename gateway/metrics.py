@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gateway.bridge.backlog import read_backlog
+from gateway.failover import BrokerRotation
 from gateway.kpi.counters import METRICS as SCAN_METRICS
 from gateway.profiles.scan_kpi import ScanKpiProfile
 from gateway.supervisor import State
@@ -137,6 +138,26 @@ def _broker(gw: Gateway) -> Iterator[Metric]:
         "saltgw_mqtt_connect_failures",
         "Connection attempts that failed (unreachable, refused).",
         ls.connect_failures,
+    )
+    yield from _endpoints("saltgw_mqtt", "gateway's", gw.link.rotation)
+
+
+def _endpoints(prefix: str, whose: str, rot: BrokerRotation) -> Iterator[Metric]:
+    """Which broker endpoint (mqtt.urls) a session is on, and how often it switched."""
+    in_use = GaugeMetricFamily(
+        f"{prefix}_broker_in_use",
+        f"1 for the broker endpoint the {whose} session is on, 0 for the others (mqtt.urls; "
+        "all 0 while disconnected).",
+        labels=["endpoint", "broker"],
+    )
+    current = rot.in_use
+    for ep in rot.endpoints:
+        in_use.add_metric([str(ep.index + 1), ep.name], 1 if ep == current else 0)
+    yield in_use
+    yield _counter(
+        f"{prefix}_broker_switches",
+        f"Times the {whose} session moved to another broker endpoint (failover).",
+        rot.switches,
     )
 
 
@@ -258,6 +279,7 @@ def _bridge(bridge: Any) -> Iterator[Metric]:
     for name, n in sorted(bridge.restarts.items()):
         restarts.add_metric([name], n)
     yield restarts
+    yield from _endpoints("saltgw_bridge", "bridge's", bridge.rotation)
     c = bridge.consumer
     if c is not None:
         yield _gauge(

@@ -6,9 +6,12 @@
   ``seq`` order with QoS 1, at most ``inflight`` unacknowledged; each PUBACK deletes its row from
   the journal. It runs paho's network loop itself (no ``loop_start`` thread): measured here, this
   publishes ~25 % faster than paho's threaded mode, and keeps all bookkeeping single-threaded.
-  It reconnects with exponential backoff; paho keeps unacknowledged messages and re-sends them, in
-  order, after a reconnect. After a gateway restart the journal still holds every unacknowledged
-  row, so each event is delivered at least once, always with its original ``id``.
+  It reconnects with exponential backoff, rotating through the broker endpoints (``mqtt.urls``,
+  :mod:`gateway.failover`): a refused or lost connection, a keep-alive timeout or PUBACKs owed
+  past ``ack_timeout_secs`` move it to the next one. paho keeps unacknowledged messages and
+  re-sends them, in order, after a reconnect — to whichever endpoint took over. After a
+  gateway restart the journal still holds every unacknowledged row, so each event is delivered
+  at least once, always with its original ``id``.
 - Incoming messages (MES commands, ``docs/commands.md``): :meth:`Forwarder.listen` registers a
   topic filter before the thread starts; the filter is subscribed (QoS 1) on every connect and
   each message is handed to its handler on this thread, which must only pass it on (e.g. with
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import socket
 import ssl
 import threading
 import time
@@ -31,11 +35,13 @@ from urllib.parse import SplitResult, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.chain import ALG_HMAC
 from gateway.config.models import MqttSection
+from gateway.failover import BrokerRotation, Endpoint, broker_address
 from gateway.journal import Journal, JournalReader
 from gateway.replay import Replayer, replay_topic
 from gateway.topics import Topics
@@ -48,6 +54,7 @@ __all__ = [
     "MqttLink",
     "ReconnectSchedule",
     "broker_address",
+    "broker_urls",
     "new_client",
 ]
 
@@ -72,6 +79,7 @@ class LinkStats:
     last_error: str | None = None
     control_coalesced: int = 0  # retained control messages replaced by a newer one, unsent
     control_dropped: int = 0  # non-retained control messages dropped (queue full, offline)
+    first_ack_at: float | None = None  # time.monotonic() of the current session's first PUBACK
 
 
 class ControlOutbox:
@@ -103,6 +111,12 @@ class ControlOutbox:
                 self._stats.control_dropped += 1
             self._plain.append((topic, payload))
 
+    def put_stale(self, topic: str, payload: bytes) -> None:
+        """A retained value sent before (again, e.g. to a broker that took over), unless a
+        newer one for its topic is waiting."""
+        with self._lock:
+            self._retained.setdefault(topic, payload)
+
     def take(self) -> list[tuple[str, bytes, bool]]:
         """Everything waiting, retained values first, and empty the outbox."""
         with self._lock:
@@ -115,6 +129,14 @@ class ControlOutbox:
     def __len__(self) -> int:
         with self._lock:
             return len(self._retained) + len(self._plain)
+
+
+def broker_urls(cfg: MqttSection, broker_url: str | None = None) -> list[str]:
+    """The broker endpoints in order: ``broker_url`` (``--broker``; several separated by
+    commas) when given, else the config's ``mqtt.urls`` or ``mqtt.url``."""
+    if broker_url:
+        return [u.strip() for u in broker_url.split(",") if u.strip()]
+    return cfg.endpoints
 
 
 def new_client(cfg: MqttSection, client_id: str, *, broker_url: str | None = None) -> paho.Client:
@@ -130,7 +152,7 @@ def new_client(cfg: MqttSection, client_id: str, *, broker_url: str | None = Non
     )
     if cfg.username:
         client.username_pw_set(cfg.username, cfg.password())
-    url = urlsplit(broker_url or cfg.url)
+    url = urlsplit(broker_urls(cfg, broker_url)[0])  # all endpoints share the scheme (config)
     if url.scheme in ("mqtts", "ssl") or cfg.tls is not None:
         tls = cfg.tls
         ctx = ssl.create_default_context(cafile=str(tls.ca_file) if tls and tls.ca_file else None)
@@ -140,12 +162,6 @@ def new_client(cfg: MqttSection, client_id: str, *, broker_url: str | None = Non
             ctx.check_hostname = False
         client.tls_set_context(ctx)
     return client
-
-
-def broker_address(url: SplitResult) -> tuple[str, int]:
-    """(host, port) of a broker URL; the port defaults to 8883 with TLS, else 1883."""
-    port = url.port or (8883 if url.scheme in ("mqtts", "ssl") else 1883)
-    return url.hostname or "127.0.0.1", port
 
 
 class MqttLink:
@@ -167,7 +183,12 @@ class MqttLink:
         self.cfg = cfg
         self.announce = announce
         self.topics = topics
-        self.url = urlsplit(broker_url or cfg.url)
+        # the endpoints and which one is in use (gateway/failover.py)
+        self.rotation = BrokerRotation(
+            broker_urls(cfg, broker_url), cfg.reconnect_min_secs, cfg.reconnect_max_secs
+        )
+        self._target: Endpoint | None = None  # the endpoint paho's client is set up for
+        self.switched = False  # a switch to another endpoint, not yet seen by the forwarder
         self.stats = LinkStats()
         self.connected = threading.Event()
         self.pending: dict[int, int | None] = {}  # mid -> journal seq (None: not journaled)
@@ -191,24 +212,43 @@ class MqttLink:
         self.listeners: list[tuple[str, MessageHandler]] = []  # subscribed on every connect
 
     @property
+    def url(self) -> SplitResult:
+        """The URL of the endpoint in use (or tried next)."""
+        return urlsplit(self.rotation.current.url)
+
+    @property
     def host(self) -> str:
-        return broker_address(self.url)[0]
+        return self.rotation.current.host
 
     @property
     def port(self) -> int:
-        return broker_address(self.url)[1]
+        return self.rotation.current.port
 
     @property
     def broker(self) -> str:
-        return f"{self.host}:{self.port}"
+        return self.rotation.current.name
 
     def connect(self) -> None:
-        """Open the TCP (TLS) connection and send CONNECT; CONNACK arrives in :meth:`loop`.
-        Raises OSError (or ssl.SSLError) when the broker cannot be reached."""
-        if self.stats.connects == 0 and self.stats.connect_failures == 0:
-            self.client.connect(self.host, self.port, keepalive=self.cfg.keepalive_secs)
+        """Open the TCP (TLS) connection to the current endpoint and send CONNECT; CONNACK
+        arrives in :meth:`loop`. Raises OSError (or ssl.SSLError) when it cannot be reached.
+        paho keeps its unacknowledged messages across a change of endpoint and re-sends them
+        after the CONNACK (dup flag set)."""
+        ep = self.rotation.current
+        if ep != self._target:
+            self._target = ep
+            self.client.connect(ep.host, ep.port, keepalive=self.cfg.keepalive_secs)
         else:
             self.client.reconnect()
+
+    def drop(self) -> None:
+        """End the connection without DISCONNECT (the broker publishes our last will): the
+        next network loop sees it closed, as if the broker had dropped it."""
+        sock = self.client.socket()
+        if isinstance(sock, socket.socket):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def publish(
         self, topic: str, payload: bytes, *, retain: bool = False, seq: int | None = None
@@ -246,6 +286,8 @@ class MqttLink:
         seq = self.pending.pop(mid, None)
         self.waiting_since = time.monotonic() if self.pending else None
         self.stats.acked += 1
+        if self.stats.first_ack_at is None:
+            self.stats.first_ack_at = time.monotonic()
         if seq is not None:
             self.acked.append(seq)
 
@@ -258,16 +300,47 @@ class MqttLink:
             log.error("MQTT broker %s refused the connection: %s", self.broker, rc)
             return
         self.stats.connects += 1
+        self.stats.first_ack_at = None
         self.waiting_since = time.monotonic() if self.pending else None  # paho re-sends them
-        log.info(
-            "connected to MQTT broker %s (connection %d)", self.broker, self.stats.connects,
-            extra=STATE_CHANGE,
-        )  # fmt: skip
+        rot = self.rotation
+        previous = rot.last_used
+        if rot.connected():
+            self.switched = True
+            log.warning(
+                "MQTT broker failover: now on %s (endpoint %d of %d) instead of %s; "
+                "%d events not acknowledged there are sent again here (switch %d)",
+                self.broker, rot.current.index + 1, len(rot.endpoints),
+                previous.name if previous else "?", len(self.pending), rot.switches,
+                extra=STATE_CHANGE,
+            )  # fmt: skip
+        else:
+            log.info(
+                "connected to MQTT broker %s (connection %d)", self.broker, self.stats.connects,
+                extra=STATE_CHANGE,
+            )  # fmt: skip
         if self.announce:
-            client.publish(self.topics.status(), b"online", qos=1, retain=True)
+            self._announce(client)
         for topic_filter, _ in self.listeners:
             client.subscribe(topic_filter, qos=1)
         self.connected.set()
+
+    def _announce(self, client: Any) -> None:
+        """Status ``online`` (the contract's bare text; on MQTT 5 with the user property
+        ``broker`` = host:port in use) and, retained beside it, which endpoint that is."""
+        rot = self.rotation
+        props = None
+        if self.cfg.protocol == "5":
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.UserProperty = [("broker", self.broker), ("endpoint", str(rot.current.index + 1))]
+        client.publish(self.topics.status(), b"online", qos=1, retain=True, properties=props)
+        body = {
+            "gateway": self.topics.gateway,
+            "broker": self.broker,
+            "endpoint": rot.current.index + 1,
+            "endpoints": [ep.name for ep in rot.endpoints],
+            "switches": rot.switches,
+        }
+        client.publish(self.topics.status_broker(), json.dumps(body).encode(), qos=1, retain=True)
 
     def _on_message(self, client: Any, userdata: Any, msg: paho.MQTTMessage) -> None:
         for topic_filter, handler in self.listeners:
@@ -306,7 +379,6 @@ def describe_disconnect(rc: ReasonCode, flags: Any) -> str:
     if rc.value == 0:
         return "disconnected on request"
     return "the connection was closed (broker stopped or restarted, or the network dropped)"
-
 
 
 class ReconnectSchedule:
@@ -363,7 +435,13 @@ class Forwarder:
         self._cursor = 0  # highest seq handed to paho
         self._thread: threading.Thread | None = None
         self._topic_cache: dict[str, str] = {}
-        self.reconnect = ReconnectSchedule(backoff_min_secs, backoff_max_secs)
+        # which broker endpoint next, and when (gateway/failover.py)
+        self.reconnect = link.rotation
+        self.reconnect.min_secs, self.reconnect.max_secs = backoff_min_secs, backoff_max_secs
+        # the last retained control message of each topic (states, KPIs, seq mark, chain head):
+        # sent again to a broker that takes over, which has none of them (a bounded set)
+        self._retained_sent: dict[str, bytes] = {}
+        self._abandoned: str | None = None  # why the link left a broker that stopped acking
         self._socket_open = False
         # journal rows are published only while this says yes (None: always); set before
         # start() — the in-process bridge must be subscribed first, or it misses events
@@ -468,9 +546,14 @@ class Forwarder:
         except (OSError, ssl.SSLError) as exc:
             self.link.stats.connect_failures += 1
             self.link.stats.last_error = f"cannot connect to {self.link.broker}: {exc}"
-            if self.reconnect.attempts == 0:
-                log.warning("MQTT broker %s unreachable: %s (retrying)", self.link.broker, exc)
-            self.reconnect.failed()
+            tried = self.link.broker
+            first = self.reconnect.failures == 0
+            delay = self.reconnect.failed()
+            if first:
+                log.warning("MQTT broker %s unreachable: %s (trying %s in %.1f s)", tried, exc,
+                            self.link.broker, delay)  # fmt: skip
+            else:
+                log.debug("MQTT broker %s unreachable: %s", tried, exc)
 
     def _send(self, reader: JournalReader) -> bool:
         """Hand control messages and journal rows to paho; True when something was sent."""
@@ -478,8 +561,14 @@ class Forwarder:
         if not link.connected.is_set():
             return False  # control messages wait in the bounded outbox, rows in the journal
         sent = False
+        if link.switched:  # another broker took over: it lacks the retained values
+            link.switched = False
+            for topic, payload in self._retained_sent.items():
+                self.control.put_stale(topic, payload)
         for topic, payload, retain in self.control.take():
             link.publish(topic, payload, retain=retain)
+            if retain:
+                self._retained_sent[topic] = payload
             sent = True
         if self.gate is not None and not self.gate():
             return sent
@@ -526,8 +615,16 @@ class Forwarder:
             self._stopped.set()
 
     def _watch_acks(self) -> None:
-        """Say once when the broker stops acknowledging, and once when it resumes."""
+        """Say once when the broker stops acknowledging, and once when it resumes; with
+        other endpoints to go to, leave a broker that stopped acknowledging."""
         why = self.stalled()
+        if why is not None and self.reconnect.multiple and self._socket_open:
+            log.warning("MQTT broker %s: %s; leaving it for the next endpoint", self.link.broker,
+                        why, extra=STATE_CHANGE)  # fmt: skip
+            self._abandoned = why
+            self.link.drop()  # the next loop() sees the connection closed: _lost()
+            self.link.waiting_since = None  # said once
+            return
         if why is not None and not self._stalled_logged:
             self._stalled_logged = True
             log.warning("MQTT broker %s: %s", self.link.broker, why, extra=STATE_CHANGE)
@@ -538,11 +635,18 @@ class Forwarder:
     def _lost(self, rc: MQTTErrorCode, was_up: bool) -> None:
         link = self.link
         self._socket_open = False
-        if was_up:  # a working session dropped: retry soon (backoff starts over)
+        if was_up:  # a working session dropped: the next endpoint at once (backoff anew)
             link.connected.clear()
-            link.stats.last_error = f"connection lost: {paho.error_string(rc)}"
-            self.reconnect.reset()
-        elif not link.refused:  # the broker dropped us before CONNACK (e.g. TLS refused)
+            link.stats.last_error = self._abandoned or f"connection lost: {paho.error_string(rc)}"
+            self._abandoned = None
+            lost = link.broker
+            self.reconnect.lost()
+            if self.reconnect.multiple:
+                log.warning("MQTT broker %s lost; trying %s next", lost, link.broker,
+                            extra=STATE_CHANGE)  # fmt: skip
+            link.refused = False
+            return
+        if not link.refused:  # the broker dropped us before CONNACK (e.g. TLS refused)
             link.stats.last_error = f"connection closed by broker: {paho.error_string(rc)}"
         link.refused = False
         self.reconnect.failed()

@@ -62,6 +62,12 @@ class Topics:
     def status(self) -> str:
         return f"{self.prefix}/{self.enterprise}/{self.site}/gateway/{self.gateway}/status"
 
+    def status_broker(self) -> str:
+        """Retained ``{"gateway", "broker", "endpoint", "endpoints", "switches"}``: the broker
+        endpoint the gateway's session is on (mqtt.urls, docs/scaling.md), published on every
+        connect beside ``online``."""
+        return f"{self.status()}/broker"
+
     def seq_mark(self) -> str:
         """Retained ``{"gateway", "last_seq", "ts"}``: the highest ``seq`` the broker has
         acknowledged, so a bridge notices events lost at the tail (docs/architecture.md)."""

@@ -11,6 +11,12 @@ Constraints:
   PUBACK makes the broker send the message again; the store drops the repeat by event ``id``.
 - Messages of a connection that dropped are still committed, but never acknowledged on the new
   connection (packet ids are per connection): the broker re-sends them, and they are de-duplicated.
+- Broker failover (``mqtt.urls``, :mod:`gateway.failover`): a refused or lost connection or a
+  keep-alive timeout moves the consumer to the next endpoint, with the same client id and
+  persistent session flags, so a clustered broker resumes its session there. With brokers that
+  do not share sessions (independent mosquitto nodes), what the old node still held for it is
+  found missing by seq tracking and replayed from the gateway's journal (gaps.py;
+  docs/scaling.md, "Broker failover").
 - Optional MQTT 5 shared subscription ``$share/{group}/…`` so several bridges split the load; the
   batch topics are subscribed unshared too, so every bridge knows every batch.
 """
@@ -19,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import sqlite3
 import ssl
 import threading
@@ -36,6 +41,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.bridge.store import TraceStore
 from gateway.config.models import MqttSection
+from gateway.failover import BrokerRotation, is_tls_url
 from gateway.replay import replay_topic
 
 __all__ = ["Consumer", "subscriptions"]
@@ -76,8 +82,7 @@ class Consumer:
         store: TraceStore,
         mqtt: MqttSection,
         *,
-        host: str,
-        port: int,
+        rotation: BrokerRotation,
         client_id: str,
         filters: list[str],
         session_expiry_secs: int,
@@ -90,12 +95,11 @@ class Consumer:
         self.alarm = alarm
         self._next_gap_check = 0.0
         self.replays_asked = 0
-        self.host, self.port = host, port
+        self.rotation = rotation  # owned by the Bridge: it outlives a restart of this thread
         self.filters = filters
         self.stop = stop
         self.v5 = mqtt.protocol == "5"
         self.keepalive = mqtt.keepalive_secs
-        self.backoff = (mqtt.reconnect_min_secs, mqtt.reconnect_max_secs)
         self.session_expiry = session_expiry_secs
         self.connected = threading.Event()
         # SUBACK received on the current connection: from then on the broker holds every event
@@ -121,7 +125,7 @@ class Consumer:
         c.manual_ack_set(True)
         if mqtt.username:
             c.username_pw_set(mqtt.username, mqtt.password())
-        if mqtt.tls is not None or mqtt.url.startswith(("mqtts:", "ssl:")):
+        if mqtt.tls is not None or is_tls_url(rotation.current.url):
             c.tls_set_context(_tls_context(mqtt))
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
@@ -129,11 +133,28 @@ class Consumer:
         c.on_subscribe = self._on_subscribe
         self.client = c
 
+    @property
+    def host(self) -> str:
+        return self.rotation.current.host
+
+    @property
+    def port(self) -> int:
+        return self.rotation.current.port
+
     # -- paho callbacks (inside client.loop, on this thread) -------------------------------------
     def _on_connect(self, c: Any, u: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
         if rc.is_failure:
             log.error("bridge: broker %s:%d refused the connection: %s", self.host, self.port, rc)
             return
+        previous = self.rotation.last_used
+        if self.rotation.connected():
+            log.warning(
+                "bridge: broker failover: now on %s (endpoint %d of %d) instead of %s "
+                "(session present: %s; switch %d)",
+                self.rotation.current.name, self.rotation.current.index + 1,
+                len(self.rotation.endpoints), previous.name if previous else "?",
+                flags.session_present, self.rotation.switches,
+            )  # fmt: skip
         self._epoch += 1
         self._granted.clear()
         self._sub_mids.clear()
@@ -192,25 +213,24 @@ class Consumer:
 
     # -- the thread ------------------------------------------------------------------------------
     def run(self) -> None:
-        attempts = 0
+        rot = self.rotation
         open_ = False
-        next_try = 0.0
         while not self.stop.is_set():
             if not open_:
-                if time.monotonic() < next_try:
+                if not rot.due():
                     self.stop.wait(LOOP_SECS)
                     continue
                 try:
                     self._connect()
                     open_ = True
                 except (OSError, ssl.SSLError) as exc:
-                    attempts += 1
-                    if attempts == 1:
-                        log.warning(
-                            "bridge: broker %s:%d unreachable: %s", self.host, self.port, exc
-                        )
-                    next_try = time.monotonic() + self._delay(attempts)
+                    tried, first = rot.current.name, rot.failures == 0
+                    delay = rot.failed()
+                    if first:
+                        log.warning("bridge: broker %s unreachable: %s (trying %s in %.1f s)",
+                                    tried, exc, rot.current.name, delay)  # fmt: skip
                     continue
+            was_up = self.connected.is_set()  # _on_disconnect clears it inside loop()
             rc = self.client.loop(timeout=LOOP_SECS)
             self._commit_and_ack()
             self._retry_refused()
@@ -220,10 +240,14 @@ class Consumer:
                 self.connected.clear()
                 self.subscribed.clear()
                 self.refused.clear()
-                attempts += 1
-                next_try = time.monotonic() + self._delay(attempts)
-            elif self.connected.is_set():
-                attempts = 0
+                lost = rot.current.name
+                if was_up:  # a working session ended: the next endpoint at once
+                    rot.lost()
+                    if rot.multiple:
+                        log.warning("bridge: broker %s lost; trying %s next", lost,
+                                    rot.current.name)  # fmt: skip
+                else:  # refused, or closed before CONNACK
+                    rot.failed()
         self._commit_and_ack()
         if open_:
             self.client.loop(timeout=0.1)  # flush the last PUBACKs
@@ -263,10 +287,11 @@ class Consumer:
                 log.exception("bridge: raising alarm.seq_gap failed")
 
     def _delay(self, attempts: int) -> float:
-        lo, hi = self.backoff
-        return float(min(hi, lo * 2 ** min(attempts - 1, 16)) * random.uniform(0.8, 1.2))
+        return self.rotation.backoff(attempts)
 
     def _connect(self) -> None:
+        """Connect to the current endpoint, same client id and persistent session flags on
+        every endpoint: a broker that has the session (a cluster) resumes it."""
         if self.v5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self.session_expiry

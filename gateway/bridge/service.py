@@ -49,6 +49,7 @@ from gateway.bridge.transport import make_transport
 from gateway.bridge.upload import Uploader
 from gateway.config.models import ConfigBase
 from gateway.events import EventDraft
+from gateway.failover import BrokerRotation, is_tls_url
 from gateway.topics import Topics
 
 if TYPE_CHECKING:
@@ -76,8 +77,16 @@ def node_of(cfg: ConfigBase) -> str:
 
 class Bridge:
     def __init__(
-        self, cfg: ConfigBase, *, host: str, port: int, alarm: AlarmSink | None = None
+        self,
+        cfg: ConfigBase,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        urls: list[str] | None = None,
+        alarm: AlarmSink | None = None,
     ) -> None:
+        """The broker: ``urls`` (endpoints in order, failover), else ``host``/``port`` (one
+        endpoint, the scheme of the config's), else the config's ``mqtt.urls``/``mqtt.url``."""
         if cfg.bridge is None:
             raise ValueError("the config has no bridge: section")
         self.cfg = cfg
@@ -88,7 +97,14 @@ class Bridge:
         self.client_id = self.bcfg.client_id or f"saltgw-bridge-{self.node}"
         root = Topics(cfg.mqtt.topic_prefix, g.enterprise, g.site, g.line, g.id).line_root
         self.filters = subscriptions(root, self.bcfg.topics, self.bcfg.share_group)
-        self.host, self.port = host, port
+        if urls is None and host is not None and port is not None:
+            scheme = "mqtts" if is_tls_url(cfg.mqtt.endpoints[0]) else "mqtt"
+            urls = [f"{scheme}://{host}:{port}"]
+        m = cfg.mqtt
+        # the endpoints and the one in use; kept across restarts of the ingest thread
+        self.rotation = BrokerRotation(
+            urls or m.endpoints, m.reconnect_min_secs, m.reconnect_max_secs
+        )
         # whose events are stored: this config's gateway and bridge.gateways (gateways.py);
         # a key that cannot be read stops the start here, naming it
         self.known = KnownGateways.from_config(cfg)
@@ -128,7 +144,8 @@ class Bridge:
             except RuntimeError:  # the loop is closing: the alarm is in the log
                 pass
 
-        return cls(gw.cfg, host=gw.link.host, port=gw.link.port, alarm=alarm)
+        urls = [ep.url for ep in gw.link.rotation.endpoints]  # the gateway's (with --broker)
+        return cls(gw.cfg, urls=urls, alarm=alarm)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Bridge:
@@ -158,8 +175,7 @@ class Bridge:
         c = Consumer(
             store,
             self.cfg.mqtt,
-            host=self.host,
-            port=self.port,
+            rotation=self.rotation,
             client_id=self.client_id,
             filters=self.filters,
             session_expiry_secs=self.bcfg.session_expiry_secs,

@@ -60,15 +60,16 @@ def _host(url: str) -> str | None:
 def cleartext_risks(cfg: Any) -> Iterator[Cleartext]:
     """Every secret of a validated config that would be sent in clear to another host."""
     mqtt = cfg.mqtt
-    scheme = urlsplit(mqtt.url).scheme
-    if mqtt.username and scheme in ("mqtt", "tcp") and not is_loopback(_host(mqtt.url)):
-        yield Cleartext(
-            ("mqtt", "url"),
-            f"the MQTT password of user {mqtt.username!r} would cross the network in clear "
-            f"over {mqtt.url} (no TLS)",
-            f"use mqtts:// (docs/security.md), or set mqtt.{OPT_OUT} for an isolated network",
-            mqtt.allow_cleartext_secrets,
-        )
+    for i, murl in enumerate(mqtt.endpoints):  # mqtt.urls (failover) or mqtt.url
+        scheme = urlsplit(murl).scheme
+        if mqtt.username and scheme in ("mqtt", "tcp") and not is_loopback(_host(murl)):
+            yield Cleartext(
+                ("mqtt", "urls", i) if mqtt.urls else ("mqtt", "url"),
+                f"the MQTT password of user {mqtt.username!r} would cross the network in clear "
+                f"over {murl} (no TLS)",
+                f"use mqtts:// (docs/security.md), or set mqtt.{OPT_OUT} for an isolated network",
+                mqtt.allow_cleartext_secrets,
+            )
     upload: Any = getattr(cfg.bridge, "upload", None) if cfg.bridge is not None else None
     url = getattr(upload, "url", None)
     if (

@@ -16,7 +16,16 @@ from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from drivers.base import DeviceConfigBase
 from drivers.registry import driver_specs
@@ -25,6 +34,7 @@ from firmware_sim.base import SimulatorConfigBase
 from firmware_sim.registry import simulator_specs
 from gateway.bridge.config import BridgeSection
 from gateway.command_auth import CommandAuthSection
+from gateway.failover import broker_address, is_tls_url
 from gateway.profiles.base import ProfileConfigBase
 from gateway.profiles.registry import profile_specs
 from gateway.resolver.config import ResolverSection
@@ -124,10 +134,35 @@ class TlsSection(Strict):
     )
 
 
+def _broker_url(v: str) -> str:
+    parts = urlsplit(v)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+        raise ValueError(f"expected mqtt://host:port or mqtts://host:port; got {v!r}")
+    try:
+        parts.port  # noqa: B018 - validates the port number
+    except ValueError as exc:
+        raise ValueError(f"bad port in {v!r}") from exc
+    return v
+
+
+BrokerUrl = Annotated[str, AfterValidator(_broker_url)]
+
+
 class MqttSection(Strict):
-    url: str = Field(
+    url: BrokerUrl = Field(
         default="mqtt://127.0.0.1:1883",
-        description="Broker URL: mqtt://host:port or mqtts://host:port (TLS).",
+        description="Broker URL: mqtt://host:port or mqtts://host:port (TLS). For several "
+        "brokers (failover), use `urls` instead.",
+    )
+    urls: list[BrokerUrl] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=16,
+        description="Broker endpoints for failover, in order of preference (instead of `url`): "
+        "the first is tried first; when the one in use fails (refused, connection lost, "
+        "keep-alive or PUBACK timeout) the next takes over, with exponential backoff once all "
+        "failed (docs/scaling.md). All mqtt:// or all mqtts://; each host:port once.",
+        examples=[["mqtts://broker-1:8883", "mqtts://broker-2:8883"]],
     )
     protocol: Literal["3.1.1", "5"] = Field(default="5", description="MQTT protocol version.")
     client_id: str | None = Field(
@@ -177,17 +212,41 @@ class MqttSection(Strict):
         default=10.0, gt=0, description="Longest delay between reconnect attempts."
     )
 
-    @field_validator("url")
+    @field_validator("urls")
     @classmethod
-    def _url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-            raise ValueError(f"expected mqtt://host:port or mqtts://host:port; got {v!r}")
-        try:
-            parts.port  # noqa: B018 - validates the port number
-        except ValueError as exc:
-            raise ValueError(f"bad port in {v!r}") from exc
+    def _urls(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        seen: dict[tuple[str, int], int] = {}
+        for i, u in enumerate(v):
+            addr = broker_address(urlsplit(u))
+            if addr in seen:
+                raise ValueError(
+                    f"endpoint {i + 1} ({u!r}) is the same broker as endpoint {seen[addr] + 1} "
+                    f"({v[seen[addr]]!r}); list each host:port once"
+                )
+            seen[addr] = i
+        tls = [is_tls_url(u) for u in v]
+        if any(tls) and not all(tls):
+            plain = ", ".join(repr(u) for u, t in zip(v, tls, strict=True) if not t)
+            raise ValueError(
+                f"mixes TLS (mqtts://) and plain (mqtt://) endpoints: {plain} without TLS; "
+                "every endpoint must use the same scheme"
+            )
         return v
+
+    @model_validator(mode="after")
+    def _url_or_urls(self) -> MqttSection:
+        if self.urls is not None and "url" in self.model_fields_set:
+            raise ValueError(
+                "set either url (one broker) or urls (a failover list of brokers), not both"
+            )
+        return self
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The broker URLs in order of preference: ``urls``, else ``[url]``."""
+        return list(self.urls) if self.urls else [self.url]
 
     def password(self) -> str | None:
         """The broker password from the environment or the password file, else None."""

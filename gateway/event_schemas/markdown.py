@@ -86,7 +86,11 @@ config (`gateway:`).
 | `{TOPICS.state("{device}")}` | 1 | yes | a device's connection state ([message](#state)) |
 | `{ROOT}/cmd/{{device}}` | 1 | no | a MES command, published by the MES (docs/commands.md) |
 | `{TOPICS.command_response("{device}")}` | 1 | no | the answer to it ([message](#response)) |
-| `{TOPICS.status()}` | 1 | yes | the bare text `online`, or `offline` (also the last will) |
+| `{TOPICS.status()}` | 1 | yes | the bare text `online`, or `offline` (also the last will); \
+on MQTT 5 `online` carries the user properties `broker` (host:port in use) and `endpoint` |
+| `{TOPICS.status_broker()}` | 1 | yes | the broker endpoint in use, on every connect: \
+`{{"gateway", "broker": "host:port", "endpoint": 1-based index in mqtt.urls, "endpoints": [...], \
+"switches": N}}` (docs/scaling.md) |
 | `{TOPICS.tags("{device}")}` | 1 | no | tag telemetry: one record of a device ([message](#tags)) |
 | `{TOPICS.tag("{device}", "{tag}")}` | 1 | yes | tag telemetry: a tag's last value \
 ([message](#tag)) |

@@ -175,4 +175,6 @@ def send_records(
 def client_url(cfg: ConfigBase, broker_url: str | None) -> Any:
     from urllib.parse import urlsplit
 
-    return urlsplit(broker_url or cfg.mqtt.url)
+    from gateway.mqtt import broker_urls
+
+    return urlsplit(broker_urls(cfg.mqtt, broker_url)[0])

@@ -22,6 +22,7 @@ from gateway.bridge.service import Bridge
 from gateway.bridge.store import IngestStats
 from gateway.bridge.upload import UploadStats
 from gateway.config.loader import load_config
+from gateway.failover import BrokerRotation
 from gateway.http import health
 from gateway.metrics import GatewayCollector
 from gateway.profiles.scan_kpi import ScanKpiProfile
@@ -60,6 +61,33 @@ def test_a_gateway_not_started_has_every_family(gw: Gateway) -> None:
     assert ("saltgw_scan_counts_total", (("metric", "produced"),)) in m
     assert not any(k[0] == "saltgw_scan_rate" for k in m)  # unknown yet: absent, not 0
     assert not any(k[0].startswith("saltgw_bridge_") for k in m)
+
+
+def test_the_broker_endpoint_in_use_and_its_switches(tmp_path: Path) -> None:
+    """/metrics names the endpoint of mqtt.urls the session is on (all 0 while disconnected)."""
+    cfg = load_config(demo_line_on_free_ports(tmp_path))
+    urls = ["mqtt://127.0.0.1:18831", "mqtt://127.0.0.1:18832"]
+    gw = Gateway(cfg, broker_url=",".join(urls))  # --broker takes a list too
+
+    def in_use() -> dict[str, float]:
+        return {
+            dict(k[1])["broker"]: v
+            for k, v in scrape(gw).items()
+            if k[0] == "saltgw_mqtt_broker_in_use"
+        }
+
+    rot = gw.link.rotation
+    assert in_use() == {"127.0.0.1:18831": 0, "127.0.0.1:18832": 0}
+    rot.connected()
+    assert in_use() == {"127.0.0.1:18831": 1, "127.0.0.1:18832": 0}
+    rot.lost()
+    assert in_use() == {"127.0.0.1:18831": 0, "127.0.0.1:18832": 0}
+    rot.connected()
+    assert in_use() == {"127.0.0.1:18831": 0, "127.0.0.1:18832": 1}
+    m = scrape(gw)
+    assert m[("saltgw_mqtt_broker_switches_total", ())] == 1
+    key = ("saltgw_mqtt_broker_in_use", (("broker", "127.0.0.1:18832"), ("endpoint", "2")))
+    assert m[key] == 1
 
 
 def test_scan_rate_comes_from_the_kpi_profile(gw: Gateway) -> None:
@@ -146,6 +174,7 @@ def fake_bridge(store: Path, *, alive: bool = True, connected: bool = True) -> A
         failing={} if alive else {"bridge-ingest": "RuntimeError: boom"},
         _threads=[] if alive else [threading.Thread(name="bridge-ingest")],  # never started
         _stop=threading.Event(),
+        rotation=BrokerRotation(["mqtt://127.0.0.1:1883"], 0.5, 10),
     )
     bridge.problems = lambda: Bridge.problems(bridge)  # the real method on this state
     return bridge
@@ -171,6 +200,9 @@ def test_bridge_counters_and_outbox(gw: Gateway, tmp_path: Path) -> None:
     assert m[("saltgw_bridge_quarantined_messages_total", (("reason", "too_deep"),))] == 1
     assert m[("saltgw_bridge_quarantined_messages_total", (("reason", "schema"),))] == 0
     assert m[("saltgw_bridge_thread_restarts_total", (("thread", "bridge-ingest"),))] == 2
+    in_use = (("broker", "127.0.0.1:1883"), ("endpoint", "1"))
+    assert m[("saltgw_bridge_broker_in_use", in_use)] == 0  # no session yet
+    assert m[("saltgw_bridge_broker_switches_total", ())] == 0
     drops = {
         dict(k[1])["reason"]: (dict(k[1])["intentional"], v)
         for k, v in m.items()

@@ -32,7 +32,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 from drivers.base import TagValue
 from gateway.config.extras import needs_message
 from gateway.config.models import MqttSection
-from gateway.mqtt import STATE_CHANGE, broker_address, describe_disconnect, new_client
+from gateway.mqtt import (
+    STATE_CHANGE,
+    broker_address,
+    broker_urls,
+    describe_disconnect,
+    new_client,
+)
 from gateway.telemetry.record import Quality, TagMeta, TagPoint, TagRecord, TelemetryFeed
 from gateway.telemetry.sparkplug.commands import CommandRefused, CommandSink
 from gateway.telemetry.sparkplug.config import SparkplugConfig
@@ -110,7 +116,8 @@ class SparkplugOutput:
         self.state = NodeState(
             cfg.state_file or state_dir / f"sparkplug-{self.group}-{self.node}.json"
         )
-        self._url = broker_url or mqtt.url
+        # the first endpoint: Sparkplug B does not rotate through mqtt.urls (docs/scaling.md)
+        self._url = broker_urls(mqtt, broker_url)[0]
         self._v5 = mqtt.protocol == "5"
         self._keepalive = mqtt.keepalive_secs
         self._backoff = (
