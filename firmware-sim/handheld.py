@@ -134,7 +134,9 @@ class HandheldScannerSim:
     async def _scan(self, ep: TcpServerEndpoint, texts: list[str]) -> None:
         if not texts:
             return
-        while ep.clients == 0:  # the clerk waits for the system
+        while True:  # the clerk waits for the system (the gateway's connection)
+            if ep.clients:
+                break
             await asyncio.sleep(0.05)
         for text in texts:
             await asyncio.sleep(self.config.interval_ms / 1000)
