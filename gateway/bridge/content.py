@@ -420,9 +420,11 @@ class DocumentContent:
             "WHERE rid BETWEEN ? AND ? AND kind = ? ORDER BY rid",
             kind,
         )
-        for rid, *rest in cur.fetchall():
-            bags = [(code, batch) for _scanned, code, batch in self._moved(rid)]
-            yield ScanRecord(meta[rid], *rest, bag_codes=bags)
+        for rid, kind_, ts, device, batch, code, level, ref, party, n in cur.fetchall():
+            bags = [(bag, b) for _scanned, bag, b in self._moved(rid)]
+            yield ScanRecord(
+                meta[rid], kind_, ts, device, batch, code, level, ref, party, n, bag_codes=bags
+            )
 
     def _moved(self, rid: int) -> list[tuple[str, str, str | None]]:
         """(scanned code, bag, batch) of the bags an outbound or inbound scan counts for."""

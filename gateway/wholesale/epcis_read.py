@@ -84,7 +84,7 @@ class ProducerDocument:
 
 
 def _local(el: etree._Element) -> str:
-    return etree.QName(el).localname
+    return str(etree.QName(el).localname)
 
 
 def _text(el: etree._Element, tag: str) -> str | None:
