@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from firmware_sim.base import SimulatorSpec
 from firmware_sim.checkweigher import CHECKWEIGHER
+from firmware_sim.handheld import HANDHELD_SCANNER
 from firmware_sim.inspection_panel import INSPECTION_PANEL
 from firmware_sim.iodine_doser import IODINE_DOSER
 from firmware_sim.line_plc_config import LINE_PLC
@@ -25,5 +26,6 @@ def simulator_specs() -> dict[str, SimulatorSpec]:
         SCAN_LINE,
         MODBUS_FARM,
         MODBUS_RTU_LINE,
+        HANDHELD_SCANNER,
     ]
     return {s.name: s for s in specs}

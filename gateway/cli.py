@@ -315,6 +315,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             config=Path(args.config) if args.config else None,
             outbox=Path(args.outbox) if args.outbox else None,
             sparkplug=args.sparkplug,
+            epcis=args.epcis,
         )
         return int(summary["exit_code"])  # 1 when the gateway stopped by itself
 
@@ -396,6 +397,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--sparkplug",
         action="store_true",
         help="also publish the line's tags as Sparkplug B (spBv1.0/saltgw/…/{gateway id})",
+    )
+    s.add_argument(
+        "--epcis",
+        action="store_true",
+        help="the demo's bridge writes EPCIS 2.0 documents instead of platform XML (what a "
+        "wholesaler imports: docs/wholesale.md)",
     )
     s.set_defaults(func=cmd_demo)
 

@@ -325,13 +325,15 @@ async def run_demo(
     outbox: Path | None = None,
     live: bool | None = None,
     sparkplug: bool = False,
+    epcis: bool = False,
 ) -> dict[str, Any]:
     """Run the demo until ``stop`` (or ``duration``); returns the summary, whose
     ``exit_code`` is the gateway's. ``live``: the redrawn view (default: when ``out`` is a
-    terminal) or plain progress lines and a JSON summary line."""
+    terminal) or plain progress lines and a JSON summary line. ``epcis``: the demo's bridge
+    writes EPCIS 2.0 documents (docs/wholesale.md) instead of platform XML."""
     from gateway.bridge.demo import with_demo_bridge
 
-    cfg = with_demo_bridge(load_config(config or demo_config_path()), outbox)  # platform XML
+    cfg = with_demo_bridge(load_config(config or demo_config_path()), outbox, epcis=epcis)
     cfg, key = with_demo_operator(cfg)  # the operator's unpack is signed
     if sparkplug:
         cfg = with_sparkplug(cfg)

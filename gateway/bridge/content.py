@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
 
@@ -193,6 +193,8 @@ class OutboundRecord:
     customer: str
     customer_type: str | None
     codes: list[tuple[str, str | None]]  # (code, its batch when known)
+    # the bags the scanned cases and pallets hold: (scanned code, bag, its batch when known)
+    bags: list[tuple[str, str, str | None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +245,9 @@ class ScanRecord:
     ref: str | None  # the order (inbound) or the recall id
     party: str | None  # the supplier (inbound) or the recall's other party
     bags: int | None
+    # the bags of a case or pallet scanned: (bag, its batch when known); empty for a bag or an
+    # unknown code (level unknown: recorded unexpanded)
+    bag_codes: list[tuple[str, str | None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,7 +388,8 @@ class DocumentContent:
             items = list(rows)
             _, order, ts, customer, ctype, _, _ = items[0]
             codes = [(r[5], r[6]) for r in items]
-            yield OutboundRecord(meta[rid], order, ts, customer, ctype, codes)
+            bags = self._moved(rid)
+            yield OutboundRecord(meta[rid], order, ts, customer, ctype, codes, bags)
 
     def feedings(self) -> Iterator[FeedRecord]:
         meta = self._meta()
@@ -414,8 +420,18 @@ class DocumentContent:
             "WHERE rid BETWEEN ? AND ? AND kind = ? ORDER BY rid",
             kind,
         )
-        for rid, *rest in cur:
-            yield ScanRecord(meta[rid], *rest)
+        for rid, kind_, ts, device, batch, code, level, ref, party, n in cur.fetchall():
+            bags = [(bag, b) for _scanned, bag, b in self._moved(rid)]
+            yield ScanRecord(
+                meta[rid], kind_, ts, device, batch, code, level, ref, party, n, bag_codes=bags
+            )
+
+    def _moved(self, rid: int) -> list[tuple[str, str, str | None]]:
+        """(scanned code, bag, batch) of the bags an outbound or inbound scan counts for."""
+        rows = self.db.execute(
+            "SELECT scanned, code, batch FROM moved_bags WHERE rid=? ORDER BY pos", (rid,)
+        )
+        return [(str(a), str(b), c) for a, b, c in rows]
 
     def lab_records(self, kind: str) -> Iterator[LabRecord]:
         """The records of ``kind`` (gateway/records/models.py) from MES and LIMS, in ingest

@@ -49,21 +49,24 @@ DEMO_ENTERPRISE = EnterpriseInfoSection(
 )
 
 
-def with_demo_bridge(cfg: ConfigBase, outbox: Path | None) -> ConfigBase:
-    """Give the demo config a bridge (platform profile, outbox directory, acknowledged on
-    write) unless it has one; ``outbox`` replaces its upload target either way."""
+def with_demo_bridge(cfg: ConfigBase, outbox: Path | None, *, epcis: bool = False) -> ConfigBase:
+    """Give the demo config a bridge (platform profile, or EPCIS 2.0 with ``epcis``; outbox
+    directory, acknowledged on write) unless it has one; ``outbox`` replaces its upload target
+    either way."""
     if cfg.bridge is None:
         cfg.bridge = BridgeSection(
             store=Path("var/demo-bridge.db"),
-            profile="platform",
+            profile="epcis" if epcis else "platform",
             codes_per_document=200,
             max_delay_secs=5.0,
             products=[DEMO_PRODUCT],
             enterprise_info=DEMO_ENTERPRISE,
             public=PublicSnapshotSection(path=DEMO_PUBLIC, interval_secs=2.0),
         )
-    elif outbox is None:
+    elif outbox is None and not epcis:
         return cfg
+    elif epcis:
+        cfg.bridge = cfg.bridge.model_copy(update={"profile": "epcis"})
     cfg.bridge.upload = DirectoryUploadSection(
         type="directory", path=outbox or DEFAULT_OUTBOX, ack="on_write"
     )

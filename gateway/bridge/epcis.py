@@ -14,7 +14,8 @@ Mapping (contract "Platform XML"; URIs: gateway/bridge/uris.py):
   reading in ``sensorElementList`` (limits and verdict as ``sg:`` attributes).
 - outbound (``ship.outbound``; table 4): ``ObjectEvent`` OBSERVE, bizStep ``shipping``,
   disposition ``in_transit``, the order as ``bizTransaction`` (type ``desadv``: 出库单), the
-  customer as ``destination`` (type ``owning_party``) and in ``sg:customer``.
+  customer as ``destination`` (type ``owning_party``) and in ``sg:customer``; the codes scanned
+  and then the bags of the cases and pallets among them (``bag_codes``, docs/wholesale.md).
 - feeding (``feed.material``; table 2 row 1): ``TransformationEvent``, the material (and lot) as
   ``inputQuantityList`` (quantity, UN/CEFACT uom), the batch as ``outputQuantityList`` with
   bizStep ``creating_class_instance``; material, lot, quantity, operator, point as ``sg:``.
@@ -25,7 +26,8 @@ Mapping (contract "Platform XML"; URIs: gateway/bridge/uris.py):
   ``ObjectEvent`` OBSERVE, bizStep ``removing``, disposition ``non_conformant``, one unit of the
   batch in ``quantityList``. Reason and readings as ``sg:``.
 - inbound (``ship.inbound``; 5.2): ``ObjectEvent`` OBSERVE, bizStep ``receiving``, disposition
-  ``in_progress``, the order as ``bizTransaction`` type ``recadv``, the supplier as ``source``.
+  ``in_progress``, the order as ``bizTransaction`` type ``recadv``, the supplier as ``source``;
+  the code scanned and then the bags of a case or pallet in ``epcList``.
 - recall scans (``recall.scan``; 10.6): ``ObjectEvent`` OBSERVE, bizStep ``receiving``,
   disposition ``recalled``, the recall as ``bizTransaction`` type ``rma``, the party as ``source``.
 - records from MES and LIMS (``record.*``; docs/records.md), each an ``ObjectEvent`` OBSERVE
@@ -329,7 +331,9 @@ class EpcisWriter:
         with xf.element("ObjectEvent"):
             self._head(xf, ob.ts, ev.id)
             with xf.element("epcList"):
-                write_run(xf, out, "epc", [code_uri(c) for c, _batch in ob.codes], uris=True)
+                codes = [c for c, _batch in ob.codes]
+                codes += [bag for _scanned, bag, _batch in ob.bags]  # docs/wholesale.md
+                write_run(xf, out, "epc", [code_uri(c) for c in codes], uris=True)
             _leaf(xf, "action", "OBSERVE")
             _leaf(xf, "bizStep", CBV + "bizstep:shipping")
             _leaf(xf, "disposition", CBV + "disp:in_transit")
@@ -401,6 +405,8 @@ class EpcisWriter:
             self._head(xf, rec.ts, ev.id)
             with xf.element("epcList"):
                 _leaf(xf, "epc", code_uri(rec.code))
+                for bag, _batch in rec.bag_codes:  # a case's or pallet's bags (wholesale.md)
+                    _leaf(xf, "epc", code_uri(bag))
             _leaf(xf, "action", "OBSERVE")
             _leaf(xf, "bizStep", CBV + "bizstep:receiving")
             _leaf(xf, "disposition", CBV + ("disp:in_progress" if inbound else "disp:recalled"))

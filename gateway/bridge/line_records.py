@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any, TypeGuard
 
-from gateway.bridge.records import BadEvent, Parsed
+from gateway.bridge.records import BadEvent, Parsed, bag_codes
 from gateway.bridge.records import _code as check_code  # one rule for codes, everywhere
 
 __all__ = ["UPLOADED", "check_line_record", "label"]
@@ -106,6 +106,8 @@ def check_line_record(ev: Parsed) -> None:
         _text(d, ref, where, optional=True)
         _text(d, party, where, optional=True)
         _int(d, "bags", where, 1)
+        ev.up, ev.weight = True, 1 + len(bag_codes(d, where))
+        return
     elif t in ("batch.start", "batch.end"):
         _label(d, "shift", where)
         _text(d, "person_in_charge", where, optional=True)

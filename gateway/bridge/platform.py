@@ -193,6 +193,9 @@ class PlatformWriter:
                 for _c, b in ob.codes
             ]
             write_run(xf, out, "C", [c for c, _b in ob.codes], extra)
+            if ob.bags:  # the bags of the cases and pallets shipped (docs/wholesale.md)
+                of = [_clean({"of": scanned, "batch": b}) for scanned, _c, b in ob.bags]
+                write_run(xf, out, "Bag", [c for _s, c, _b in ob.bags], of)
 
 
 def _num(v: float | None) -> str | None:
@@ -236,7 +239,10 @@ def _scan(xf: Any, rec: ScanRecord) -> None:
             "line": ev.line, "device": rec.device,
         }
     )  # fmt: skip
-    _empty(xf, "Scan", attrs)
+    with xf.element("Scan", attrs):  # the bags of a case or pallet (docs/wholesale.md)
+        for code, batch in rec.bag_codes:
+            with xf.element("Bag", _clean({"batch": batch})):
+                xf.write(code)
 
 
 # record kind → (section, element): QB/T 5279 table 1 (原辅料信息), table 2 row 3 (检验信息),

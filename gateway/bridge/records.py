@@ -24,7 +24,9 @@ from typing import Any
 
 from gateway.event_schemas.compiled import check_event
 
-__all__ = ["KINDS", "MAX_DEPTH", "MAX_PAYLOAD_BYTES", "BadEvent", "Parsed", "parse_event"]
+__all__ = [
+    "KINDS", "MAX_DEPTH", "MAX_PAYLOAD_BYTES", "BadEvent", "Parsed", "bag_codes", "parse_event",
+]  # fmt: skip
 
 MAX_CODE_LEN = 128
 MAX_PAYLOAD_BYTES = 1024 * 1024  # an event is a few hundred bytes; a pallet's a few KiB
@@ -213,7 +215,7 @@ def _check_data(ev: Parsed) -> None:
             ev.codes = _codes(d.get("codes"), where + "codes")
         else:  # one scanned bag, case or pallet code per event
             ev.codes = [_code(d.get("code"), where + "code (or codes)")]
-        ev.up, ev.weight = True, len(ev.codes)
+        ev.up, ev.weight = True, len(ev.codes) + len(bag_codes(d, where))
     elif ev.group == "ccp":
         _check_ccp(ev, where)
         ev.up, ev.weight = True, 1
@@ -231,6 +233,14 @@ def _check_data(ev: Parsed) -> None:
         days = d.get("shelf_life_days")
         if days is not None and (not isinstance(days, int) or isinstance(days, bool) or days < 1):
             raise BadEvent(f"{where}shelf_life_days must be a positive integer; got {days!r}")
+
+
+def bag_codes(d: dict[str, Any], where: str) -> list[str]:
+    """The bags a scan of a case or pallet counts for (``bag_codes``, docs/wholesale.md);
+    none when absent."""
+    if d.get("bag_codes") is None:
+        return []
+    return _codes(d["bag_codes"], where + "bag_codes")
 
 
 def _check_ccp(ev: Parsed, where: str) -> None:

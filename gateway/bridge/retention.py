@@ -31,7 +31,9 @@ __all__ = ["PurgeReport", "keep_until", "purge"]
 
 log = logging.getLogger(__name__)
 
-TYPED = ("codes", "relations", "ccp", "outbound", "feedings", "rejects", "scans")
+TYPED = (
+    "codes", "relations", "ccp", "outbound", "feedings", "rejects", "scans", "moved_bags",
+)  # fmt: skip
 
 
 @dataclass(slots=True)

@@ -23,6 +23,9 @@ in a document, so a document holds exactly the uploadable events with ``rid`` in
   ``codes`` row gets ``rejected`` (the code is decommissioned).
 - ``scans``: inbound (5.2 入库扫描) and recall (10.6 召回扫码登记) scans, one row per event, with
   the batch of the code scanned.
+- ``moved_bags``: the bags an outbound or inbound scan of a case or pallet counts for
+  (``bag_codes`` of ``ship.outbound`` / ``ship.inbound``; docs/wholesale.md), one row per bag,
+  with the code scanned and the bag's batch when the store knows it; uploaded with the scan.
 - ``lab_records``: records from MES and LIMS (``record.*``, docs/records.md): material
   receipts (table 1), lab inspections (table 2 row 3), release decisions and non-conforming
   product handling (table 3 row 3); one row per ``(kind, record_id)``, the record as ``body``.
@@ -199,6 +202,16 @@ CREATE TABLE IF NOT EXISTS scans (
 );
 CREATE INDEX IF NOT EXISTS scans_batch ON scans(batch);
 CREATE INDEX IF NOT EXISTS scans_code ON scans(code);
+
+CREATE TABLE IF NOT EXISTS moved_bags (
+    rid     INTEGER NOT NULL,
+    pos     INTEGER NOT NULL,
+    scanned TEXT NOT NULL,
+    code    TEXT NOT NULL,
+    batch   TEXT,
+    PRIMARY KEY (rid, pos)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS moved_bags_code ON moved_bags(code);
 
 CREATE TABLE IF NOT EXISTS lab_records (
     rid       INTEGER PRIMARY KEY,

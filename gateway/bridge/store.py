@@ -288,6 +288,7 @@ class TraceStore:
                     for i, c in enumerate(ev.codes)
                 ],
             )  # fmt: skip
+            self._moved_bags(ev, rid)
         elif ev.type == "feed.material":
             d = ev.data
             db.execute(
@@ -313,6 +314,7 @@ class TraceStore:
                     d.get("supplier" if inbound else "party"), d.get("bags"),
                 ),
             )  # fmt: skip
+            self._moved_bags(ev, rid)
         elif ev.group == "ccp":
             d = ev.data
             value, limits = d["value"], d["limits"]
@@ -327,6 +329,16 @@ class TraceStore:
                 ),
             )  # fmt: skip
         return 0, rid
+
+    def _moved_bags(self, ev: Parsed, rid: int) -> None:
+        """The bags a scan of a case or pallet counts for (``bag_codes``; docs/wholesale.md),
+        with each bag's batch when this store knows it."""
+        bags = ev.data.get("bag_codes") or []
+        scanned = ev.data.get("code") or ev.codes[0]
+        self.db.executemany(
+            "INSERT INTO moved_bags(rid, pos, scanned, code, batch) VALUES (?,?,?,?,?)",
+            [(rid, i, scanned, b, batch_of(self.db, b)) for i, b in enumerate(bags)],
+        )
 
     def _relations(self, ev: Parsed, rid: int) -> None:
         parent, children = ev.codes[0], ev.codes[1:]

@@ -139,6 +139,7 @@ def cross_checks(
         )
     specs = profile_specs()
     yield from _one_trace_store(data, specs)
+    yield from _wholesaler_codes(data, specs)
     for i, prof in enumerate(_entries(data, "profiles")):
         if not isinstance(prof, dict) or not isinstance(prof.get("device"), str):
             continue
@@ -175,6 +176,32 @@ def cross_checks(
                     where,
                     f"device {device!r} has no tag {tag!r} for role {role!r} (tags: {have})",
                 )
+
+
+def _wholesaler_codes(data: dict[str, Any], specs: Any) -> Iterator[tuple[Loc, str]]:
+    """A wholesaler prints no codes: every code it scans carries a producer's Annex A code
+    (QB/T 5279-2018 6.2), never the wholesaler's own id, so its scanner profiles must accept
+    other enterprises' codes (``codes.own_enterprise_only: false``) or name the one producer
+    they take (``codes.enterprise``); otherwise every scan would be refused as foreign."""
+    g = data.get("gateway")
+    if not isinstance(g, dict) or g.get("kind") != "wholesaler":
+        return
+    for i, prof in enumerate(_entries(data, "profiles")):
+        if not isinstance(prof, dict):
+            continue
+        spec = specs.get(str(prof.get("profile")))
+        if spec is None or "codes" not in spec.config_model.model_fields:
+            continue
+        codes = prof.get("codes")
+        codes = codes if isinstance(codes, dict) else {}
+        if codes.get("own_enterprise_only", True) is True and codes.get("enterprise") is None:
+            loc: Loc = ("profiles", i, "codes") if "codes" in prof else ("profiles", i)
+            yield loc, (
+                f"gateway.kind is wholesaler: profile {spec.name!r} would refuse every code "
+                "(codes carry their producer's Annex A code, QB/T 5279-2018 6.2, never the "
+                "wholesaler's id): set codes.own_enterprise_only: false (any producer of "
+                "Annex A) or codes.enterprise (one producer)"
+            )
 
 
 def _one_trace_store(data: dict[str, Any], specs: Any) -> Iterator[tuple[Loc, str]]:

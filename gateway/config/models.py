@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -34,6 +35,7 @@ from firmware_sim.base import SimulatorConfigBase
 from firmware_sim.registry import simulator_specs
 from gateway.bridge.config import BridgeSection
 from gateway.command_auth import CommandAuthSection
+from gateway.enterprise import EnterpriseKind, enterprise_error
 from gateway.failover import broker_address, is_tls_url
 from gateway.profiles.base import ProfileConfigBase
 from gateway.profiles.registry import profile_specs
@@ -50,7 +52,6 @@ __all__ = [
     "config_model",
 ]
 
-ENTERPRISE_RE = r"^[89][0-9]{3}$"
 ID_RE = r"^[A-Za-z0-9_\-]{1,64}$"
 
 
@@ -64,12 +65,21 @@ class GatewaySection(Strict):
         pattern=ID_RE,
         examples=["gw-daiyue-1"],
     )
+    kind: EnterpriseKind = Field(
+        default="producer",
+        description="What the enterprise is (docs/wholesale.md): 'producer' (a salt producer "
+        "with its QB/T 5279-2018 Annex A code, which heads every code it prints, 6.2) or "
+        "'wholesaler' (批发企业, QB/T 5279 5.2: scans the producers' codes in and out; named by "
+        "its unified social credit code, as Annex A lists producers only).",
+    )
     enterprise: str = Field(
         description=(
-            "4-digit enterprise code (QB/T 5279-2018 Annex A: 8 or 9 + last 3 digits of the "
-            "producer's certificate number)."
+            "The enterprise's id, in topics, events and uploads. A producer: its 4-digit "
+            "enterprise code (QB/T 5279-2018 Annex A: 8 or 9 + last 3 digits of the producer's "
+            "certificate number). A wholesaler: its 18-character unified social credit code "
+            "(统一社会信用代码, GB 32100-2015, check character verified)."
         ),
-        examples=["8035"],
+        examples=["8035", "91370900MA3C5DEM0H"],
     )
     site: str = Field(description="Site (plant) id, used in topics.", pattern=ID_RE)
     line: str = Field(description="Packing line id, used in topics.", pattern=ID_RE)
@@ -92,12 +102,11 @@ class GatewaySection(Strict):
 
     @field_validator("enterprise")
     @classmethod
-    def _enterprise(cls, v: str) -> str:
-        if not re.fullmatch(ENTERPRISE_RE, v):
-            raise ValueError(
-                f"expected a 4-digit enterprise code starting with 8 or 9 "
-                f"(QB/T 5279-2018 Annex A); got {v!r}"
-            )
+    def _enterprise(cls, v: str, info: ValidationInfo) -> str:
+        kind = info.data.get("kind", "producer")  # absent when `kind` itself was invalid
+        why = enterprise_error(kind, v)
+        if why is not None:
+            raise ValueError(why)
         return v
 
     @field_validator("timezone")

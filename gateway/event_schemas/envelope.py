@@ -3,14 +3,16 @@ JSON Schema: every event, whatever its type, is one such object (``gateway/event
 
 from __future__ import annotations
 
+from gateway.enterprise import ENTERPRISE_ID_RE
 from gateway.event_schemas.spec import JSON, EventSpec, Field, integer, nullable, obj, string
 
 __all__ = ["ENTERPRISE_RE", "ENVELOPE_FIELDS", "ID_RE", "TS_RE", "envelope_schema"]
 
 #: A gateway, site, line or device id (gateway/config/models.py, drivers/base.py).
 ID_RE = r"^[A-Za-z0-9_\-]{1,64}$"
-#: QB/T 5279-2018 Annex A: 8 or 9, then the last 3 digits of the producer's certificate number.
-ENTERPRISE_RE = r"^[89][0-9]{3}$"
+#: A producer's Annex A code (QB/T 5279-2018: 8 or 9, then the last 3 digits of its certificate
+#: number) or a wholesaler's unified social credit code (GB 32100-2015; gateway/enterprise.py).
+ENTERPRISE_RE = ENTERPRISE_ID_RE
 #: RFC 3339 with an explicit offset, as ``gateway.events.format_ts`` writes it.
 TS_RE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
 UUID_RE = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -50,7 +52,8 @@ ENVELOPE_FIELDS = (
     Field(
         "enterprise",
         string(pattern=ENTERPRISE_RE),
-        "4-digit enterprise code (QB/T 5279-2018 Annex A).",
+        "The enterprise: a producer's 4-digit code (QB/T 5279-2018 Annex A) or a wholesaler's "
+        "18-character unified social credit code (GB 32100-2015; docs/wholesale.md).",
     ),
     Field("site", string(pattern=ID_RE), "Site (plant) id."),
     Field("line", string(pattern=ID_RE), "Packing line id."),

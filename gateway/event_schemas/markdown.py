@@ -45,7 +45,7 @@ PATTERN_NAMES = {
     CODE_RE: "code",
     ID_RE: "id",
     UUID_RE: "UUID",
-    ENTERPRISE_RE: "enterprise code",
+    ENTERPRISE_RE: "enterprise id",
     TS_RE: "RFC 3339 time",
     f"^$|{TS_RE}": 'RFC 3339 time or `""`',
     TYPE_RE: "`group.kind`",

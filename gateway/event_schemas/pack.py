@@ -311,6 +311,16 @@ def _scan(
                 codes(),
                 "Direct children of a case or pallet (empty for a bag or an unknown code).",
             ),
+            Field(
+                "bag_codes",
+                codes(minItems=1),
+                "Every bag the scan counts for, when the code is a case or pallet whose "
+                "contents the line's trace store knows (packed on this line, or imported from "
+                "its producer's EPCIS documents: `saltgw import CONFIG epcis`, "
+                "docs/wholesale.md); absent for a bag and for a code of `level` unknown "
+                "(recorded unexpanded). The bridge uploads each bag (table 6 #25, #26).",
+                required=False,
+            ),
         ),
         example={
             "device": device,

@@ -2,8 +2,10 @@
 
 QB/T 5279-2018 10.3.2: products leaving are scanned and registered (销售出库信息, 7.4 table 5:
 出库单号, 往来单位, …); 5.2: a wholesaler scans in and out; 10.6: recalled products are scanned.
-A scan of a case or pallet counts for every bag inside it (the event carries the direct children
-and the bag count, not every bag code). The order and customer (or supplier, or recall id) come
+A scan of a case or pallet counts for every bag inside it: the event carries the direct children,
+the bag count and every bag code (``bag_codes``), known from what the line packed or from the
+producer's EPCIS documents a wholesaler imported (docs/wholesale.md); a code of neither is
+``level`` unknown, recorded unexpanded. The order and customer (or supplier, or recall id) come
 from the config, or from an order barcode scanned before the goods (``order_pattern``, a regular
 expression with the named groups ``order`` and optionally ``customer``).
 
@@ -145,6 +147,8 @@ class ShippingScannerProfile(ScanningProfile):
             "bags": len(res.bags),
             "children": res.children,
         }
+        if res.level in ("case", "pallet") and res.bags:  # expanded (docs/wholesale.md)
+            data["bag_codes"] = res.bags
         out = [EventDraft(self.event_type, ts, data, device=self.device)]
         if res.already:
             first_bag, earlier = next(iter(res.already.items()))
@@ -157,7 +161,10 @@ class ShippingScannerProfile(ScanningProfile):
             )
             out.append(alarm)
         if self.direction == "outbound" and res.level == "unknown":
-            detail = f"{check.code} leaves the plant but was never commissioned on this line"
+            detail = (
+                f"{check.code} leaves but was never commissioned on this line nor imported "
+                "from its producer's EPCIS documents (saltgw import CONFIG epcis)"
+            )
             data = {
                 "reason": "not_commissioned",
                 "level": "unknown",

@@ -15,19 +15,25 @@ __all__ = ["add_command"]
 def add_command(sub: Any) -> None:
     s = sub.add_parser(
         "import",
-        help="import lab / material / release records from a CSV or XLSX file into a running "
-        "gateway",
+        help="import lab / material / release / return records (CSV, XLSX) into a running "
+        "gateway, or producers' EPCIS documents",
         description=(
             "Read records (QB/T 5279 tables 1-3) from a UTF-8 CSV file or an Excel workbook "
             "(.xlsx, the xlsx extra) exported by a LIMS or MES, check every row, and send them "
             "to the running gateway of CONFIG over MQTT; "
             "each is journaled once (a re-import adds nothing). A file with a bad row imports "
-            "nothing unless --partial. docs/records.md"
+            "nothing unless --partial. docs/records.md. KIND epcis: producers' EPCIS 2.0 "
+            "documents (one or more FILE.xml) into the line's trace store, so that a "
+            "wholesaler's scanners expand cases and pallets to their bags; a document with an "
+            "error imports nothing, a re-import changes nothing. docs/wholesale.md"
         ),
     )
     s.add_argument("config", metavar="CONFIG.yaml")
-    s.add_argument("kind", choices=KINDS, metavar="KIND", help=f"one of {', '.join(KINDS)}")
-    s.add_argument("file", metavar="FILE", help="a .csv (UTF-8) or .xlsx file")
+    kinds = (*KINDS, "epcis")
+    s.add_argument("kind", choices=kinds, metavar="KIND", help=f"one of {', '.join(kinds)}")
+    s.add_argument(
+        "files", nargs="+", metavar="FILE", help="FILE.csv or FILE.xlsx, or FILE.xml... for epcis"
+    )
     s.add_argument("--sheet", metavar="NAME", help="the workbook's sheet to read (default: the "
                    "first)")  # fmt: skip
     s.add_argument("--partial", action="store_true", help="import the good rows of a bad file")
@@ -46,6 +52,17 @@ def cmd_import(args: argparse.Namespace) -> int:
     from gateway.records.importer import ImportError_, send_records
 
     cfg = _load(args.config)
+    if args.kind == "epcis":
+        from datetime import datetime
+
+        from gateway.wholesale.import_cmd import import_epcis
+
+        now = datetime.now(cfg.gateway.tz())
+        return import_epcis(cfg, args.files, check=args.check, now=now)
+    if len(args.files) != 1:
+        print(f"saltgw: error: import {args.kind} takes one CSV or XLSX file", file=sys.stderr)
+        return 2
+    args.file = args.files[0]
     good, errors = read_records(
         Path(args.file), args.kind, cfg.gateway.tz(), args.file, sheet=args.sheet
     )
