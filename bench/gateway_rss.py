@@ -2,6 +2,7 @@
 libraries.
 
     python bench/gateway_rss.py [--quick] [--seconds S] [--line demo|modbus_scanner]
+                                [--malloc-arena-max N]
 
     gateway_rss_mb                  the demo line (mappings/demo-line.yaml): Modbus, OPC UA,
                                     scanners, a camera; target 80 MB
@@ -15,12 +16,14 @@ arrives. Every 0.5 s the gateway's /proc/PID/status is read (VmRSS, VmHWM). The 
 worker process of its own (drivers/camera/worker.py): the gateway's children are sampled too and
 reported apart (``camera_worker_mb``: their VmHWM summed), never hidden in the figure's absence.
 
-The gateway runs with ``PYTHONPROFILEIMPORTTIME=1`` (the same as ``-X importtime``; it writes
-to stderr, it keeps nothing), so the bench knows every module it imported, lazy ones included.
-Baseline: a fresh ``python`` that imports those same top-level stdlib and third-party packages
-(none of saltgw's own) and does nothing else; its VmHWM. A third process imports them one by
-one in the gateway's order and reports what each added (``import_mb``), which is where the
-memory goes.
+The gateway runs in the environment the shipped service gives it (docker/saltgw.service, the
+image): ``MALLOC_ARENA_MAX=2`` (``--malloc-arena-max 0``: glibc's default, 8 arenas a core; the
+row says which). It also runs with ``PYTHONPROFILEIMPORTTIME=1`` (the same as ``-X importtime``;
+it writes to stderr, it keeps nothing), so the bench knows every module it imported, lazy ones
+included. Baseline: a fresh ``python`` that imports those same top-level stdlib and third-party
+packages (none of saltgw's own) and does nothing else; its VmHWM. A third process imports them
+one by one in the gateway's order and reports what each added (``import_mb``), which is where
+the memory goes.
 """
 
 from __future__ import annotations
@@ -161,7 +164,13 @@ def line_config(line: str, workdir: Path) -> Path:
     raise KeyError(line)
 
 
-def run_line(workdir: Path, cfg: Path, seconds: float) -> LineRun:
+#: What docker/saltgw.service and docker/Dockerfile set (docs/deployment.md).
+SERVICE_ARENA_MAX = 2
+
+
+def run_line(
+    workdir: Path, cfg: Path, seconds: float, arena_max: int = SERVICE_ARENA_MAX
+) -> LineRun:
     from tests.support.broker import Mosquitto
 
     broker = Mosquitto(workdir / "mosquitto")
@@ -172,8 +181,10 @@ def run_line(workdir: Path, cfg: Path, seconds: float) -> LineRun:
     sub = subprocess.Popen(["mosquitto_sub", "-p", str(broker.port), "-t", "salt/v1/#", "-q", "1"],
                            stdout=sub_out)  # fmt: skip
     gw_log = workdir / "gateway.log"
-    gw = _saltgw(["run", str(cfg), "--broker", broker.url], gw_log, workdir,
-                 PYTHONPROFILEIMPORTTIME="1")  # fmt: skip
+    env = {"PYTHONPROFILEIMPORTTIME": "1"}
+    if arena_max:
+        env["MALLOC_ARENA_MAX"] = str(arena_max)
+    gw = _saltgw(["run", str(cfg), "--broker", broker.url], gw_log, workdir, **env)
     try:
         t0 = time.monotonic()
         while (elapsed := time.monotonic() - t0) < seconds:
@@ -238,17 +249,20 @@ def import_probe(names: list[str]) -> dict[str, Any]:
 
 
 def rows(
-    quick: bool, seconds: float | None = None, lines: tuple[str, ...] = tuple(LINES)
+    quick: bool,
+    seconds: float | None = None,
+    lines: tuple[str, ...] = tuple(LINES),
+    arena_max: int = SERVICE_ARENA_MAX,
 ) -> list[dict[str, Any]]:
     secs = seconds if seconds is not None else (15.0 if quick else 90.0)
     bare = import_probe([])
-    return [_line_row(line, secs, bare) for line in lines]
+    return [_line_row(line, secs, bare, arena_max) for line in lines]
 
 
-def _line_row(line: str, secs: float, bare: dict[str, Any]) -> dict[str, Any]:
+def _line_row(line: str, secs: float, bare: dict[str, Any], arena_max: int) -> dict[str, Any]:
     name, target, what = LINES[line]
     with tempfile.TemporaryDirectory(prefix="bench-rss-") as tmp:
-        run = run_line(Path(tmp), line_config(line, Path(tmp)), secs)
+        run = run_line(Path(tmp), line_config(line, Path(tmp)), secs, arena_max)
     base = import_probe(run.packages)
     stdlib = set(sys.stdlib_module_names)
     third = {k: v for k, v in base["added_kb"].items() if k not in stdlib}
@@ -271,6 +285,7 @@ def _line_row(line: str, secs: float, bare: dict[str, Any]) -> dict[str, Any]:
         "the end",
         line=line,
         seconds=secs,
+        malloc_arena_max=arena_max or "glibc default",
         rss_mid_mb=round(mid.rss_kb / 1024, 1),
         rss_end_mb=round(run.samples[-1].rss_kb / 1024, 1),
         gateway_own_mb=round(hwm_mb - base_mb, 1),
@@ -292,8 +307,11 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="15 s instead of 90 s")
     ap.add_argument("--seconds", type=float, help="how long each line runs")
     ap.add_argument("--line", choices=sorted(LINES), action="append", help="only this line")
+    ap.add_argument("--malloc-arena-max", type=int, default=SERVICE_ARENA_MAX, metavar="N",
+                    help="MALLOC_ARENA_MAX for the gateway, as the shipped service sets it "
+                    f"(default {SERVICE_ARENA_MAX}; 0: glibc's default)")  # fmt: skip
     args = ap.parse_args()
-    for r in rows(args.quick, args.seconds, tuple(args.line or LINES)):
+    for r in rows(args.quick, args.seconds, tuple(args.line or LINES), args.malloc_arena_max):
         emit(r)
     return 0
 

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.extras import OPTIONAL_MODULES, blocked_env
 from tests.support.procs import ROOT
 
@@ -180,3 +182,40 @@ def test_the_demo_line_gateway_never_loads_opencv(tmp_path: Path) -> None:
         "serial",
         "cryptography",
     ]
+
+
+_WORKER = """
+import json, sys
+import drivers.camera.worker  # what `python -m drivers.camera.worker` imports before main()
+print(json.dumps(sorted({m.partition(".")[0] for m in sys.modules})))
+"""
+
+
+def test_the_camera_worker_never_loads_pydantic(tmp_path: Path) -> None:
+    """The decode worker (drivers/camera/worker.py) needs OpenCV, numpy and ZBar, not the config
+    models: ``drivers`` and ``drivers.camera`` load their names on first use (~17 MB less per
+    camera; docs/performance.md, "Gateway memory")."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _WORKER], capture_output=True, text=True, cwd=tmp_path,
+        timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = set(json.loads(proc.stdout.splitlines()[-1]))
+    assert "cv2" in loaded  # the worker did import its decoder
+    assert not loaded & {"pydantic", "pydantic_core", "yaml", "paho"}, sorted(loaded)
+
+
+def test_the_lazy_driver_packages_still_export_their_names() -> None:
+    import drivers
+    import drivers.camera
+    from drivers.base import DriverSpec, Reading
+    from drivers.camera.config import CameraDeviceConfig
+    from drivers.registry import driver_specs
+
+    assert drivers.Reading is Reading and drivers.DriverSpec is DriverSpec
+    assert drivers.camera.CameraDeviceConfig is CameraDeviceConfig
+    spec = drivers.camera.CAMERA
+    assert isinstance(spec, DriverSpec) and spec is drivers.camera.CAMERA  # built once
+    assert driver_specs()["camera"] is spec  # the entry point finds the same spec
+    with pytest.raises(AttributeError, match="NoSuchName"):
+        drivers.camera.NoSuchName  # noqa: B018
