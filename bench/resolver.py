@@ -16,7 +16,10 @@ two cores: each request picks a random code, 90 % from the snapshot and 10 % unk
 Rows, each beside the static-file baseline measured on the same server in the same run
 (``GET /static/…``: the server's own floor, no lookup, no query record, no template):
 
-* ``resolver_lookups_per_s``: ``GET /api/v1/codes/{code}`` answers per second (target 2,000);
+* ``resolver_lookups_per_s``: ``GET /api/v1/codes/{code}`` answers per second (target 2,000),
+  with ``resolver_cpu`` (cores the resolver's processes used meanwhile) and
+  ``cpu_us_per_lookup`` (their CPU per answer: what the machine's other load does not change
+  much, while lookups/s follows the share of the cores the resolver gets);
 * ``resolver_lookup_p99_ms``: their p99 latency (target 50 ms, lower is better);
 * ``resolver_page_per_s``: ``GET /q/{code}`` (the consumer's HTML page) per second.
 
@@ -233,6 +236,7 @@ def rows(quick: bool, codes: int | None = None, seconds: float | None = None,
             target=TARGET_LOOKUPS,
             p50_ms=api["p50_us"] / 1000,
             resolver_cpu=round(api_cpu, 2),
+            cpu_us_per_lookup=round(api_cpu / api["per_s"] * 1e6),  # all processes' CPU
             **common,
         ),
         row(

@@ -68,7 +68,7 @@ class _Invalid(Exception):
 
 
 def _printable(text: str) -> bool:
-    return all(c.isprintable() for c in text)
+    return text.isprintable()  # every character printable (True for ""), in C
 
 
 def _is_enterprise_code(prefix: str) -> bool:

@@ -13,6 +13,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 from markupsafe import Markup
 
 from gateway.public_snapshot import TABLE6
+from gateway.resolver.lookup import EnterpriseContact, Group
 from gateway.resolver.verdict import Answer
 
 __all__ = ["ITEM_FIELDS", "Pages", "Row", "answer_body", "answer_json", "table6_rows"]
@@ -123,35 +124,71 @@ def answer_json(answer: Answer, public: bool = True) -> dict[str, Any]:
     return body
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps(…, ensure_ascii=False), built once
+_dumps = _ENCODER.encode
+_FIELD_HEAD = {f.no: f'"{f.no}": {{"name": {_dumps(f.name)}, "value": ' for f in TABLE6}
 
 
-def _field_json(no: int, name: str, value: Any) -> str:
-    return f'"{no}": {{"name": {_dumps(name)}, "value": {_dumps(value)}}}'
+def _field_json(no: int, value: Any) -> str:
+    return f"{_FIELD_HEAD[no]}{_dumps(value)}}}"
+
+
+def _public_parts(group: Group) -> tuple[str | int, ...]:
+    """The ``public`` object of every code of ``group`` as pieces: text where the fields are the
+    group's (encoded once), a field number where each code has its own value."""
+    parts: list[str | int] = []
+    run: list[str] = []
+    for f in TABLE6:
+        if f.no in group.fields:
+            run.append(_field_json(f.no, group.fields[f.no]))
+            continue
+        if run:
+            parts.append(", ".join(run))
+            run = []
+        parts.append(f.no)
+    if run:
+        parts.append(", ".join(run))
+    return tuple(parts)
 
 
 def answer_body(answer: Answer) -> bytes:
-    """:func:`answer_json` encoded (UTF-8 JSON), the same value: the table 6 fields a batch's
-    codes share are encoded once per batch and snapshot (the record's group), the rest per
-    answer."""
+    """:func:`answer_json` encoded (UTF-8 JSON), the same value and key order: the table 6
+    fields a batch's codes share, and the producer and snapshot, are encoded once per batch
+    and snapshot (the record's group); per answer only the code's own fields and the verdict."""
     record = answer.record
     group = record.group if record is not None else None
     if record is None or group is None:
         return _dumps(answer_json(answer)).encode("utf-8")
-    shared: dict[int, str] | None = group.memo.get("json")
-    if shared is None:
-        shared = {f.no: _field_json(f.no, f.name, group.fields[f.no])
-                  for f in TABLE6 if f.no in group.fields}  # fmt: skip
-        group.memo["json"] = shared
+    memo = group.memo
+    parts: tuple[str | int, ...] | None = memo.get("json_parts")
+    if parts is None:
+        parts = memo["json_parts"] = _public_parts(group)
     fields = record.fields
-    public = ", ".join(
-        shared.get(f.no) or _field_json(f.no, f.name, fields.get(f.no)) for f in TABLE6
-    )
-    head = answer_json(answer, public=False)
-    tail = {"producer": head.pop("producer"), "snapshot": head.pop("snapshot")}
-    text = f'{_dumps(head)[:-1]}, "public": {{{public}}}, {_dumps(tail)[1:]}'
-    return text.encode("utf-8")
+    public = ", ".join(p if isinstance(p, str) else _field_json(p, fields.get(p)) for p in parts)
+    contact, snap = answer.contact, answer.snapshot
+    tail: tuple[EnterpriseContact | None, Any, str] | None = memo.get("json_tail")
+    if tail is None or tail[0] is not contact or tail[1] is not snap:
+        producer = (
+            {"name": contact.name, "phone": contact.phone, "website": contact.website}
+            if contact
+            else None
+        )
+        text = _dumps({"producer": producer, "snapshot": {"built_at": snap.built_at}})
+        tail = memo["json_tail"] = (contact, snap, text[1:])
+    head = {
+        "code": answer.code,
+        "verdict": answer.verdict,
+        "reason": answer.reason,
+        "message": answer.message,
+        "detail": answer.detail,
+        "state": record.state,
+        "state_date": record.state_date,
+        "released": bool(fields.get(23)),
+        "queries": answer.count,
+        "places": answer.places,
+        "query_id": answer.query_id,
+    }
+    return f'{_dumps(head)[:-1]}, "public": {{{public}}}, {tail[2]}'.encode()
 
 
 class Pages:

@@ -51,7 +51,10 @@ CREATE TABLE IF NOT EXISTS queries (
     verdict TEXT NOT NULL,
     reason  TEXT
 );
-CREATE INDEX IF NOT EXISTS queries_code_ts ON queries (code, ts_ms);
+-- covering for recent() (the copy rule's window: its places and channels read from the index
+-- alone, no table row per query); replaced queries_code_ts (code, ts_ms), dropped where found
+DROP INDEX IF EXISTS queries_code_ts;
+CREATE INDEX IF NOT EXISTS queries_code_recent ON queries (code, ts_ms, channel, place);
 CREATE INDEX IF NOT EXISTS queries_ts ON queries (ts_ms);
 CREATE TABLE IF NOT EXISTS code_counts (
     code TEXT PRIMARY KEY,

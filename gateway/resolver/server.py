@@ -31,6 +31,11 @@ __all__ = ["ResolverServer"]
 
 log = logging.getLogger(__name__)
 
+QUIET_WAITRESS = "waitress.queue"
+"""waitress logs a WARNING "Task queue depth is N" for every request that waits for a free
+thread: under load that is every other request, a log record built (and rate-limited away) each
+time; a queue is how waitress handles load, so only its errors are logged."""
+
 
 class ResolverServer:
     """One resolver process's parts, bound to its port when constructed."""
@@ -46,6 +51,7 @@ class ResolverServer:
         """Binds ``listen`` (else ``cfg.listen``), or serves ``sock``, a listening socket
         (:mod:`.workers`: one socket shared by several processes)."""
         self.cfg = cfg
+        logging.getLogger(QUIET_WAITRESS).setLevel(logging.ERROR)
         where: dict[str, Any]
         if sock is not None:
             where = {"sockets": [sock]}

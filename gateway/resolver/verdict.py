@@ -21,7 +21,7 @@ count so far.
 
 from __future__ import annotations
 
-import string
+import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Literal
@@ -39,7 +39,9 @@ Verdict = Literal["genuine", "unknown", "recalled", "withdrawn", "suspect_copy"]
 MAX_CODE_CHARS = 64
 """Longer is not a code at all (4 + at most 20 characters, 6.2): answered 400, not recorded."""
 
-_CODE_CHARS = frozenset(string.ascii_letters + string.digits + "-_.~")
+_ACCEPTABLE = re.compile(  # letters, digits and the URL-safe -_.~
+    rf"[A-Za-z0-9._~-]{{1,{MAX_CODE_CHARS}}}"
+)
 
 REASONS: dict[str, str] = {
     "form": "编码格式不符合食盐追溯编码规则",
@@ -68,7 +70,7 @@ def normalise(raw: str, channel: Channel) -> str:
 
 def acceptable(code: str) -> bool:
     """Worth a lookup and a query record at all (else 400): short, URL-safe ASCII."""
-    return 0 < len(code) <= MAX_CODE_CHARS and all(c in _CODE_CHARS for c in code)
+    return _ACCEPTABLE.fullmatch(code) is not None
 
 
 @dataclass(frozen=True, slots=True)

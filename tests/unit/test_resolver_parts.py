@@ -224,3 +224,44 @@ def test_records_are_written_off_the_request_path(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "q.db") as db:
         assert db.execute("SELECT COUNT(*) FROM queries").fetchone() == (2000,)
         assert db.execute("SELECT n FROM code_counts").fetchone() == (2000,)
+
+
+def test_recent_reads_the_covering_index_and_old_files_are_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    with sqlite3.connect(path) as db:  # a query log written before the covering index
+        db.execute(
+            "CREATE TABLE queries (id INTEGER PRIMARY KEY, qid TEXT NOT NULL UNIQUE, "
+            "ts_ms INTEGER NOT NULL, code TEXT NOT NULL, channel TEXT NOT NULL, "
+            "place TEXT NOT NULL, count INTEGER NOT NULL, verdict TEXT NOT NULL, reason TEXT)"
+        )
+        db.execute("CREATE INDEX queries_code_ts ON queries (code, ts_ms)")
+        db.execute(
+            "INSERT INTO queries (qid, ts_ms, code, channel, place, count, verdict) "
+            "VALUES ('a', 5, '8035AAAAAA01', 'scan', 'p1', 1, 'genuine')"
+        )
+    log = QueryLog(path, clock=lambda: 0.01)
+    try:
+        for i, (place, channel) in enumerate((("p2", "typed"), ("p3", "api"), ("p2", "scan"))):
+            log.record(QueryRecord(f"b{i}", 6 + i, "8035AAAAAA01", channel, place, 0, "genuine",
+                                   None))  # fmt: skip
+        recent = log.recent("8035AAAAAA01", 6, ["scan", "typed"], 10)
+        # queued or written, the three count (the older row predates code_counts); the window
+        # and the channels filter the places
+        assert (recent.total, recent.in_window, recent.places) == (3, 2, frozenset({"p2"}))
+    finally:
+        log.close()
+    with sqlite3.connect(path) as db:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "queries_code_recent" in names and "queries_code_ts" not in names
+        sql = log._recent_sql[2]
+        plan = " ".join(
+            str(r[-1]) for r in db.execute(f"EXPLAIN QUERY PLAN {sql}", ("c", 0, 5, "scan", "api"))
+        )
+        assert "COVERING INDEX queries_code_recent" in plan, plan
+    log = QueryLog(path)
+    try:
+        recent = log.recent("8035AAAAAA01", 6, ["scan", "typed"], 10)
+        assert (recent.total, recent.in_window, recent.places) == (3, 2, frozenset({"p2"}))
+        assert log.recent("8035AAAAAA01", 0, ["scan", "typed", "api"], 2).in_window == 2  # cap
+    finally:
+        log.close()
