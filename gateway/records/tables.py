@@ -22,7 +22,7 @@ import csv
 import io
 import itertools
 import zipfile
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Generator, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -182,7 +182,7 @@ def _xlsx(path: Path, name: str, names: Collection[str], sheet: str | None) -> T
         raise TableError(RowError(name, 0, None, f"cannot read the workbook: "
                                   f"{type(exc).__name__}: {exc}")) from None  # fmt: skip
 
-    def rows() -> Iterator[tuple[int, list[str]]]:
+    def rows() -> Generator[tuple[int, list[str]], None, None]:
         try:
             for number, values in enumerate(raw_rows, start=1):
                 yield number, _trim([_cell(v) for v in values])
