@@ -25,6 +25,7 @@ from firmware_sim.base import SimulatorConfigBase
 from firmware_sim.registry import simulator_specs
 from gateway.bridge.config import BridgeSection
 from gateway.command_auth import CommandAuthSection
+from gateway.console.config import GatewayConsoleSection
 from gateway.profiles.base import ProfileConfigBase
 from gateway.profiles.registry import profile_specs
 from gateway.resolver.config import ResolverSection
@@ -272,6 +273,12 @@ class ConfigBase(Strict):
         default=None,
         description="The public query service `saltgw resolver` runs (docs/resolver.md); a file "
         "may also hold only this section.",
+    )
+    console: GatewayConsoleSection | None = Field(
+        default=None,
+        description="The internal web console `saltgw console` runs with this file "
+        "(docs/console.md): the gateway's line, the bridge's trace store, the mqtt: section's "
+        "broker; a console file may also hold only this section (with the line named in it).",
     )
     # Overridden in config_model() with the discriminated unions of installed plugins.
     devices: list[Any] = Field(default_factory=list)

@@ -23,11 +23,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.console.config import ConsoleSection, broker_address
+from gateway.console.config import ConsoleSection
+from gateway.mqtt import broker_address, new_client
 
 __all__ = ["KpiSample", "LineState", "LiveFeed"]
 
@@ -253,17 +254,15 @@ class LineState:
 
 class LiveFeed:
     """The paho client feeding ``state``; :meth:`start` returns at once (paho connects and
-    reconnects in its own thread)."""
+    reconnects in its own thread). Credentials and TLS as the gateway's ``mqtt:`` section
+    when the console's settings came from a gateway config (gateway/mqtt.py, new_client)."""
 
     def __init__(self, cfg: ConsoleSection, state: LineState) -> None:
         self.cfg = cfg
         self.state = state
-        self.host, self.port = broker_address(cfg.broker)
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"saltgw-console-{cfg.line}-{threading.get_native_id()}",
-            protocol=paho.MQTTv311,
-        )
+        mqtt = cfg.mqtt()
+        self.host, self.port = broker_address(urlsplit(mqtt.url))
+        self.client = new_client(mqtt, f"saltgw-console-{cfg.line}-{threading.get_native_id()}")
         self.client.reconnect_delay_set(1, 10)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
