@@ -87,6 +87,7 @@ class LineState:
         self.bad_messages = 0
         self.version = 0
         self.kpi_version = 0
+        self.ccp_version = 0  # ccp.* events seen: the CCP charts' pages reload on a change
         self._bags: deque[float] = deque()
         self._cond = threading.Condition()
 
@@ -190,6 +191,8 @@ class LineState:
             self._bags.append(now)
             while self._bags and self._bags[0] < now - BAG_WINDOW_SECS:
                 self._bags.popleft()
+        elif kind.startswith("ccp."):
+            self.ccp_version += 1
         elif kind.startswith("alarm."):
             self.alarms.appendleft({
                 "ts": _text(ev.get("ts"), 40), "type": kind[:64],
@@ -217,6 +220,7 @@ class LineState:
             return {
                 "version": self.version,
                 "kpi_version": self.kpi_version,
+                "ccp_version": self.ccp_version,
                 "broker": "connected" if self.broker_connected else "disconnected",
                 "gateways": dict(self.gateways),
                 "devices": {d: dict(v) for d, v in sorted(self.devices.items())},

@@ -44,13 +44,17 @@
       alarms.appendChild(tr);
     });
   }
-  function charts(d) {
-    var box = document.getElementById("charts");
-    if (!box || String(d.kpi_version) === box.getAttribute("data-kpi-version")) { return; }
-    box.setAttribute("data-kpi-version", d.kpi_version);
+  function reload(id, key, version) {  // a page's charts, drawn again when their data changed
+    var box = document.getElementById(id);
+    if (!box || String(version) === box.getAttribute("data-" + key)) { return; }
+    box.setAttribute("data-" + key, version);
     Array.prototype.forEach.call(box.querySelectorAll("img.chart"), function (img) {
-      img.src = img.getAttribute("data-base") + "&v=" + d.kpi_version;
+      img.src = img.getAttribute("data-base") + "&v=" + version;
     });
+  }
+  function charts(d) {
+    reload("charts", "kpi-version", d.kpi_version);
+    reload("ccp-charts", "ccp-version", d.ccp_version);
   }
   function connect() {
     var es = new EventSource("/events");
