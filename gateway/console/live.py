@@ -228,6 +228,8 @@ class LineState:
                 "packml": self.packml.get("state_name"),
                 "mode": self.packml.get("mode_name"),
                 "bags_per_min": self.bags_per_min(),
+                "batch_bags": _num(self.counters.get("batch_bags")),
+                "batch_cases": _num(self.counters.get("batch_cases")),
                 "shift": self.kpi.get("shift"),
                 "threshold": _num(self.kpi.get("threshold")),
                 "scan_rate_window": _num(window.get("scan_rate")),

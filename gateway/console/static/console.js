@@ -9,6 +9,7 @@
   var delay = 1000;
   function pct(v) { return typeof v === "number" ? (v * 100).toFixed(1) + "%" : "—"; }
   function num(v) { return typeof v === "number" ? v.toFixed(1) : "—"; }
+  function count(v) { return typeof v === "number" ? v.toFixed(0) : "—"; }
   function text(id, v) { var e = document.getElementById(id); if (e) { e.textContent = v; } }
   function cell(tr, v) { var td = document.createElement("td"); td.textContent = v || ""; tr.appendChild(td); }
   function overview(d) {
@@ -18,6 +19,7 @@
     text("batch", d.batch || "—");
     text("packml", d.packml || "—");
     text("bags_per_min", num(d.bags_per_min));
+    text("batch_counts", count(d.batch_bags) + " / " + count(d.batch_cases));
     text("shift", d.shift || "—");
     text("scan_rate_window", pct(d.scan_rate_window));
     text("scan_rate_shift", pct(d.scan_rate_shift));
