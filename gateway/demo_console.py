@@ -51,7 +51,7 @@ def _write_config(cfg: ConfigBase, broker_url: str, workdir: Path) -> Path:
 def _demo_users(path: Path) -> dict[str, str]:
     """One user per role with a fresh password each; name → password."""
     users = UsersFile(path)
-    made = {}
+    made: dict[str, str] = {}
     for role in DEMO_USERS:
         made[role] = secrets.token_urlsafe(9)
         users.set(role, role, made[role])

@@ -96,11 +96,11 @@ def _no_data() -> str:
 
 def _nice_ceiling(v: float) -> float:
     """The smallest of 1, 2, 2.5 or 5 × 10^n at or above ``v`` (> 0)."""
-    exp = math.floor(math.log10(v))
+    scale = 10.0 ** math.floor(math.log10(v))
     for m in (1.0, 2.0, 2.5, 5.0, 10.0):
-        if m * 10**exp >= v - 1e-12:
-            return m * 10**exp
-    return 10 ** (exp + 1)  # pragma: no cover - the loop ends at 10
+        if m * scale >= v - 1e-12:
+            return m * scale
+    return 10.0 * scale  # pragma: no cover - the loop ends at 10
 
 
 def rate_chart(

@@ -192,7 +192,7 @@ class GatewayConsoleSection(_ConsoleOptions):
     def resolve(self, cfg: ConfigBase) -> ConsoleSection:
         """The console's settings for the gateway config ``cfg`` this section is part of."""
         g = cfg.gateway
-        own = self.model_dump(exclude={"store", "broker"})
+        own: dict[str, Any] = self.model_dump(exclude={"store", "broker"})
         chain: dict[str, Any] = {}
         store = self.store
         if cfg.bridge is not None and (store is None or store == cfg.bridge.store):
@@ -201,17 +201,18 @@ class GatewayConsoleSection(_ConsoleOptions):
                 "chain_key_env": cfg.bridge.chain_key_env,
                 "chain_key_file": cfg.bridge.chain_key_file,
             }
-        out = ConsoleSection(
+        fields: dict[str, Any] = {
             **own,
             **chain,
             **({"store": store} if store is not None else {}),
-            broker=self.broker or cfg.mqtt.url,
-            topic_prefix=cfg.mqtt.topic_prefix,
-            enterprise=g.enterprise,
-            site=g.site,
-            line=g.line,
-            timezone=g.timezone,
-        )
+            "broker": self.broker or cfg.mqtt.url,
+            "topic_prefix": cfg.mqtt.topic_prefix,
+            "enterprise": g.enterprise,
+            "site": g.site,
+            "line": g.line,
+            "timezone": g.timezone,
+        }
+        out = ConsoleSection.model_validate(fields)
         if self.broker is None:
             out._mqtt = cfg.mqtt
         return out
