@@ -33,6 +33,7 @@ from gateway.bridge.backlog import read_backlog
 from gateway.command_auth import CommandAuthSection, Grant, Issuer, Receiver, signing_bytes
 from gateway.config.loader import load_config
 from gateway.config.models import ConfigBase
+from gateway.demo_console import DEMO_USERS, demo_console
 from gateway.demo_resolver import demo_resolver
 from gateway.embedded_broker import EmbeddedBroker
 from gateway.live_view import (
@@ -296,6 +297,20 @@ def _resolver_check(url: str | None, code: str | None) -> dict[str, Any] | None:
     return out
 
 
+def _console_check(url: str | None) -> dict[str, Any] | None:
+    """What the console's /healthz answers at the end (its broker link), for the summary."""
+    if url is None:
+        return None
+    out: dict[str, Any] = {"url": url, "users": list(DEMO_USERS)}
+    try:
+        with urllib.request.urlopen(f"{url}healthz", timeout=5) as r:
+            health = json.loads(r.read())
+        out["status"], out["broker"] = health.get("status"), health.get("broker")
+    except (OSError, ValueError) as exc:
+        out["error"] = str(exc)
+    return out
+
+
 def _upload_view(bridge: Any) -> UploadView | None:
     """The bridge's counters and its outbox (read on a connection of its own)."""
     if bridge is None:
@@ -347,6 +362,13 @@ async def run_demo(
     sims = await start_simulators(cfg.simulators)
     show = open_progress(out, live)
     public = cfg.bridge.public.path if cfg.bridge and cfg.bridge.public else None
+    workdir = cfg.bridge.store.parent if cfg.bridge else Path("var")
+
+    async def with_console(url: str, resolver: str | None) -> dict[str, Any]:
+        # the people on the line: the web console, stopped before the broker
+        with demo_console(cfg, url, workdir, out) as console:
+            return await _run(cfg, key, url, duration, stop, out, show, resolver, console)
+
     try:
         with ExitStack() as stack:
             resolver = None
@@ -362,8 +384,8 @@ async def run_demo(
                         file=out,
                         flush=True,
                     )
-                    return await _run(cfg, key, broker.url, duration, stop, out, show, resolver)
-            return await _run(cfg, key, broker_url, duration, stop, out, show, resolver)
+                    return await with_console(broker.url, resolver)
+            return await with_console(broker_url, resolver)
     finally:
         await stop_simulators(sims)
 
@@ -377,6 +399,7 @@ async def _run(
     out: TextIO,
     show: PlainProgress | LiveProgress,
     resolver: str | None = None,
+    console: str | None = None,
 ) -> dict[str, Any]:
     from urllib.parse import urlsplit
 
@@ -398,6 +421,7 @@ async def _run(
             backlog=gw.journal.stats.backlog,
             upload=upload,
             resolver=resolver,
+            console=console,
         )
 
     unpack_sent = False
@@ -427,6 +451,7 @@ async def _run(
         summary["bridge"] = bridge_summary(gw.bridge)
         summary["upload"] = asdict(final.upload) if final.upload else None
     summary["resolver"] = await asyncio.to_thread(_resolver_check, resolver, final.last_bag)
+    summary["console"] = await asyncio.to_thread(_console_check, console)
     summary["exit_code"] = exit_code
     if isinstance(show, LiveProgress):
         print(closing_line(final), file=out, flush=True)

@@ -76,6 +76,7 @@ class DemoSnapshot:
     upload: UploadView | None = None
     resolver: str | None = None  # the resolver's page, http://HOST:PORT/ (consumers, 9.1)
     last_bag: str | None = None  # the code of the latest bag, to look up on the resolver
+    console: str | None = None  # the web console, http://HOST:PORT/ (docs/console.md)
 
     @property
     def resolver_link(self) -> str | None:
@@ -267,6 +268,8 @@ def render(snap: DemoSnapshot) -> RenderableType:
         where.append(f" · platform XML to {snap.upload.target}")
     if snap.resolver_link is not None:
         where.append(f"\nresolver: open {snap.resolver_link} (a consumer's scan of the latest bag)")
+    if snap.console is not None:
+        where.append(f"\nconsole: open {snap.console} (sign in with a name and password above)")
     grid = Table.grid(padding=(0, 1))
     grid.add_column()
     grid.add_column()

@@ -1,7 +1,8 @@
 """Check one `saltgw demo` run as a new user would judge it (scripts/first-hour.sh, issue 12):
 exit 0, no Python traceback anywhere, every device online at the end, every event type of the
 contract published (shared/design/contract.md: pallets, outbound, inbound and recall scans
-included), and documents in the outbox. Prints what is wrong and exits 1; else a one-line OK."""
+included), the web console's URL printed and its /healthz answering with the broker connected
+at the end, and documents in the outbox. Prints what is wrong and exits 1; else a one-line OK."""
 
 from __future__ import annotations
 
@@ -42,6 +43,13 @@ def problems(rc: int, out: str, err: str, outbox: Path) -> list[str]:
     not_online = {d: s for d, s in states.items() if s != "online"}
     if not_online:
         found.append(f"devices not online at the end: {not_online}")
+    console = summary.get("console") or {}
+    if not any(ln.startswith("console: http://") for ln in out.splitlines()):
+        found.append("no 'console: http://HOST:PORT/' line (saltgw demo starts the web console)")
+    elif console.get("status") != "ok" or console.get("broker") != "connected":
+        found.append(
+            f"the web console did not answer /healthz with its broker connected: {console}"
+        )
     docs = sorted(outbox.glob("*.xml")) if outbox.is_dir() else []
     if not docs:
         found.append(f"no document in the outbox {outbox}")

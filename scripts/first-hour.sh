@@ -2,7 +2,8 @@
 # A new user's first hour, as CI sees it (issue 12): a throwaway venv with only what
 # `pip install '.[all]'` brings (no dev extras), without pyzbar (so without ZBar, as on a machine
 # lacking libzbar0), then `saltgw demo` on the embedded broker. Fails on any Traceback, a device
-# not online at the end, an event type of the contract missing, or an empty outbox.
+# not online at the end, an event type of the contract missing, an empty outbox, or a web console
+# that was not started or did not answer /healthz with its broker connected.
 # usage: scripts/first-hour.sh [SECONDS]      (default 60; needs no root, no Debian package)
 set -euo pipefail
 cd "$(dirname "$0")/.."

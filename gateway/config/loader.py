@@ -401,12 +401,26 @@ def _read_model(path: Path | str, model: type[_M]) -> _M:
     return cfg
 
 
+def _console_only(data: dict[str, Any]) -> bool:
+    """A console file: ``console:`` and no ``gateway:`` section (docs/console.md)."""
+    return "console" in data and "gateway" not in data
+
+
 def read_console_config(path: Path | str) -> ConsoleSection:
-    """The ``console:`` section of a console file (docs/console.md); ConfigError with every
-    issue."""
+    """The console's settings from a console file, or from the ``console:`` section of a full
+    gateway config (validated whole, as ``saltgw validate`` does; the line, store and broker
+    are the config's); ConfigError with every issue."""
     from gateway.console.config import ConsoleFile
 
-    return _read_model(path, ConsoleFile).console
+    data, _pos, _issues = _read_mapping(path)
+    if "gateway" not in data:
+        return _read_model(path, ConsoleFile).console
+    cfg, _warnings = read_config(path)
+    if cfg.console is None:
+        raise ConfigError(
+            [Issue(str(path), 1, 1, "console", "no console: section (docs/console.md)")]
+        )
+    return cfg.console.resolve(cfg)
 
 
 def read_resolver_config(path: Path | str) -> ResolverSection:
@@ -423,11 +437,16 @@ def read_resolver_config(path: Path | str) -> ResolverSection:
     return cfg.resolver
 
 
-def read_any_config(path: Path | str) -> tuple[ConfigBase | ResolverFile, list[Issue]]:
-    """What ``saltgw validate`` checks: a resolver-only file, else a gateway config."""
+def read_any_config(path: Path | str) -> tuple[BaseModel, list[Issue]]:
+    """What ``saltgw validate`` checks: a resolver-only file, a console file, else a gateway
+    config."""
+    from gateway.console.config import ConsoleFile
+
     data, _pos, _issues = _read_mapping(path)
     if _resolver_only(data):
         return read_resolver_only(path), []
+    if _console_only(data):
+        return _read_model(path, ConsoleFile), []
     return read_config(path)
 
 

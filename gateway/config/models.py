@@ -35,6 +35,7 @@ from firmware_sim.base import SimulatorConfigBase
 from firmware_sim.registry import simulator_specs
 from gateway.bridge.config import BridgeSection
 from gateway.command_auth import CommandAuthSection
+from gateway.console.config import GatewayConsoleSection
 from gateway.enterprise import EnterpriseKind, enterprise_error
 from gateway.failover import broker_address, is_tls_url
 from gateway.profiles.base import ProfileConfigBase
@@ -340,6 +341,12 @@ class ConfigBase(Strict):
         default=None,
         description="The public query service `saltgw resolver` runs (docs/resolver.md); a file "
         "may also hold only this section.",
+    )
+    console: GatewayConsoleSection | None = Field(
+        default=None,
+        description="The internal web console `saltgw console` runs with this file "
+        "(docs/console.md): the gateway's line, the bridge's trace store, the mqtt: section's "
+        "broker; a console file may also hold only this section (with the line named in it).",
     )
     # Overridden in config_model() with the discriminated unions of installed plugins.
     devices: list[Any] = Field(default_factory=list)

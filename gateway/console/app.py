@@ -9,6 +9,8 @@ Routes (the least role in brackets; :data:`gateway.console.users.PERMISSIONS`)::
     GET  /api/line            [operator] the same data as JSON
     GET  /charts              [operator] scan rate, no-read rate, aggregation RFT per shift
     GET  /charts/{kpi}.svg    [operator] one chart (server-side SVG)
+    GET  /ccp?batch=          [operator] CCP verdicts over time against their limits, per kind
+    GET  /ccp/{kind}.svg      [operator] one CCP chart (server-side SVG, from the trace store)
     GET  /uploads             [operator] upload completeness per batch, document states
     POST /uploads/resend      [admin]    queue a quarantined document again
     GET  /trace?code=         [quality]  a code: batch, case, pallet, CCP, outbound
@@ -36,11 +38,11 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from gateway.console.charts import rate_chart
+from gateway.console.charts import ccp_value_chart, ccp_verdict_chart, rate_chart
 from gateway.console.config import ConsoleSection
 from gateway.console.live import LineState
 from gateway.console.pages import Pages
-from gateway.console.records import CannotResend, ConsoleStore, NoStore
+from gateway.console.records import CCP_KINDS, CannotResend, ConsoleStore, NoStore
 from gateway.console.sessions import COOKIE, Session, Sessions, Throttle
 from gateway.console.users import (
     PERMISSIONS,
@@ -81,12 +83,13 @@ STATIC = {
     "/static/console.css": ("static/console.css", "text/css; charset=utf-8"),
     "/static/console.js": ("static/console.js", "text/javascript; charset=utf-8"),
 }
-CHARTS = {
-    "scan-rate": ("window_scan_rate", "扫码率（实时窗口）", True),
-    "shift-scan-rate": ("shift_scan_rate", "扫码率（本班累计）", True),
-    "noread-rate": ("shift_noread_rate", "未读率（本班累计）", False),
-    "aggregation-rft": ("shift_aggregation_rft", "关联一次成功率（本班累计）", False),
+CHARTS = {  # name → (sample field, title, threshold drawn, high is bad)
+    "scan-rate": ("window_scan_rate", "扫码率（实时窗口）", True, False),
+    "shift-scan-rate": ("shift_scan_rate", "扫码率（本班累计）", True, False),
+    "noread-rate": ("shift_noread_rate", "未读率（本班累计）", False, True),
+    "aggregation-rft": ("shift_aggregation_rft", "关联一次成功率（本班累计）", False, False),
 }
+CCP_POINTS = 2000  # records drawn per CCP chart (the newest)
 MAX_FORM_BYTES = 4096
 KEEPALIVE_SECS = 15.0
 STREAM_SECS = 300.0  # a stream ends after this; the browser reconnects (and the session is
@@ -282,6 +285,10 @@ class ConsoleApp:
                               kpi_version=self.state.kpi_version)  # fmt: skip
         if path.startswith("/charts/") and path.endswith(".svg"):
             return self._chart(path[len("/charts/") : -4], _one(query, "shift"))
+        if path == "/ccp":
+            return self._ccp_page(s, _one(query, "batch"))
+        if path.startswith("/ccp/") and path.endswith(".svg"):
+            return self._ccp_chart(path[len("/ccp/") : -4], _one(query, "batch"))
         if path == "/uploads":
             return self._uploads(s, None)
         if path == "/trace":
@@ -350,13 +357,34 @@ class ConsoleApp:
     def _chart(self, name: str, shift: str | None) -> Response:
         if name not in CHARTS:
             raise BadRequest(404, "没有这个图表。")
-        field, title, with_threshold = CHARTS[name]
+        field, title, with_threshold, high_is_bad = CHARTS[name]
         samples = self.state.samples(shift or None)
         threshold = samples[-1].threshold if samples and with_threshold else None
         points = [(x.at, getattr(x, field)) for x in samples]
         label = f"{title} · 班次 {shift}" if shift else title
-        svg = rate_chart(points, title=label, threshold=threshold, tz=self.tz)
-        return Response(200, svg.encode("utf-8"), "image/svg+xml; charset=utf-8")
+        svg = rate_chart(points, title=label, threshold=threshold, tz=self.tz,
+                         high_is_bad=high_is_bad)  # fmt: skip
+        return _svg(svg)
+
+    def _ccp_page(self, s: Session, batch: str | None) -> Response:
+        batch = _subject(batch) if batch else None
+        summary = self._read(lambda: self.store.ccp_summary(batch))
+        batches = self._read(self.store.ccp_batches)
+        return self._page("ccp", s, batch=batch or "", batches=batches, kinds=CCP_KINDS,
+                          summary=summary, ccp_version=self.state.ccp_version,
+                          most=CCP_POINTS)  # fmt: skip
+
+    def _ccp_chart(self, kind: str, batch: str | None) -> Response:
+        if kind not in CCP_KINDS:
+            raise BadRequest(404, "没有这个图表。")
+        batch = _subject(batch) if batch else None
+        points = self._read(lambda: self.store.ccp_series(kind, batch, CCP_POINTS))
+        title, yes_no = CCP_KINDS[kind]
+        title = f"{title} · 批次 {batch}" if batch else title
+        if yes_no:
+            return _svg(ccp_verdict_chart(points, title=title, tz=self.tz))
+        unit = self._read(lambda: self.store.ccp_summary(batch)).get(kind, {}).get("unit")
+        return _svg(ccp_value_chart(points, title=title, unit=unit, tz=self.tz))
 
     def _trace(self, environ: dict[str, Any], s: Session, code: str | None) -> Response:
         if not code:
@@ -450,6 +478,10 @@ class ConsoleApp:
                 yield b"event: line\ndata: " + _json(snap) + b"\n\n"
         finally:
             self.streams.release()
+
+
+def _svg(svg: str) -> Response:
+    return Response(200, svg.encode("utf-8"), "image/svg+xml; charset=utf-8")
 
 
 def _sse_response() -> Response:

@@ -1,43 +1,57 @@
-"""The ``console:`` file of ``saltgw console CONFIG.yaml`` (docs/console.md): where the console
-listens, its users file, the bridge's trace store it reads, and the broker and line whose topics
-it follows. pydantic, every field described (the JSON Schema is generated from it)."""
+"""The console's settings (docs/console.md), pydantic, every field described (the JSON Schema
+and docs/config-reference.md are generated from them):
+
+- :class:`ConsoleSection`: a file holding only ``console:`` (``saltgw console CONSOLE.yaml``),
+  which names the line, the trace store and the broker itself;
+- :class:`GatewayConsoleSection`: ``console:`` inside a gateway config, so that one file serves
+  ``saltgw run``, the bridge and the console: the line, time zone and topic prefix are the
+  gateway's, the store the bridge's and the broker the ``mqtt:`` section's (URL, TLS, user name
+  and password as the gateway uses them) unless the section names its own.
+  :meth:`GatewayConsoleSection.resolve` turns it into the :class:`ConsoleSection` the console
+  runs with.
+
+Core-importable (pydantic only): ``gateway.config.models`` imports this module, so the gateway
+config's names are imported where they are used."""
 
 from __future__ import annotations
 
 import re
 from datetime import tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from gateway.config.models import parse_timezone
 from gateway.resolver.config import parse_listen
 
-__all__ = ["ConsoleFile", "ConsoleSection", "broker_address"]
+if TYPE_CHECKING:
+    from gateway.config.models import ConfigBase, MqttSection
+
+__all__ = ["ConsoleFile", "ConsoleSection", "GatewayConsoleSection", "check_broker_url"]
 
 ID_RE = r"^[A-Za-z0-9_\-]{1,64}$"
+SCHEMES = ("mqtt", "mqtts", "tcp", "ssl")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def broker_address(url: str) -> tuple[str, int]:
-    """(host, port) of ``mqtt://HOST[:PORT]``; ValueError otherwise."""
+def check_broker_url(url: str) -> str:
+    """``url`` when it is ``mqtt[s]://HOST[:PORT]`` (as ``mqtt.url``); ValueError otherwise."""
     parts = urlsplit(url)
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise ValueError(f"expected mqtt://HOST[:PORT]; got {url!r}")
+    if parts.scheme not in SCHEMES or not parts.hostname:
+        raise ValueError(f"expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]; got {url!r}")
     try:
-        port = parts.port or 1883
+        parts.port  # noqa: B018 - validates the port number
     except ValueError:
         raise ValueError(f"bad port in {url!r}") from None
-    return parts.hostname, port
+    return url
 
 
-class ConsoleSection(_Strict):
-    """The internal web console (docs/console.md): its own process, on 127.0.0.1 by default;
-    behind a reverse proxy (TLS) for use from other hosts."""
+class _ConsoleOptions(_Strict):
+    """What a console file and a gateway config's ``console:`` have in common."""
 
     listen: str = Field(
         default="127.0.0.1:8490",
@@ -47,30 +61,6 @@ class ConsoleSection(_Strict):
         default=Path("var/console-users.json"),
         description="The users file (saltgw console-user manages it; scrypt-hashed passwords).",
     )
-    store: Path = Field(
-        default=Path("var/bridge.db"),
-        description="The bridge's trace store: read for trace, recall and completeness; the "
-        "console writes only access-log rows and resend requests into it.",
-    )
-    chain_key_env: str | None = Field(
-        default="SALTGW_STORE_CHAIN_KEY",
-        description="Environment variable holding the trace store's chain key (as the "
-        "bridge's bridge.chain_key_env).",
-    )
-    chain_key_file: Path | None = Field(
-        default=None,
-        description="File holding the chain key (as bridge.chain_key_file); default: "
-        "{store}.chain-key beside the store.",
-    )
-    broker: str = Field(
-        default="mqtt://127.0.0.1:1883",
-        description="The broker the gateway publishes to (mqtt://HOST[:PORT]).",
-    )
-    topic_prefix: str = Field(default="salt/v1", description="The gateway's mqtt.topic_prefix.")
-    enterprise: str = Field(pattern=r"^[0-9]{4}$", description="The 4-digit enterprise code.")
-    site: str = Field(pattern=ID_RE, description="The site id of the line.")
-    line: str = Field(pattern=ID_RE, description="The line id.")
-    timezone: str = Field(default="Asia/Shanghai", description="Time zone of the pages.")
     session_secs: float = Field(
         default=8 * 3600.0, gt=0, le=7 * 86400, description="A sign-in lasts this long."
     )
@@ -100,15 +90,49 @@ class ConsoleSection(_Strict):
         parse_listen(v)
         return v
 
+
+class ConsoleSection(_ConsoleOptions):
+    """The internal web console (docs/console.md): its own process, on 127.0.0.1 by default;
+    behind a reverse proxy (TLS) for use from other hosts."""
+
+    store: Path = Field(
+        default=Path("var/bridge.db"),
+        description="The bridge's trace store: read for trace, recall and completeness; the "
+        "console writes only access-log rows and resend requests into it.",
+    )
+    chain_key_env: str | None = Field(
+        default="SALTGW_STORE_CHAIN_KEY",
+        description="Environment variable holding the trace store's chain key (as the "
+        "bridge's bridge.chain_key_env).",
+    )
+    chain_key_file: Path | None = Field(
+        default=None,
+        description="File holding the chain key (as bridge.chain_key_file); default: "
+        "{store}.chain-key beside the store.",
+    )
+    broker: str = Field(
+        default="mqtt://127.0.0.1:1883",
+        description="The broker the gateway publishes to (mqtt://HOST[:PORT], or mqtts:// for "
+        "TLS with the system's CAs). A broker that needs a password or a client certificate: "
+        "put the console: section in the gateway's config, which uses its mqtt: section.",
+    )
+    topic_prefix: str = Field(default="salt/v1", description="The gateway's mqtt.topic_prefix.")
+    enterprise: str = Field(pattern=r"^[0-9]{4}$", description="The 4-digit enterprise code.")
+    site: str = Field(pattern=ID_RE, description="The site id of the line.")
+    line: str = Field(pattern=ID_RE, description="The line id.")
+    timezone: str = Field(default="Asia/Shanghai", description="Time zone of the pages.")
+    _mqtt: Any = PrivateAttr(default=None)  # the gateway's MqttSection, from resolve()
+
     @field_validator("broker")
     @classmethod
     def _broker(cls, v: str) -> str:
-        broker_address(v)
-        return v
+        return check_broker_url(v)
 
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
+        from gateway.config.models import parse_timezone
+
         parse_timezone(v)
         return v
 
@@ -120,7 +144,20 @@ class ConsoleSection(_Strict):
         return v
 
     def tz(self) -> tzinfo:
+        from gateway.config.models import parse_timezone
+
         return parse_timezone(self.timezone)
+
+    def mqtt(self) -> MqttSection:
+        """The broker connection: the gateway config's ``mqtt:`` section (credentials, TLS)
+        when this section came from one without a ``broker`` of its own, else ``broker``
+        with neither."""
+        from gateway.config.models import MqttSection
+
+        if self._mqtt is not None:
+            assert isinstance(self._mqtt, MqttSection)
+            return self._mqtt
+        return MqttSection(url=self.broker, protocol="3.1.1", password_env=None)
 
     @property
     def line_root(self) -> str:
@@ -129,6 +166,56 @@ class ConsoleSection(_Strict):
     @property
     def status_filter(self) -> str:
         return f"{self.topic_prefix}/{self.enterprise}/{self.site}/gateway/+/status"
+
+
+class GatewayConsoleSection(_ConsoleOptions):
+    """``console:`` in a gateway config (docs/console.md): ``saltgw console`` with this file
+    serves the gateway's line from the bridge's trace store and the ``mqtt:`` section's broker.
+    """
+
+    store: Path | None = Field(
+        default=None,
+        description="The trace store to read; default: bridge.store (with the bridge's chain "
+        "key settings), else var/bridge.db.",
+    )
+    broker: str | None = Field(
+        default=None,
+        description="Another broker than mqtt.url (mqtt://HOST[:PORT] or mqtts://, no "
+        "credentials); default: the mqtt: section's URL, TLS, user name and password.",
+    )
+
+    @field_validator("broker")
+    @classmethod
+    def _broker(cls, v: str | None) -> str | None:
+        return None if v is None else check_broker_url(v)
+
+    def resolve(self, cfg: ConfigBase) -> ConsoleSection:
+        """The console's settings for the gateway config ``cfg`` this section is part of."""
+        g = cfg.gateway
+        own: dict[str, Any] = self.model_dump(exclude={"store", "broker"})
+        chain: dict[str, Any] = {}
+        store = self.store
+        if cfg.bridge is not None and (store is None or store == cfg.bridge.store):
+            store = cfg.bridge.store
+            chain = {
+                "chain_key_env": cfg.bridge.chain_key_env,
+                "chain_key_file": cfg.bridge.chain_key_file,
+            }
+        fields: dict[str, Any] = {
+            **own,
+            **chain,
+            **({"store": store} if store is not None else {}),
+            "broker": self.broker or cfg.mqtt.url,
+            "topic_prefix": cfg.mqtt.topic_prefix,
+            "enterprise": g.enterprise,
+            "site": g.site,
+            "line": g.line,
+            "timezone": g.timezone,
+        }
+        out = ConsoleSection.model_validate(fields)
+        if self.broker is None:
+            out._mqtt = cfg.mqtt
+        return out
 
 
 class ConsoleFile(_Strict):

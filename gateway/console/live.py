@@ -23,11 +23,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.console.config import ConsoleSection, broker_address
+from gateway.console.config import ConsoleSection
+from gateway.mqtt import broker_address, new_client
 
 __all__ = ["KpiSample", "LineState", "LiveFeed"]
 
@@ -86,6 +87,7 @@ class LineState:
         self.bad_messages = 0
         self.version = 0
         self.kpi_version = 0
+        self.ccp_version = 0  # ccp.* events seen: the CCP charts' pages reload on a change
         self._bags: deque[float] = deque()
         self._cond = threading.Condition()
 
@@ -189,6 +191,8 @@ class LineState:
             self._bags.append(now)
             while self._bags and self._bags[0] < now - BAG_WINDOW_SECS:
                 self._bags.popleft()
+        elif kind.startswith("ccp."):
+            self.ccp_version += 1
         elif kind.startswith("alarm."):
             self.alarms.appendleft({
                 "ts": _text(ev.get("ts"), 40), "type": kind[:64],
@@ -216,6 +220,7 @@ class LineState:
             return {
                 "version": self.version,
                 "kpi_version": self.kpi_version,
+                "ccp_version": self.ccp_version,
                 "broker": "connected" if self.broker_connected else "disconnected",
                 "gateways": dict(self.gateways),
                 "devices": {d: dict(v) for d, v in sorted(self.devices.items())},
@@ -223,6 +228,8 @@ class LineState:
                 "packml": self.packml.get("state_name"),
                 "mode": self.packml.get("mode_name"),
                 "bags_per_min": self.bags_per_min(),
+                "batch_bags": _num(self.counters.get("batch_bags")),
+                "batch_cases": _num(self.counters.get("batch_cases")),
                 "shift": self.kpi.get("shift"),
                 "threshold": _num(self.kpi.get("threshold")),
                 "scan_rate_window": _num(window.get("scan_rate")),
@@ -253,17 +260,15 @@ class LineState:
 
 class LiveFeed:
     """The paho client feeding ``state``; :meth:`start` returns at once (paho connects and
-    reconnects in its own thread)."""
+    reconnects in its own thread). Credentials and TLS as the gateway's ``mqtt:`` section
+    when the console's settings came from a gateway config (gateway/mqtt.py, new_client)."""
 
     def __init__(self, cfg: ConsoleSection, state: LineState) -> None:
         self.cfg = cfg
         self.state = state
-        self.host, self.port = broker_address(cfg.broker)
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"saltgw-console-{cfg.line}-{threading.get_native_id()}",
-            protocol=paho.MQTTv311,
-        )
+        mqtt = cfg.mqtt()
+        self.host, self.port = broker_address(urlsplit(mqtt.url))
+        self.client = new_client(mqtt, f"saltgw-console-{cfg.line}-{threading.get_native_id()}")
         self.client.reconnect_delay_set(1, 10)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect

@@ -19,6 +19,10 @@ def _num(v: Any) -> str:
     return "—" if not isinstance(v, int | float) else f"{v:.1f}"
 
 
+def _count(v: Any) -> str:
+    return "—" if not isinstance(v, int | float) else f"{v:.0f}"
+
+
 class Pages:
     def __init__(self, tz: tzinfo) -> None:
         self.tz = tz
@@ -31,6 +35,7 @@ class Pages:
         )
         self.env.filters["pct"] = _pct
         self.env.filters["num"] = _num
+        self.env.filters["count"] = _count
         self.env.filters["when"] = self._when
 
     def _when(self, epoch: float) -> str:

@@ -14,6 +14,7 @@ import io
 import sqlite3
 import threading
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,26 @@ from gateway.bridge.reconcile import reports
 from gateway.bridge.store import TraceStore
 from gateway.bridge.trace import trace_batch, trace_code
 from gateway.bridge.upload import CannotResend, resend
+from gateway.console.charts import CcpPoint
 from gateway.console.config import ConsoleSection
 
-__all__ = ["CSV_COLUMNS", "CannotResend", "ConsoleStore", "NoStore", "outbound_text"]
+__all__ = [
+    "CCP_KINDS",
+    "CSV_COLUMNS",
+    "CannotResend",
+    "ConsoleStore",
+    "NoStore",
+    "outbound_text",
+]
+
+# the CCP record types (docs/events.md, "Critical control points"): kind → (title, yes/no check)
+CCP_KINDS: dict[str, tuple[str, bool]] = {
+    "net_content": ("净含量", False),
+    "metal_detector": ("金属检测", True),
+    "magnet_rod": ("磁棒磁感应强度", False),
+    "sieve": ("安全筛", True),
+    "iodine": ("碘含量", False),
+}
 
 CSV_COLUMNS = (
     "code",
@@ -142,6 +160,46 @@ class ConsoleStore:
             {**e, "orders": list(e["orders"]), "codes": len(e["codes"])}
             for _, e in sorted(out.items())
         ]
+
+    def ccp_summary(self, batch: str | None) -> dict[str, dict[str, Any]]:
+        """Per CCP kind with records (of ``batch``, else all kept): records, failed, unit."""
+        where, args = ("WHERE batch = ?", (batch,)) if batch else ("", ())
+        rows = self.ro().execute(
+            "SELECT type, COUNT(*), COALESCE(SUM(verdict != 'pass'), 0), MAX(unit) FROM ccp "
+            f"{where} GROUP BY type",
+            args,
+        )
+        return {
+            str(t).removeprefix("ccp."): {"records": n, "fail": f, "unit": u} for t, n, f, u in rows
+        }
+
+    def ccp_series(self, kind: str, batch: str | None, limit: int) -> list[CcpPoint]:
+        """The newest ``limit`` records of ``ccp.{kind}`` (of ``batch``, else all kept), oldest
+        first; a record whose time cannot be read is left out."""
+        sql = "SELECT ts, device, value, flag, lo, hi, verdict FROM ccp WHERE type = ?"
+        args: tuple[Any, ...] = (f"ccp.{kind}",)
+        if batch:
+            sql, args = sql + " AND batch = ?", (*args, batch)
+        rows = self.ro().execute(sql + " ORDER BY rid DESC LIMIT ?", (*args, limit)).fetchall()
+        out = []
+        for ts, device, value, flag, lo, hi, verdict in reversed(rows):
+            try:
+                at = datetime.fromisoformat(str(ts)).timestamp()
+            except ValueError:
+                continue
+            out.append(CcpPoint(at, value, None if flag is None else bool(flag), lo, hi,
+                                str(verdict), device))  # fmt: skip
+        out.sort(key=lambda p: p.at)
+        return out
+
+    def ccp_batches(self, limit: int = 50) -> list[str]:
+        """Batches with CCP records, newest first."""
+        rows = self.ro().execute(
+            "SELECT batch FROM ccp WHERE batch IS NOT NULL GROUP BY batch ORDER BY MAX(rid) DESC "
+            "LIMIT ?",
+            (limit,),
+        )
+        return [str(b) for (b,) in rows]
 
     def completeness(self) -> list[dict[str, Any]]:
         """Every batch's reconciliation (newest first) with the documents holding its codes."""

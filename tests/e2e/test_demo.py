@@ -101,6 +101,7 @@ def test_demo_publishes_the_contract_and_writes_valid_xml(tmp_path: Path) -> Non
     try:
         found = out.wait_for(r"embedded MQTT broker on mqtt://127\.0\.0\.1:(\d+) ", 60)
         out.wait_for(r"resolver: http://127\.0\.0\.1:\d+/$", 5)  # the contract's line
+        out.wait_for(r"console: http://127\.0\.0\.1:\d+/$", 30)  # the web console's
         sub = Collector(int(found.group(1)), topic="salt/v1/#").start(timeout=20)
         code = proc.wait(timeout=DURATION + 100)
     finally:
@@ -127,6 +128,9 @@ def test_demo_publishes_the_contract_and_writes_valid_xml(tmp_path: Path) -> Non
     assert all("events=" in x and "bags/min=" in x and " upload: " in x for x in progress)
     summary = json.loads(lines[-1].removeprefix("summary: "))
     assert summary["exit_code"] == 0
+    # the web console followed the demo's broker to the end (docs/console.md)
+    assert summary["console"]["status"] == "ok" and summary["console"]["broker"] == "connected"
+    assert (tmp_path / "var" / "demo-console-users.json").stat().st_mode & 0o077 == 0
     # a consumer's lookup of a bag: line -> journal -> MQTT -> bridge -> snapshot -> resolver
     assert summary["resolver"]["code"] and summary["resolver"]["verdict"] == "genuine", summary
     states = summary["device_states"]
@@ -276,5 +280,6 @@ def test_demo_on_a_terminal_draws_the_view_and_stops_on_ctrl_c(tmp_path: Path) -
         assert panel in text, panel
     assert "saltgw demo stopped" in text  # the last frame stays on the screen
     assert re.search(r"resolver: open http://127\.0\.0\.1:\d+/", text), text[-2000:]
+    assert re.search(r"console: open http://127\.0\.0\.1:\d+/", text), text[-2000:]
     assert re.search(r"stopped after \d+ s: \d+ events \(last seq \d+\)", text), text[-2000:]
     assert "summary: {" not in text  # JSON is for pipes, not for people

@@ -9,6 +9,7 @@
   var delay = 1000;
   function pct(v) { return typeof v === "number" ? (v * 100).toFixed(1) + "%" : "—"; }
   function num(v) { return typeof v === "number" ? v.toFixed(1) : "—"; }
+  function count(v) { return typeof v === "number" ? v.toFixed(0) : "—"; }
   function text(id, v) { var e = document.getElementById(id); if (e) { e.textContent = v; } }
   function cell(tr, v) { var td = document.createElement("td"); td.textContent = v || ""; tr.appendChild(td); }
   function overview(d) {
@@ -18,6 +19,7 @@
     text("batch", d.batch || "—");
     text("packml", d.packml || "—");
     text("bags_per_min", num(d.bags_per_min));
+    text("batch_counts", count(d.batch_bags) + " / " + count(d.batch_cases));
     text("shift", d.shift || "—");
     text("scan_rate_window", pct(d.scan_rate_window));
     text("scan_rate_shift", pct(d.scan_rate_shift));
@@ -44,13 +46,17 @@
       alarms.appendChild(tr);
     });
   }
-  function charts(d) {
-    var box = document.getElementById("charts");
-    if (!box || String(d.kpi_version) === box.getAttribute("data-kpi-version")) { return; }
-    box.setAttribute("data-kpi-version", d.kpi_version);
+  function reload(id, key, version) {  // a page's charts, drawn again when their data changed
+    var box = document.getElementById(id);
+    if (!box || String(version) === box.getAttribute("data-" + key)) { return; }
+    box.setAttribute("data-" + key, version);
     Array.prototype.forEach.call(box.querySelectorAll("img.chart"), function (img) {
-      img.src = img.getAttribute("data-base") + "&v=" + d.kpi_version;
+      img.src = img.getAttribute("data-base") + "&v=" + version;
     });
+  }
+  function charts(d) {
+    reload("charts", "kpi-version", d.kpi_version);
+    reload("ccp-charts", "ccp-version", d.ccp_version);
   }
   function connect() {
     var es = new EventSource("/events");
