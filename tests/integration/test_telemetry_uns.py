@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,16 +204,33 @@ def test_full_policy_through_a_broker_outage_keeps_every_event(
         while j.stats.backlog and time.monotonic() < deadline:
             time.sleep(0.05)
         assert j.stats.backlog == 0
-        events = sub.wait_for(
-            lambda m: {e["seq"] for e in _events(m)} >= set(range(1, j.stats.last_seq + 1)),
-            30,
-            "every event",
-        )
-        weighings = sorted(  # at-least-once: a resent event is the same one (same id)
-            {e["data"]["count"] for e in _events(events) if e["type"] == "ccp.net_content"}
-        )
-        assert weighings == list(range(weighings[0], weighings[-1] + 1))
-        assert len(weighings) >= 20
+
+        def missing(msgs: list[Received]) -> list[int]:
+            return sorted(set(range(1, j.stats.last_seq + 1)) - {e["seq"] for e in _events(msgs)})
+
+        try:
+            events = sub.wait_for(lambda m: not missing(m), 30, "every event")
+        except AssertionError as exc:  # name them: lost by the gateway, the broker, or here?
+            raise AssertionError(f"{exc}; seqs missing: {missing(sub.snapshot())}") from None
+        # every weighing is recorded or counted as missed, never silently absent. Counts may
+        # skip: the simulator weighs by the clock and, after its event loop stalled (on a
+        # loaded machine), makes the overdue weighings in one burst (CheckweigherSim._produce);
+        # only the last of a burst reaches the registers, so no poll can see the others, and
+        # the profile reports them in the next event's "missed" (gateway/profiles/checkweigher
+        # .py). With 2 CPU burners on 2 cores 13 of 36 runs skipped 1-5 counts, each gap the next
+        # event's "missed"; asserting gapless counts made this test fail in those runs. An
+        # event lost by the gateway leaves a gap no "missed" explains (or a seq gap, above).
+        weighings: dict[int, dict[str, Any]] = {}  # count -> data, at-least-once: same id
+        ids: dict[int, str] = {}
+        for e in _events(events):
+            if e["type"] == "ccp.net_content":
+                count = e["data"]["count"]
+                assert ids.setdefault(count, e["id"]) == e["id"], f"two events of weighing {count}"
+                weighings[count] = e["data"]
+        counts = sorted(weighings)
+        gaps = {b: b - a - 1 for a, b in itertools.pairwise(counts)}
+        assert {c: weighings[c].get("missed", 0) for c in counts[1:]} == gaps
+        assert len(counts) >= 20
     finally:
         sub.stop()
 
