@@ -239,14 +239,14 @@ class ConsoleApp:
             _methods(method, "GET, HEAD, POST")
             if method == "POST":
                 return self._login(environ)
-            return self._login_page(200, None, "", _one(request_query(environ, utf8=True), "next"))
+            return self._login_page(200, None, "", _one(request_query(environ), "next"))
         s = self._session(environ)
         if s is None:
             if path.startswith("/api/") or path.endswith((".csv", ".svg")):
                 return Response(401, _json({"error": "sign in first"}), JSON)
             target = quote(path, safe="/")
             return Response(303, b"", headers=[("Location", f"/login?next={target}")])
-        query = request_query(environ, utf8=True)
+        query = request_query(environ)
         try:
             return self._route(environ, method, path, s, query)
         except Forbidden as exc:

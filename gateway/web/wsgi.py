@@ -92,9 +92,10 @@ def request_path(environ: dict[str, Any], texts: dict[str, str] | None = None) -
 
 
 def request_query(
-    environ: dict[str, Any], *, max_chars: int = 1024, max_fields: int = 16, utf8: bool = False
+    environ: dict[str, Any], *, max_chars: int = 1024, max_fields: int = 16
 ) -> dict[str, list[str]]:
-    """The query string's fields; ASCII only unless ``utf8`` (percent-encoded UTF-8)."""
+    """The query string's fields: an ASCII query string whose values are percent-encoded UTF-8
+    (a code typed in Chinese reaches the page that says it is not a code, 9.2)."""
     qs = str(environ.get("QUERY_STRING") or "")
     if len(qs) > max_chars:
         raise BadRequest(400, "查询参数过长。")
@@ -105,7 +106,7 @@ def request_query(
             keep_blank_values=True,
             max_num_fields=max_fields,
             errors="strict",
-            encoding="utf-8" if utf8 else "ascii",
+            encoding="utf-8",
         )
     except (UnicodeError, ValueError):
         raise BadRequest(400, "查询参数无法识别。") from None
