@@ -633,6 +633,19 @@ class JournalReader:
         )
         return [JournalRow(s, t, bytes(p)) for s, t, p in cur]
 
+    def rows(self, seqs: Sequence[int]) -> list[JournalRow]:
+        """The undelivered rows among ``seqs`` (at most a few hundred), in order: the events
+        the broker refused, read again to be sent again (gateway/refusals.py)."""
+        if not seqs:
+            return []
+        marks = ",".join("?" * len(seqs))
+        cur = self._db.execute(
+            f"SELECT seq, type, payload FROM events WHERE seq IN ({marks}) AND {UNDELIVERED} "
+            "ORDER BY seq",
+            tuple(seqs),
+        )
+        return [JournalRow(s, t, bytes(p)) for s, t, p in cur]
+
     def delivered_between(self, lo: int, hi: int, limit: int) -> list[JournalRow]:
         """Delivered rows kept in the window with ``lo <= seq <= hi``, in order (replay)."""
         cur = self._db.execute(

@@ -12,6 +12,10 @@
   re-sends them, in order, after a reconnect — to whichever endpoint took over. After a
   gateway restart the journal still holds every unacknowledged row, so each event is delivered
   at least once, always with its original ``id``.
+- A PUBACK with a failure reason code (MQTT 5, e.g. 0x87 not authorized by the broker's ACL)
+  is a refusal, not a delivery: the row stays in the journal and is sent again with a backoff
+  per topic, out of order if need be; refusals are logged once per topic and reason and
+  counted (:mod:`gateway.refusals`).
 - Incoming messages (MES commands, ``docs/commands.md``): :meth:`Forwarder.listen` registers a
   topic filter before the thread starts; the filter is subscribed (QoS 1) on every connect and
   each message is handed to its handler on this thread, which must only pass it on (e.g. with
@@ -29,7 +33,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
@@ -43,6 +47,14 @@ from gateway.chain import ALG_HMAC
 from gateway.config.models import MqttSection
 from gateway.failover import BrokerRotation, Endpoint, broker_address
 from gateway.journal import Journal, JournalReader
+from gateway.refusals import (
+    REFUSED_RETRY_MAX_SECS,
+    Refusal,
+    RefusalLog,
+    RetryQueue,
+    is_refusal,
+    reason_label,
+)
 from gateway.replay import Replayer, replay_topic
 from gateway.topics import Topics
 
@@ -80,6 +92,8 @@ class LinkStats:
     control_coalesced: int = 0  # retained control messages replaced by a newer one, unsent
     control_dropped: int = 0  # non-retained control messages dropped (queue full, offline)
     first_ack_at: float | None = None  # time.monotonic() of the current session's first PUBACK
+    # PUBACKs that refused the message (MQTT 5 reason code >= 0x80), by reason (reason_label)
+    refused: dict[str, int] = field(default_factory=dict)
 
 
 class ControlOutbox:
@@ -196,6 +210,13 @@ class MqttLink:
         # since when the broker owes a PUBACK without having sent one (None: owes nothing)
         self.waiting_since: float | None = None
         self.refused = False  # the last CONNACK was a refusal (bad credentials, not authorised)
+        self._topic_of: dict[int, str] = {}  # mid -> topic, until its PUBACK
+        self.refusals = RefusalLog()  # topics the broker refuses now (logged once each)
+        # A PUBACK that refuses a journaled message (gateway/refusals.py) goes to on_refused,
+        # and the row stays unacknowledged (the forwarder sends it again); without a handler
+        # (the UNS output) the message is counted and logged, and done with as before.
+        self.on_refused: Callable[[Refusal], None] | None = None
+        self.on_accepted: Callable[[str], None] | None = None  # a refused topic accepted again
         self.client = new_client(cfg, client_id, broker_url=broker_url)
         # The window (``inflight``) is kept by the thread that publishes (room = inflight -
         # pending), never by paho: paho's own limit makes every PUBACK walk all the messages in
@@ -266,6 +287,7 @@ class MqttLink:
         if not self.pending:
             self.waiting_since = time.monotonic()
         self.pending[info.mid] = seq
+        self._topic_of[info.mid] = topic
 
     def stalled_secs(self, now: float | None = None) -> float:
         """How long the broker has owed a PUBACK without acknowledging anything (0: owes none).
@@ -283,13 +305,37 @@ class MqttLink:
     def _on_publish(
         self, client: Any, userdata: Any, mid: int, rc: ReasonCode, props: Properties
     ) -> None:
-        seq = self.pending.pop(mid, None)
+        seq = self.pending.get(mid)
+        topic = self._topic_of.pop(mid, None)
+        kept = False  # a refused row handed to on_refused: not acknowledged
+        if is_refusal(rc.value):  # MQTT 5 only; before the pop: drain() never misses it
+            kept = self._refused(Refusal(seq, topic or "?", rc.value, rc.getName()))
+        elif (
+            topic is not None
+            and self.refusals.refusing
+            and self.refusals.accepted(topic, self.broker)
+            and self.on_accepted is not None
+        ):
+            self.on_accepted(topic)
+        self.pending.pop(mid, None)
         self.waiting_since = time.monotonic() if self.pending else None
-        self.stats.acked += 1
         if self.stats.first_ack_at is None:
             self.stats.first_ack_at = time.monotonic()
+        if kept:
+            return
+        self.stats.acked += 1
         if seq is not None:
             self.acked.append(seq)
+
+    def _refused(self, r: Refusal) -> bool:
+        """Count and log a refusing PUBACK; True when the row was handed to on_refused."""
+        label = reason_label(r.name)
+        self.stats.refused[label] = self.stats.refused.get(label, 0) + 1
+        self.refusals.refused(r, self.broker)
+        if r.seq is None or self.on_refused is None:
+            return False
+        self.on_refused(r)
+        return True
 
     def _on_connect(
         self, client: Any, userdata: Any, flags: Any, rc: ReasonCode, props: Any
@@ -332,7 +378,8 @@ class MqttLink:
         if self.cfg.protocol == "5":
             props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.UserProperty = [("broker", self.broker), ("endpoint", str(rot.current.index + 1))]
-        client.publish(self.topics.status(), b"online", qos=1, retain=True, properties=props)
+        info = client.publish(self.topics.status(), b"online", qos=1, retain=True, properties=props)
+        self._topic_of[info.mid] = self.topics.status()
         body = {
             "gateway": self.topics.gateway,
             "broker": self.broker,
@@ -340,7 +387,10 @@ class MqttLink:
             "endpoints": [ep.name for ep in rot.endpoints],
             "switches": rot.switches,
         }
-        client.publish(self.topics.status_broker(), json.dumps(body).encode(), qos=1, retain=True)
+        info = client.publish(
+            self.topics.status_broker(), json.dumps(body).encode(), qos=1, retain=True
+        )
+        self._topic_of[info.mid] = self.topics.status_broker()
 
     def _on_message(self, client: Any, userdata: Any, msg: paho.MQTTMessage) -> None:
         for topic_filter, handler in self.listeners:
@@ -417,7 +467,11 @@ class Forwarder:
         backoff_min_secs: float = 0.5,
         backoff_max_secs: float = 10.0,
         ack_timeout_secs: float = 5.0,
+        refused_retry_max_secs: float = REFUSED_RETRY_MAX_SECS,
     ) -> None:
+        """``backoff_min_secs`` .. ``backoff_max_secs``: reconnects; ``backoff_min_secs`` ..
+        ``refused_retry_max_secs``: events the broker refused in its PUBACK, sent again
+        (gateway/refusals.py)."""
         self.journal = journal
         self.link = link
         self.topics = topics
@@ -435,6 +489,10 @@ class Forwarder:
         self._cursor = 0  # highest seq handed to paho
         self._thread: threading.Thread | None = None
         self._topic_cache: dict[str, str] = {}
+        # rows the broker refused in its PUBACK, sent again with backoff (gateway/refusals.py)
+        self.retry = RetryQueue(backoff_min_secs, refused_retry_max_secs)
+        link.on_refused = self._on_refused
+        link.on_accepted = self.retry.accepted
         # which broker endpoint next, and when (gateway/failover.py)
         self.reconnect = link.rotation
         self.reconnect.min_secs, self.reconnect.max_secs = backoff_min_secs, backoff_max_secs
@@ -484,13 +542,25 @@ class Forwarder:
             f"(broker hung or overloaded?)"
         )
 
+    @property
+    def refused_waiting(self) -> int:
+        """Events the broker refused (PUBACK reason code), not yet accepted: in the journal,
+        waiting to be sent again or sent again and not yet acknowledged."""
+        return len(self.retry.outstanding)
+
     def drain(self, timeout: float) -> bool:
-        """Wait until everything journaled so far was acknowledged, up to ``timeout`` s."""
+        """Wait until everything journaled so far was acknowledged, up to ``timeout`` s;
+        False while events the broker refused wait to be sent again."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            # every row sent and acknowledged; their deletes may still wait (e.g. disk full)
+            # every row sent and acknowledged; their deletes may still wait (e.g. disk full).
+            # pending first: a refused row enters retry.outstanding before it leaves pending
             sent_all = self._cursor >= self.journal.stats.last_seq
-            if not self.link.pending and (self.journal.stats.backlog == 0 or sent_all):
+            if (
+                not self.link.pending
+                and not self.retry.outstanding
+                and (self.journal.stats.backlog == 0 or sent_all)
+            ):
                 return True
             time.sleep(0.02)
         return False
@@ -513,6 +583,25 @@ class Forwarder:
         if acked:
             self.journal.ack(acked)
             self._acked_high = max(self._acked_high, max(acked))
+            self.retry.delivered(acked)
+
+    def _on_refused(self, r: Refusal) -> None:
+        """A journaled row the broker refused (inside paho's loop, on this thread)."""
+        if r.seq is not None:
+            self.retry.refused(r.seq, r.topic)
+
+    def _resend(self, reader: JournalReader, room: int) -> bool:
+        """Send again the refused rows that are due, read anew from the journal by seq."""
+        seqs = self.retry.due(min(room, READ_CHUNK))
+        if not seqs:
+            return False
+        rows = reader.rows(seqs)
+        if len(rows) < len(seqs):  # no longer undelivered: dropped (when_full: drop_oldest)
+            for s in set(seqs) - {r.seq for r in rows}:
+                self.retry.forget(s)
+        for row in rows:
+            self.link.publish(self._topic(row.type), row.payload, seq=row.seq)
+        return bool(rows)
 
     def _publish_mark(self) -> None:
         """Now and then, the highest seq the broker acknowledged (retained, latest wins): a
@@ -575,6 +664,9 @@ class Forwarder:
         if self.replayer.queue or self.replayer.pending_answers:  # replay (gateway/replay.py)
             sent = self.replayer.pump(link, reader, self._topic) or sent
         room = self.inflight - len(link.pending)
+        if room > 0 and self.retry.outstanding:  # refused rows due again go first
+            sent = self._resend(reader, room) or sent
+            room = self.inflight - len(link.pending)
         if room > 0 and self.journal.stats.last_seq > self._cursor:
             rows = reader.after(self._cursor, min(room, READ_CHUNK))
             for row in rows:

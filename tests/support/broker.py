@@ -1,5 +1,5 @@
 """A real mosquitto broker on a free loopback port, restartable (with persistence) for
-outage tests."""
+outage tests; optionally with an ACL file, reloaded on :meth:`Mosquitto.reload` (SIGHUP)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,16 @@ def mosquitto_available() -> bool:
 
 class Mosquitto:
     def __init__(
-        self, workdir: Path, port: int | None = None, extra_conf: str = "", anonymous: bool = True
+        self,
+        workdir: Path,
+        port: int | None = None,
+        extra_conf: str = "",
+        anonymous: bool = True,
+        acl_file: Path | None = None,
     ) -> None:
-        """``extra_conf`` is appended: TLS options there apply to the one listener."""
+        """``extra_conf`` is appended: TLS options there apply to the one listener.
+        ``acl_file``: mosquitto's ACL (``topic [read|write|readwrite|deny] TOPIC`` lines; those
+        before any ``user`` line apply to anonymous clients); edit it, then :meth:`reload`."""
         self.workdir = workdir
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -32,6 +39,7 @@ class Mosquitto:
         # as root, mosquitto drops to user 'mosquitto', which cannot write the test's
         # private directory: persistence (sessions across restarts) would silently fail
         as_root = "user root\n" if os.geteuid() == 0 else ""
+        acl = f"acl_file {acl_file}\n" if acl_file is not None else ""
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             f"allow_anonymous {'true' if anonymous else 'false'}\n"
@@ -42,7 +50,7 @@ class Mosquitto:
             "log_dest stderr\n"
             "log_type error\n"
             "log_type warning\n"
-            f"{as_root}{extra_conf}"
+            f"{as_root}{acl}{extra_conf}"
         )
 
     @property
@@ -56,6 +64,12 @@ class Mosquitto:
                 [MOSQUITTO, "-c", str(self.conf)], stdout=logf, stderr=logf, cwd=self.workdir
             )
         wait_port(self.port)
+
+    def reload(self) -> None:
+        """SIGHUP: mosquitto reads its configuration and ACL file again (for the clients
+        connected, too); it says nothing when done: wait for what the change allows."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
         """Stop gracefully (SIGTERM: mosquitto saves its persistent sessions)."""
