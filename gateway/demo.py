@@ -419,6 +419,7 @@ async def _run(
             duration_secs=duration,
             phase=phase,
             backlog=gw.journal.stats.backlog,
+            refused=gw.forwarder.refused_waiting,
             upload=upload,
             resolver=resolver,
             console=console,

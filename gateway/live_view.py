@@ -72,6 +72,7 @@ class DemoSnapshot:
     scan_rate: float | None = None  # this shift's, from the retained …/kpi
     scan_rate_window: float | None = None  # the live window's
     backlog: int = 0  # journal: undelivered events
+    refused: int = 0  # of them, refused by the broker in its PUBACK (gateway/refusals.py)
     devices: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
     upload: UploadView | None = None
     resolver: str | None = None  # the resolver's page, http://HOST:PORT/ (consumers, 9.1)
@@ -129,7 +130,8 @@ def progress_line(snap: DemoSnapshot) -> str:
         f"alarms={sum(snap.alarms.values())} bags={snap.count('pack.bag')} "
         f"bags/min={_rate(snap.bags_per_min)} cases={snap.count('pack.case')} "
         f"pallets={snap.count('pack.pallet')} scan_rate={_pct(snap.scan_rate)} "
-        f"backlog={snap.backlog} devices: {states}"
+        f"backlog={snap.backlog}{f' refused={snap.refused}' if snap.refused else ''} "
+        f"devices: {states}"
     )
     u = snap.upload
     if u is not None:
@@ -264,6 +266,9 @@ def render(snap: DemoSnapshot) -> RenderableType:
         f" · journal backlog {snap.backlog}",
     )
     where = Text(f"broker {snap.broker}", style="dim")
+    if snap.refused:
+        where.append(f" · refuses {snap.refused} events (they wait in the journal; see the log)",
+                     style="bold red")  # fmt: skip
     if snap.upload is not None and snap.upload.target:
         where.append(f" · platform XML to {snap.upload.target}")
     if snap.resolver_link is not None:

@@ -139,6 +139,22 @@ def _broker(gw: Gateway) -> Iterator[Metric]:
         "Connection attempts that failed (unreachable, refused).",
         ls.connect_failures,
     )
+    refused = CounterMetricFamily(
+        "saltgw_mqtt_publish_refused",
+        "PUBACKs in which the broker refused a message (MQTT 5 reason code >= 0x80, e.g. "
+        "not_authorized by its ACL), by reason; a refused event stays in the journal and is "
+        "sent again (gateway/refusals.py).",
+        labels=["reason"],
+    )
+    for reason, n in sorted(dict(ls.refused).items()):  # a copy: the forwarder adds reasons
+        refused.add_metric([reason], n)
+    yield refused
+    yield _gauge(
+        "saltgw_mqtt_refused_waiting",
+        "Events the broker refused that are not yet accepted: in the journal, sent again "
+        "with backoff.",
+        gw.forwarder.refused_waiting,
+    )
     yield from _endpoints("saltgw_mqtt", "gateway's", gw.link.rotation)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -135,8 +136,19 @@ def test_progress_line_is_one_line_of_key_values() -> None:
         "upload: stored=320 docs=5 uploaded=4 pending=1 quarantined=2",
     ):
         assert part in line, part
+    assert "refused" not in line  # said only while the broker refuses events
     bare = progress_line(DemoSnapshot(elapsed_secs=1, broker="b"))
     assert "bags/min=- " in bare and "scan_rate=- " in bare and "upload:" not in bare
+
+
+def test_events_the_broker_refuses_are_said() -> None:
+    """A PUBACK refusal (gateway/refusals.py): the events wait in the journal; the view says
+    how many, only while there are some."""
+    snap = replace(SNAP, refused=4)
+    assert "backlog=12 refused=4 devices:" in progress_line(snap)
+    text = text_of(render(snap))
+    assert "refuses 4 events (they wait in the journal" in text
+    assert "refuses" not in text_of(render(SNAP))
 
 
 def test_closing_line_names_the_outbox() -> None:

@@ -63,6 +63,21 @@ def test_a_gateway_not_started_has_every_family(gw: Gateway) -> None:
     assert not any(k[0].startswith("saltgw_bridge_") for k in m)
 
 
+def test_refused_publishes_by_reason_and_the_events_waiting(gw: Gateway) -> None:
+    """A PUBACK refusal (MQTT 5 reason code) is counted by reason; the refused events that
+    wait in the journal show as a gauge (gateway/refusals.py)."""
+    m = scrape(gw)
+    assert not any(k[0] == "saltgw_mqtt_publish_refused_total" for k in m)
+    assert m[("saltgw_mqtt_refused_waiting", ())] == 0
+    gw.link.stats.refused.update({"not_authorized": 3, "quota_exceeded": 1})
+    gw.forwarder.retry.refused(7, "salt/v1/t")
+    gw.forwarder.retry.refused(8, "salt/v1/t")
+    m = scrape(gw)
+    assert m[("saltgw_mqtt_publish_refused_total", (("reason", "not_authorized"),))] == 3
+    assert m[("saltgw_mqtt_publish_refused_total", (("reason", "quota_exceeded"),))] == 1
+    assert m[("saltgw_mqtt_refused_waiting", ())] == 2
+
+
 def test_the_broker_endpoint_in_use_and_its_switches(tmp_path: Path) -> None:
     """/metrics names the endpoint of mqtt.urls the session is on (all 0 while disconnected)."""
     cfg = load_config(demo_line_on_free_ports(tmp_path))
