@@ -4,8 +4,10 @@
 A request is turned into the few WSGI ``environ`` keys the app reads (PATH_INFO as latin-1 of
 the percent-decoded raw path, as WSGI has it, so a path that is not UTF-8 is still refused by
 the app; QUERY_STRING, REMOTE_ADDR, the headers it asks for) and answered by
-:meth:`ResolverApp.respond` in the loop's thread: a lookup is two SQLite primary-key reads
-(~30 µs each) and a query record queued for the writer thread, so nothing waits on a disk.
+:meth:`ResolverApp.respond`: a GET or HEAD in the loop's thread (a lookup is two SQLite
+reads of ~30 µs and a query record queued for the writer thread: nothing waits on a disk), a
+POST in a worker thread (a complaint is committed with fsync before it is acknowledged; the app
+is thread-safe, as it is under waitress's threads).
 
 A body (complaints, feedback) is read before the app sees it, at most ``max_body_bytes``: a
 declared Content-Length over it is not read at all (the app answers 413 and the connection is
@@ -77,7 +79,10 @@ class AsgiResolver:
                 await _answer(send, 408, _plain(_TIMEOUT_BODY, close=True), _TIMEOUT_BODY)
                 return
             environ["wsgi.input"] = io.BytesIO(body)
-        status, headers, out = self.app.respond(environ)
+            # a complaint is committed with fsync before it is acknowledged: not on the loop
+            status, headers, out = await asyncio.to_thread(self.app.respond, environ)
+        else:
+            status, headers, out = self.app.respond(environ)
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
         if unread:  # the rest of a refused body is not drained: the connection ends here
             raw.append((b"connection", b"close"))
