@@ -3,15 +3,18 @@ same server answering a static file in the same run (issue 16: >= 2,000 lookups/
 on 2 cores).
 
     python bench/resolver.py [--quick] [--codes N] [--seconds S] [--connections C] [--workers W]
+                             [--server auto|uvicorn|waitress]
 
 Processes: ``saltgw resolver`` (its own process, as deployed, with ``workers: 2``: one per
 core; CPU and peak RSS are summed over the parent and its workers) over a snapshot of ``--codes``
 codes (default 1,000,000; ``--quick`` 50,000) written with the snapshot's own schema
 (gateway/public_snapshot.py: one enterprise, one product, a batch per 20,000 codes, 1 % of the
 codes withdrawn, 0.5 % recalled, half shipped), its query log in the same temporary folder, no
-rate limit (one client address would be throttled otherwise). The load is Debian's ``wrk``
-(C, keep-alive, ``--connections`` connections, 2 threads), so the client takes little of the
-two cores: each request picks a random code, 90 % from the snapshot and 10 % unknown.
+rate limit (one client address would be throttled otherwise), ``resolver.server`` from
+``--server`` (auto: uvicorn when installed, else waitress; each row says which ran). The load is
+Debian's ``wrk`` (C, keep-alive, ``--connections`` connections, 2 threads), so the client takes
+little of the two cores: each request picks a random code, 90 % from the snapshot and 10 %
+unknown.
 
 Rows, each beside the static-file baseline measured on the same server in the same run
 (``GET /static/…``: the server's own floor, no lookup, no query record, no template):
@@ -181,7 +184,8 @@ def _family(pid: int) -> list[int]:
 
 
 def rows(quick: bool, codes: int | None = None, seconds: float | None = None,
-         connections: int = 32, workers: int = 2) -> list[dict[str, Any]]:  # fmt: skip
+         connections: int = 32, workers: int = 2,
+         server: str = "auto") -> list[dict[str, Any]]:  # fmt: skip
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (Debian package wrk; scripts/setup.sh apt)")
     n = codes or (50_000 if quick else 1_000_000)
@@ -198,6 +202,7 @@ def rows(quick: bool, codes: int | None = None, seconds: float | None = None,
         (d / "bench.lua").write_text(WRK_SCRIPT)
         cfg = {"resolver": {"snapshot": str(d / "public.db"), "query_log": str(d / "q.db"),
                             "workers": workers,
+                            "server": server,
                             "rate_limit": {"per_second": 10000, "burst": 100000}}}  # fmt: skip
         (d / "resolver.yaml").write_text(json.dumps(cfg))
         port = procs.free_port_run(1)
@@ -226,7 +231,7 @@ def rows(quick: bool, codes: int | None = None, seconds: float | None = None,
             procs.stop(proc)
     common = {"codes": n, "seconds": secs, "connections": connections, "workers": workers,
               "snapshot_fill_secs": round(fill_secs, 1), "resolver_peak_rss_mb": round(rss_mb, 1),
-              "query_records": recorded}  # fmt: skip
+              "query_records": recorded, "server": _server_name(server)}  # fmt: skip
     return [
         row(
             "resolver_lookups_per_s",
@@ -260,6 +265,14 @@ def rows(quick: bool, codes: int | None = None, seconds: float | None = None,
     ]
 
 
+def _server_name(server: str) -> str:
+    """The server ``resolver.server: server`` runs (gateway/resolver/server.py decides)."""
+    from gateway.resolver.config import ResolverSection
+    from gateway.resolver.server import server_kind
+
+    return server_kind(ResolverSection(snapshot=Path("s.db"), server=server))  # type: ignore[arg-type]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="50,000 codes, 5 s per load")
@@ -267,8 +280,10 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, help="seconds per load")
     ap.add_argument("--connections", type=int, default=32, help="wrk connections")
     ap.add_argument("--workers", type=int, default=2, help="resolver.workers (processes)")
+    ap.add_argument("--server", choices=["auto", "uvicorn", "waitress"], default="auto",
+                    help="resolver.server (auto: uvicorn when installed)")  # fmt: skip
     a = ap.parse_args()
-    for r in rows(a.quick, a.codes, a.seconds, a.connections, a.workers):
+    for r in rows(a.quick, a.codes, a.seconds, a.connections, a.workers, a.server):
         emit(r)
     return 0
 

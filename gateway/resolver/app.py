@@ -116,6 +116,14 @@ class ResolverApp:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
+        status, headers, body = self.respond(environ)
+        start_response(status_line(status), headers)
+        return [body]
+
+    def respond(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        """The answer to one request described by a WSGI ``environ`` (the ASGI front,
+        :mod:`.asgi`, builds one too): status, headers, body (empty for HEAD; Content-Length
+        is the GET body's)."""
         method = str(environ.get("REQUEST_METHOD", "GET"))
         is_api = str(environ.get("PATH_INFO", "")).startswith("/api/")
         try:
@@ -136,8 +144,7 @@ class ResolverApp:
             *SECURITY_HEADERS,
             *resp.headers,
         ]
-        start_response(status_line(resp.status), headers)
-        return [b""] if method == "HEAD" else [resp.body]
+        return resp.status, headers, b"" if method == "HEAD" else resp.body
 
     def _handle(self, environ: dict[str, Any], method: str) -> Response:
         path = request_path(environ)

@@ -134,22 +134,32 @@ class ResolverSection(_Strict):
         "process uses about one core); each has its own threads, snapshot connections and "
         "rate-limit table, and they share query_log (counts seen across them within 0.2 s).",
     )
+    server: Literal["auto", "uvicorn", "waitress"] = Field(
+        default="auto",
+        description="The HTTP server: uvicorn (httptools, uvloop; the app answers on its event "
+        "loop) or waitress (threads); auto: uvicorn when it is installed (the resolver extra), "
+        "else waitress. docs/resolver.md compares them.",
+    )
     threads: int = Field(
         default=8,
         ge=1,
         le=256,
-        description="Threads answering requests in each worker process (waitress); each has its "
-        "own SQLite connections.",
+        description="Threads answering requests in each worker process (waitress only: uvicorn "
+        "answers on its event loop); each has its own SQLite connections.",
     )
     connection_limit: int = Field(
         default=500,
         ge=1,
-        description="Open client connections at most; more wait in the listen backlog.",
+        description="Open client connections at most (per worker process); with waitress more "
+        "wait in the listen backlog, with uvicorn one more closes the connection that has "
+        "waited longest for a request.",
     )
     channel_timeout_secs: int = Field(
         default=30,
         ge=1,
-        description="A connection idle this long is closed (slow clients).",
+        description="A connection idle this long is closed (slow clients); with uvicorn, also "
+        "the time a request's head (line and headers) must arrive in, from the connection's "
+        "start or the previous answer, and a request's body in.",
     )
     max_body_bytes: int = Field(
         default=16_384,

@@ -1,22 +1,39 @@
 """The consumer's pages: Jinja2 templates (autoescaped, compiled once) beside this module, and
-the table 6 rows they show. Also the JSON form of the same answer (:func:`answer_json`)."""
+the table 6 rows they show. Also the JSON form of the same answer (:func:`answer_json`).
+
+The code page is rendered by Jinja once per batch group, verdict and snapshot (a *skeleton*:
+the page with markers where an answer's own values go) and filled per answer with the code,
+its count, query id, time, the reason's detail and the bag's rows (:func:`item_html`); the
+output is byte-identical to a whole render (:meth:`Pages.code_full`, compared in
+tests/unit/test_resolver_pages.py).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from gateway.public_snapshot import TABLE6
 from gateway.resolver.lookup import EnterpriseContact, Group
 from gateway.resolver.verdict import Answer
 
-__all__ = ["ITEM_FIELDS", "Pages", "Row", "answer_body", "answer_json", "table6_rows"]
+__all__ = [
+    "ITEM_FIELDS",
+    "Pages",
+    "Row",
+    "answer_body",
+    "answer_json",
+    "item_html",
+    "table6_rows",
+]
 
 ITEM_FIELDS = (17, 16, 6, 7, 23, 25, 26)
 """单品 (per bag) fields, shown first: what a consumer compares with the bag in hand."""
@@ -89,6 +106,36 @@ def table6_rows(answer: Answer) -> tuple[list[Row], list[Row]]:
         if group is not None and all(f.no in group.fields for f in _CATEGORY):
             group.memo["rows"] = category
     return item, list(category)
+
+
+def item_html(rows: list[Row]) -> Markup:
+    """The bag's rows of the code page (``<tr>`` lines, each ending in a newline)."""
+    out: list[str] = []
+    for r in rows:
+        cls = ' class="empty"' if r.empty else ""
+        if r.no == 23:
+            cls += f' data-released="{"false" if r.empty else "true"}"'
+        cells = "<br>".join(str(escape(line)) for line in r.lines)
+        out.append(f'<tr data-field="{r.no}"{cls}><th>{escape(r.name)}</th><td>{cells}</td></tr>\n')
+    return Markup("".join(out))
+
+
+# what stands for an answer's own values in a skeleton: letters only, so that neither HTML
+# escaping nor the URL encoding of the complaint link changes them
+_MARK = {
+    "code": "QzSkelCodeQz",
+    "count": "QzSkelCountQz",
+    "query_id": "QzSkelQidQz",
+    "checked_at": "QzSkelCheckedQz",
+    "detail": "QzSkelDetailQz",
+    "items": "QzSkelItemsQz",
+}
+_MARKS = re.compile("(" + "|".join(_MARK.values()) + ")")
+_NAME_OF = {v: k for k, v in _MARK.items()}
+Skeleton = tuple[str, ...]  # literal text and marker names alternately (literal first)
+UNKNOWN_SKELETONS = 64
+"""Skeletons kept for answers without a batch group (unknown codes): one per verdict, reason
+and producer, for the current snapshot."""
 
 
 def answer_json(answer: Answer, public: bool = True) -> dict[str, Any]:
@@ -217,26 +264,93 @@ class Pages:
             return Markup(category.render(category_rows=rows))
 
         self._category_html = category_html
+        self._code_template = self._templates["code"]
+        self._unknown: OrderedDict[tuple[Any, ...], Skeleton] = OrderedDict()
+        self._unknown_snapshot: Any = None
 
     def render(self, name: str, **context: Any) -> bytes:
         return self._templates[name].render(**context).encode("utf-8")
 
     def code(self, answer: Answer, checked_at: str) -> bytes:
-        item, category = table6_rows(answer)
+        """The code page: the skeleton of the answer's group and verdict, filled."""
+        record = answer.record
+        group = record.group if record is not None else None
+        key = (answer.verdict, answer.reason, bool(answer.detail))
+        skeleton: Skeleton | None
+        if record is not None:
+            if group is None or "category_html" not in group.memo:
+                return self.code_full(answer, checked_at)
+            held = group.memo.get("page")
+            if held is None:
+                held = group.memo["page"] = {}
+            found = held.get(key)
+            if found is None or found[0] is not answer.contact or found[1] is not answer.snapshot:
+                skeleton = self._skeleton(answer)
+                held[key] = (answer.contact, answer.snapshot, skeleton)
+            else:
+                skeleton = found[2]
+            items = item_html(table6_rows(answer)[0])
+        else:
+            if self._unknown_snapshot is not answer.snapshot:
+                self._unknown.clear()
+                self._unknown_snapshot = answer.snapshot
+            ukey = (*key, answer.contact)
+            skeleton = self._unknown.get(ukey)
+            if skeleton is None:
+                skeleton = self._unknown[ukey] = self._skeleton(answer)
+                if len(self._unknown) > UNKNOWN_SKELETONS:
+                    self._unknown.popitem(last=False)
+            items = Markup("")
+        values = {
+            "code": answer.code,  # acceptable(): letters, digits and -._~ (nothing to escape)
+            "count": str(answer.count),
+            "query_id": answer.query_id,  # URL-safe base64
+            "checked_at": str(escape(checked_at)),
+            "detail": str(escape(answer.detail or "")),
+            "items": str(items),
+        }
+        return "".join(
+            part if i % 2 == 0 else values[part] for i, part in enumerate(skeleton)
+        ).encode("utf-8")
+
+    def _skeleton(self, answer: Answer) -> Skeleton:
+        stand_in = dataclasses.replace(
+            answer,
+            code=_MARK["code"],
+            count=_MARK["count"],  # type: ignore[arg-type]  # only ever printed
+            query_id=_MARK["query_id"],
+            detail=_MARK["detail"] if answer.detail else answer.detail,
+        )
+        html = self._code_template.render(
+            a=stand_in,
+            title=VERDICT_TITLES[answer.verdict],
+            item_html=Markup(_MARK["items"]),
+            category_html=self._category(answer),
+            checked_at=_MARK["checked_at"],
+        )
+        parts = _MARKS.split(html)
+        return tuple(p if i % 2 == 0 else _NAME_OF[p] for i, p in enumerate(parts))
+
+    def code_full(self, answer: Answer, checked_at: str) -> bytes:
+        """The code page rendered whole by Jinja (what :meth:`code` must equal)."""
+        return self.render(
+            "code",
+            a=answer,
+            title=VERDICT_TITLES[answer.verdict],
+            item_html=item_html(table6_rows(answer)[0]),
+            category_html=self._category(answer),
+            checked_at=checked_at,
+        )
+
+    def _category(self, answer: Answer) -> Markup:
+        category = table6_rows(answer)[1]
         group = answer.record.group if answer.record is not None else None
         html: Markup | None = group.memo.get("category_html") if group is not None else None
         if html is None:
             html = self._category_html(tuple(category))
             if group is not None and "rows" in group.memo:
                 group.memo["category_html"] = html
-        return self.render(
-            "code",
-            a=answer,
-            title=VERDICT_TITLES[answer.verdict],
-            item_rows=item,
-            category_html=html,
-            checked_at=checked_at,
-        )
+        return html
 
     def message(self, status: int, title: str, text: str, *, form: bool = False) -> bytes:
         return self.render("message", status=status, title=title, text=text, form=form)

@@ -34,6 +34,9 @@ OPTIONAL_MODULES = (
     "waitress",  # resolver
     "jinja2",  # resolver
     "markupsafe",  # resolver (Jinja2's)
+    "uvicorn",  # resolver
+    "httptools",  # resolver (uvicorn's parser)
+    "uvloop",  # resolver (uvicorn's loop)
     "openpyxl",  # xlsx
 )
 

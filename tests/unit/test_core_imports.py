@@ -40,9 +40,11 @@ IMPLEMENTATIONS = frozenset(
         "gateway.certs",  # saltgw certs: asyncua and cryptography (the opcua extra)
         "gateway.demo",  # saltgw demo: rich's live view (the demo extra)
         "gateway.live_view",
-        "gateway.resolver.app",  # saltgw resolver: Jinja2 and waitress (the resolver extra)
+        "gateway.resolver.app",  # saltgw resolver: Jinja2, uvicorn or waitress (the resolver extra)
+        "gateway.resolver.asgi",
         "gateway.resolver.pages",
         "gateway.resolver.server",
+        "gateway.resolver.uvserver",
         "gateway.console.app",  # saltgw console: Jinja2 and waitress (the resolver extra)
         "gateway.console.pages",
         "gateway.console.server",
