@@ -2,7 +2,7 @@
 libraries.
 
     python bench/gateway_rss.py [--quick] [--seconds S] [--line demo|modbus_scanner]
-                                [--malloc-arena-max N]
+                                [--malloc-arena-max N] [--with-simulators]
 
     gateway_rss_mb                  the demo line (mappings/demo-line.yaml): Modbus, OPC UA,
                                     scanners, a camera; target 80 MB
@@ -11,8 +11,14 @@ libraries.
 
 Each line (every port moved to a free one) runs as users run it: ``saltgw sim`` in one
 process, ``saltgw run --broker URL`` in another, mosquitto, and ``mosquitto_sub`` counting what
-arrives. Every 0.5 s the gateway's /proc/PID/status is read (VmRSS, VmHWM). The figure is VmHWM
-(peak RSS since start) of the gateway process at the end of the run. A camera decodes in a
+arrives. The gateway is given the map as a plant runs it: the line's map without its
+``simulators:`` section (``<name>-plant.yaml`` beside it; a plant's map has none), while
+``saltgw sim`` reads the full map. A gateway loads only the models its map names
+(gateway/config/models.py), so a ``simulators:`` section would cost it the simulators' models
+(~1.4 MB) that a plant never pays; ``--with-simulators`` gives it the full map instead (how the
+bench measured before; the row's ``gateway_map`` says which). Every 0.5 s the gateway's
+/proc/PID/status is read (VmRSS, VmHWM). The figure is VmHWM (peak RSS since start) of the
+gateway process at the end of the run. A camera decodes in a
 worker process of its own (drivers/camera/worker.py): the gateway's children are sampled too and
 reported apart (``camera_worker_mb``: their VmHWM summed), never hidden in the figure's absence.
 
@@ -169,9 +175,16 @@ SERVICE_ARENA_MAX = 2
 
 
 def run_line(
-    workdir: Path, cfg: Path, seconds: float, arena_max: int = SERVICE_ARENA_MAX
+    workdir: Path,
+    cfg: Path,
+    seconds: float,
+    arena_max: int = SERVICE_ARENA_MAX,
+    with_simulators: bool = False,
 ) -> LineRun:
     from tests.support.broker import Mosquitto
+    from tests.support.configs import without_simulators
+
+    gw_cfg = cfg if with_simulators else without_simulators(cfg)
 
     broker = Mosquitto(workdir / "mosquitto")
     broker.start()
@@ -184,7 +197,7 @@ def run_line(
     env = {"PYTHONPROFILEIMPORTTIME": "1"}
     if arena_max:
         env["MALLOC_ARENA_MAX"] = str(arena_max)
-    gw = _saltgw(["run", str(cfg), "--broker", broker.url], gw_log, workdir, **env)
+    gw = _saltgw(["run", str(gw_cfg), "--broker", broker.url], gw_log, workdir, **env)
     try:
         t0 = time.monotonic()
         while (elapsed := time.monotonic() - t0) < seconds:
@@ -253,16 +266,20 @@ def rows(
     seconds: float | None = None,
     lines: tuple[str, ...] = tuple(LINES),
     arena_max: int = SERVICE_ARENA_MAX,
+    with_simulators: bool = False,
 ) -> list[dict[str, Any]]:
     secs = seconds if seconds is not None else (15.0 if quick else 90.0)
     bare = import_probe([])
-    return [_line_row(line, secs, bare, arena_max) for line in lines]
+    return [_line_row(line, secs, bare, arena_max, with_simulators) for line in lines]
 
 
-def _line_row(line: str, secs: float, bare: dict[str, Any], arena_max: int) -> dict[str, Any]:
+def _line_row(
+    line: str, secs: float, bare: dict[str, Any], arena_max: int, with_simulators: bool
+) -> dict[str, Any]:
     name, target, what = LINES[line]
     with tempfile.TemporaryDirectory(prefix="bench-rss-") as tmp:
-        run = run_line(Path(tmp), line_config(line, Path(tmp)), secs, arena_max)
+        cfg = line_config(line, Path(tmp))
+        run = run_line(Path(tmp), cfg, secs, arena_max, with_simulators)
     base = import_probe(run.packages)
     stdlib = set(sys.stdlib_module_names)
     third = {k: v for k, v in base["added_kb"].items() if k not in stdlib}
@@ -281,9 +298,12 @@ def _line_row(line: str, secs: float, bare: dict[str, Any], arena_max: int) -> d
         higher_is_better=False,
         baseline_what=f"python importing the {len(run.packages)} stdlib and third-party "
         "packages saltgw run imported, nothing else (VmHWM)",
-        what=f"saltgw run on {what} (saltgw sim, mosquitto): the gateway process's VmHWM at "
-        "the end",
+        what=f"saltgw run on {what}, its map without simulators: as a plant runs it "
+        "(saltgw sim on the full map, mosquitto): the gateway process's VmHWM at the end",
         line=line,
+        gateway_map="the full map, with simulators:"
+        if with_simulators
+        else "the map without simulators: (a plant's)",
         seconds=secs,
         malloc_arena_max=arena_max or "glibc default",
         rss_mid_mb=round(mid.rss_kb / 1024, 1),
@@ -310,8 +330,12 @@ def main() -> int:
     ap.add_argument("--malloc-arena-max", type=int, default=SERVICE_ARENA_MAX, metavar="N",
                     help="MALLOC_ARENA_MAX for the gateway, as the shipped service sets it "
                     f"(default {SERVICE_ARENA_MAX}; 0: glibc's default)")  # fmt: skip
+    ap.add_argument("--with-simulators", action="store_true",
+                    help="give saltgw run the full map, simulators: included (default: the "
+                    "map without them, as a plant runs it)")  # fmt: skip
     args = ap.parse_args()
-    for r in rows(args.quick, args.seconds, tuple(args.line or LINES), args.malloc_arena_max):
+    lines = tuple(args.line or LINES)
+    for r in rows(args.quick, args.seconds, lines, args.malloc_arena_max, args.with_simulators):
         emit(r)
     return 0
 

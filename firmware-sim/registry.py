@@ -1,31 +1,52 @@
-"""The simulators firmware-sim ships, by ``kind``."""
+"""The simulators firmware-sim ships, by ``kind``.
+
+A simulator's module is imported when it is first asked for by kind (:func:`simulator_spec`);
+a gateway whose map has no ``simulators:`` section imports none of them (docs/performance.md,
+"Gateway memory"). :func:`simulator_specs` loads every one.
+"""
 
 from __future__ import annotations
 
-from firmware_sim.base import SimulatorSpec
-from firmware_sim.checkweigher import CHECKWEIGHER
-from firmware_sim.handheld import HANDHELD_SCANNER
-from firmware_sim.inspection_panel import INSPECTION_PANEL
-from firmware_sim.iodine_doser import IODINE_DOSER
-from firmware_sim.line_plc_config import LINE_PLC
-from firmware_sim.metal_detector import METAL_DETECTOR
-from firmware_sim.modbus_farm import MODBUS_FARM
-from firmware_sim.modbus_rtu_line import MODBUS_RTU_LINE
-from firmware_sim.scan_line import SCAN_LINE
+from importlib import import_module
 
-__all__ = ["simulator_specs"]
+from firmware_sim.base import SimulatorSpec
+
+__all__ = ["simulator_kinds", "simulator_spec", "simulator_specs"]
+
+#: kind -> (module, attribute) of its SimulatorSpec, in the order of the config's union
+_BUILT_IN: dict[str, tuple[str, str]] = {
+    "checkweigher": ("firmware_sim.checkweigher", "CHECKWEIGHER"),
+    "metal_detector": ("firmware_sim.metal_detector", "METAL_DETECTOR"),
+    "inspection_panel": ("firmware_sim.inspection_panel", "INSPECTION_PANEL"),
+    "iodine_doser": ("firmware_sim.iodine_doser", "IODINE_DOSER"),
+    "line_plc": ("firmware_sim.line_plc_config", "LINE_PLC"),
+    "scan_line": ("firmware_sim.scan_line", "SCAN_LINE"),
+    "modbus_farm": ("firmware_sim.modbus_farm", "MODBUS_FARM"),
+    "modbus_rtu_line": ("firmware_sim.modbus_rtu_line", "MODBUS_RTU_LINE"),
+    "handheld_scanner": ("firmware_sim.handheld", "HANDHELD_SCANNER"),
+}
+
+
+def simulator_kinds() -> tuple[str, ...]:
+    """Every shipped simulator's kind (nothing is imported)."""
+    return tuple(_BUILT_IN)
+
+
+def simulator_spec(kind: str) -> SimulatorSpec | None:
+    """The simulator ``kind``, its module imported now if it was not; None when there is none."""
+    where = _BUILT_IN.get(kind)
+    if where is None:
+        return None
+    spec = getattr(import_module(where[0]), where[1])
+    assert isinstance(spec, SimulatorSpec) and spec.name == kind, (kind, where)
+    return spec
 
 
 def simulator_specs() -> dict[str, SimulatorSpec]:
-    specs = [
-        CHECKWEIGHER,
-        METAL_DETECTOR,
-        INSPECTION_PANEL,
-        IODINE_DOSER,
-        LINE_PLC,
-        SCAN_LINE,
-        MODBUS_FARM,
-        MODBUS_RTU_LINE,
-        HANDHELD_SCANNER,
-    ]
-    return {s.name: s for s in specs}
+    """Every shipped simulator by kind (all their modules imported)."""
+    out = {}
+    for kind in _BUILT_IN:
+        spec = simulator_spec(kind)
+        assert spec is not None
+        out[kind] = spec
+    return out

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from firmware_sim.base import Simulator, SimulatorConfigBase
-from firmware_sim.registry import simulator_specs
+from firmware_sim.registry import simulator_spec
 
 __all__ = ["SimulatorStartError", "run_simulators", "start_simulators"]
 
@@ -19,11 +19,13 @@ class SimulatorStartError(Exception):
 
 
 async def start_simulators(configs: Sequence[SimulatorConfigBase]) -> dict[str, Simulator]:
-    specs = simulator_specs()
     started: dict[str, Simulator] = {}
     try:
         for cfg in configs:
-            sim = specs[cfg.kind].create(cfg)
+            spec = simulator_spec(cfg.kind)
+            if spec is None:  # a validated config names only shipped kinds
+                raise KeyError(f"no simulator of kind {cfg.kind!r}")
+            sim = spec.create(cfg)
             try:
                 await sim.start()
             except (OSError, RuntimeError) as exc:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drivers.base import Reading
-from drivers.registry import driver_specs
+from drivers.registry import driver_spec
 from gateway.command_auth import Authoriser, Receiver, seen_path_for
 from gateway.commands import CommandRouter, Operable, command_maps
 from gateway.config.cleartext import cleartext_warnings
@@ -28,7 +28,7 @@ from gateway.config.models import ConfigBase
 from gateway.events import Event, EventDraft, Origin
 from gateway.journal import Journal, WhenFull, journal_chain_key
 from gateway.mqtt import Forwarder, MqttLink
-from gateway.profiles import Profile, profile_specs
+from gateway.profiles import Profile, profile_spec
 from gateway.profiles.context import KpiSource, LineAware, LineContext, Resumable
 from gateway.signing import EnvelopeSigner, event_key
 from gateway.supervisor import DeviceState, DeviceSupervisor, State
@@ -147,13 +147,13 @@ class Gateway:
     def _new_profiles(self, cfg: ConfigBase, device: str) -> list[Profile]:
         """The profiles ``cfg`` binds to ``device``, created afresh (at start, and for a
         device a reload starts or restarts)."""
-        specs = profile_specs()
         tags = next((d.tag_names() for d in cfg.devices if d.id == device), None)
         out: list[Profile] = []
         for pcfg in cfg.profiles:
             if pcfg.device != device:
                 continue
-            spec = specs[pcfg.profile]
+            spec = profile_spec(pcfg.profile)
+            assert spec is not None, pcfg.profile  # a validated config names shipped profiles
             bound = spec.bind(pcfg.tags, tags, pcfg.model_dump())
             prof = spec.create(pcfg, bound, self.tz)
             if isinstance(prof, LineAware):  # traceability profiles (profiles/context.py)
@@ -304,7 +304,8 @@ class Gateway:
 
     def _new_supervisor(self, dev: Any, profiles: list[Profile]) -> DeviceSupervisor:
         """A supervisor with a new driver for ``dev`` (not started)."""
-        spec = driver_specs()[dev.driver]
+        spec = driver_spec(dev.driver)
+        assert spec is not None, dev.driver  # a validated config names installed drivers
         for prof in profiles:  # a profile's record counter keeps a reading to one record
             if isinstance(counter := getattr(prof, "snapshot_counter", None), str):
                 dev = dev.with_snapshot_counter(counter)

@@ -5,27 +5,35 @@ They run on the raw data, so that they report alongside schema errors, all in on
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from drivers.base import NodeRef
 from drivers.modbus.ports import shared_port_errors
-from drivers.registry import driver_specs
+from drivers.registry import driver_spec
 from gateway.commands import WRITE_COMMANDS
-from gateway.profiles.registry import profile_specs
+from gateway.profiles.registry import profile_spec
 from gateway.telemetry.config import plan_errors
 
-__all__ = ["cross_checks", "profile_warnings"]
+__all__ = ["DeviceValidator", "cross_checks", "profile_warnings"]
 
 Loc = tuple[str | int, ...]
+#: (index, entry of ``devices:``) -> the entry validated by its driver's model, or
+#: ValidationError (the loader passes the validated config's devices when it has them)
+DeviceValidator = Callable[[int, Any], Any]
 
 
-def _device_tags(entry: Any, adapter: TypeAdapter[Any]) -> set[str] | None:
+def _spec(prof: dict[str, Any]) -> Any:
+    """The ProfileSpec an entry of ``profiles:`` names (only its module loaded), or None."""
+    return profile_spec(str(prof.get("profile")))
+
+
+def _device_tags(i: int, entry: Any, validate: DeviceValidator) -> set[str] | None:
     try:
-        return set(adapter.validate_python(entry).tag_names())
+        return set(validate(i, entry).tag_names())
     except ValidationError:
         # its schema errors are reported elsewhere; still check references to its tags
         tags = entry.get("tags") if isinstance(entry, dict) else None
@@ -66,7 +74,7 @@ def _method_refs(
     """A command bound to a method: the device's driver must call methods, and address the
     object and method nodes as written (its config model says: ``method_address_error``)."""
     driver = entry.get("driver") if isinstance(entry, dict) else None
-    spec = driver_specs().get(driver) if isinstance(driver, str) else None
+    spec = driver_spec(driver) if isinstance(driver, str) else None
     if spec is None:  # an unknown driver is reported by the schema
         return
     model = spec.config_model
@@ -88,12 +96,12 @@ def _method_refs(
             yield (*loc, part, "node" if node is not None else "browse_path"), error
 
 
-def _telemetry_refs(entry: Any, i: int, adapter: TypeAdapter[Any]) -> Iterator[tuple[Loc, str]]:
+def _telemetry_refs(entry: Any, i: int, validate: DeviceValidator) -> Iterator[tuple[Loc, str]]:
     """A device's ``telemetry:`` names tags of its tag map, of a known type (telemetry/config)."""
     if not isinstance(entry, dict) or entry.get("telemetry") is None:
         return
     try:
-        dev = adapter.validate_python(entry)
+        dev = validate(i, entry)
     except ValidationError:  # reported by the schema
         return
     for where, message in plan_errors(dev):
@@ -105,9 +113,7 @@ def _entries(data: dict[str, Any], key: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def cross_checks(
-    data: dict[str, Any], device_adapter: TypeAdapter[Any]
-) -> Iterator[tuple[Loc, str]]:
+def cross_checks(data: dict[str, Any], validate: DeviceValidator) -> Iterator[tuple[Loc, str]]:
     """Yield (location, message) for each duplicate id and each broken reference."""
     devices: dict[str, set[str] | None] = {}
     raw: dict[str, Any] = {}  # device id -> its entry as written
@@ -118,9 +124,9 @@ def cross_checks(
         if dev_id in devices:
             yield ("devices", i, "id"), f"duplicate device id {dev_id!r}"
             continue
-        devices[dev_id] = _device_tags(dev, device_adapter)
+        devices[dev_id] = _device_tags(i, dev, validate)
         raw[dev_id] = dev
-        yield from _telemetry_refs(dev, i, device_adapter)
+        yield from _telemetry_refs(dev, i, validate)
     yield from shared_port_errors(_entries(data, "devices"))  # Modbus RTU devices on one port
     sims: set[str] = set()
     for i, sim in enumerate(_entries(data, "simulators")):
@@ -137,9 +143,8 @@ def cross_checks(
                 "telemetry: on the devices whose tags it publishes)"
             ),
         )
-    specs = profile_specs()
-    yield from _one_trace_store(data, specs)
-    yield from _wholesaler_codes(data, specs)
+    yield from _one_trace_store(data)
+    yield from _wholesaler_codes(data)
     for i, prof in enumerate(_entries(data, "profiles")):
         if not isinstance(prof, dict) or not isinstance(prof.get("device"), str):
             continue
@@ -148,7 +153,7 @@ def cross_checks(
             known = ", ".join(sorted(devices)) or "none"
             yield ("profiles", i, "device"), f"no device {device!r} (devices: {known})"
             continue
-        spec = specs.get(str(prof.get("profile")))
+        spec = _spec(prof)
         tags = devices[device]
         overrides = prof.get("tags")
         overrides = overrides if isinstance(overrides, dict) else {}
@@ -178,7 +183,7 @@ def cross_checks(
                 )
 
 
-def _wholesaler_codes(data: dict[str, Any], specs: Any) -> Iterator[tuple[Loc, str]]:
+def _wholesaler_codes(data: dict[str, Any]) -> Iterator[tuple[Loc, str]]:
     """A wholesaler prints no codes: every code it scans carries a producer's Annex A code
     (QB/T 5279-2018 6.2), never the wholesaler's own id, so its scanner profiles must accept
     other enterprises' codes (``codes.own_enterprise_only: false``) or name the one producer
@@ -189,7 +194,7 @@ def _wholesaler_codes(data: dict[str, Any], specs: Any) -> Iterator[tuple[Loc, s
     for i, prof in enumerate(_entries(data, "profiles")):
         if not isinstance(prof, dict):
             continue
-        spec = specs.get(str(prof.get("profile")))
+        spec = _spec(prof)
         if spec is None or "codes" not in spec.config_model.model_fields:
             continue
         codes = prof.get("codes")
@@ -204,7 +209,7 @@ def _wholesaler_codes(data: dict[str, Any], specs: Any) -> Iterator[tuple[Loc, s
             )
 
 
-def _one_trace_store(data: dict[str, Any], specs: Any) -> Iterator[tuple[Loc, str]]:
+def _one_trace_store(data: dict[str, Any]) -> Iterator[tuple[Loc, str]]:
     """Every profile with a ``store:`` (the scanner and KPI profiles) names the same trace
     store: the code index, the bindings and the KPI counters of a line are one database, or a
     bag bound by one scanner is unknown to the next (QB/T 5279-2018 8.2)."""
@@ -212,7 +217,7 @@ def _one_trace_store(data: dict[str, Any], specs: Any) -> Iterator[tuple[Loc, st
     for i, prof in enumerate(_entries(data, "profiles")):
         if not isinstance(prof, dict):
             continue
-        spec = specs.get(str(prof.get("profile")))
+        spec = _spec(prof)
         field = spec.config_model.model_fields.get("store") if spec is not None else None
         if field is None:
             continue
@@ -238,11 +243,10 @@ def profile_warnings(data: dict[str, Any]) -> Iterator[tuple[Loc, str]]:
         for d in _entries(data, "devices")
         if isinstance(d, dict) and isinstance(d.get("id"), str)
     }
-    specs = profile_specs()
     for i, prof in enumerate(_entries(data, "profiles")):
         if not isinstance(prof, dict) or not isinstance(prof.get("device"), str):
             continue  # a malformed entry: the schema reports it
-        spec = specs.get(str(prof.get("profile")))
+        spec = _spec(prof)
         dev = devices.get(prof["device"])
         if spec is None or not spec.full_image or dev is None or dev.get("driver") != "opcua":
             continue

@@ -19,8 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from drivers.registry import driver_load_errors, driver_specs
-from firmware_sim.registry import simulator_specs
+from drivers.registry import driver_load_error, driver_spec
 from gateway.config.models import ConfigBase
 
 __all__ = [
@@ -82,17 +81,19 @@ class MissingExtra:
 def missing_extras(cfg: ConfigBase) -> list[MissingExtra]:
     """Every device and simulator of ``cfg`` that cannot be created on this install."""
     out: list[MissingExtra] = []
-    drivers = driver_specs()
     for i, dev in enumerate(cfg.devices):
-        spec = drivers.get(dev.driver)
+        spec = driver_spec(dev.driver)
         if spec is None:
             continue
         msg = needs_message(f"driver {spec.name!r}", {spec.extra: spec.requires})
         if msg is not None:
             out.append(MissingExtra(("devices", i, "driver"), f"devices[{i}] ({dev.id})", msg))
-    sims = simulator_specs()
+    if not cfg.simulators:  # the simulators' registry is imported only for a file that has some
+        return out
+    from firmware_sim.registry import simulator_spec
+
     for i, sim in enumerate(cfg.simulators):
-        sspec = sims.get(sim.kind)
+        sspec = simulator_spec(sim.kind)
         if sspec is None:
             continue
         needs: dict[str | None, list[str]] = {sspec.extra: list(sspec.requires)}
@@ -106,12 +107,13 @@ def missing_extras(cfg: ConfigBase) -> list[MissingExtra]:
 
 def unusable_drivers(data: Mapping[str, Any]) -> Iterator[tuple[int, str]]:
     """(index, message) of each ``devices:`` entry naming a driver that is installed but whose
-    entry point failed to load (drivers/registry.py)."""
-    broken = driver_load_errors()
-    if not broken:
-        return
+    entry point failed to load (drivers/registry.py); only the entry points of the drivers
+    named are loaded."""
     devices = data.get("devices")
     for i, dev in enumerate(devices if isinstance(devices, list) else []):
         name = dev.get("driver") if isinstance(dev, dict) else None
-        if isinstance(name, str) and name in broken and name not in driver_specs():
-            yield i, f"driver {name!r} is installed but cannot be used: {broken[name]}"
+        if not isinstance(name, str):
+            continue
+        broken = driver_load_error(name)
+        if broken is not None and driver_spec(name) is None:
+            yield i, f"driver {name!r} is installed but cannot be used: {broken}"

@@ -29,11 +29,17 @@ from gateway.config.checks import cross_checks, profile_warnings
 from gateway.config.cleartext import cleartext_risks
 from gateway.config.env import MAP_DIR_VAR, EnvSubstitutionError, substitute
 from gateway.config.extras import missing_extras, unusable_drivers
-from gateway.config.models import ConfigBase, JournalSection, config_model, device_adapter
-from gateway.resolver.config import ResolverFile, ResolverSection
+from gateway.config.models import (
+    ConfigBase,
+    JournalSection,
+    config_model,
+    config_model_for,
+    device_adapter,
+)
 
 if TYPE_CHECKING:
     from gateway.console.config import ConsoleSection
+    from gateway.resolver.config import ResolverFile, ResolverSection
 
 __all__ = [
     "ConfigError",
@@ -376,6 +382,8 @@ def _resolver_only(data: dict[str, Any]) -> bool:
 
 def read_resolver_only(path: Path | str) -> ResolverFile:
     """Read and validate a file holding only ``resolver:``; ConfigError with every issue."""
+    from gateway.resolver.config import ResolverFile
+
     return _read_model(path, ResolverFile)
 
 
@@ -495,23 +503,40 @@ def read_config(path: Path | str, need: tuple[str, ...] = ()) -> tuple[ConfigBas
     return _read_config(path, need, None)
 
 
+def _validated(
+    model: type[ConfigBase], data: Any
+) -> tuple[ConfigBase, None] | tuple[None, ValidationError]:
+    try:
+        return model.model_validate(data), None
+    except ValidationError as exc:
+        return None, exc
+
+
 def _read_config(
     path: Path | str, need: tuple[str, ...], digest: list[str] | None
 ) -> tuple[ConfigBase, list[Issue]]:
     file = str(path)
     data, pos, issues = _read_mapping(path, digest)
-    model = config_model()
-    try:
-        cfg = model.model_validate(data)
-    except ValidationError as exc:
-        issues.extend(_issues_from_validation(file, data, pos, exc))
-        cfg = None
+    # the model of what the file names; when it refuses the file, the full model says why
+    # (the same errors whatever the file names; gateway/config/models.py)
+    model = config_model_for(data)
+    cfg, error = _validated(model, data)
+    if error is not None and model is not config_model():
+        cfg, error = _validated(config_model(), data)
+    if error is not None:
+        issues.extend(_issues_from_validation(file, data, pos, error))
     for i, message in unusable_drivers(data):  # said instead of "expected one of …"
         entry = f"devices[{i}]"
         issues = [x for x in issues if x.path != entry and not x.path.startswith(entry + ".")]
         line, col = _locate(pos, ("devices", i, "driver"), "value")
         issues.append(Issue(file, line, col, f"{entry}.driver", message))
-    for loc, message in cross_checks(data, device_adapter()):
+    valid = cfg  # its devices are the entries validated, index for index
+    for loc, message in cross_checks(
+        data,
+        (lambda i, _entry: valid.devices[i])
+        if valid is not None
+        else (lambda _i, entry: device_adapter().validate_python(entry)),
+    ):
         data_path, _ = _walk(data, loc)
         line, col = _locate(pos, data_path, "value")
         issues.append(Issue(file, line, col, format_path(data_path), message))

@@ -4,15 +4,24 @@ JSON Schema printed by ``saltgw schema`` and the reference docs).
 Device entries are validated by the model of their driver (``driver:`` is the discriminator);
 drivers are found through entry points, so :func:`config_model` builds the top-level model from
 whatever drivers are installed.
+
+:func:`config_model_for` builds it from what one file names instead: the drivers, profiles and
+simulators of its entries and the optional sections (``bridge``, ``sparkplug``, ``resolver``) it
+has; the others' modules are never imported (docs/performance.md, "Gateway memory"). It accepts
+exactly the files the full model accepts that name those, with the same values; a file it
+refuses is validated again with :func:`config_model`, whose errors are the ones reported
+(gateway/config/loader.py), so that every message stays the same.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta, timezone, tzinfo
-from functools import cache
+from functools import cache, lru_cache
+from importlib import import_module
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,20 +38,20 @@ from pydantic import (
 )
 
 from drivers.base import DeviceConfigBase
-from drivers.registry import driver_specs
+from drivers.registry import driver_spec, driver_specs
 from drivers.secrets import secret
-from firmware_sim.base import SimulatorConfigBase
-from firmware_sim.registry import simulator_specs
-from gateway.bridge.config import BridgeSection
 from gateway.command_auth import CommandAuthSection
-from gateway.console.config import GatewayConsoleSection
 from gateway.enterprise import EnterpriseKind, enterprise_error
 from gateway.failover import broker_address, is_tls_url
 from gateway.profiles.base import ProfileConfigBase
-from gateway.profiles.registry import profile_specs
-from gateway.resolver.config import ResolverSection
+from gateway.profiles.registry import profile_names, profile_spec, profile_specs
 from gateway.telemetry.config import TelemetrySection
-from gateway.telemetry.sparkplug.config import SparkplugConfig
+
+if TYPE_CHECKING:
+    from gateway.bridge.config import BridgeSection
+    from gateway.console.config import GatewayConsoleSection
+    from gateway.resolver.config import ResolverSection
+    from gateway.telemetry.sparkplug.config import SparkplugConfig
 
 __all__ = [
     "Config",
@@ -51,6 +60,7 @@ __all__ = [
     "MqttSection",
     "TlsSection",
     "config_model",
+    "config_model_for",
 ]
 
 ID_RE = r"^[A-Za-z0-9_\-]{1,64}$"
@@ -308,6 +318,40 @@ class JournalSection(Strict):
     )
 
 
+#: Optional sections whose models are imported only for a file that has them (and for the full
+#: model): name -> (module, model, description)
+OPTIONAL_SECTIONS: dict[str, tuple[str, str, str]] = {
+    "bridge": (
+        "gateway.bridge.config",
+        "BridgeSection",
+        "Bridge to the national traceability platform, run by `saltgw run`.",
+    ),
+    "sparkplug": (
+        "gateway.telemetry.sparkplug.config",
+        "SparkplugConfig",
+        "Sparkplug B (spBv1.0) output of the tag telemetry "
+        "(gateway/telemetry/sparkplug/README.md); needs `telemetry:` and the `sparkplug` extra.",
+    ),
+    "resolver": (
+        "gateway.resolver.config",
+        "ResolverSection",
+        "The public query service `saltgw resolver` runs (docs/resolver.md); a file "
+        "may also hold only this section.",
+    ),
+    "console": (
+        "gateway.console.config",
+        "GatewayConsoleSection",
+        "The internal web console `saltgw console` runs with this file (docs/console.md): the "
+        "gateway's line, the bridge's trace store, the mqtt: section's broker; a console file "
+        "may also hold only this section (with the line named in it).",
+    ),
+}
+
+
+def _optional_section(name: str) -> Any:
+    return Field(default=None, description=OPTIONAL_SECTIONS[name][2])
+
+
 class ConfigBase(Strict):
     gateway: GatewaySection = Field(description="Who this gateway is and which line it serves.")
     mqtt: MqttSection = Field(
@@ -316,10 +360,7 @@ class ConfigBase(Strict):
     journal: JournalSection = Field(
         default_factory=JournalSection, description="Durable event journal."
     )
-    bridge: BridgeSection | None = Field(
-        default=None,
-        description="Bridge to the national traceability platform, run by `saltgw run`.",
-    )
+    bridge: BridgeSection | None = _optional_section("bridge")
     commands: CommandAuthSection | None = Field(
         default=None,
         description="Who may send which MQTT command to which device (docs/commands.md); "
@@ -332,59 +373,125 @@ class ConfigBase(Strict):
         "output delivered them, its bounds and policy, and the UNS topics (docs/events.md); "
         "absent: no telemetry. Which tags of a device: its own `telemetry:`.",
     )
-    sparkplug: SparkplugConfig | None = Field(
-        default=None,
-        description="Sparkplug B (spBv1.0) output of the tag telemetry "
-        "(gateway/telemetry/sparkplug/README.md); needs `telemetry:` and the `sparkplug` extra.",
-    )
-    resolver: ResolverSection | None = Field(
-        default=None,
-        description="The public query service `saltgw resolver` runs (docs/resolver.md); a file "
-        "may also hold only this section.",
-    )
-    console: GatewayConsoleSection | None = Field(
-        default=None,
-        description="The internal web console `saltgw console` runs with this file "
-        "(docs/console.md): the gateway's line, the bridge's trace store, the mqtt: section's "
-        "broker; a console file may also hold only this section (with the line named in it).",
-    )
-    # Overridden in config_model() with the discriminated unions of installed plugins.
+    sparkplug: SparkplugConfig | None = _optional_section("sparkplug")
+    resolver: ResolverSection | None = _optional_section("resolver")
+    console: GatewayConsoleSection | None = _optional_section("console")
+    # Overridden in _build() with the discriminated unions of the drivers, profiles and
+    # simulators (installed ones, or those a file names); the optional sections above too, their
+    # models imported there (this class is never used to validate).
     devices: list[Any] = Field(default_factory=list)
     profiles: list[Any] = Field(default_factory=list)
     simulators: list[Any] = Field(default_factory=list)
 
 
+LIST_SECTIONS: dict[str, str] = {
+    "devices": "Devices this gateway reads (tag maps).",
+    "profiles": "Device profiles: what each device's readings mean (events).",
+    "simulators": "Simulated devices that `saltgw sim` starts for tests and demos.",
+}
+
+
 @cache
 def config_model() -> type[ConfigBase]:
-    """The top-level model for the installed drivers and simulators."""
+    """The top-level model for the installed drivers and simulators (the JSON Schema, and the
+    errors of a file that has any)."""
+    from firmware_sim.base import SimulatorConfigBase
+    from firmware_sim.registry import simulator_specs
+
     dev_models = [s.config_model for s in driver_specs().values()] or [DeviceConfigBase]
     sim_models = [s.config_model for s in simulator_specs().values()] or [SimulatorConfigBase]
     prof_models = [s.config_model for s in profile_specs().values()] or [ProfileConfigBase]
-    dev_t: Any = _discriminated(dev_models, "driver")
-    prof_t: Any = _discriminated(prof_models, "profile")
-    sim_t: Any = _discriminated(sim_models, "kind")
-    return create_model(
-        "Config",
-        __base__=ConfigBase,
-        devices=(
-            list[dev_t],
-            Field(default_factory=list, description="Devices this gateway reads (tag maps)."),
-        ),
-        profiles=(
-            list[prof_t],
-            Field(
-                default_factory=list,
-                description="Device profiles: what each device's readings mean (events).",
-            ),
-        ),
-        simulators=(
-            list[sim_t],
-            Field(
-                default_factory=list,
-                description="Simulated devices that `saltgw sim` starts for tests and demos.",
-            ),
-        ),
+    return _build(
+        {
+            "devices": _discriminated(dev_models, "driver"),
+            "profiles": _discriminated(prof_models, "profile"),
+            "simulators": _discriminated(sim_models, "kind"),
+        },
+        tuple(OPTIONAL_SECTIONS),
     )
+
+
+#: what one file names: (drivers, profiles, simulator kinds, optional sections), each sorted
+Named = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
+def config_model_for(data: Any) -> type[ConfigBase]:
+    """The top-level model built from what ``data`` (a parsed file) names: the models of its
+    devices' drivers, its profiles and its simulators, and the optional sections it has. A
+    section it lacks accepts only its default. :func:`config_model` when ``data`` is not a
+    mapping of lists of entries each naming a known driver, profile or simulator: such a file
+    has errors, which the full model words."""
+    named = _named(data)
+    return config_model() if named is None else _narrow_model(*named)
+
+
+def _named(data: Any) -> Named | None:
+    if not isinstance(data, dict):
+        return None
+    drivers = _names(data, "devices", "driver", lambda n: driver_spec(n) is not None)
+    profiles = _names(data, "profiles", "profile", set(profile_names()).__contains__)
+    simulators = _names(data, "simulators", "kind", _is_simulator_kind)
+    if drivers is None or profiles is None or simulators is None:
+        return None
+    return drivers, profiles, simulators, tuple(n for n in OPTIONAL_SECTIONS if n in data)
+
+
+def _is_simulator_kind(kind: str) -> bool:
+    from firmware_sim.registry import simulator_kinds
+
+    return kind in simulator_kinds()
+
+
+def _names(
+    data: dict[Any, Any], section: str, key: str, known: Callable[[str], bool]
+) -> tuple[str, ...] | None:
+    """The sorted names the entries of ``data[section]`` pick by ``key``; None unless every
+    entry is a mapping naming a known one."""
+    entries = data.get(section, [])
+    if not isinstance(entries, list):
+        return None
+    names = set()
+    for entry in entries:
+        name = entry.get(key) if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not known(name):
+            return None
+        names.add(name)
+    return tuple(sorted(names))
+
+
+@lru_cache(maxsize=16)  # a reload validates the running line's map again: the same model
+def _narrow_model(
+    drivers: tuple[str, ...],
+    profiles: tuple[str, ...],
+    simulators: tuple[str, ...],
+    sections: tuple[str, ...],
+) -> type[ConfigBase]:
+    def union(specs: list[Any], key: str) -> Any:
+        return _discriminated([s.config_model for s in specs], key) if specs else None
+
+    lists: dict[str, Any] = {
+        "devices": union([driver_spec(n) for n in drivers], "driver"),
+        "profiles": union([profile_spec(n) for n in profiles], "profile"),
+        "simulators": None,
+    }
+    if simulators:
+        from firmware_sim.registry import simulator_spec
+
+        lists["simulators"] = union([simulator_spec(n) for n in simulators], "kind")
+    return _build(lists, sections)
+
+
+def _build(lists: dict[str, Any], sections: tuple[str, ...]) -> type[ConfigBase]:
+    """``Config``: ``lists`` gives each list section's item type (None: it takes no entries);
+    the optional sections not in ``sections`` accept only their default (None)."""
+    fields: dict[str, Any] = {}
+    for name, (module, model, description) in OPTIONAL_SECTIONS.items():
+        kind: Any = getattr(import_module(module), model) | None if name in sections else None
+        fields[name] = (kind, Field(default=None, description=description))
+    for name, description in LIST_SECTIONS.items():
+        item: Any = lists[name]  # None: list[None] takes only []
+        fields[name] = (list[item], Field(default_factory=list, description=description))
+    return create_model("Config", __base__=ConfigBase, **fields)
 
 
 def _discriminated(models: list[type[Any]], key: str) -> Any:

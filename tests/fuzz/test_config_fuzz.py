@@ -12,6 +12,7 @@ pointing into the file, within a bounded time.
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 from pathlib import Path
@@ -20,8 +21,10 @@ from typing import Any
 import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from gateway.config.loader import ConfigError, load_config
+from gateway.config.models import config_model, config_model_for
 from tests.fuzz.hypothesis_settings import fuzz_settings
 
 ISSUE = re.compile(r"^.+:\d+:\d+: error: .+$")
@@ -143,3 +146,60 @@ def _laughs(levels: int) -> bytes:
 @example(b"devices: &d\n  - *d\n")
 def test_hostile_files(tmp_path: Path, data: bytes) -> None:
     check_load(tmp_path, data)
+
+
+def _outcome(model: Any, data: Any) -> Any:
+    try:
+        return model.model_validate(data).model_dump(mode="json")
+    except ValidationError:
+        return "refused"
+
+
+@fuzz_settings(60)
+@given(st.data())
+def test_the_model_of_what_a_file_names_agrees_with_the_full_model(data: Any) -> None:
+    """gateway/config/models.py: the model built from the drivers, profiles, simulators and
+    sections a file names accepts exactly the files the full model accepts, with the same
+    values (so that the full model, asked only when it refuses, words every error)."""
+    doc = copy.deepcopy(DEMO)
+    for _ in range(data.draw(st.integers(1, 3))):
+        _edit_once(data.draw, doc)
+    narrow = config_model_for(doc)
+    if narrow is config_model():
+        return  # a file naming something unknown, or not shaped like a config
+    assert _outcome(narrow, doc) == _outcome(config_model(), doc)
+
+
+def _edit_once(draw: Any, node: Any) -> None:
+    """One edit somewhere in ``node`` (a key dropped or added, a value replaced, a list entry
+    dropped or repeated), leaving the rest as it was: most such files still name only known
+    drivers, profiles and simulators, and some stay valid."""
+    while True:
+        keys = list(node) if isinstance(node, dict) else list(range(len(node)))
+        if not keys:
+            return
+        key = draw(st.sampled_from(keys))
+        child = node[key]
+        if isinstance(child, dict | list) and child and draw(st.integers(0, 3)) > 0:
+            node = child  # go deeper
+            continue
+        edit = draw(st.integers(0, 3))
+        if edit == 0 and isinstance(node, dict):
+            del node[key]
+        elif edit == 0:
+            node.pop(key)
+        elif edit == 1 and isinstance(node, dict):
+            extra = draw(st.sampled_from(["extra", "bridge", "resolver", "sparkplug", "id"]))
+            node[extra] = draw(leaves)
+        elif edit == 1:
+            node.insert(key, copy.deepcopy(child))
+        else:
+            node[key] = draw(leaves | st.sampled_from(["modbus", "scanner", "opcua", "iodine"]))
+        return
+
+
+def test_the_model_of_what_a_file_names_is_not_the_full_model() -> None:
+    for doc in (DEMO, {k: v for k, v in DEMO.items() if k != "simulators"}):
+        narrow = config_model_for(doc)
+        assert narrow is not config_model()
+        assert _outcome(narrow, doc) == _outcome(config_model(), doc) != "refused"

@@ -122,3 +122,13 @@ def modbus_scanner_line_on_free_ports(tmp: Path) -> Path:
     path = tmp / "modbus-scanner-line.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return path
+
+
+def without_simulators(path: Path) -> Path:
+    """The map at ``path`` as a plant runs it: without its ``simulators:`` section (which only
+    ``saltgw sim`` reads), written beside it as ``<name>-plant.yaml``."""
+    data = yaml.safe_load(path.read_text())
+    data.pop("simulators", None)
+    out = path.with_name(f"{path.stem}-plant.yaml")
+    out.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return out

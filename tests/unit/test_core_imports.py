@@ -186,6 +186,77 @@ def test_the_demo_line_gateway_never_loads_opencv(tmp_path: Path) -> None:
     ]
 
 
+_PLANT_LINE = """
+import json, sys
+from gateway.config import models
+from gateway.config.loader import read_map
+from gateway.reload import plan_reload
+from gateway.runtime import Gateway
+first = read_map(sys.argv[1])
+gw = Gateway(first.cfg)
+gw._build_supervisors()  # every device's driver and profile, as `saltgw run` creates them
+again = read_map(sys.argv[1])  # a reload reads and validates the map again
+plan = plan_reload(first.cfg, again.cfg)
+print(json.dumps({
+    "modules": sorted(sys.modules),
+    "full_model_built": models.config_model.cache_info().currsize > 0,
+    "unchanged": len(plan.unchanged), "devices": len(first.cfg.devices),
+}))
+"""
+
+#: What a Modbus + scanner line's gateway must not import (docs/performance.md, "Gateway
+#: memory"): the models of drivers, profiles and sections its map does not name
+NOT_NAMED = (
+    "drivers.opcua.config",
+    "drivers.camera.config",
+    "gateway.bridge.config",
+    "gateway.resolver.config",
+    "gateway.telemetry.sparkplug.config",
+    "gateway.profiles.line_plc",
+    "gateway.profiles.material_feed",
+)
+
+
+def _plant(cfg: Path, cwd: Path) -> dict[str, object]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _PLANT_LINE, str(cfg)], capture_output=True, text=True,
+        cwd=cwd, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result: dict[str, object] = json.loads(proc.stdout.splitlines()[-1])
+    return result
+
+
+def test_a_plant_map_loads_only_the_models_it_names(tmp_path: Path) -> None:
+    """A Modbus + scanner map without ``simulators:`` (a plant's): no simulator, no OPC UA or
+    camera config model, no bridge, resolver or Sparkplug section model, no profile it does not
+    bind, and never the full config model (every installed driver's, profile's and simulator's
+    model again), neither at start nor when a reload reads the map again."""
+    from tests.support.configs import modbus_scanner_line_on_free_ports, without_simulators
+
+    result = _plant(without_simulators(modbus_scanner_line_on_free_ports(tmp_path)), tmp_path)
+    modules = set(result["modules"])  # type: ignore[call-overload]
+    assert {"drivers.modbus.config", "drivers.scanner.config", "gateway.profiles.bag_scanner"} <= (
+        modules
+    )  # it did load what the map names
+    assert sorted(m for m in modules if m.partition(".")[0] == "firmware_sim") == []
+    assert [m for m in NOT_NAMED if m in modules] == []
+    assert result["full_model_built"] is False
+    assert result["unchanged"] == result["devices"] == 10
+
+
+def test_a_map_with_simulators_loads_those_it_names(tmp_path: Path) -> None:
+    """The same map with its ``simulators:`` (what ``saltgw sim`` reads): their models are
+    loaded, only those named (no OPC UA line PLC simulator on this line)."""
+    from tests.support.configs import modbus_scanner_line_on_free_ports
+
+    result = _plant(modbus_scanner_line_on_free_ports(tmp_path), tmp_path)
+    modules = set(result["modules"])  # type: ignore[call-overload]
+    assert {"firmware_sim.checkweigher", "firmware_sim.scan_line"} <= modules
+    assert "firmware_sim.line_plc_config" not in modules
+    assert [m for m in NOT_NAMED if m in modules] == []
+
+
 _WORKER = """
 import json, sys
 import drivers.camera.worker  # what `python -m drivers.camera.worker` imports before main()
