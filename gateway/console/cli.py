@@ -51,7 +51,7 @@ def cmd_console(args: argparse.Namespace) -> int:
     from gateway.cli import UserError
     from gateway.config.extras import needs_message
     from gateway.config.loader import ConfigError, read_console_config
-    from gateway.resolver.config import parse_listen
+    from gateway.web.listen import parse_listen
 
     try:
         cfg = read_console_config(args.config)

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from gateway.resolver.config import parse_listen
+from gateway.web.listen import parse_listen
 
 if TYPE_CHECKING:
     from gateway.config.models import ConfigBase, MqttSection

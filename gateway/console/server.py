@@ -12,7 +12,7 @@ from gateway.console.config import ConsoleSection
 from gateway.console.live import LineState, LiveFeed
 from gateway.console.records import ConsoleStore
 from gateway.console.users import UsersFile
-from gateway.resolver.config import parse_listen
+from gateway.web.listen import parse_listen
 from gateway.web.server import WsgiServer
 
 __all__ = ["ConsoleServer"]

@@ -63,7 +63,7 @@ def _section(path: str) -> Any:
 def cmd_resolver(args: argparse.Namespace) -> int:
     from gateway.cli import UserError
     from gateway.config.extras import needs_message
-    from gateway.resolver.config import parse_listen
+    from gateway.web.listen import parse_listen
 
     cfg = _section(args.config)
     if args.export:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.codes.rules import TraceCodeRules
+from gateway.web.listen import parse_listen
 
 __all__ = [
     "Channel",
@@ -32,16 +33,6 @@ CHANNELS: tuple[Channel, ...] = ("scan", "typed", "api")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) as (host, port); ValueError when malformed."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:8480); got {value!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port)
 
 
 class RateLimitSection(_Strict):

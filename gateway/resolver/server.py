@@ -25,12 +25,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway.resolver.app import ResolverApp
-from gateway.resolver.config import ResolverSection, parse_listen
+from gateway.resolver.config import ResolverSection
 from gateway.resolver.pages import Pages
 from gateway.resolver.querylog import QueryLog
 from gateway.resolver.ratelimit import RateLimiter
 from gateway.resolver.snapshot import SnapshotHolder
 from gateway.resolver.verdict import Resolver
+from gateway.web.listen import parse_listen
 
 if TYPE_CHECKING:
     from gateway.resolver.uvserver import UvicornServer

@@ -28,7 +28,8 @@ import threading
 import time
 from types import FrameType
 
-from gateway.resolver.config import ResolverSection, parse_listen
+from gateway.resolver.config import ResolverSection
+from gateway.web.listen import parse_listen
 
 __all__ = ["WorkerPool", "listening_socket"]
 
