@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -22,6 +21,7 @@ from drivers.base import DeviceFault, DeviceOffline, Reading
 from drivers.modbus import ModbusDeviceConfig, ModbusDriver
 from firmware_sim.checkweigher import CheckweigherSim, CheckweigherSimConfig, Weighing
 from firmware_sim.registry import simulator_specs
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -84,12 +84,6 @@ async def connect_when_back(driver: ModbusDriver, within: float) -> None:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_simulator_is_registered() -> None:
