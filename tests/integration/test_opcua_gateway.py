@@ -5,9 +5,7 @@ the gateway, never restarted, reports `offline` then `online` and events again w
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from firmware_sim.line_plc import LinePlcSim
-from gateway.config.loader import load_config
-from gateway.runtime import Gateway
-from tests.support.broker import Mosquitto, mosquitto_available
-from tests.support.loop import BackgroundLoop
-from tests.support.net import free_port
 from tests.support.opcua import device_entry
+from tests.support.plc_line import PlcLine, running_plc_line
 from tests.support.subscriber import Collector, Received
 
 pytestmark = pytest.mark.integration
@@ -40,11 +33,6 @@ COMMANDS = {
     "end_batch": {"trigger": "cmd_end"},
     "set_batch": {"batch": "batch_number"},
 }
-
-
-class Line:
-    def __init__(self, bg: BackgroundLoop, gw: Gateway, sim: LinePlcSim, broker: Mosquitto):
-        self.bg, self.gw, self.sim, self.broker = bg, gw, sim, broker
 
 
 def line_config(tmp: Path, broker_port: int, plc_port: int) -> Path:
@@ -92,36 +80,9 @@ def line_config(tmp: Path, broker_port: int, plc_port: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
-    if not mosquitto_available():
-        if os.environ.get("CI"):
-            pytest.fail("mosquitto is not installed (CI must install it: see .ci/run)")
-        pytest.skip("mosquitto is not installed")
-    tmp = tmp_path_factory.mktemp("opcua-line")
-    broker = Mosquitto(tmp / "mosquitto")
-    broker.start()
-    cfg = load_config(line_config(tmp, broker.port, free_port()))
-    try:
-        with BackgroundLoop() as bg:
-            sim = LinePlcSim(cfg.simulators[0])
-            bg.run(sim.start(), 30)
-            gw = Gateway(cfg)
-            stop = bg.run(_make_event())
-            done: concurrent.futures.Future[int] = asyncio.run_coroutine_threadsafe(
-                gw.run(stop), bg.loop
-            )
-            try:
-                yield Line(bg, gw, sim, broker)
-            finally:
-                bg.loop.call_soon_threadsafe(stop.set)
-                done.result(30)
-                bg.run(sim.stop(), 30)
-    finally:
-        broker.kill()
-
-
-async def _make_event() -> asyncio.Event:
-    return asyncio.Event()
+def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlcLine]:
+    with running_plc_line(tmp_path_factory.mktemp("opcua-line"), line_config) as running:
+        yield running
 
 
 def events(msgs: list[Received], kind: str | None = None) -> list[dict[str, Any]]:
@@ -147,7 +108,7 @@ def send(sub: Collector, payload: Any, topic: str = CMD, retain: bool = False) -
     sub.client.publish(topic, raw, qos=1, retain=retain).wait_for_publish(5)
 
 
-def test_batches_states_and_counters_reach_mes(line: Line) -> None:
+def test_batches_states_and_counters_reach_mes(line: PlcLine) -> None:
     sub = Collector(line.broker.port, topic=f"{ROOT}/#").start()
     try:
         msgs = sub.wait_for(
@@ -176,7 +137,7 @@ def test_batches_states_and_counters_reach_mes(line: Line) -> None:
     assert {"bags", "cases", "batch_bags", "rate", "speed"} <= set(counters)
 
 
-def test_mes_commands_are_validated_executed_and_answered(line: Line) -> None:
+def test_mes_commands_are_validated_executed_and_answered(line: PlcLine) -> None:
     sub = Collector(line.broker.port, topic=f"{ROOT}/#").start()
     try:
         send(sub, {"id": "s1", "command": "start_batch", "batch": "MES-0001", "product": "低钠盐"})
@@ -232,7 +193,7 @@ def test_mes_commands_are_validated_executed_and_answered(line: Line) -> None:
     assert line.sim.model.remote  # the schedule stopped: MES runs the line now
 
 
-def _restart_and_recover(line: Line, how: str) -> dict[str, float]:
+def _restart_and_recover(line: PlcLine, how: str) -> dict[str, float]:
     """Run a batch, break the PLC (``how``), and time the recovery as MES sees it."""
     sub = Collector(line.broker.port, topic=f"{ROOT}/#").start()
     try:
@@ -268,14 +229,14 @@ def _restart_and_recover(line: Line, how: str) -> dict[str, float]:
     return {"reporting_secs": reporting}
 
 
-def test_plc_restart_recovers_without_restarting_the_gateway(line: Line) -> None:
+def test_plc_restart_recovers_without_restarting_the_gateway(line: PlcLine) -> None:
     took = _restart_and_recover(line, "restart")
     print(f"\nOPC UA recovery after PLC restart: reporting again {took['reporting_secs']:.2f} s")
     assert took["reporting_secs"] <= RECOVERY_LIMIT_SECS
     assert line.gw.supervisors[0].stats.reconnects >= 1
 
 
-def test_namespace_renumbering_is_followed(line: Line) -> None:
+def test_namespace_renumbering_is_followed(line: PlcLine) -> None:
     took = _restart_and_recover(line, "namespace")
     print(f"\nOPC UA recovery after namespace change: {took['reporting_secs']:.2f} s")
     assert line.sim.namespace_index == 3

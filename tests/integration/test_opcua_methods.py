@@ -7,10 +7,8 @@ state-change line in the log, not asyncua's traceback (issue 17)."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,13 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from firmware_sim.line_plc import LinePlcSim
-from gateway.config.loader import load_config
-from gateway.runtime import Gateway
-from tests.support.broker import Mosquitto, mosquitto_available
-from tests.support.loop import BackgroundLoop
-from tests.support.net import free_port
 from tests.support.opcua import device_entry
+from tests.support.plc_line import PlcLine, running_plc_line
 from tests.support.subscriber import Collector, Received
 
 pytestmark = pytest.mark.integration
@@ -47,11 +40,6 @@ COMMANDS = {
     },
     "end_batch": {"method": {"object": LINE, "method": {"node": "s=Line1.EndBatch"}}},
 }
-
-
-class Line:
-    def __init__(self, bg: BackgroundLoop, gw: Gateway, sim: LinePlcSim, broker: Mosquitto):
-        self.bg, self.gw, self.sim, self.broker = bg, gw, sim, broker
 
 
 def line_config(tmp: Path, broker_port: int, plc_port: int) -> Path:
@@ -83,36 +71,9 @@ def line_config(tmp: Path, broker_port: int, plc_port: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
-    if not mosquitto_available():
-        if os.environ.get("CI"):
-            pytest.fail("mosquitto is not installed (CI must install it: see .ci/run)")
-        pytest.skip("mosquitto is not installed")
-    tmp = tmp_path_factory.mktemp("opcua-methods")
-    broker = Mosquitto(tmp / "mosquitto")
-    broker.start()
-    cfg = load_config(line_config(tmp, broker.port, free_port()))
-    try:
-        with BackgroundLoop() as bg:
-            sim = LinePlcSim(cfg.simulators[0])
-            bg.run(sim.start(), 30)
-            gw = Gateway(cfg)
-            stop = bg.run(_make_event())
-            done: concurrent.futures.Future[int] = asyncio.run_coroutine_threadsafe(
-                gw.run(stop), bg.loop
-            )
-            try:
-                yield Line(bg, gw, sim, broker)
-            finally:
-                bg.loop.call_soon_threadsafe(stop.set)
-                done.result(30)
-                bg.run(sim.stop(), 30)
-    finally:
-        broker.kill()
-
-
-async def _make_event() -> asyncio.Event:
-    return asyncio.Event()
+def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlcLine]:
+    with running_plc_line(tmp_path_factory.mktemp("opcua-methods"), line_config) as running:
+        yield running
 
 
 def events(msgs: list[Received], kind: str) -> list[dict[str, Any]]:
@@ -131,7 +92,7 @@ def send(sub: Collector, payload: dict[str, Any]) -> None:
     sub.client.publish(CMD, json.dumps(payload).encode(), qos=1).wait_for_publish(5)
 
 
-def wait_online(line: Line) -> None:
+def wait_online(line: PlcLine) -> None:
     for _ in range(150):  # bounded: 15 s
         sups = line.gw.supervisors  # filled once the gateway runs
         if sups and sups[0].state is not None and sups[0].state.state == "online":
@@ -140,7 +101,7 @@ def wait_online(line: Line) -> None:
     raise AssertionError("plc1 not online within 15 s")
 
 
-def test_start_and_end_batch_call_the_plc_methods_and_answer_their_status(line: Line) -> None:
+def test_start_and_end_batch_call_the_plc_methods_and_answer_their_status(line: PlcLine) -> None:
     sub = Collector(line.broker.port, topic=f"{ROOT}/#").start()
     try:
         wait_online(line)
@@ -184,7 +145,7 @@ def test_start_and_end_batch_call_the_plc_methods_and_answer_their_status(line: 
 
 
 def test_a_restart_of_the_plc_is_one_state_change_line_not_a_traceback(
-    line: Line, caplog: pytest.LogCaptureFixture
+    line: PlcLine, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     sub = Collector(line.broker.port, topic=f"{ROOT}/#").start()
