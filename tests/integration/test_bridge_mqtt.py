@@ -15,7 +15,15 @@ from gateway.bridge.reconcile import batch_report
 from gateway.bridge.schema import PENDING_EVENTS_SQL
 from gateway.bridge.service import Bridge
 from tests.support.bridge_docs import facts_of
-from tests.support.bridge_env import DONE, Publisher, bridge_config, outbox, q, wait
+from tests.support.bridge_env import (
+    DONE,
+    Publisher,
+    bridge_config,
+    directory_bridges,
+    outbox,
+    q,
+    wait,
+)
 from tests.support.broker import Mosquitto
 from tests.support.trace_events import GARBAGE, LineEvents, batch_events, payload
 
@@ -32,23 +40,7 @@ def publisher(mosquitto: Mosquitto) -> Iterator[Publisher]:
 def test_codes_and_bindings_in_the_documents_equal_those_published(
     tmp_path: Path, mosquitto: Mosquitto, publisher: Publisher
 ) -> None:
-    bridges = {
-        profile: Bridge(
-            bridge_config(
-                tmp_path,
-                mosquitto.port,
-                profile,
-                profile=profile,
-                upload={"type": "directory", "path": str(tmp_path / profile), "ack": "on_write"},
-            ),
-            host="127.0.0.1",
-            port=mosquitto.port,
-        ).start()
-        for profile in ("epcis", "platform")
-    }
-    try:
-        wait(lambda: all(b.consumer and b.consumer.subscribed.is_set() for b in bridges.values()),
-             10, "bridges connected")  # fmt: skip
+    with directory_bridges(tmp_path, mosquitto.port) as bridges:
         f = LineEvents()
         plans = [batch_events(f, "20261122-L1-01", 70), batch_events(f, "20261122-L1-02", 30)]
         events = [e for p in plans for e in p.events]
@@ -82,9 +74,6 @@ def test_codes_and_bindings_in_the_documents_equal_those_published(
                     rep = batch_report(conn, p.batch)
                     assert rep is not None and rep.complete
                     assert rep.acknowledged == rep.commissioned == len(p.bags)
-    finally:
-        for b in bridges.values():
-            b.stop()
 
 
 def test_shared_subscription_splits_the_load_and_every_bridge_knows_every_batch(

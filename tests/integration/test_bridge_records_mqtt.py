@@ -12,11 +12,17 @@ from pathlib import Path
 import pytest
 
 from gateway.bridge.reconcile import batch_report
-from gateway.bridge.service import Bridge
 from gateway.bridge.trace import container_of
 from gateway.bridge.xmlcheck import check_document
 from tests.support.bridge_docs import GS1_XSD, facts_of
-from tests.support.bridge_env import DONE, Publisher, bridge_config, outbox, q, wait
+from tests.support.bridge_env import (
+    DONE,
+    Publisher,
+    directory_bridges,
+    outbox,
+    q,
+    wait,
+)
 from tests.support.broker import Mosquitto
 from tests.support.trace_events import LineEvents, batch_events, line_records, payload
 
@@ -36,23 +42,7 @@ def test_every_record_kind_reaches_the_outbox_and_the_batch_completes(
 ) -> None:
     if not GS1_XSD.is_file():
         pytest.skip(f"GS1 EPCIS 2.0 XSD not at {GS1_XSD}")
-    bridges = {
-        profile: Bridge(
-            bridge_config(
-                tmp_path,
-                mosquitto.port,
-                profile,
-                profile=profile,
-                upload={"type": "directory", "path": str(tmp_path / profile), "ack": "on_write"},
-            ),
-            host="127.0.0.1",
-            port=mosquitto.port,
-        ).start()
-        for profile in ("epcis", "platform")
-    }
-    try:
-        wait(lambda: all(b.consumer and b.consumer.subscribed.is_set() for b in bridges.values()),
-             10, "bridges connected")  # fmt: skip
+    with directory_bridges(tmp_path, mosquitto.port) as bridges:
         f = LineEvents()
         plan = batch_events(f, BATCH, 45, with_end=False)
         extra = line_records(f, plan)
@@ -90,6 +80,3 @@ def test_every_record_kind_reaches_the_outbox_and_the_batch_completes(
                 for _, code, _case in extra.rejects:
                     if code is not None:
                         assert container_of(conn, code) is None
-    finally:
-        for b in bridges.values():
-            b.stop()

@@ -6,13 +6,15 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gateway.bridge.service import Bridge
 from gateway.config.models import ConfigBase, config_model
 from tests.support.bridge_docs import GS1_XSD
 from tests.support.trace_events import TEST_GATEWAY, TEST_KEY
@@ -52,6 +54,34 @@ def bridge_config(tmp: Path, port: int, name: str, **bridge: Any) -> ConfigBase:
         },
     }
     return config_model().model_validate(raw)
+
+
+@contextmanager
+def directory_bridges(tmp: Path, port: int) -> Iterator[dict[str, Bridge]]:
+    """One bridge per profile (``epcis``, ``platform``) on the broker at ``port``, each writing
+    its documents into ``tmp/{profile}`` (acknowledged on write), connected and subscribed;
+    stopped at the end."""
+    bridges = {
+        profile: Bridge(
+            bridge_config(
+                tmp,
+                port,
+                profile,
+                profile=profile,
+                upload={"type": "directory", "path": str(tmp / profile), "ack": "on_write"},
+            ),
+            host="127.0.0.1",
+            port=port,
+        ).start()
+        for profile in ("epcis", "platform")
+    }
+    try:
+        wait(lambda: all(b.consumer and b.consumer.subscribed.is_set() for b in bridges.values()),
+             10, "bridges connected")  # fmt: skip
+        yield bridges
+    finally:
+        for b in bridges.values():
+            b.stop()
 
 
 class Publisher:
