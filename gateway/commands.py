@@ -63,6 +63,8 @@ from drivers.base import (
 from gateway.command_auth import Authoriser, NotAuthorised
 from gateway.command_methods import COMMAND_FIELDS, MethodBinding, method_response
 from gateway.events import EventDraft
+from gateway.json_object import NotAnObject, json_object
+from gateway.json_object import peek_id as peek_any_id
 from gateway.supervisor import DeviceSupervisor, State
 from gateway.topics import Topics
 
@@ -338,18 +340,10 @@ def _pydantic_reason(exc: ValidationError) -> str:
 
 def parse_command(payload: bytes) -> tuple[str | None, AnyCommand]:
     """(id, command) from a message; raises CommandRejected (with the id if it had one)."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise CommandRejected(
-            f"payload of {len(payload)} bytes is not a command (at most {MAX_PAYLOAD_BYTES})"
-        )
     try:
-        obj = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CommandRejected(f"payload is not JSON: {exc}") from None
-    except RecursionError:
-        raise CommandRejected("payload is not a command: JSON nested too deeply") from None
-    if not isinstance(obj, dict):
-        raise CommandRejected(f"payload must be a JSON object, not {type(obj).__name__}")
+        obj = json_object(payload, MAX_PAYLOAD_BYTES, "command")
+    except NotAnObject as exc:
+        raise CommandRejected(str(exc)) from None
     raw_id = obj.get("id")
     cmd_id = raw_id if isinstance(raw_id, str) and raw_id else None
     name = obj.get("command")
@@ -726,12 +720,5 @@ def command_maps(profiles: Iterable[Any]) -> dict[str, CommandMap]:
 
 
 def _peek_id(payload: bytes) -> str | None:
-    """The id of a refused command, to echo: only one that could be valid (1-128 chars)."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        return None
-    try:
-        obj = json.loads(payload)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    raw = obj.get("id") if isinstance(obj, dict) else None
-    return raw if isinstance(raw, str) and 0 < len(raw) <= 128 else None
+    """The id of a refused message, to echo (:func:`gateway.json_object.peek_id`)."""
+    return peek_any_id(payload, MAX_PAYLOAD_BYTES)

@@ -4,11 +4,12 @@ names the field and what is wrong (docs/records.md)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import ValidationError
 
+from gateway.json_object import NotAnObject, json_object
+from gateway.json_object import peek_id as peek_any_id
 from gateway.records.models import KINDS, MODELS, Record
 
 __all__ = [
@@ -65,15 +66,8 @@ def reason_of(kind: str, exc: ValidationError) -> str:
 
 
 def peek_id(payload: bytes) -> str | None:
-    """The message id to echo in a refusal: only one that could be valid (1-128 characters)."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        return None
-    try:
-        obj = json.loads(payload)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    raw = obj.get("id") if isinstance(obj, dict) else None
-    return raw if isinstance(raw, str) and 0 < len(raw) <= 128 else None
+    """The id of a refused message, to echo (:func:`gateway.json_object.peek_id`)."""
+    return peek_any_id(payload, MAX_PAYLOAD_BYTES)
 
 
 def parse_record(kind: str, payload: bytes) -> tuple[dict[str, Any], Record]:
@@ -82,18 +76,10 @@ def parse_record(kind: str, payload: bytes) -> tuple[dict[str, Any], Record]:
     model = MODELS.get(kind)
     if model is None:
         raise RecordRefused(f"unknown record kind {_short(repr(kind))} (known: {', '.join(KINDS)})")
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise RecordRefused(
-            f"payload of {len(payload)} bytes is not a record (at most {MAX_PAYLOAD_BYTES})"
-        )
     try:
-        obj = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RecordRefused(f"payload is not JSON: {exc}") from None
-    except RecursionError:
-        raise RecordRefused("payload is not a record: JSON nested too deeply") from None
-    if not isinstance(obj, dict):
-        raise RecordRefused(f"payload must be a JSON object, not {type(obj).__name__}")
+        obj = json_object(payload, MAX_PAYLOAD_BYTES, "record")
+    except NotAnObject as exc:
+        raise RecordRefused(str(exc)) from None
     msg_id = obj.get("id")
     if not isinstance(msg_id, str) or not 0 < len(msg_id) <= 128:
         raise RecordRefused("field 'id': must be a string of 1-128 characters (the message id)")
