@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from drivers.base import DeviceConfigBase
+from drivers.serial_line import SerialLineSettings
 
 __all__ = [
     "BIT_TABLES",
@@ -93,23 +94,10 @@ class TcpConnection(BaseModel):
     port: int = Field(default=502, ge=1, le=65535, description="TCP port of the device.")
 
 
-class RtuConnection(BaseModel):
+class RtuConnection(SerialLineSettings):
     """Modbus RTU on a serial line (RS-485/RS-232)."""
 
-    model_config = ConfigDict(extra="forbid")
-
     type: Literal["rtu"] = Field(description="Modbus RTU (binary framing on a serial line).")
-    port: str = Field(
-        min_length=1,
-        description="Serial device, e.g. /dev/ttyUSB0 (or a pyserial URL like socket://host:port).",
-        examples=["/dev/ttyUSB0"],
-    )
-    baudrate: int = Field(default=9600, gt=0, description="Line speed in bit/s.")
-    bytesize: Literal[7, 8] = Field(default=8, description="Data bits per character.")
-    parity: Literal["N", "E", "O"] = Field(
-        default="N", description="Parity: N (none), E (even) or O (odd)."
-    )
-    stopbits: Literal[1, 2] = Field(default=1, description="Stop bits per character.")
 
 
 Connection = Annotated[TcpConnection | RtuConnection, Field(discriminator="type")]

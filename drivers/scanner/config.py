@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from drivers.base import DeviceConfigBase
+from drivers.serial_line import SerialLineSettings
 
 __all__ = [
     "READING_TAGS",
@@ -98,23 +99,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class ScannerSerialLink(BaseModel):
+class ScannerSerialLink(SerialLineSettings):
     """RS-232/RS-485 (or any pyserial URL, e.g. socket://host:port or rfc2217://…)."""
 
-    model_config = ConfigDict(extra="forbid")
-
     type: Literal["serial"] = Field(description="A serial line, opened with pyserial.")
-    port: str = Field(
-        min_length=1,
-        description="Serial device, e.g. /dev/ttyUSB0, or a pyserial URL like socket://host:port.",
-        examples=["/dev/ttyUSB0"],
-    )
-    baudrate: int = Field(default=9600, gt=0, description="Line speed in bit/s.")
-    bytesize: Literal[7, 8] = Field(default=8, description="Data bits per character.")
-    parity: Literal["N", "E", "O"] = Field(
-        default="N", description="Parity: N (none), E (even) or O (odd)."
-    )
-    stopbits: Literal[1, 2] = Field(default=1, description="Stop bits per character.")
 
 
 ScannerLink = Annotated[
