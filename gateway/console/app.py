@@ -59,6 +59,7 @@ from gateway.web.wsgi import (
     read_body,
     request_path,
     request_query,
+    security_headers,
     status_line,
 )
 
@@ -66,18 +67,9 @@ __all__ = ["SECURITY_HEADERS", "ConsoleApp"]
 
 log = logging.getLogger(__name__)
 
-SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
-    (
-        "Content-Security-Policy",
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-    ),
-    ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "same-origin"),
-    ("Cross-Origin-Resource-Policy", "same-origin"),
-    ("Cross-Origin-Opener-Policy", "same-origin"),
-    ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+SECURITY_HEADERS = security_headers(
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 STATIC = {
     "/static/console.css": ("static/console.css", "text/css; charset=utf-8"),

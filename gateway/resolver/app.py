@@ -45,6 +45,7 @@ from gateway.web.wsgi import (
     read_body,
     request_path,
     request_query,
+    security_headers,
     status_line,
 )
 
@@ -52,17 +53,9 @@ __all__ = ["HTML", "NO_STORE", "SECURITY_HEADERS", "ResolverApp"]
 
 log = logging.getLogger(__name__)
 
-SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
-    (
-        "Content-Security-Policy",
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "base-uri 'none'; frame-ancestors 'none'",
-    ),
-    ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "same-origin"),
-    ("Cross-Origin-Resource-Policy", "same-origin"),
-    ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+SECURITY_HEADERS = security_headers(
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
 )
 STATIC_CACHE = "public, max-age=86400"
 ROBOTS = b"User-agent: *\nDisallow: /q\nDisallow: /check\nDisallow: /api/\n"

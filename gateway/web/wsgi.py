@@ -20,6 +20,7 @@ __all__ = [
     "read_body",
     "request_path",
     "request_query",
+    "security_headers",
     "status_line",
 ]
 
@@ -45,6 +46,21 @@ STATUS_TEXT = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
+
+
+def security_headers(csp: str) -> tuple[tuple[str, str], ...]:
+    """The headers every answer of a saltgw web surface carries, errors included: the page's
+    Content-Security-Policy ``csp`` and the same framing, sniffing, referrer, cross-origin and
+    permissions rules for all."""
+    return (
+        ("Content-Security-Policy", csp),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "same-origin"),
+        ("Cross-Origin-Resource-Policy", "same-origin"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+        ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+    )
 
 
 def status_line(status: int) -> str:
