@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import socket
 import ssl
 import threading
@@ -64,7 +63,6 @@ __all__ = [
     "LinkStats",
     "MessageHandler",
     "MqttLink",
-    "ReconnectSchedule",
     "broker_address",
     "broker_urls",
     "new_client",
@@ -429,29 +427,6 @@ def describe_disconnect(rc: ReasonCode, flags: Any) -> str:
     if rc.value == 0:
         return "disconnected on request"
     return "the connection was closed (broker stopped or restarted, or the network dropped)"
-
-
-class ReconnectSchedule:
-    """When a publishing thread may try to connect again: after each failure an exponentially
-    growing delay with jitter, up to ``max_secs``; from the start again once a working session
-    dropped. Shared by every thread that drives its own paho client (forwarder, UNS)."""
-
-    def __init__(self, min_secs: float, max_secs: float) -> None:
-        self.min_secs = min_secs
-        self.max_secs = max_secs
-        self.attempts = 0  # failures since the last working session
-        self._next = 0.0
-
-    def due(self) -> bool:
-        return time.monotonic() >= self._next
-
-    def failed(self) -> None:
-        self.attempts += 1
-        delay = min(self.max_secs, self.min_secs * 2 ** min(self.attempts - 1, 16))
-        self._next = time.monotonic() + delay * random.uniform(0.8, 1.2)
-
-    def reset(self) -> None:
-        self.attempts = 0
 
 
 class Forwarder:

@@ -85,11 +85,13 @@ def bd_seq(payload: Any) -> int:
 
 
 def output(
-    port: int, state_dir: Path, command_sink: CommandSink | None = None, **cfg: Any
+    port: int | list[str], state_dir: Path, command_sink: CommandSink | None = None, **cfg: Any
 ) -> SparkplugOutput:
+    """The node on the broker at ``port`` (or on the endpoints ``port``: mqtt.urls)."""
+    where = {"urls": port} if isinstance(port, list) else {"url": f"mqtt://127.0.0.1:{port}"}
     return SparkplugOutput(
         SparkplugConfig(group_id=GROUP, **cfg),
-        MqttSection(url=f"mqtt://127.0.0.1:{port}", keepalive_secs=5),
+        MqttSection(**where, keepalive_secs=5),
         gateway_id=NODE,
         state_dir=state_dir,
         command_sink=command_sink,

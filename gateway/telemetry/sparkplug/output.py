@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
@@ -32,9 +30,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from drivers.base import TagValue
 from gateway.config.extras import needs_message
 from gateway.config.models import MqttSection
+from gateway.failover import BrokerRotation
 from gateway.mqtt import (
     STATE_CHANGE,
-    broker_address,
     broker_urls,
     describe_disconnect,
     new_client,
@@ -64,6 +62,7 @@ class SparkplugUnavailable(RuntimeError):
 @dataclass(slots=True)
 class SparkplugStats:
     connects: int = 0
+    switches: int = 0  # sessions on another broker endpoint than the one before (mqtt.urls)
     births: int = 0  # NBIRTHs (each followed by the DBIRTHs)
     rebirths: int = 0  # of which asked by NCMD Node Control/Rebirth
     messages: int = 0  # handed to the socket
@@ -116,11 +115,13 @@ class SparkplugOutput:
         self.state = NodeState(
             cfg.state_file or state_dir / f"sparkplug-{self.group}-{self.node}.json"
         )
-        # the first endpoint: Sparkplug B does not rotate through mqtt.urls (docs/scaling.md)
-        self._url = broker_urls(mqtt, broker_url)[0]
         self._v5 = mqtt.protocol == "5"
         self._keepalive = mqtt.keepalive_secs
-        self._backoff = (
+        # the broker endpoints (mqtt.urls) in order, the one in use, when to try which next: a
+        # lost session moves on to the next endpoint at once (gateway/failover.py); each new
+        # session is a new Sparkplug session there (NBIRTH with the next bdSeq, DBIRTHs)
+        self.rotation = BrokerRotation(
+            broker_urls(mqtt, broker_url),
             backoff_min_secs if backoff_min_secs is not None else mqtt.reconnect_min_secs,
             backoff_max_secs if backoff_max_secs is not None else mqtt.reconnect_max_secs,
         )
@@ -129,7 +130,6 @@ class SparkplugOutput:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        self._host, self._port = broker_address(urlsplit(self._url))
         # -- node state (only the thread touches it after start) --------------------------------
         self._feed: TelemetryFeed | None = None
         self._metas: dict[str, list[TagMeta]] = {}  # device -> its tags, config order
@@ -148,8 +148,6 @@ class SparkplugOutput:
         self._host_online = self.host_id is None
         self._host_ts: int | None = None
         self._drop_session = False  # the primary host went offline: NDEATH, disconnect, anew
-        self._attempts = 0
-        self._next_attempt = 0.0
         self._warned: set[tuple[str, str]] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -213,15 +211,23 @@ class SparkplugOutput:
 
     def _loop(self, timeout: float) -> bool:
         """One round of paho's network loop; False when the connection is gone."""
+        was_up = self._connected  # on_disconnect (inside loop) clears it
         rc = self.client.loop(timeout=timeout)
         if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
             return True
-        self._lost(f"connection lost: {paho.error_string(rc)}")
+        self._lost(f"connection lost: {paho.error_string(rc)}", was_up)
         return False
 
+    @property
+    def _host(self) -> str:
+        return self.rotation.current.host
+
+    @property
+    def _port(self) -> int:
+        return self.rotation.current.port
+
     def _try_connect(self) -> None:
-        now = time.monotonic()
-        if now < self._next_attempt:
+        if not self.rotation.due():
             return
         # Sparkplug 3.0: every CONNECT carries an NDEATH will with the next bdSeq, saved first
         self._bd_seq = self.state.next_bd_seq()
@@ -234,25 +240,23 @@ class SparkplugOutput:
                 self.client.connect(self._host, self._port, self._keepalive)
             self._socket_open = True
         except OSError as exc:  # includes ssl.SSLError
-            if self._attempts == 0:
-                log.warning("Sparkplug: MQTT broker %s:%d unreachable: %s (retrying)",
-                            self._host, self._port, exc)  # fmt: skip
-            self._back_off()
+            tried, first = self.rotation.current.name, self.rotation.failures == 0
+            delay = self.rotation.failed()
+            if first:
+                log.warning("Sparkplug: MQTT broker %s unreachable: %s (trying %s:%d in %.1f s)",
+                            tried, exc, self._host, self._port, delay)  # fmt: skip
 
-    def _back_off(self) -> None:
-        self._attempts += 1
-        lo, hi = self._backoff
-        delay = min(hi, lo * 2 ** min(self._attempts - 1, 16))
-        self._next_attempt = time.monotonic() + delay * random.uniform(0.8, 1.2)
-
-    def _lost(self, why: str) -> None:
-        if self._connected:
-            log.warning("Sparkplug: %s; records not yet written stay in the telemetry store",
-                        why, extra=STATE_CHANGE)  # fmt: skip
-            self._attempts = 0
+    def _lost(self, why: str, was_up: bool) -> None:
         self._socket_open = False
+        if was_up:
+            lost = self.rotation.current.name
+            self.rotation.lost()  # a working session ended: the next endpoint at once
+            log.warning("Sparkplug: %s (broker %s); records not yet written stay in the "
+                        "telemetry store; trying %s:%d next", why, lost, self._host, self._port,
+                        extra=STATE_CHANGE)  # fmt: skip
+        else:
+            self.rotation.failed()  # closed before CONNACK (refused, TLS): the next endpoint
         self._session_over()
-        self._back_off()
 
     def _session_over(self) -> None:
         self._connected = False
@@ -278,8 +282,7 @@ class SparkplugOutput:
             self.client.loop(timeout=0.1)
         self._socket_open = False
         self._session_over()
-        self._attempts = 0
-        self._next_attempt = 0.0
+        self.rotation.next_at = 0.0  # a session we ended: connect anew at once, same endpoint
         if not final:
             log.info("Sparkplug: session ended (primary host offline); connecting anew",
                      extra=STATE_CHANGE)  # fmt: skip
@@ -292,7 +295,12 @@ class SparkplugOutput:
                       self._host, self._port, rc)  # fmt: skip
             return
         self._connected = True
-        self._attempts = 0
+        previous = self.rotation.last_used
+        if self.rotation.connected():
+            self.stats.switches += 1
+            log.warning("Sparkplug: broker failover: now on %s:%d instead of %s (switch %d)",
+                        self._host, self._port, previous.name if previous else "?",
+                        self.rotation.switches, extra=STATE_CHANGE)  # fmt: skip
         self.stats.connects += 1
         log.info("Sparkplug: connected to %s:%d as edge node %s/%s (bdSeq %d)",
                  self._host, self._port, self.group, self.node, self._bd_seq,

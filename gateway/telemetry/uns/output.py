@@ -32,7 +32,7 @@ from typing import Any
 from paho.mqtt.enums import MQTTErrorCode
 
 from gateway.config.models import MqttSection
-from gateway.mqtt import STATE_CHANGE, MqttLink, ReconnectSchedule
+from gateway.mqtt import STATE_CHANGE, MqttLink
 from gateway.telemetry.record import Quality, TagPoint, TagRecord, TelemetryFeed
 from gateway.topics import Topics
 
@@ -107,7 +107,11 @@ class UnsOutput:
         self._urgent = False  # a quality changed: send the retained values now
         self._next_retained = 0.0
         self._socket_open = False
-        self.reconnect = ReconnectSchedule(mqtt_cfg.reconnect_min_secs, mqtt_cfg.reconnect_max_secs)
+        # which broker endpoint next, and when (mqtt.urls; gateway/failover.py): a lost session
+        # moves on to the next endpoint at once
+        self.reconnect = self.link.rotation
+        # the last retained value sent per tag: sent again to a broker that takes over
+        self._retained_sent: dict[tuple[str, str], tuple[int, str, TagPoint]] = {}
         self._topic_cache: dict[str, str] = {}
 
     # -- TelemetryOutput -------------------------------------------------------------------------
@@ -187,18 +191,24 @@ class UnsOutput:
         except (OSError, ssl.SSLError) as exc:
             self.link.stats.connect_failures += 1
             self.link.stats.last_error = f"cannot connect to {self.link.broker}: {exc}"
-            if self.reconnect.attempts == 0:
-                log.warning("UNS telemetry: broker %s unreachable: %s (retrying)",
-                            self.link.broker, exc, extra=STATE_CHANGE)  # fmt: skip
-            self.reconnect.failed()
+            tried, first = self.link.broker, self.reconnect.failures == 0
+            delay = self.reconnect.failed()
+            if first:
+                log.warning("UNS telemetry: broker %s unreachable: %s (trying %s in %.1f s)",
+                            tried, exc, self.link.broker, delay, extra=STATE_CHANGE)  # fmt: skip
 
     def _lost(self, rc: MQTTErrorCode, was_up: bool) -> None:
         self._socket_open = False
-        if was_up:
+        self.link.refused = False
+        if was_up:  # a working session ended: the next endpoint at once
             self.link.connected.clear()
             self.link.stats.last_error = f"connection lost: {rc}"
-            self.reconnect.reset()
-        self.link.refused = False
+            lost = self.link.broker
+            self.reconnect.lost()
+            if self.reconnect.multiple:
+                log.warning("UNS telemetry: broker %s lost; trying %s next", lost,
+                            self.link.broker, extra=STATE_CHANGE)  # fmt: skip
+            return
         self.reconnect.failed()
 
     def _hold(self, rid: int) -> None:
@@ -217,6 +227,11 @@ class UnsOutput:
         link = self.link
         if not link.connected.is_set() or self._feed is None:
             return False
+        if link.switched:  # another broker took over: it lacks the retained values sent so far
+            link.switched = False
+            again = {k: v for k, v in self._retained_sent.items() if k not in self._retained}
+            self._retained = {**again, **self._retained}  # older records first (the cursor)
+            self._urgent = True
         sent = False
         now = time.monotonic()
         due = bool(self._retained) and (self._urgent or now >= self._next_retained)
@@ -295,6 +310,7 @@ class UnsOutput:
                 self._retained = {key: (rid, ts, p), **self._retained}
                 raise
             self._retained_quality[key] = p.quality
+            self._retained_sent[key] = (rid, ts, p)
             self.stats.retained_published += 1
 
     def _flush_acks(self) -> None:
