@@ -131,18 +131,18 @@ def test_polls_on_a_steady_schedule_without_bursts() -> None:
             driver = driver_for(sim.port, poll_interval_ms=50)
             await driver.connect()
             try:
+                # the schedule itself (immediate poll after an overrun, no burst) is proven on
+                # an injected clock in tests/unit/test_poll_ticker.py; here only lower bounds,
+                # which no load can break: the driver waits for its ticks
                 start = time.monotonic()
-                for _ in range(11):  # the first read is immediate
+                for _ in range(11):  # the first read is immediate, then 10 intervals
                     await driver.read()
-                assert 0.45 <= time.monotonic() - start < 0.75
+                assert time.monotonic() - start >= 0.5 - 0.005
                 await asyncio.sleep(0.3)  # a slow consumer: six ticks missed
                 t0 = time.monotonic()
                 await driver.read()  # one immediate poll ...
-                t1 = time.monotonic()
-                await driver.read()  # ... then the cadence again, no burst
-                t2 = time.monotonic()
-                assert t1 - t0 < 0.03
-                assert 0.035 <= t2 - t1 < 0.1
+                await driver.read()  # ... then the cadence again: a burst would not wait
+                assert time.monotonic() - t0 >= 0.05 - 0.005
             finally:
                 await driver.close()
 
