@@ -523,7 +523,7 @@ def verify_access_log(path: Path, key: bytes | None = None, *, how: str = "") ->
 
         def recs() -> Iterator[_Rec]:
             for row in db.execute(
-                "SELECT id, at, user, host, pid, query, subject, outcome, prev, chain "
+                'SELECT id, at, "user", host, pid, query, subject, outcome, prev, chain '
                 "FROM access_log ORDER BY id"
             ):
                 chain = _blob(row[9])

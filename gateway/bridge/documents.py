@@ -29,7 +29,6 @@ import gzip
 import hashlib
 import io
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from typing import IO, Protocol
 
 from gateway.bridge.config import BridgeSection
 from gateway.bridge.content import DocumentContent, DocumentHeader
+from gateway.bridge.db import Db
 from gateway.bridge.integrity import head
 from gateway.bridge.schema import built_rid
 from gateway.bridge.xmlcheck import check_document, load_schema
@@ -99,7 +99,7 @@ class DocumentBuilder:
 
     def __init__(
         self,
-        db: sqlite3.Connection,
+        db: Db,
         cfg: BridgeSection,
         *,
         enterprise: str,
@@ -208,19 +208,18 @@ class DocumentBuilder:
                 cur = db.execute(
                     "INSERT INTO documents(number, profile, encoding, created, first_rid, "
                     "last_rid, codes, sha256, body, state, last_error, checked) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
                     (
                         g.number, self.profile.name, g.encoding, self.clock(), g.first, g.last,
                         g.codes, g.sha256, g.body, state, g.error, int(self.checked),
                     ),
                 )  # fmt: skip
-                assert cur.lastrowid is not None
                 if g.error is not None:
                     db.execute(
                         "INSERT INTO attempts(number, at, outcome, detail) VALUES (?,?,?,?)",
                         (g.number, self.clock(), "invalid", g.error),
                     )
-                out.append(BuiltDocument(cur.lastrowid, g.number, g.codes, state, g.error))
+                out.append(BuiltDocument(int(cur.fetchone()[0]), g.number, g.codes, state, g.error))
             last = group[-1]
             db.executemany(
                 "INSERT INTO meta(key, value) VALUES (?, ?) "
