@@ -42,7 +42,7 @@ from datetime import datetime
 from pathlib import Path
 
 from gateway.bridge.config import BridgeSection, PublicSnapshotSection
-from gateway.bridge.db import Db
+from gateway.bridge.db import Db, is_url, open_db
 from gateway.bridge.public_apply import apply_range, batches_of_range, chunked
 from gateway.bridge.public_publish import PRIVATE_TABLE, publish, remove_stale
 from gateway.bridge.schema import PUBLIC_INSPECTION_SQL
@@ -65,8 +65,11 @@ PRODUCT_COLUMNS = (
 )  # fmt: skip
 
 
-def open_store(path: Path | str) -> sqlite3.Connection:
-    """A read-only connection to the trace store (raises when it does not exist)."""
+def open_store(path: Path | str) -> Db:
+    """A read-only connection to the trace store (raises when it does not exist): a SQLite file
+    or a PostgreSQL store (gateway/bridge/db.py)."""
+    if is_url(path):
+        return open_db(path, readonly=True)
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no trace store at {p}")

@@ -71,7 +71,7 @@ def _delete_events(
     prune(db, sub, arg, key=key, today=today, rule=rule)  # the chain's links survive the purge
     for table in TYPED:
         db.execute(f"DELETE FROM {table} WHERE rid IN ({sub})", (arg,))
-    return db.execute(f"DELETE FROM events WHERE rid IN ({sub})", (arg,)).rowcount
+    return int(db.execute(f"DELETE FROM events WHERE rid IN ({sub})", (arg,)).rowcount)
 
 
 def purge(

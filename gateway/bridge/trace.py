@@ -81,7 +81,9 @@ def _batch_info(db: Db, batch: str, cfg: BridgeSection | None) -> dict[str, Any]
 def ccp_of_batch(db: Db, batch: str, limit: int | None) -> dict[str, Any]:
     """The batch's CCP counts and records, failed ones first (``limit`` None: all)."""
     total, fails = db.execute(
-        "SELECT COUNT(*), COALESCE(SUM(verdict='fail'), 0) FROM ccp WHERE batch=?", (batch,)
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN verdict='fail' THEN 1 ELSE 0 END), 0) "
+        "FROM ccp WHERE batch=?",
+        (batch,),
     ).fetchone()
     rows = db.execute(
         "SELECT type, ts, device, value, flag, unit, lo, hi, verdict FROM ccp WHERE batch=? "

@@ -15,10 +15,11 @@ import pytest
 
 from gateway.bridge.store import TraceStore
 
-__all__ = ["ENGINES", "StoreAt", "store_at"]
+__all__ = ["ENGINES", "KEY", "KEY_TEXT", "StoreAt", "store_at"]
 
 ENGINES = ("sqlite", "postgresql")
-KEY = bytes(range(32))
+KEY_TEXT = "5a1t" * 16  # as a key file or $SALTGW_STORE_CHAIN_KEY holds it
+KEY = KEY_TEXT.encode()
 
 
 class StoreAt:
@@ -27,7 +28,7 @@ class StoreAt:
         self.location = location
         self.key = KEY
         self.key_file = key_file  # the key for --store-key-file, bridge.chain_key_file
-        key_file.write_text(KEY.hex())
+        key_file.write_text(KEY_TEXT)
         key_file.chmod(0o600)
 
     @property
