@@ -45,7 +45,7 @@ from gateway.bridge.config import BridgeSection, PublicSnapshotSection
 from gateway.bridge.db import Db, is_url, open_db
 from gateway.bridge.public_apply import apply_range, batches_of_range, chunked
 from gateway.bridge.public_publish import PRIVATE_TABLE, publish, remove_stale
-from gateway.bridge.schema import PUBLIC_INSPECTION_SQL
+from gateway.bridge.schema import PUBLIC_INSPECTION_SQL, top_rid
 from gateway.public_snapshot import SCHEMA_SQL
 
 __all__ = ["CHUNK_EVENTS", "SnapshotStats", "SnapshotWriter", "open_store"]
@@ -182,8 +182,7 @@ class SnapshotWriter:
         w = self.work
         store.execute("BEGIN")  # one consistent view of the store for the chunk
         try:
-            row = store.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-            top = 0 if row is None else int(row[0])
+            top = top_rid(store)
             with _txn(w):  # the watermark is read under the write lock: one writer at a time
                 mark = self.watermark()
                 if top < mark:

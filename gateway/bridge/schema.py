@@ -58,6 +58,7 @@ __all__ = [
     "built_rid",
     "connect",
     "document_of",
+    "top_rid",
 ]
 
 QUARANTINE_PAYLOAD_BYTES = 64 * 1024  # what is kept of a quarantined payload
@@ -364,6 +365,22 @@ def _add_columns(db: sqlite3.Connection) -> None:
         if col not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {col} {typ}")
     db.execute("CREATE INDEX IF NOT EXISTS outbound_batch ON outbound(batch)")
+
+
+def top_rid(db: Db) -> int:
+    """The highest event ``rid`` given so far (0: none), in the caller's view of the store.
+    SQLite: its AUTOINCREMENT counter (also past events purged before the chain kept their
+    links). PostgreSQL: the highest committed rid of ``events`` and ``pruned`` (the identity's
+    own counter runs ahead of what is committed: writers hold rids until they commit, and rids
+    commit in order under the write lock)."""
+    if isinstance(db, sqlite3.Connection):
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        return 0 if row is None else int(row[0])
+    row = db.execute(
+        "SELECT MAX(rid) FROM (SELECT MAX(rid) AS rid FROM events "
+        "UNION ALL SELECT MAX(rid) FROM pruned) AS t"
+    ).fetchone()
+    return 0 if row is None or row[0] is None else int(row[0])
 
 
 def built_rid(db: Db) -> int:
