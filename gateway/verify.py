@@ -392,13 +392,15 @@ def verify_journal(
         db.close()
 
 
-def _how(path: Path, kind: str) -> str:
+def _how(path: Path | str, kind: str) -> str:
     var, opt = (
         ("SALTGW_JOURNAL_CHAIN_KEY", "--journal-key-file")
         if kind == "journal"
         else ("SALTGW_STORE_CHAIN_KEY", "--store-key-file")
     )
-    return f"set ${var}, give {opt} PATH or the config, or put {path.name}.chain-key back"
+    if is_url(path):  # a PostgreSQL store has no key file beside it
+        return f"set ${var}, give {opt} PATH or the config"
+    return f"set ${var}, give {opt} PATH or the config, or put {Path(path).name}.chain-key back"
 
 
 def verify_store(

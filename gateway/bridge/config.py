@@ -248,7 +248,7 @@ class BridgeSection(_Strict):
         description=(
             "Trace store and outbox: a SQLite file (relative: to the working directory), or a "
             "postgresql://user@host:port/db URL of one enterprise store that several bridges "
-            "write (docs/scaling.md; the postgres extra; its schema: saltgw bridge migrate; the "
+            "write (docs/scaling.md; the postgres extra; its schema: saltgw store migrate; the "
             "password from PGPASSWORD or ~/.pgpass rather than in the URL)."
         ),
     )

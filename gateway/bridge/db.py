@@ -19,7 +19,7 @@ in one place:
 - ``numeric`` results (``SUM`` of integers) come back as ``int`` (or ``float``), as SQLite's do.
 
 The SQLite schema is created and widened in place (:func:`gateway.bridge.schema.connect`); the
-PostgreSQL schema is versioned with alembic (gateway/bridge/migrations, ``saltgw bridge
+PostgreSQL schema is versioned with alembic (gateway/bridge/migrations, ``saltgw store
 migrate``).
 """
 
@@ -85,7 +85,7 @@ def describe(store: Path | str) -> str:
 
 def open_db(store: Path | str, *, create: bool = True, readonly: bool = False) -> Db:
     """A connection to the trace store ``store``: a SQLite file (created with its tables unless
-    ``create=False``) or a ``postgresql://`` URL (its schema must be migrated: ``saltgw bridge
+    ``create=False``) or a ``postgresql://`` URL (its schema must be migrated: ``saltgw store
     migrate``)."""
     if is_url(store):
         from gateway.bridge.pg import PgConnection

@@ -36,7 +36,7 @@ _TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|\?|%")
 
 
 class SchemaOutOfDate(sqlite3.OperationalError):
-    """The database's schema is not the one this saltgw writes: ``saltgw bridge migrate``."""
+    """The database's schema is not the one this saltgw writes: ``saltgw store migrate``."""
 
 
 @lru_cache(maxsize=1024)
@@ -118,7 +118,7 @@ class PgConnection:
             have = "no saltgw schema" if row is None else f"schema revision {row[0]}"
             raise SchemaOutOfDate(
                 f"trace store {self.where} has {have}; this saltgw needs revision "
-                f"{SCHEMA_REVISION}: run saltgw bridge migrate --store URL (docs/scaling.md)"
+                f"{SCHEMA_REVISION}: run saltgw store migrate --store URL (docs/scaling.md)"
             )
 
     # -- sqlite3.Connection -----------------------------------------------------------------------

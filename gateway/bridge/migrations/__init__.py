@@ -1,6 +1,6 @@
 """The PostgreSQL trace store's schema, versioned with alembic (the ``postgres`` extra).
 
-``saltgw bridge migrate --store URL`` (or :func:`migrate`) brings a database to the revision
+``saltgw store migrate --store URL`` (or :func:`migrate`) brings a database to the revision
 this saltgw reads and writes (:data:`gateway.bridge.pg.SCHEMA_REVISION`); a bridge or ``saltgw
 trace`` refuses a database at another revision. Migrations run under an advisory lock, so two
 operators (or two hosts' deployment scripts) migrating at once do it one after the other.
