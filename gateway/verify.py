@@ -679,7 +679,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for t in targets:
         try:
             if t.kind == "journal":
-                reports = [verify_journal(t.path, t.key, anchor=anchor)]
+                reports = [verify_journal(Path(t.path), t.key, anchor=anchor)]
             else:
                 reports = [
                     verify_store(t.path, t.key, anchor=store_anchor, min_days=t.min_days),

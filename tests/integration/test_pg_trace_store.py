@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gateway.bridge.backlog import read_backlog
 from gateway.bridge.config import BridgeSection
 from gateway.bridge.documents import DocumentBuilder
 from gateway.bridge.pg import SCHEMA_REVISION, SchemaOutOfDate
@@ -119,6 +120,9 @@ def test_two_bridges_write_one_store_at_once(pg_store: str, tmp_path: Path) -> N
         "ON e.rid BETWEEN d.first_rid AND d.last_rid WHERE e.up = 1 GROUP BY e.rid"
     ).fetchall()
     assert in_docs and all(n == 1 for _, n in in_docs), [r for r in in_docs if r[1] != 1]
+    backlog = read_backlog(pg_store)  # /metrics of any bridge: the enterprise's outbox
+    assert backlog is not None and backlog.events_waiting == 0
+    assert backlog.count("pending") == len(numbers)
     lines = {r[0] for r in db.execute("SELECT DISTINCT line FROM events")}
     assert lines == {"L1", "L2"}
     store.close()

@@ -96,12 +96,17 @@ class PgServer:
             capture_output=True,
             timeout=30,
             check=False,
-            **_as(self.owner),
+            user=_uid(self.owner),
+            group=_gid(self.owner),
         )
 
 
-def _as(owner: tuple[int, int] | None) -> dict[str, int]:
-    return {} if owner is None else {"user": owner[0], "group": owner[1]}
+def _uid(owner: tuple[int, int] | None) -> int | None:
+    return None if owner is None else owner[0]
+
+
+def _gid(owner: tuple[int, int] | None) -> int | None:
+    return None if owner is None else owner[1]
 
 
 def _start(base: Path, bindir: Path, owner: tuple[int, int] | None) -> PgServer:
@@ -114,7 +119,7 @@ def _start(base: Path, bindir: Path, owner: tuple[int, int] | None) -> PgServer:
     subprocess.run(
         [str(bindir / "initdb"), "-D", str(data), "-U", user, "-A", "trust", "-E", "UTF8",
          "--no-sync", "--locale=C"],
-        check=True, capture_output=True, timeout=120, **_as(owner),
+        check=True, capture_output=True, timeout=120, user=_uid(owner), group=_gid(owner),
     )  # fmt: skip
     for _ in range(5):  # a free port can be taken before postgres binds it: pick another
         port = free_port()
@@ -126,7 +131,8 @@ def _start(base: Path, bindir: Path, owner: tuple[int, int] | None) -> PgServer:
         proc = subprocess.run(
             [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"),
              "-o", opts, "-w", "-t", "30", "start"],
-            capture_output=True, text=True, timeout=60, check=False, **_as(owner),
+            capture_output=True, text=True, timeout=60, check=False,
+            user=_uid(owner), group=_gid(owner),
         )  # fmt: skip
         if proc.returncode == 0:
             return PgServer(bindir, data, port, user, owner)
