@@ -44,6 +44,7 @@ __all__ = [
     "ChainKeyError",
     "Marker",
     "chain_key",
+    "configured_chain_key",
     "default_key_file",
     "existing_chain_key",
     "journal_body",
@@ -130,14 +131,23 @@ def _as_key(value: str, what: str, where: str) -> bytes:
     return value.encode()
 
 
+def configured_chain_key(env: str | None, file: Path | None, what: str) -> bytes | None:
+    """The key from ``env`` (set and not empty), else from ``file``; None when neither gives
+    one."""
+    value = secret(env, file, what)
+    if value is None:
+        return None
+    return _as_key(value, what, f"${env}" if env and os.environ.get(env) else str(file))
+
+
 def existing_chain_key(
     store: Path, env: str | None = None, file: Path | None = None, what: str = "chain key"
 ) -> bytes | None:
     """The key of ``store`` from ``env``, else ``file``, else the generated file beside the
     store; None when none of them exists (nothing is created: ``saltgw verify``)."""
-    value = secret(env, file, what)
-    if value is not None:
-        return _as_key(value, what, f"${env}" if env and os.environ.get(env) else str(file))
+    key = configured_chain_key(env, file, what)
+    if key is not None:
+        return key
     default = default_key_file(store)
     if not default.exists():
         return None

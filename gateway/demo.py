@@ -362,7 +362,7 @@ async def run_demo(
     sims = await start_simulators(cfg.simulators)
     show = open_progress(out, live)
     public = cfg.bridge.public.path if cfg.bridge and cfg.bridge.public else None
-    workdir = cfg.bridge.store.parent if cfg.bridge else Path("var")
+    workdir = Path(str(cfg.bridge.store)).parent if cfg.bridge else Path("var")
 
     async def with_console(url: str, resolver: str | None) -> dict[str, Any]:
         # the people on the line: the web console, stopped before the broker

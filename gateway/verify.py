@@ -36,7 +36,16 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.chain import ALG_HMAC, GENESIS, Marker, existing_chain_key, journal_body, link
+from gateway.bridge.db import Db, columns, describe, is_url, open_db
+from gateway.chain import (
+    ALG_HMAC,
+    GENESIS,
+    Marker,
+    configured_chain_key,
+    existing_chain_key,
+    journal_body,
+    link,
+)
 
 __all__ = [
     "Anchor",
@@ -82,7 +91,7 @@ class Anchor:
 @dataclass(slots=True)
 class Report:
     store: str  # "journal" | "trace store" | "access log"
-    path: Path
+    path: Path | str  # a file, or a PostgreSQL store's URL (shown without its password)
     checked: int = 0  # records whose link was verified
     unchained: int = 0  # records written before the chain existed (nothing to verify)
     unkeyed: int = 0  # records checked whose links are plain SHA-256 (before keyed chains)
@@ -140,6 +149,13 @@ class _Rec:
     prev: bytes | None
     chain: bytes | None  # None: written before the chain existed
     body: bytes | None  # None: a purged record (only its links are kept)
+
+
+def _store_db(path: Path | str) -> Db:
+    """A trace store read-only: its SQLite file or its PostgreSQL database."""
+    if is_url(path):
+        return open_db(path, readonly=True)
+    return _readonly(Path(path))
 
 
 def _readonly(path: Path) -> sqlite3.Connection:
@@ -310,11 +326,11 @@ def _anchor(rep: Report, anchor: Anchor | None, found: bytes | None, *, leaves: 
         rep.notes.append(f"matches the anchor {anchor.key}:{anchor.hash.hex()}")
 
 
-def _columns(db: sqlite3.Connection, table: str) -> set[str]:
-    return {str(r[1]) for r in db.execute(f"PRAGMA table_info({table})")}
+def _columns(db: Db, table: str) -> set[str]:
+    return columns(db, table)
 
 
-def _meta_marker(db: sqlite3.Connection, rep: Report, key: str) -> Marker | None:
+def _meta_marker(db: Db, rep: Report, key: str) -> Marker | None:
     row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
     if row is None:
         return None
@@ -376,17 +392,19 @@ def verify_journal(
         db.close()
 
 
-def _how(path: Path, kind: str) -> str:
+def _how(path: Path | str, kind: str) -> str:
     var, opt = (
         ("SALTGW_JOURNAL_CHAIN_KEY", "--journal-key-file")
         if kind == "journal"
         else ("SALTGW_STORE_CHAIN_KEY", "--store-key-file")
     )
-    return f"set ${var}, give {opt} PATH or the config, or put {path.name}.chain-key back"
+    if is_url(path):  # a PostgreSQL store has no key file beside it
+        return f"set ${var}, give {opt} PATH or the config"
+    return f"set ${var}, give {opt} PATH or the config, or put {Path(path).name}.chain-key back"
 
 
 def verify_store(
-    path: Path,
+    path: Path | str,
     key: bytes | None = None,
     *,
     anchor: Anchor | None = None,
@@ -398,9 +416,10 @@ def verify_store(
     from gateway.bridge.config import RetentionSection
     from gateway.bridge.integrity import CHAIN, head, row_body
 
-    rep = Report("trace store", path)
-    key = key if key is not None else existing_chain_key(path, what="trace store chain key")
-    db = _readonly(path)
+    rep = Report("trace store", describe(path) if is_url(path) else path)
+    if key is None and not is_url(path):
+        key = existing_chain_key(Path(path), what="trace store chain key")
+    db = _store_db(path)
     try:
         mark = _meta_marker(db, rep, "chain_alg")
         if rep.broken is not None:
@@ -441,7 +460,7 @@ def verify_store(
         db.close()
 
 
-def _check_pruned(db: sqlite3.Connection, rep: Report, keying: _Keying, min_days: int) -> None:
+def _check_pruned(db: Db, rep: Report, keying: _Keying, min_days: int) -> None:
     """Every purged record was purged by retention (gateway/bridge/retention.py): its row holds
     the date its span counts from, the day it was kept until and the day it was purged under
     the key (integrity.pruned_mac), and the rule held: kept until at least ``since +
@@ -497,14 +516,15 @@ def _check_pruned(db: sqlite3.Connection, rep: Report, keying: _Keying, min_days
         )
 
 
-def verify_access_log(path: Path, key: bytes | None = None, *, how: str = "") -> Report:
+def verify_access_log(path: Path | str, key: bytes | None = None, *, how: str = "") -> Report:
     """Check the trace store's access log (gateway/bridge/access.py): every row linked to the
     one before, the newest to ``meta.access_head``."""
     from gateway.bridge.access import access_body, access_head
 
-    rep = Report("access log", path)
-    key = key if key is not None else existing_chain_key(path, what="trace store chain key")
-    db = _readonly(path)
+    rep = Report("access log", describe(path) if is_url(path) else path)
+    if key is None and not is_url(path):
+        key = existing_chain_key(Path(path), what="trace store chain key")
+    db = _store_db(path)
     try:
         mark = _meta_marker(db, rep, "access_alg")
         if rep.broken is not None:
@@ -523,7 +543,7 @@ def verify_access_log(path: Path, key: bytes | None = None, *, how: str = "") ->
 
         def recs() -> Iterator[_Rec]:
             for row in db.execute(
-                "SELECT id, at, user, host, pid, query, subject, outcome, prev, chain "
+                'SELECT id, at, "user", host, pid, query, subject, outcome, prev, chain '
                 "FROM access_log ORDER BY id"
             ):
                 chain = _blob(row[9])
@@ -536,7 +556,7 @@ def verify_access_log(path: Path, key: bytes | None = None, *, how: str = "") ->
         db.close()
 
 
-def _check_documents(db: sqlite3.Connection, rep: Report) -> None:
+def _check_documents(db: Db, rep: Report) -> None:
     for number, first_rid, encoding, body, sha in db.execute(
         "SELECT number, first_rid, encoding, body, sha256 FROM documents ORDER BY id"
     ):
@@ -567,7 +587,9 @@ def add_command(sub: Any) -> None:
     )
     s.add_argument("config", nargs="?", metavar="CONFIG.yaml", help="take paths and keys from it")
     s.add_argument("--journal", metavar="PATH", help="a journal file")
-    s.add_argument("--store", metavar="PATH", help="a trace store file")
+    s.add_argument(
+        "--store", metavar="PATH|URL", help="a trace store file, or a postgresql:// URL"
+    )
     s.add_argument("--journal-key-file", metavar="PATH", help="the journal's chain key file")
     s.add_argument("--store-key-file", metavar="PATH", help="the trace store's chain key file")
     s.add_argument(
@@ -583,7 +605,7 @@ def add_command(sub: Any) -> None:
 @dataclass(frozen=True, slots=True)
 class _Target:
     kind: str  # journal | store
-    path: Path
+    path: Path | str
     key: bytes | None
     min_days: int | None = None
 
@@ -596,17 +618,17 @@ def _targets(args: argparse.Namespace) -> list[_Target]:
     sfile = Path(args.store_key_file) if args.store_key_file else None
     jsec, bsec = JournalSection(), BridgeSection()
     jpath: Path | None
-    spath: Path | None
+    spath: Path | str | None
     if args.config:
         from gateway.config.loader import load_config
 
         cfg = load_config(args.config)
         jsec, bsec = cfg.journal, cfg.bridge or bsec
         jpath = Path(args.journal) if args.journal else cfg.journal.path
-        spath = Path(args.store) if args.store else (bsec.store if cfg.bridge else None)
+        spath = _store_arg(args.store) if args.store else (bsec.store if cfg.bridge else None)
     else:
         jpath = Path(args.journal) if args.journal else None
-        spath = Path(args.store) if args.store else None
+        spath = _store_arg(args.store) if args.store else None
     out: list[_Target] = []
     if jpath is not None:
         key = existing_chain_key(
@@ -614,11 +636,21 @@ def _targets(args: argparse.Namespace) -> list[_Target]:
         )
         out.append(_Target("journal", jpath, key))
     if spath is not None:
-        key = existing_chain_key(
-            spath, bsec.chain_key_env, sfile or bsec.chain_key_file, "trace store chain key"
-        )
+        if is_url(spath):
+            key = configured_chain_key(
+                bsec.chain_key_env, sfile or bsec.chain_key_file, "trace store chain key"
+            )
+        else:
+            key = existing_chain_key(
+                Path(spath), bsec.chain_key_env, sfile or bsec.chain_key_file,
+                "trace store chain key",
+            )  # fmt: skip
         out.append(_Target("store", spath, key, bsec.retention.min_days))
     return out
+
+
+def _store_arg(value: str) -> Path | str:
+    return value if is_url(value) else Path(value)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -647,14 +679,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for t in targets:
         try:
             if t.kind == "journal":
-                reports = [verify_journal(t.path, t.key, anchor=anchor)]
+                reports = [verify_journal(Path(t.path), t.key, anchor=anchor)]
             else:
                 reports = [
                     verify_store(t.path, t.key, anchor=store_anchor, min_days=t.min_days),
                     verify_access_log(t.path, t.key),
                 ]
         except FileNotFoundError:
-            print(f"saltgw: error: no {t.kind} at {t.path}", file=sys.stderr)
+            print(f"saltgw: error: no {t.kind} at {describe(t.path)}", file=sys.stderr)
             status = max(status, 2)
             continue
         except (KeyMissing, SecretError) as exc:
@@ -662,7 +694,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
             status = max(status, 2)
             continue
         except sqlite3.DatabaseError as exc:
-            print(f"{t.kind} {t.path}: BROKEN: not a readable database: {exc}")
+            if isinstance(exc, sqlite3.OperationalError) and is_url(t.path):
+                print(f"saltgw: error: {exc}", file=sys.stderr)  # unreachable, not migrated
+                status = max(status, 2)
+                continue
+            print(f"{t.kind} {describe(t.path)}: BROKEN: not a readable database: {exc}")
             status = max(status, 1)
             continue
         for rep in reports:

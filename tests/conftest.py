@@ -13,7 +13,13 @@ from tests.support.broker import Mosquitto, mosquitto_available
 
 # in CI a skip fails the run; the browser and HTTPS-proxy fixtures (browser, screenshot,
 # https_proxy)
-pytest_plugins = ["tests.support.ci_skips", "tests.support.browser", "tests.support.nginx"]
+pytest_plugins = [
+    "tests.support.ci_skips",
+    "tests.support.browser",
+    "tests.support.nginx",
+    "tests.support.postgres",
+    "tests.support.stores",
+]
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:

@@ -21,11 +21,11 @@ import logging
 import os
 import pwd
 import socket
-import sqlite3
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from gateway.bridge.db import Db, columns
 from gateway.bridge.integrity import set_marker
 from gateway.chain import GENESIS, link
 
@@ -81,8 +81,8 @@ def who() -> str:
     return f"{user}, logged in as {_name(login)}" if login is not None and login != uid else user
 
 
-def _ensure_chain(db: sqlite3.Connection) -> None:
-    cols = {r[1] for r in db.execute("PRAGMA table_info(access_log)")}
+def _ensure_chain(db: Db) -> None:
+    cols = columns(db, "access_log")
     for col in ("prev", "chain"):
         if col not in cols:
             db.execute(f"ALTER TABLE access_log ADD COLUMN {col} BLOB")
@@ -93,7 +93,7 @@ def access_body(row: tuple[object, ...]) -> bytes:
     return json.dumps(list(row), ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def access_head(db: sqlite3.Connection) -> tuple[int, bytes] | None:
+def access_head(db: Db) -> tuple[int, bytes] | None:
     """(id, chain) of the newest linked row, or None before the first."""
     row = db.execute("SELECT value FROM meta WHERE key='access_head'").fetchone()
     if row is None:
@@ -103,7 +103,7 @@ def access_head(db: sqlite3.Connection) -> tuple[int, bytes] | None:
 
 
 def record(
-    db: sqlite3.Connection,
+    db: Db,
     query: str,
     subject: str | None,
     outcome: str,
@@ -133,11 +133,11 @@ def record(
         head = access_head(db)
         prev = head[1] if head is not None else GENESIS
         cur = db.execute(
-            "INSERT INTO access_log(at, user, host, pid, query, subject, outcome) "
-            "VALUES (?,?,?,?,?,?,?)",
+            'INSERT INTO access_log(at, "user", host, pid, query, subject, outcome) '
+            "VALUES (?,?,?,?,?,?,?) RETURNING id",
             (entry.at, entry.user, entry.host, entry.pid, query, subject, outcome),
         )
-        rid = int(cur.lastrowid or 0)
+        rid = int(cur.fetchone()[0])
         set_marker(db, key, "access_alg", "access log", rid)
         body = access_body((rid, *astuple_row(entry)))
         chain = link(prev, body, key)
@@ -164,17 +164,17 @@ def astuple_row(e: AccessEntry) -> tuple[object, ...]:
     return (e.at, e.user, e.host, e.pid, e.query, e.subject, e.outcome)
 
 
-def recent(db: sqlite3.Connection, limit: int = 50) -> list[AccessEntry]:
+def recent(db: Db, limit: int = 50) -> list[AccessEntry]:
     """The newest ``limit`` rows, oldest first."""
     rows = db.execute(
-        "SELECT at, user, host, pid, query, subject, outcome FROM access_log "
+        'SELECT at, "user", host, pid, query, subject, outcome FROM access_log '
         "ORDER BY id DESC LIMIT ?",
         (limit,),
     ).fetchall()
     return [AccessEntry(*r) for r in reversed(rows)]
 
 
-def show(db: sqlite3.Connection, limit: int, as_json: bool) -> int:
+def show(db: Db, limit: int, as_json: bool) -> int:
     for e in recent(db, limit):
         if as_json:
             print(json.dumps(asdict(e), ensure_ascii=False))

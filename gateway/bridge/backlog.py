@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.bridge.db import Db, describe, is_url, open_db
 from gateway.bridge.schema import PENDING_EVENTS_SQL
 
 __all__ = ["DOCUMENT_STATES", "OutboxBacklog", "read_backlog"]
@@ -43,15 +44,19 @@ class OutboxBacklog:
         return self.count("pending") + self.count("sent")
 
 
-def read_backlog(path: Path, *, now: float | None = None) -> OutboxBacklog | None:
-    """The outbox of the store at ``path``; None when there is no store (yet) or it cannot be
-    read (logged)."""
-    if not path.is_file():
-        return None
+def read_backlog(path: Path | str, *, now: float | None = None) -> OutboxBacklog | None:
+    """The outbox of the store at ``path`` (a PostgreSQL store's: the whole enterprise's);
+    None when there is no store (yet) or it cannot be read (logged)."""
+    db: Db
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=5)
+        if is_url(path):
+            db = open_db(path, readonly=True)
+        elif not Path(path).is_file():
+            return None
+        else:
+            db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=rw", uri=True, timeout=5)
     except sqlite3.Error as exc:
-        log.warning("cannot read the outbox of %s: %s", path, exc)
+        log.warning("cannot read the outbox of %s: %s", describe(path), exc)
         return None
     try:
         states = {str(s): int(n) for s, n in db.execute(_BY_STATE)}
@@ -59,7 +64,7 @@ def read_backlog(path: Path, *, now: float | None = None) -> OutboxBacklog | Non
         waiting = int(db.execute(PENDING_EVENTS_SQL).fetchone()[0])
         unchecked = int(db.execute(_UNCHECKED).fetchone()[0])
     except sqlite3.Error as exc:  # e.g. the bridge is creating the tables right now
-        log.warning("cannot read the outbox of %s: %s", path, exc)
+        log.warning("cannot read the outbox of %s: %s", describe(path), exc)
         return None
     finally:
         db.close()

@@ -8,10 +8,13 @@ import argparse
 import contextlib
 import io
 import os
+import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from gateway.bridge.db import describe, is_url
 
 __all__ = ["add_commands"]
 
@@ -64,8 +67,9 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--config", metavar="CONFIG.yaml", help="config with a bridge: section")
     s.add_argument(
         "--store",
-        metavar="PATH",
-        help="the trace store instead of --config (default: var/bridge.db)",
+        metavar="PATH|URL",
+        help="the trace store instead of --config: a SQLite file (default: var/bridge.db) or a "
+        "postgresql:// URL (the enterprise store; chain key from $SALTGW_STORE_CHAIN_KEY)",
     )
     s.add_argument("--json", action="store_true", help="print JSON (one object per line)")
     s.add_argument("--ccp", type=int, default=20, metavar="N", help="CCP records to show (-1: all)")
@@ -89,6 +93,22 @@ def add_commands(sub: Any) -> None:
         "config has no bridge.public",
     )
     p.set_defaults(func=_guard(cmd_snapshot))
+
+    m = sub.add_parser("store", help="the enterprise trace store on PostgreSQL")
+    ms = m.add_subparsers(dest="store_cmd", required=True)
+    g = ms.add_parser(
+        "migrate",
+        help="create or upgrade a PostgreSQL trace store's schema (alembic)",
+        description=(
+            "Bring the PostgreSQL trace store's schema to the revision this saltgw reads and "
+            "writes (alembic, gateway/bridge/migrations; docs/scaling.md). Run it once before "
+            "the first bridge starts and after each saltgw upgrade; bridges refuse a store at "
+            "another revision. Concurrent runs wait for each other. A SQLite store needs none."
+        ),
+    )
+    g.add_argument("config", nargs="?", metavar="CONFIG.yaml", help="its bridge.store")
+    g.add_argument("--store", metavar="URL", help="postgresql://user@host:port/db")
+    g.set_defaults(func=_guard(cmd_store_migrate))
 
     x = sub.add_parser("xml", help="XML documents saltgw produces")
     xs = x.add_subparsers(dest="xml_verb", required=True, metavar="ACTION")
@@ -141,25 +161,32 @@ def _open(args: argparse.Namespace) -> tuple[Any, Any]:
         if full.bridge is None:
             raise _Usage(f"{args.config}: no bridge: section, so no trace store")
         cfg = full.bridge
-        path = Path(args.store) if args.store else cfg.store
+        path = _store_arg(args.store) if args.store else cfg.store
     elif args.store:
-        path = Path(args.store)
+        path = _store_arg(args.store)
     else:  # the default store of a bridge run from this directory
         path = BridgeSection().store
-        if not path.exists():
+        if not is_url(path) and not Path(path).exists():
             raise _Usage(
                 f"no trace store at {path}: give --config CONFIG.yaml (its bridge.store is "
-                "read) or --store PATH"
+                "read) or --store PATH|URL"
             )
     from gateway.bridge.integrity import store_chain_key
 
-    if not path.exists():
+    if not is_url(path) and not Path(path).exists():
         raise _Usage(f"no trace store at {path} (has the bridge run yet?)")
     key = store_chain_key(cfg or BridgeSection(), path)
     try:
         return TraceStore(path, create=False, chain_key=key), cfg
     except FileNotFoundError:
         raise _Usage(f"no trace store at {path} (has the bridge run yet?)") from None
+    except sqlite3.OperationalError as exc:  # a PostgreSQL store: unreachable, not migrated
+        raise _Usage(str(exc)) from None
+
+
+def _store_arg(value: str) -> Path | str:
+    """``--store``: a ``postgresql://`` URL as it is, else a SQLite file's path."""
+    return value if is_url(value) else Path(value)
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
@@ -286,7 +313,8 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     try:
         store = open_store(bcfg.store)
     except FileNotFoundError:
-        raise _Usage(f"no trace store at {bcfg.store} (has the bridge run yet?)") from None
+        where = describe(bcfg.store)
+        raise _Usage(f"no trace store at {where} (has the bridge run yet?)") from None
     tz = full.gateway.tz()
     writer = SnapshotWriter(pub, bcfg, enterprise=full.gateway.enterprise, source=node_of(full),
                             clock=lambda: datetime.now(tz))  # fmt: skip
@@ -296,11 +324,47 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     finally:
         writer.close()
         store.close()
-    print(f"published {pub.path}: {codes} codes ({events} new events read from {bcfg.store})")
+    src = describe(bcfg.store)
+    print(f"published {pub.path}: {codes} codes ({events} new events read from {src})")
     return 0
 
 
 # -- xml validate --------------------------------------------------------------------------------
+def cmd_store_migrate(args: argparse.Namespace) -> int:
+    store: Path | str | None = args.store
+    if store is None and args.config:
+        from gateway.config.loader import ConfigError, load_config
+
+        try:
+            full = load_config(args.config)
+        except ConfigError as exc:
+            for issue in exc.issues:
+                print(issue, file=sys.stderr)
+            return 2
+        store = full.bridge.store if full.bridge else None
+    if not is_url(store):
+        raise _Usage(
+            "saltgw store migrate needs a PostgreSQL store: --store postgresql://… or a config "
+            f"whose bridge.store is one (got {store!s}; a SQLite store needs no migration)"
+        )
+    try:
+        from gateway.bridge.migrations import migrate
+    except ImportError as exc:  # pragma: no cover - the extra is missing
+        raise _Usage(
+            f"the postgres extra is not installed ({exc}): pip install 'saltgw[postgres]'"
+        ) from None
+    url = str(store)
+    try:
+        before, after = migrate(url)
+    except Exception as exc:  # alembic, SQLAlchemy or psycopg: say what and where
+        raise _Usage(f"migrating {describe(url)} failed: {type(exc).__name__}: {exc}") from None
+    if before == after:
+        print(f"{describe(url)}: schema at revision {after}, nothing to do")
+    else:
+        print(f"{describe(url)}: schema migrated from {before or 'nothing'} to revision {after}")
+    return 0
+
+
 def cmd_xml_validate(args: argparse.Namespace) -> int:
     from gateway.bridge.xmlcheck import SchemaMissing, check_document, decode_body
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 __all__ = [
     "BridgeSection",
@@ -24,6 +24,8 @@ __all__ = [
 ]
 
 NODE_RE = r"^[A-Za-z0-9_]{1,32}$"
+# a PostgreSQL trace store (gateway/bridge/db.py); anything else is a SQLite file's path
+PostgresUrl = Annotated[str, StringConstraints(pattern=r"^postgres(ql)?://")]
 EPCIS_XSD_ENV = "SALTGW_EPCIS_XSD"
 EPCIS_XSD_REL = Path("../shared/reference/epcis-2.0/xsd/EPCglobal-epcis-2_0.xsd")
 
@@ -241,9 +243,14 @@ class PublicSnapshotSection(_Strict):
 class BridgeSection(_Strict):
     """Store-and-forward to the national platform (docs/bridge.md)."""
 
-    store: Path = Field(
+    store: PostgresUrl | Path = Field(
         default=Path("var/bridge.db"),
-        description="SQLite trace store and outbox (relative: to the working directory).",
+        description=(
+            "Trace store and outbox: a SQLite file (relative: to the working directory), or a "
+            "postgresql://user@host:port/db URL of one enterprise store that several bridges "
+            "write (docs/scaling.md; the postgres extra; its schema: saltgw store migrate; the "
+            "password from PGPASSWORD or ~/.pgpass rather than in the URL)."
+        ),
     )
     chain_key_env: str | None = Field(
         default="SALTGW_STORE_CHAIN_KEY",
@@ -256,7 +263,8 @@ class BridgeSection(_Strict):
         default=None,
         description=(
             "Owner-only file (0600) holding the chain key; with neither this nor the variable, "
-            "a key is generated once into {store}.chain-key beside the store."
+            "a key is generated once into {store}.chain-key beside a SQLite store (a "
+            "PostgreSQL store needs one of them, the same on every bridge)."
         ),
     )
     node_id: str | None = Field(

@@ -8,13 +8,14 @@ one kind are read in ``rid`` order, codes grouped by batch.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
+from typing import Any
 
 from gateway.bridge.config import BridgeSection, ProductInfoSection
+from gateway.bridge.db import Db
 from gateway.bridge.schema import PUBLIC_INSPECTION_SQL
 
 __all__ = [
@@ -268,7 +269,7 @@ class LabRecord:
 
 
 class DocumentContent:
-    def __init__(self, db: sqlite3.Connection, first: int, last: int, cfg: BridgeSection) -> None:
+    def __init__(self, db: Db, first: int, last: int, cfg: BridgeSection) -> None:
         self.db = db
         self.first = first
         self.last = last
@@ -279,7 +280,7 @@ class DocumentContent:
             list[tuple[int, str, str, str, str | None, str, str | None]] | None
         ) = None
 
-    def _q(self, sql: str, *args: object) -> sqlite3.Cursor:
+    def _q(self, sql: str, *args: object) -> Any:
         return self.db.execute(sql, (self.first, self.last, *args))
 
     def batches(self) -> list[BatchInfo]:
@@ -446,7 +447,7 @@ class DocumentContent:
             yield LabRecord(meta[rid], kind, record_id, ts, json.loads(body))
 
 
-def batch_of(db: sqlite3.Connection, code: str) -> str | None:
+def batch_of(db: Db, code: str) -> str | None:
     """The batch of a bag code, or of the first bag found inside a case or pallet code."""
     for _ in range(4):  # bag, case, pallet, and one more level at most
         row = db.execute("SELECT batch FROM codes WHERE code=?", (code,)).fetchone()

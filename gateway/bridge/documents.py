@@ -20,6 +20,12 @@ Constraints:
 - Document rows (with their event ranges) and ``meta.built_rid`` are written in one
   transaction, a few documents at a time (one fsync for several): after a crash either both
   exist or neither (the records then go into a new document). No event row is rewritten.
+- Several builders may share one store (bridges writing one PostgreSQL store,
+  docs/scaling.md): a group is committed (under the store's write lock) only if
+  ``meta.built_rid`` is still what it was built after; else another builder documented those
+  events first, and the group is dropped (its numbers were never seen) and built again from
+  the store's state. The day's sequence is read from the store at each build, so numbers stay
+  unique across builders.
 """
 
 from __future__ import annotations
@@ -29,7 +35,6 @@ import gzip
 import hashlib
 import io
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +43,7 @@ from typing import IO, Protocol
 
 from gateway.bridge.config import BridgeSection
 from gateway.bridge.content import DocumentContent, DocumentHeader
+from gateway.bridge.db import Db
 from gateway.bridge.integrity import head
 from gateway.bridge.schema import built_rid
 from gateway.bridge.xmlcheck import check_document, load_schema
@@ -99,7 +105,7 @@ class DocumentBuilder:
 
     def __init__(
         self,
-        db: sqlite3.Connection,
+        db: Db,
         cfg: BridgeSection,
         *,
         enterprise: str,
@@ -121,6 +127,7 @@ class DocumentBuilder:
         self.checked = validate and not (cfg.profile == "epcis" and cfg.epcis_check == "off")
         self.schema = load_schema(self.profile.namespace, cfg.epcis_xsd) if self.checked else None
         self.unchecked = 0  # documents built without a schema check (counted on /metrics)
+        self.raced = 0  # groups dropped because another builder of the store was first
         self._seq: tuple[str, int] | None = None  # last used (day, seq)
 
     def build_ready(self, *, force: bool = False, limit: int = 1000) -> list[BuiltDocument]:
@@ -129,7 +136,8 @@ class DocumentBuilder:
         ``GROUP_BYTES`` of XML a transaction: one fsync for several), each group atomically."""
         out: list[BuiltDocument] = []
         group: list[_Prepared] = []
-        after = built_rid(self.db)
+        self._seq = None  # another builder of the store may have numbered documents since
+        after = base = built_rid(self.db)
         try:
             while len(out) + len(group) < limit:
                 sel = self._select(force, after)
@@ -138,10 +146,16 @@ class DocumentBuilder:
                 group.append(self._prepare(*sel))
                 after = sel[1]
                 if len(group) >= GROUP_DOCS or sum(len(g.body) for g in group) >= GROUP_BYTES:
-                    out += self._commit(group)
+                    done = self._commit(group, base)
+                    if done is None:  # raced: build again from what the store holds now
+                        self._seq = None
+                        after = base = built_rid(self.db)
+                    else:
+                        out += done
+                        base = after
                     group = []
             if group:
-                out += self._commit(group)
+                out += self._commit(group, base) or []
         except BaseException:
             self._seq = None  # numbers not committed were never seen: re-read from the store
             raise
@@ -198,29 +212,38 @@ class DocumentBuilder:
         sha = hashlib.sha256(xml).hexdigest()
         return _Prepared(number, day, seq, first, last, codes, encoding, body, sha, error)
 
-    def _commit(self, group: list[_Prepared]) -> list[BuiltDocument]:
+    def _commit(self, group: list[_Prepared], base: int) -> list[BuiltDocument] | None:
+        """Store ``group`` (built over the events after ``base``); None when another builder
+        of the store moved ``built_rid`` meanwhile (nothing stored)."""
         db = self.db
         out = []
         db.execute("BEGIN IMMEDIATE")
         try:
+            now_built = built_rid(db)
+            if now_built != base:
+                db.execute("ROLLBACK")
+                self._seq = None
+                self.raced += 1
+                log.info("documents after event %d were built by another bridge (up to %d); "
+                         "building again", base, now_built)  # fmt: skip
+                return None
             for g in group:
                 state = "pending" if g.error is None else "quarantined"
                 cur = db.execute(
                     "INSERT INTO documents(number, profile, encoding, created, first_rid, "
                     "last_rid, codes, sha256, body, state, last_error, checked) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
                     (
                         g.number, self.profile.name, g.encoding, self.clock(), g.first, g.last,
                         g.codes, g.sha256, g.body, state, g.error, int(self.checked),
                     ),
                 )  # fmt: skip
-                assert cur.lastrowid is not None
                 if g.error is not None:
                     db.execute(
                         "INSERT INTO attempts(number, at, outcome, detail) VALUES (?,?,?,?)",
                         (g.number, self.clock(), "invalid", g.error),
                     )
-                out.append(BuiltDocument(cur.lastrowid, g.number, g.codes, state, g.error))
+                out.append(BuiltDocument(int(cur.fetchone()[0]), g.number, g.codes, state, g.error))
             last = group[-1]
             db.executemany(
                 "INSERT INTO meta(key, value) VALUES (?, ?) "
@@ -250,8 +273,9 @@ class DocumentBuilder:
 
     def _next_seq(self, now: datetime) -> tuple[str, int]:
         """(yyyymmdd, seq) of the next document number; the sequence is persisted per day in
-        the transaction that stores the document. Only this builder writes documents, so the
-        last committed value (or the one just prepared) is the truth."""
+        the transaction that stores the document. Within one build the last committed value (or
+        the one just prepared) is the truth; each build reads it again, and a commit checks
+        that no other builder committed in between."""
         day = now.strftime("%Y%m%d")
         if self._seq is None or self._seq[0] != day:
             row = self.db.execute(

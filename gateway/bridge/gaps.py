@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import bisect
 import logging
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
+
+from gateway.bridge.db import Db
 
 __all__ = ["Gap", "GapTracker", "ReplayRequest", "first_uncovered", "missing_in", "uncovered"]
 
@@ -155,7 +156,7 @@ class GapTracker:
         self.cleared = 0
 
     # -- persistence ---------------------------------------------------------------------------
-    def load(self, db: sqlite3.Connection) -> GapTracker:
+    def load(self, db: Db) -> GapTracker:
         self.sources.clear()
         self.gaps.clear()
         for gw, lo, hi, ent, site in db.execute(
@@ -171,7 +172,7 @@ class GapTracker:
 
     # -- ingest (inside the store's transaction) --------------------------------------------------
     def observe(
-        self, db: sqlite3.Connection, seen: Iterable[tuple[str, int, str, str]], now: float
+        self, db: Db, seen: Iterable[tuple[str, int, str, str]], now: float
     ) -> list[Gap]:
         """Record ``(gateway, seq, enterprise, site)`` of stored events; returns the gaps that
         are now filled (alarm them as cleared after the commit). On a rollback, :meth:`load`."""
@@ -208,7 +209,7 @@ class GapTracker:
         return filled
 
     def observe_marks(
-        self, db: sqlite3.Connection, marks: Iterable[tuple[str, int]], now: float
+        self, db: Db, marks: Iterable[tuple[str, int]], now: float
     ) -> None:
         """A gateway's ``last_seq`` mark (``Topics.seq_mark``): seqs past the last one received
         are a gap at the tail, which no later event would reveal if the line went quiet. Marks
@@ -232,17 +233,18 @@ class GapTracker:
                     "UPDATE seq_gaps SET hi=? WHERE gateway=? AND lo=?", (mark, gw, tail.lo)
                 )
 
-    def _new_gap(self, db: sqlite3.Connection, gw: str, lo: int, hi: int, now: float) -> None:
+    def _new_gap(self, db: Db, gw: str, lo: int, hi: int, now: float) -> None:
         gap = Gap(gw, lo, hi, now, next_request=now + self.grace)
         self.gaps[(gw, lo)] = gap
         db.execute(
-            "INSERT OR REPLACE INTO seq_gaps(gateway, lo, hi, since, alarmed, requests) "
-            "VALUES (?,?,?,?,NULL,0)",
+            "INSERT INTO seq_gaps(gateway, lo, hi, since, alarmed, requests) "
+            "VALUES (?,?,?,?,NULL,0) ON CONFLICT(gateway, lo) DO UPDATE SET hi=excluded.hi, "
+            "since=excluded.since, alarmed=NULL, requests=0",
             (gw, lo, hi, now),
         )
 
     # -- timers (the consumer's thread, its own short transaction) ---------------------------------
-    def due(self, db: sqlite3.Connection, now: float) -> tuple[list[Gap], list[ReplayRequest]]:
+    def due(self, db: Db, now: float) -> tuple[list[Gap], list[ReplayRequest]]:
         """Gaps to alarm now (past the grace, not yet alarmed: marked alarmed here) and replay
         requests to send (the first hole of each open gap past its grace, with backoff)."""
         to_alarm: list[Gap] = []

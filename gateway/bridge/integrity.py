@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import sqlite3
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.chain import GENESIS, ChainKeyError, Marker, chain_key, link
+from gateway.bridge.db import Db, describe, is_url
+from gateway.chain import GENESIS, ChainKeyError, Marker, chain_key, configured_chain_key, link
 
 if TYPE_CHECKING:
     from gateway.bridge.config import BridgeSection
@@ -59,7 +59,7 @@ def _plain(v: object) -> object:
     return v.hex() if isinstance(v, bytes) else v
 
 
-def row_body(db: sqlite3.Connection, rid: int) -> bytes | None:
+def row_body(db: Db, rid: int) -> bytes | None:
     """The canonical bytes of event ``rid``'s record, or None when there is no such event."""
     row = db.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE rid=?", (rid,)).fetchone()
     if row is None:
@@ -72,7 +72,7 @@ def row_body(db: sqlite3.Connection, rid: int) -> bytes | None:
     return json.dumps(parts, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def head(db: sqlite3.Connection) -> tuple[int, bytes]:
+def head(db: Db) -> tuple[int, bytes]:
     """(rid, chain) of the newest linked record; (0, GENESIS) for a store without one."""
     row = db.execute("SELECT value FROM meta WHERE key='chain_head'").fetchone()
     if row is None:
@@ -81,21 +81,31 @@ def head(db: sqlite3.Connection) -> tuple[int, bytes]:
     return int(rid), bytes.fromhex(hexed)
 
 
-def store_chain_key(section: BridgeSection, store: Path | None = None) -> bytes:
+def store_chain_key(section: BridgeSection, store: Path | str | None = None) -> bytes:
     """The trace store's chain key: ``chain_key_env``, else ``chain_key_file``, else
-    ``{store}.chain-key`` beside it (generated when missing)."""
-    path = Path(store or section.store)
-    return chain_key(path, section.chain_key_env, section.chain_key_file, "trace store chain key")
+    ``{store}.chain-key`` beside it (generated when missing). A PostgreSQL store has no "beside":
+    its key must be configured (the same on every bridge that writes it)."""
+    where = store if store is not None else section.store
+    what = "trace store chain key"
+    if is_url(where):
+        key = configured_chain_key(section.chain_key_env, section.chain_key_file, what)
+        if key is None:
+            raise ChainKeyError(
+                f"trace store {describe(where)}: a PostgreSQL store needs bridge.chain_key_env "
+                "(set) or bridge.chain_key_file, the same key on every bridge writing it"
+            )
+        return key
+    return chain_key(Path(where), section.chain_key_env, section.chain_key_file, what)
 
 
-def marker(db: sqlite3.Connection, key: str = "chain_alg") -> Marker | None:
+def marker(db: Db, key: str = "chain_alg") -> Marker | None:
     """The store's marker (``meta.chain_alg``; the access log's is ``access_alg``), None before
     the first keyed record; ValueError when the row is not a marker."""
     row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
     return None if row is None else Marker.parse(str(row[0]))
 
 
-def check_marker(db: sqlite3.Connection, key: bytes, path: Path) -> None:
+def check_marker(db: Db, key: bytes, path: Path | str) -> None:
     """Refuse a store whose records were keyed with another key (:class:`ChainKeyError`)."""
     for meta_key, chain in (("chain_alg", CHAIN), ("access_alg", "access log")):
         try:
@@ -103,14 +113,16 @@ def check_marker(db: sqlite3.Connection, key: bytes, path: Path) -> None:
         except ValueError:
             mark = Marker("?", 0, b"")
         if mark is not None and not mark.valid(key, chain):
+            where = describe(path)
+            name = Path(path).name if not is_url(path) else "(none: a URL's)"
             raise ChainKeyError(
-                f"trace store {path}: its {chain} chain was written with another key (or "
+                f"trace store {where}: its {chain} chain was written with another key (or "
                 f"meta.{meta_key} was edited): put the store's key back (bridge.chain_key_env / "
-                f"chain_key_file, or the generated {path.name}.chain-key); run saltgw verify"
+                f"chain_key_file, or the generated {name}.chain-key); run saltgw verify"
             )
 
 
-def set_marker(db: sqlite3.Connection, key: bytes, meta_key: str, chain: str, first: int) -> None:
+def set_marker(db: Db, key: bytes, meta_key: str, chain: str, first: int) -> None:
     """Write the marker when there is none: records from ``first`` on are keyed."""
     db.execute(
         "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING",
@@ -118,7 +130,7 @@ def set_marker(db: sqlite3.Connection, key: bytes, meta_key: str, chain: str, fi
     )
 
 
-def seal(db: sqlite3.Connection, rids: list[int], key: bytes) -> None:
+def seal(db: Db, rids: list[int], key: bytes) -> None:
     """Link the just-stored events ``rids`` (ascending) after the head; inside the ingest
     transaction."""
     if not rids:
@@ -146,7 +158,7 @@ def pruned_mac(
 
 
 def prune(
-    db: sqlite3.Connection,
+    db: Db,
     rid_query: str,
     arg: object,
     *,
@@ -168,7 +180,7 @@ def prune(
         mac = pruned_mac(key, rid, bytes(chain), since, until, on)
         out.append((rid, prev, chain, since, until, on, mac))
     db.executemany(
-        "INSERT OR IGNORE INTO pruned(rid, prev, chain, since, kept_until, pruned_on, mac) "
-        "VALUES (?,?,?,?,?,?,?)",
+        "INSERT INTO pruned(rid, prev, chain, since, kept_until, pruned_on, mac) "
+        "VALUES (?,?,?,?,?,?,?) ON CONFLICT(rid) DO NOTHING",
         out,
     )

@@ -23,9 +23,9 @@ one index range of the rows), like :func:`gateway.bridge.reconcile.by_state`.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
+from gateway.bridge.db import Db
 from gateway.bridge.schema import BUILT_RID
 
 __all__ = ["KINDS", "KindCount", "kind_counts"]
@@ -58,7 +58,7 @@ class KindCount:
         return self.acknowledged == self.produced
 
 
-def _count(db: sqlite3.Connection, rows_sql: str, batch: str) -> KindCount:
+def _count(db: Db, rows_sql: str, batch: str) -> KindCount:
     states: dict[str, int] = {}
     for state, n in db.execute(
         f"SELECT d.state, COUNT(*) FROM documents d JOIN {rows_sql} "
@@ -79,6 +79,6 @@ def _count(db: sqlite3.Connection, rows_sql: str, batch: str) -> KindCount:
     )
 
 
-def kind_counts(db: sqlite3.Connection, batch: str) -> dict[str, KindCount]:
+def kind_counts(db: Db, batch: str) -> dict[str, KindCount]:
     """Every kind's counts for ``batch`` (kinds without records included, as zeros)."""
     return {kind: _count(db, rows, batch) for kind, rows in KINDS.items()}

@@ -17,10 +17,10 @@ stored again (same kind and record id) is kept with a note and not uploaded agai
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from pydantic import ValidationError
 
+from gateway.bridge.db import Db
 from gateway.bridge.records import BadEvent, Parsed
 from gateway.records.models import MODELS, names_codes, verdict_text
 
@@ -56,7 +56,7 @@ def check_lab_record(ev: Parsed) -> None:
     ev.up, ev.weight = True, 1 + (len(codes) if isinstance(codes, list) else 0)
 
 
-def duplicate_note(db: sqlite3.Connection, ev: Parsed) -> str | None:
+def duplicate_note(db: Db, ev: Parsed) -> str | None:
     """The note of a record whose kind and record id are already stored (not uploaded again),
     else None."""
     kind = ev.type.split(".", 1)[1]
@@ -69,7 +69,7 @@ def duplicate_note(db: sqlite3.Connection, ev: Parsed) -> str | None:
     return f"record {kind} {record_id!r} already stored (event rid {seen[0]}); not uploaded again"
 
 
-def lab_record(db: sqlite3.Connection, ev: Parsed, rid: int) -> None:
+def lab_record(db: Db, ev: Parsed, rid: int) -> None:
     """Store a record that is not a duplicate (:func:`duplicate_note` said None)."""
     d = ev.data
     kind = ev.type.split(".", 1)[1]

@@ -42,9 +42,10 @@ from datetime import datetime
 from pathlib import Path
 
 from gateway.bridge.config import BridgeSection, PublicSnapshotSection
+from gateway.bridge.db import Db, is_url, open_db
 from gateway.bridge.public_apply import apply_range, batches_of_range, chunked
 from gateway.bridge.public_publish import PRIVATE_TABLE, publish, remove_stale
-from gateway.bridge.schema import PUBLIC_INSPECTION_SQL
+from gateway.bridge.schema import PUBLIC_INSPECTION_SQL, top_rid
 from gateway.public_snapshot import SCHEMA_SQL
 
 __all__ = ["CHUNK_EVENTS", "SnapshotStats", "SnapshotWriter", "open_store"]
@@ -64,8 +65,11 @@ PRODUCT_COLUMNS = (
 )  # fmt: skip
 
 
-def open_store(path: Path | str) -> sqlite3.Connection:
-    """A read-only connection to the trace store (raises when it does not exist)."""
+def open_store(path: Path | str) -> Db:
+    """A read-only connection to the trace store (raises when it does not exist): a SQLite file
+    or a PostgreSQL store (gateway/bridge/db.py)."""
+    if is_url(path):
+        return open_db(path, readonly=True)
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no trace store at {p}")
@@ -156,7 +160,7 @@ class SnapshotWriter:
         return 0 if row is None else int(row[0])
 
     def update(
-        self, store: sqlite3.Connection, *, max_chunks: int | None = None, purges: bool = True
+        self, store: Db, *, max_chunks: int | None = None, purges: bool = True
     ) -> int:
         """Apply the store's events newer than the watermark; returns how many event ids were
         covered. ``max_chunks`` bounds the work of one call (None: until caught up);
@@ -174,12 +178,11 @@ class SnapshotWriter:
         self.stats.events_read += done
         return done
 
-    def _chunk(self, store: sqlite3.Connection) -> int:
+    def _chunk(self, store: Db) -> int:
         w = self.work
         store.execute("BEGIN")  # one consistent view of the store for the chunk
         try:
-            row = store.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-            top = 0 if row is None else int(row[0])
+            top = top_rid(store)
             with _txn(w):  # the watermark is read under the write lock: one writer at a time
                 mark = self.watermark()
                 if top < mark:
@@ -209,7 +212,7 @@ class SnapshotWriter:
             self.dirty = True
         return hi - mark
 
-    def _batches(self, store: sqlite3.Connection, names: set[str]) -> None:
+    def _batches(self, store: Db, names: set[str]) -> None:
         w = self.work
         for part in chunked(names):
             marks = ",".join("?" * len(part))
@@ -238,7 +241,7 @@ class SnapshotWriter:
                 if cur.rowcount:
                     self.dirty = True
 
-    def _follow_purges(self, store: sqlite3.Connection) -> None:
+    def _follow_purges(self, store: Db) -> None:
         """Remove what retention purged from the store (batches, then codes without one)."""
         w = self.work
         kept = {r[0] for r in store.execute("SELECT batch FROM batches")}
@@ -277,7 +280,7 @@ class SnapshotWriter:
         self.stats.publishes += 1
         return codes
 
-    def run_once(self, store: sqlite3.Connection, now: float) -> bool:
+    def run_once(self, store: Db, now: float) -> bool:
         """One round: update (one chunk), then publish when caught up with the store, something
         changed and the last publish is ``interval_secs`` old (``now``: monotonic): a
         snapshot is never published half-way through a backlog. Returns True when it

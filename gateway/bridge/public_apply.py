@@ -34,6 +34,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from gateway.bridge.db import Db
+
 __all__ = [
     "WHOLESALER",
     "apply_range",
@@ -81,7 +83,7 @@ def sales_entry(ts: str, customer: str, customer_type: str | None) -> str:
     return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
 
 
-def bags_inside(store: sqlite3.Connection, code: str, before_rid: int, depth: int = 0) -> list[str]:
+def bags_inside(store: Db, code: str, before_rid: int, depth: int = 0) -> list[str]:
     """The leaves of ``code`` as they were before record ``before_rid``: the code itself when it
     held nothing (a bag, or a code the store never saw packed), else the bags in it, through
     cases inside a pallet."""
@@ -110,7 +112,7 @@ def _chunks(items: list[str]) -> Iterator[list[str]]:
         yield items[i : i + _IN_CHUNK]
 
 
-def _enterprises(store: sqlite3.Connection, bags: list[str]) -> dict[str, str]:
+def _enterprises(store: Db, bags: list[str]) -> dict[str, str]:
     """code → the enterprise that commissioned it, for the codes the store knows as bags."""
     out: dict[str, str] = {}
     for part in _chunks(bags):
@@ -140,7 +142,7 @@ _FINAL_SQL = (
 
 
 def _state_records(
-    store: sqlite3.Connection, lo: int, hi: int
+    store: Db, lo: int, hi: int
 ) -> list[tuple[int, int, str, str, tuple[str, ...]]]:
     """(rid, pos, kind, code, details) of the records in the range that change a code's state,
     in record order."""
@@ -161,20 +163,22 @@ def _state_records(
         (lo, hi),
     ):
         out.append((rid, 0, "recall", code, (ts,)))
-    for rid, at, codes in store.execute(
-        "SELECT rid, json_extract(body, '$.at'), json_extract(body, '$.codes') FROM lab_records "
-        "WHERE kind IN ('nonconforming', 'return') AND rid > ? AND rid <= ? "
-        "AND json_extract(body, '$.disposition') = 'destroy'",
+    for rid, text in store.execute(
+        "SELECT rid, body FROM lab_records "
+        "WHERE kind IN ('nonconforming', 'return') AND rid > ? AND rid <= ?",
         (lo, hi),
     ):
-        for pos, code in enumerate(json.loads(codes or "[]")):
-            out.append((rid, pos, "destroy", str(code), (str(at),)))
+        body = json.loads(text)  # the record as stored (JSON in either engine's TEXT)
+        if body.get("disposition") != "destroy":
+            continue
+        for pos, code in enumerate(body.get("codes") or []):
+            out.append((rid, pos, "destroy", str(code), (str(body.get("at")),)))
     out.sort(key=lambda r: (r[0], r[1]))
     return out
 
 
 def apply_range(
-    work: sqlite3.Connection, store: sqlite3.Connection, lo: int, hi: int
+    work: sqlite3.Connection, store: Db, lo: int, hi: int
 ) -> RangeResult:
     """Apply the records of events ``(lo, hi]`` to the snapshot's ``codes`` (inside the
     caller's transaction on ``work``)."""
@@ -212,7 +216,7 @@ def apply_range(
     return res
 
 
-def batches_of_range(store: sqlite3.Connection, lo: int, hi: int) -> set[str]:
+def batches_of_range(store: Db, lo: int, hi: int) -> set[str]:
     """The batches events ``(lo, hi]`` touched (their batch rows may have changed)."""
     rows = store.execute(
         "SELECT DISTINCT batch FROM events WHERE rid > ? AND rid <= ? AND batch IS NOT NULL",

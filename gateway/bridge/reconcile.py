@@ -15,12 +15,12 @@ received (:mod:`gateway.bridge.gaps`) is incomplete, ``missing_seq`` says how ma
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gateway.bridge.db import Db
 from gateway.bridge.gaps import missing_in
 from gateway.bridge.kinds import KindCount, kind_counts
 from gateway.bridge.schema import BUILT_RID
@@ -66,7 +66,7 @@ class BatchReport:
         return {**asdict(self), "complete": self.complete, "state": self.state}
 
 
-def by_state(db: sqlite3.Connection, rows_sql: str, batch: str) -> dict[str | None, int]:
+def by_state(db: Db, rows_sql: str, batch: str) -> dict[str | None, int]:
     """Count a batch's rows (``rows_sql``: a table filtered by ``batch = ?``, aliased ``x``) by
     the state of the document holding them (None: not in a document yet). Documents are few;
     each is one index range (batch, rid) of the rows."""
@@ -90,7 +90,7 @@ CODES_OF_BATCH = "codes x ON x.batch = ?"
 OTHERS_OF_BATCH = "events x ON x.batch = ? AND x.up = 1 AND x.type != 'pack.bag'"
 
 
-def batch_report(db: sqlite3.Connection, batch: str) -> BatchReport | None:
+def batch_report(db: Db, batch: str) -> BatchReport | None:
     head = db.execute("SELECT ended, last_activity FROM batches WHERE batch=?", (batch,)).fetchone()
     if head is None:
         return None
@@ -112,7 +112,7 @@ def batch_report(db: sqlite3.Connection, batch: str) -> BatchReport | None:
     )
 
 
-def missing_seq(db: sqlite3.Connection, batch: str) -> int:
+def missing_seq(db: Db, batch: str) -> int:
     """Seqs in the batch's range (per gateway) that the bridge never received."""
     n = 0
     for gw, lo, hi in db.execute(
@@ -126,7 +126,7 @@ def missing_seq(db: sqlite3.Connection, batch: str) -> int:
     return n
 
 
-def reports(db: sqlite3.Connection) -> list[BatchReport]:
+def reports(db: Db) -> list[BatchReport]:
     names = [r[0] for r in db.execute("SELECT batch FROM batches ORDER BY batch")]
     return [r for r in (batch_report(db, b) for b in names) if r is not None]
 
@@ -134,7 +134,7 @@ def reports(db: sqlite3.Connection) -> list[BatchReport]:
 class Reconciler:
     def __init__(
         self,
-        db: sqlite3.Connection,
+        db: Db,
         incomplete_alarm_secs: float,
         alarm: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:

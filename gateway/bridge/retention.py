@@ -17,13 +17,13 @@ counts from, the date kept until, today) under the store's chain key (integrity.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from gateway.bridge.config import BridgeSection
+from gateway.bridge.db import Db
 from gateway.bridge.integrity import prune
 from gateway.bridge.reconcile import by_state
 
@@ -52,14 +52,14 @@ def keep_until(production_date: date, shelf_life_days: int, cfg: BridgeSection) 
     )
 
 
-def _unacked(db: sqlite3.Connection, batch: str) -> int:
+def _unacked(db: Db, batch: str) -> int:
     """The batch's records to upload that the platform has not acknowledged."""
     counts = by_state(db, "events x ON x.batch = ? AND x.up = 1", batch)
     return sum(n for state, n in counts.items() if state != "acked")
 
 
 def _delete_events(
-    db: sqlite3.Connection,
+    db: Db,
     where: str,
     arg: object,
     *,
@@ -71,11 +71,11 @@ def _delete_events(
     prune(db, sub, arg, key=key, today=today, rule=rule)  # the chain's links survive the purge
     for table in TYPED:
         db.execute(f"DELETE FROM {table} WHERE rid IN ({sub})", (arg,))
-    return db.execute(f"DELETE FROM events WHERE rid IN ({sub})", (arg,)).rowcount
+    return int(db.execute(f"DELETE FROM events WHERE rid IN ({sub})", (arg,)).rowcount)
 
 
 def purge(
-    db: sqlite3.Connection, cfg: BridgeSection, today: date | None = None, *, key: bytes
+    db: Db, cfg: BridgeSection, today: date | None = None, *, key: bytes
 ) -> PurgeReport:
     """``key``: the store's chain key (integrity.prune seals what each purge removed)."""
     today = today or date.today()

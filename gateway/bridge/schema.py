@@ -1,4 +1,5 @@
-"""The trace store's tables (SQLite, WAL, ``synchronous=FULL``).
+"""The trace store's tables (SQLite, WAL, ``synchronous=FULL``; on PostgreSQL the same tables,
+versioned by alembic: gateway/bridge/migrations).
 
 ``events.rid`` is the ingest order; ``pos`` orders the rows of one event (children, codes).
 Every record to upload belongs to one event; documents are built over the oldest events not yet
@@ -47,6 +48,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from gateway.bridge.db import Db
+
 __all__ = [
     "PENDING_EVENTS_SQL",
     "PUBLIC_INSPECTION_SQL",
@@ -55,11 +58,12 @@ __all__ = [
     "built_rid",
     "connect",
     "document_of",
+    "top_rid",
 ]
 
 QUARANTINE_PAYLOAD_BYTES = 64 * 1024  # what is kept of a quarantined payload
 
-BUILT_RID = "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'built_rid'), 0)"
+BUILT_RID = "COALESCE((SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'built_rid'), 0)"
 PENDING_EVENTS_SQL = f"SELECT COUNT(*) FROM events WHERE up = 1 AND rid > {BUILT_RID}"
 
 # Table 6 row 23 of a ``batches`` row as it may be shown or uploaded: only for a batch released
@@ -363,12 +367,28 @@ def _add_columns(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS outbound_batch ON outbound(batch)")
 
 
-def built_rid(db: sqlite3.Connection) -> int:
+def top_rid(db: Db) -> int:
+    """The highest event ``rid`` given so far (0: none), in the caller's view of the store.
+    SQLite: its AUTOINCREMENT counter (also past events purged before the chain kept their
+    links). PostgreSQL: the highest committed rid of ``events`` and ``pruned`` (the identity's
+    own counter runs ahead of what is committed: writers hold rids until they commit, and rids
+    commit in order under the write lock)."""
+    if isinstance(db, sqlite3.Connection):
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        return 0 if row is None else int(row[0])
+    row = db.execute(
+        "SELECT MAX(rid) FROM (SELECT MAX(rid) AS rid FROM events "
+        "UNION ALL SELECT MAX(rid) FROM pruned) AS t"
+    ).fetchone()
+    return 0 if row is None or row[0] is None else int(row[0])
+
+
+def built_rid(db: Db) -> int:
     """The last event ``rid`` already in a document."""
     return int(db.execute(f"SELECT {BUILT_RID}").fetchone()[0])
 
 
-def document_of(db: sqlite3.Connection, rid: int) -> tuple[int, str, str, str | None] | None:
+def document_of(db: Db, rid: int) -> tuple[int, str, str, str | None] | None:
     """(id, number, state, receipt) of the document holding event ``rid``, if any."""
     row = db.execute(
         "SELECT id, number, state, receipt, last_rid FROM documents WHERE first_rid <= ? "

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
 from gateway.bridge.config import BridgeSection
+from gateway.bridge.db import describe
 from gateway.bridge.documents import DocumentBuilder
 from gateway.bridge.gateways import KnownGateways
 from gateway.bridge.ingest import Consumer, subscriptions
@@ -158,7 +159,7 @@ class Bridge:
             self._spawn("bridge-public", self._run_public)
         log.info(
             "bridge %s: store %s, profile %s, upload %s; events stored from gateways %s",
-            self.node, self.bcfg.store, self.bcfg.profile,
+            self.node, describe(self.bcfg.store), self.bcfg.profile,
             self.bcfg.upload.type if self.bcfg.upload else "none", ", ".join(self.known.ids),
         )  # fmt: skip
         return self

@@ -35,13 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.bridge.content import batch_of
+from gateway.bridge.db import Db, describe, is_url, open_db
 from gateway.bridge.gaps import Gap, GapTracker
 from gateway.bridge.gateways import KnownGateways
 from gateway.bridge.integrity import check_marker, seal
 from gateway.bridge.lab_records import check_lab_record, duplicate_note, lab_record
 from gateway.bridge.line_records import check_line_record, label
 from gateway.bridge.records import KINDS, BadEvent, Parsed, parse_event
-from gateway.bridge.schema import PENDING_EVENTS_SQL, QUARANTINE_PAYLOAD_BYTES, connect
+from gateway.bridge.schema import PENDING_EVENTS_SQL, QUARANTINE_PAYLOAD_BYTES
+from gateway.chain import ChainKeyError
 from gateway.chain import chain_key as _chain_key
 
 __all__ = ["IngestStats", "TraceStore", "parse_seq_mark"]
@@ -94,16 +96,24 @@ class TraceStore:
         known: KnownGateways | None = None,
     ) -> None:
         """``track_seq=False``: no seq gap tracking (a bridge of a share group sees only part
-        of every gateway's seq). ``chain_key``: the key of the store's hash chains
-        (:func:`gateway.bridge.integrity.store_chain_key`); None takes (or generates) the
-        owner-only ``{path}.chain-key`` beside the store. ``known``: store only events and seq
+        of every gateway's seq). ``path``: a SQLite file or a ``postgresql://`` URL (one store
+        several bridges write: docs/scaling.md). ``chain_key``: the key of the store's hash
+        chains (:func:`gateway.bridge.integrity.store_chain_key`); None takes (or generates) the
+        owner-only ``{path}.chain-key`` beside a SQLite store (a PostgreSQL store needs it
+        given: every bridge writing it holds the same key). ``known``: store only events and seq
         marks signed by these gateways (the bridge service always gives them; None: no check,
         for tools and tests of the store itself)."""
-        self.path = Path(path)
+        self.path: Path | str = path if is_url(path) else Path(path)
+        self.shared = is_url(path)  # other bridges write it too
+        if self.shared and chain_key is None:
+            raise ChainKeyError(
+                f"trace store {describe(path)}: a PostgreSQL store needs its chain key given "
+                "(bridge.chain_key_env or chain_key_file, the same on every bridge writing it)"
+            )
         self.known = known
-        self.db: sqlite3.Connection = connect(self.path, create=create)
+        self.db: Db = open_db(self.path, create=create)
         try:
-            self.chain_key = chain_key or _chain_key(self.path, what="trace store chain key")
+            self.chain_key = chain_key or _chain_key(Path(self.path), what="trace store chain key")
             check_marker(self.db, self.chain_key, self.path)
         except BaseException:
             self.db.close()
@@ -254,14 +264,14 @@ class TraceStore:
         keep_payload = payload if not ev.up else None
         cur = db.execute(
             "INSERT INTO events(id, type, ts, gateway, seq, enterprise, site, line, device, "
-            "batch, received, up, weight, note, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "batch, received, up, weight, note, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+            "RETURNING rid",
             (
                 ev.id, ev.type, ev.ts, ev.gateway, ev.seq, ev.enterprise, ev.site, ev.line,
                 ev.device, ev.batch, now, int(ev.up), ev.weight, note, keep_payload,
             ),
         )  # fmt: skip
-        rid = cur.lastrowid
-        assert rid is not None
+        rid = int(cur.fetchone()[0])
         if ev.batch is not None:
             self._touch_batch(ev, now)
         if ev.group == "record" and note is None:

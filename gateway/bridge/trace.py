@@ -14,13 +14,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.bridge.config import BridgeSection
 from gateway.bridge.content import batch_of
+from gateway.bridge.db import Db
 from gateway.bridge.reconcile import batch_report
 from gateway.bridge.schema import PUBLIC_INSPECTION_SQL, document_of
 
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-def container_of(db: sqlite3.Connection, code: str) -> dict[str, str] | None:
+def container_of(db: Db, code: str) -> dict[str, str] | None:
     """The case or pallet holding ``code`` now (its latest relation as a child is a pack)."""
     row = db.execute(
         "SELECT parent, level, action, ts FROM relations WHERE child=? ORDER BY rid DESC LIMIT 1",
@@ -46,7 +46,7 @@ def container_of(db: sqlite3.Connection, code: str) -> dict[str, str] | None:
     return {"code": row[0], "level": row[1], "packed": row[3]}
 
 
-def _children(db: sqlite3.Connection, parent: str) -> list[str]:
+def _children(db: Db, parent: str) -> list[str]:
     inside: dict[str, None] = {}
     for child, action in db.execute(
         "SELECT child, action FROM relations WHERE parent=? ORDER BY rid, pos", (parent,)
@@ -58,7 +58,7 @@ def _children(db: sqlite3.Connection, parent: str) -> list[str]:
     return list(inside)
 
 
-def _batch_info(db: sqlite3.Connection, batch: str, cfg: BridgeSection | None) -> dict[str, Any]:
+def _batch_info(db: Db, batch: str, cfg: BridgeSection | None) -> dict[str, Any]:
     row = db.execute(
         "SELECT enterprise, site, line, product, production_date, shelf_life_days, inspection, "
         "started, ended FROM batches WHERE batch=?",
@@ -78,10 +78,12 @@ def _batch_info(db: sqlite3.Connection, batch: str, cfg: BridgeSection | None) -
     return info
 
 
-def ccp_of_batch(db: sqlite3.Connection, batch: str, limit: int | None) -> dict[str, Any]:
+def ccp_of_batch(db: Db, batch: str, limit: int | None) -> dict[str, Any]:
     """The batch's CCP counts and records, failed ones first (``limit`` None: all)."""
     total, fails = db.execute(
-        "SELECT COUNT(*), COALESCE(SUM(verdict='fail'), 0) FROM ccp WHERE batch=?", (batch,)
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN verdict='fail' THEN 1 ELSE 0 END), 0) "
+        "FROM ccp WHERE batch=?",
+        (batch,),
     ).fetchone()
     rows = db.execute(
         "SELECT type, ts, device, value, flag, unit, lo, hi, verdict FROM ccp WHERE batch=? "
@@ -97,7 +99,7 @@ def ccp_of_batch(db: sqlite3.Connection, batch: str, limit: int | None) -> dict[
     return {"total": total, "fail": fails, "records": records}
 
 
-def _outbound(db: sqlite3.Connection, codes: list[str]) -> list[dict[str, Any]]:
+def _outbound(db: Db, codes: list[str]) -> list[dict[str, Any]]:
     marks = ",".join("?" * len(codes))
     rows = db.execute(
         "SELECT order_no, ts, customer, customer_type, code FROM outbound "
@@ -108,7 +110,7 @@ def _outbound(db: sqlite3.Connection, codes: list[str]) -> list[dict[str, Any]]:
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
-def _scans(db: sqlite3.Connection, codes: list[str]) -> list[dict[str, Any]]:
+def _scans(db: Db, codes: list[str]) -> list[dict[str, Any]]:
     """Inbound (5.2) and recall (10.6) scans of these codes."""
     marks = ",".join("?" * len(codes))
     rows = db.execute(
@@ -119,7 +121,7 @@ def _scans(db: sqlite3.Connection, codes: list[str]) -> list[dict[str, Any]]:
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
-def _reject(db: sqlite3.Connection, code: str) -> dict[str, Any] | None:
+def _reject(db: Db, code: str) -> dict[str, Any] | None:
     """The pack.reject that decommissioned ``code``, if any."""
     row = db.execute(
         "SELECT ts, reason, parent FROM rejects WHERE code=? ORDER BY rid LIMIT 1", (code,)
@@ -127,13 +129,13 @@ def _reject(db: sqlite3.Connection, code: str) -> dict[str, Any] | None:
     return None if row is None else {"ts": row[0], "reason": row[1], "case": row[2]}
 
 
-def _document(db: sqlite3.Connection, rid: int) -> dict[str, Any] | None:
+def _document(db: Db, rid: int) -> dict[str, Any] | None:
     doc = document_of(db, rid)
     return None if doc is None else {"number": doc[1], "state": doc[2], "receipt": doc[3]}
 
 
 def trace_code(
-    db: sqlite3.Connection,
+    db: Db,
     code: str,
     cfg: BridgeSection | None = None,
     ccp_limit: int | None = 20,
@@ -193,7 +195,7 @@ class BatchCode:
 
 
 def trace_batch(
-    db: sqlite3.Connection, batch: str, cfg: BridgeSection | None = None
+    db: Db, batch: str, cfg: BridgeSection | None = None
 ) -> tuple[dict[str, Any], Iterator[BatchCode]] | None:
     """A batch's header (info, reconciliation, CCP summary) and its codes, lazily."""
     rep = batch_report(db, batch)
@@ -231,14 +233,14 @@ def trace_batch(
 
 
 # -- records from MES and LIMS, and recall by material (5.1 召回管理; docs/records.md) ----------
-def _records(db: sqlite3.Connection, where: str, *args: object) -> list[dict[str, Any]]:
+def _records(db: Db, where: str, *args: object) -> list[dict[str, Any]]:
     rows = db.execute(
         f"SELECT kind, ts, body FROM lab_records WHERE {where} ORDER BY rid", args
     ).fetchall()
     return [{"kind": k, "ts": ts, **json.loads(body)} for k, ts, body in rows]
 
 
-def lab_of_batch(db: sqlite3.Connection, batch: str) -> dict[str, Any]:
+def lab_of_batch(db: Db, batch: str) -> dict[str, Any]:
     """The batch's lab inspections, release decisions, non-conforming and return handling, and
     what is public as table 6 row 23 (None until released)."""
     recs = _records(db, "batch=?", batch)
@@ -258,7 +260,7 @@ def lab_of_batch(db: sqlite3.Connection, batch: str) -> dict[str, Any]:
     }
 
 
-def materials_of_batch(db: sqlite3.Connection, batch: str) -> list[dict[str, Any]]:
+def materials_of_batch(db: Db, batch: str) -> list[dict[str, Any]]:
     """The materials fed into the batch (table 2 row 1), each lot with its receipts (table 1)
     and lab inspections."""
     out = []
@@ -277,7 +279,7 @@ def materials_of_batch(db: sqlite3.Connection, batch: str) -> list[dict[str, Any
     return out
 
 
-def trace_material(db: sqlite3.Connection, lot: str) -> dict[str, Any] | None:
+def trace_material(db: Db, lot: str) -> dict[str, Any] | None:
     """Recall by a material lot: its receipts and inspections, the feedings that used it, the
     batches they went into, every code of those batches with its case and pallet, and the
     customers they were shipped to. None when the store knows nothing of the lot."""

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
 
 from gateway.bridge.config import BridgeSection
+from gateway.bridge.db import Db
 from gateway.bridge.retention import purge as run_purge
 from gateway.bridge.trace import trace_batch, trace_code, trace_material
 
@@ -60,7 +60,7 @@ def _ccp_lines(ccp: dict[str, Any], batch: str) -> list[str]:
 
 
 def code(
-    db: sqlite3.Connection,
+    db: Db,
     value: str,
     cfg: BridgeSection | None,
     as_json: bool,
@@ -115,7 +115,7 @@ def code(
     return 0
 
 
-def batch(db: sqlite3.Connection, value: str, cfg: BridgeSection | None, as_json: bool) -> int:
+def batch(db: Db, value: str, cfg: BridgeSection | None, as_json: bool) -> int:
     found = trace_batch(db, value, cfg)
     if found is None:
         print(f"saltgw: error: batch {value!r} is not in the trace store", file=sys.stderr)
@@ -158,7 +158,7 @@ def kind_lines(kinds: dict[str, dict[str, int]]) -> list[str]:
     return out
 
 
-def documents(db: sqlite3.Connection, as_json: bool) -> int:
+def documents(db: Db, as_json: bool) -> int:
     rows = db.execute(
         "SELECT number, state, codes, attempts, receipt, last_error FROM documents ORDER BY id"
     ).fetchall()
@@ -177,7 +177,7 @@ def documents(db: sqlite3.Connection, as_json: bool) -> int:
 QUARANTINE_SHOWN = 200  # characters of a quarantined payload printed (as text; JSON: all kept)
 
 
-def quarantine(db: sqlite3.Connection, n: int, as_json: bool) -> int:
+def quarantine(db: Db, n: int, as_json: bool) -> int:
     """The newest ``n`` quarantined messages, newest last: time, kind, topic, reason, payload
     (the first :data:`QUARANTINE_SHOWN` characters of what was kept, as text)."""
     rows = db.execute(
@@ -202,7 +202,7 @@ def quarantine(db: sqlite3.Connection, n: int, as_json: bool) -> int:
     return 0
 
 
-def purge(db: sqlite3.Connection, cfg: BridgeSection | None, as_json: bool, key: bytes) -> int:
+def purge(db: Db, cfg: BridgeSection | None, as_json: bool, key: bytes) -> int:
     if cfg is None:
         cfg = BridgeSection()
     rep = run_purge(db, cfg, date.today(), key=key)
@@ -262,7 +262,7 @@ def _lab_lines(lab: dict[str, Any]) -> list[str]:
     return out
 
 
-def material(db: sqlite3.Connection, lot: str, as_json: bool) -> int:
+def material(db: Db, lot: str, as_json: bool) -> int:
     """Recall by a material lot (5.1 召回管理): batches, codes, cases, pallets, customers."""
     t = trace_material(db, lot)
     if t is None:

@@ -16,7 +16,6 @@ Constraints:
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from tenacity import (
 )
 
 from gateway.bridge.config import UploadRetrySection
+from gateway.bridge.db import Db
 from gateway.bridge.transport import (
     Failed,
     Outgoing,
@@ -58,7 +58,7 @@ class Uploader:
 
     def __init__(
         self,
-        db: sqlite3.Connection,
+        db: Db,
         transport: Transport,
         retry: UploadRetrySection,
         stop: threading.Event,
@@ -227,7 +227,7 @@ class CannotResend(Exception):
     """The document cannot be queued again; the message says why."""
 
 
-def resend(db: sqlite3.Connection, number: str, by: str) -> None:
+def resend(db: Db, number: str, by: str) -> None:
     """Queue quarantined document ``number`` again (``saltgw trace --resend``), e.g. after the
     platform fixed what made it reject the document: its attempts start again from zero and the
     request is recorded in ``attempts``. A document that failed its schema check when built is

@@ -195,11 +195,17 @@ class GatewayConsoleSection(_ConsoleOptions):
         own: dict[str, Any] = self.model_dump(exclude={"store", "broker"})
         chain: dict[str, Any] = {}
         store = self.store
-        if cfg.bridge is not None and (store is None or store == cfg.bridge.store):
-            store = cfg.bridge.store
+        bridge = cfg.bridge
+        # the console reads a SQLite store; a PostgreSQL one (docs/scaling.md) is not read here
+        if (
+            bridge is not None
+            and isinstance(bridge.store, Path)
+            and (store is None or store == bridge.store)
+        ):
+            store = bridge.store
             chain = {
-                "chain_key_env": cfg.bridge.chain_key_env,
-                "chain_key_file": cfg.bridge.chain_key_file,
+                "chain_key_env": bridge.chain_key_env,
+                "chain_key_file": bridge.chain_key_file,
             }
         fields: dict[str, Any] = {
             **own,

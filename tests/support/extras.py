@@ -38,6 +38,11 @@ OPTIONAL_MODULES = (
     "httptools",  # resolver (uvicorn's parser)
     "uvloop",  # resolver (uvicorn's loop)
     "openpyxl",  # xlsx
+    "psycopg",  # postgres
+    "psycopg_binary",  # postgres (psycopg's libpq wheel)
+    "alembic",  # postgres
+    "sqlalchemy",  # postgres (alembic's)
+    "mako",  # postgres (alembic's)
 )
 
 _SITECUSTOMIZE = '''\

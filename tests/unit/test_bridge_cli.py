@@ -8,6 +8,7 @@ import pwd
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -21,6 +22,7 @@ from gateway.bridge.store import TraceStore
 from gateway.bridge.upload import Uploader
 from gateway.cli import main
 from tests.support.bridge_docs import GS1_XSD
+from tests.support.stores import StoreAt
 from tests.support.trace_events import BatchPlan, LineEvents, batch_events, payload
 from tests.unit.test_bridge_delivery import Scripted
 
@@ -28,20 +30,23 @@ TZ = timezone(timedelta(hours=8))
 
 
 @pytest.fixture
-def line(tmp_path: Path) -> tuple[Path, BatchPlan]:
-    """A config with a bridge section, and a store holding one uploaded batch."""
-    store_path = tmp_path / "var" / "bridge.db"
-    cfg = {
+def line(tmp_path: Path, store_at: StoreAt) -> tuple[Path, BatchPlan]:
+    """A config with a bridge section, and a store holding one uploaded batch (a SQLite file
+    with its generated key beside it, or a PostgreSQL store with a key file)."""
+    store_path = store_at.location if store_at.pg else tmp_path / "var" / "bridge.db"
+    cfg: dict[str, Any] = {
         "gateway": {"id": "gw-test-1", "enterprise": "8035", "site": "daiyue", "line": "L1"},
         "bridge": {
             "store": str(store_path),
             "products": [{"id": "P400", "name": "精制盐", "net_content": "400g"}],
         },
     }
+    if store_at.pg:
+        cfg["bridge"]["chain_key_file"] = str(store_at.key_file)
     path = tmp_path / "line.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
     plan = batch_events(LineEvents(), "20261122-L1-01", 20, per_case=5, per_pallet=2)
-    store = TraceStore(store_path)
+    store = store_at() if store_at.pg else TraceStore(store_path)
     store.ingest([("t", payload(e)) for e in plan.events])
     bcfg = BridgeSection(
         store=store_path, codes_per_document=12, products=cfg["bridge"]["products"]
@@ -110,6 +115,7 @@ def test_trace_mistakes(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path_factory: pytest.TempPathFactory,
+    store_at: StoreAt,
 ) -> None:
     cfg, _ = line
     assert main(["trace", "8035NOPE", "--config", str(cfg)]) == 1
@@ -121,6 +127,8 @@ def test_trace_mistakes(
     assert "give one of CODE, --batch" in capsys.readouterr().err
     assert main(["trace", "X", "--store", str(cfg.parent / "missing.db")]) == 2
     assert "no trace store at" in capsys.readouterr().err
+    if store_at.pg:
+        return
     monkeypatch.chdir(cfg.parent)  # holds var/bridge.db: the default store
     assert main(["trace", "--documents"]) == 0
     assert "acked" in capsys.readouterr().out

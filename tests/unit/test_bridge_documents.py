@@ -23,6 +23,7 @@ from gateway.bridge.store import TraceStore
 from gateway.bridge.uris import code_of, code_uri
 from gateway.bridge.xmlcheck import SchemaMissing, check_document, decode_body
 from tests.support.bridge_docs import GS1_XSD, facts_of
+from tests.support.stores import StoreAt
 from tests.support.trace_events import GARBAGE, BatchPlan, LineEvents, batch_events, payload
 
 TZ = timezone(timedelta(hours=8))
@@ -38,8 +39,8 @@ def gs1_xsd() -> Path:
     return GS1_XSD.resolve()
 
 
-def _store(tmp: Path, plans: list[BatchPlan]) -> TraceStore:
-    st_ = TraceStore(tmp / "trace.db")
+def _store(tmp: Path, plans: list[BatchPlan], at: StoreAt | None = None) -> TraceStore:
+    st_ = at() if at is not None else TraceStore(tmp / "trace.db")
     msgs = [("t", payload(ev)) for p in plans for ev in p.events]
     msgs[5:5] = [("t", g) for g in GARBAGE]
     st_.ingest(msgs)
@@ -63,11 +64,11 @@ def _bodies(store: TraceStore) -> list[bytes]:
 @pytest.mark.parametrize("profile", ["epcis", "platform"])
 @pytest.mark.parametrize("gzip_base64", [False, True])
 def test_documents_validate_and_carry_exactly_the_events(
-    tmp_path: Path, gs1_xsd: Path, profile: str, gzip_base64: bool
+    tmp_path: Path, gs1_xsd: Path, profile: str, gzip_base64: bool, store_at: StoreAt
 ) -> None:
     f = LineEvents()
     plans = [batch_events(f, "20261122-L1-01", 45), batch_events(f, "20261122-L1-02", 23)]
-    store = _store(tmp_path, plans)
+    store = _store(tmp_path, plans, store_at)
     b = _builder(store, profile=profile, codes_per_document=25, gzip_base64=gzip_base64)
     built = b.build_ready(force=True)
     assert built and all(d.state == "pending" for d in built), built
@@ -100,10 +101,12 @@ def test_documents_validate_and_carry_exactly_the_events(
     assert facts.numbers == [d.number for d in built]
 
 
-def test_chunks_never_exceed_the_size_unless_one_event_does(tmp_path: Path) -> None:
+def test_chunks_never_exceed_the_size_unless_one_event_does(
+    tmp_path: Path, store_at: StoreAt
+) -> None:
     f = LineEvents()
     plan = batch_events(f, "B-1", 40, per_case=20, per_pallet=2)
-    store = _store(tmp_path, [plan])
+    store = _store(tmp_path, [plan], store_at)
     built = _builder(store, codes_per_document=15).build_ready(force=True)
     rows = store.db.execute(
         "SELECT d.codes, COUNT(e.rid), MAX(e.weight) FROM documents d JOIN events e "

@@ -32,6 +32,7 @@ from gateway.cli import main
 from gateway.metrics import _snapshot as _snapshot_metrics
 from gateway.public_snapshot import SALES_KEYS, SCHEMA_VERSION, open_snapshot
 from tests.support.bridge_env import bridge_config, wait
+from tests.support.stores import StoreAt
 from tests.support.trace_events import TZ, BatchPlan, LineEvents, batch_events, payload
 
 BUILT = datetime(2026, 11, 22, 20, 0, 0, tzinfo=TZ)
@@ -111,11 +112,11 @@ def _codes(path: Path) -> dict[str, dict[str, Any]]:
         db.close()
 
 
-def _line(tmp_path: Path) -> tuple[TraceStore, LineEvents, BatchPlan]:
+def _line(tmp_path: Path, at: StoreAt | None = None) -> tuple[TraceStore, LineEvents, BatchPlan]:
     """Batch B1: 85 bags (8 full cases, 5 loose), 2 pallets of 4 cases; the last case gave back
     its first two bags (rework); the first pallet shipped to a wholesaler; batch.end with an
-    inspection result."""
-    store = TraceStore(tmp_path / "t.db")
+    inspection result. ``at``: the store on either engine (else a SQLite file)."""
+    store = at() if at is not None else TraceStore(tmp_path / "t.db")
     f = LineEvents()
     plan = batch_events(f, "B1", 85)
     _ingest(store, f, plan.events)
@@ -123,8 +124,10 @@ def _line(tmp_path: Path) -> tuple[TraceStore, LineEvents, BatchPlan]:
 
 
 # -- states ------------------------------------------------------------------------------------
-def test_code_states_follow_commissioning_rejects_outbound_and_recalls(tmp_path: Path) -> None:
-    store, f, plan = _line(tmp_path)
+def test_code_states_follow_commissioning_rejects_outbound_and_recalls(
+    tmp_path: Path, store_at: StoreAt
+) -> None:
+    store, f, plan = _line(tmp_path, store_at)
     cases = list(plan.cases)
     _first, second = list(plan.pallets)
     later = [
@@ -202,11 +205,13 @@ def test_a_recalled_bag_stays_recalled_and_a_withdrawn_one_withdrawn(tmp_path: P
     ]
 
 
-def test_a_destroyed_return_or_nonconforming_record_withdraws_its_codes(tmp_path: Path) -> None:
+def test_a_destroyed_return_or_nonconforming_record_withdraws_its_codes(
+    tmp_path: Path, store_at: StoreAt
+) -> None:
     """9.1's "destroyed" codes: a return (退货处置) or a non-conforming record (不合格产品处置)
     whose disposition is destroy withdraws the codes it names and the bags inside them; one
     that keeps the product (restock) changes nothing."""
-    store, f, plan = _line(tmp_path)
+    store, f, plan = _line(tmp_path, store_at)
     case, kept_case = [c for c in plan.cases if c not in plan.unpacked][-2:]
     loose = plan.bags[82]
 

@@ -12,6 +12,7 @@ import pytest
 from gateway.bridge.schema import QUARANTINE_PAYLOAD_BYTES
 from gateway.bridge.store import TraceStore
 from gateway.bridge.trace import container_of
+from tests.support.stores import StoreAt
 from tests.support.trace_events import LineEvents, batch_events, payload
 
 
@@ -108,9 +109,9 @@ def test_bad_payloads_are_quarantined_with_their_reason(
     assert (k, size) == (kind, len(raw))
 
 
-def test_a_type_without_a_schema_is_kept_with_a_note_not_uploaded(tmp_path: Path) -> None:
+def test_a_type_without_a_schema_is_kept_with_a_note_not_uploaded(store_at: StoreAt) -> None:
     ev = LineEvents().make("line.future_kind", {"anything": 1}, None)
-    store = TraceStore(tmp_path / "t.db")
+    store = store_at()
     got = store.ingest([("t", payload(ev))])
     assert (got.accepted, got.quarantined, got.conflicts) == (1, 0, 0)
     [(up, note)] = store.db.execute("SELECT up, note FROM events").fetchall()
@@ -118,28 +119,32 @@ def test_a_type_without_a_schema_is_kept_with_a_note_not_uploaded(tmp_path: Path
 
 
 def test_a_message_the_bridge_fails_on_is_quarantined_and_the_others_kept(
-    tmp_path: Path,
+    store_at: StoreAt,
 ) -> None:
-    """A seq SQLite cannot hold passes the schema (no maximum) and makes the insert raise
-    OverflowError: the group is stored again one by one, that message quarantined."""
+    """A seq the store cannot hold passes the schema (no maximum) and makes the insert raise
+    (SQLite: OverflowError; PostgreSQL: bigint out of range, a DataError): the group is stored
+    again one by one, that message quarantined."""
     f = LineEvents()
     good = [f.make("pack.bag", {"code": f"8035OVF{i}"}, "B1") for i in range(3)]
     huge = f.make("pack.bag", {"code": "8035OVFX"}, "B1")
     huge["seq"] = 2**70
-    store = TraceStore(tmp_path / "t.db")
+    store = store_at()
     msgs = [("t", payload(good[0])), ("t", payload(huge)), *[("t", payload(e)) for e in good[1:]]]
     got = store.ingest(msgs)
     assert (got.accepted, got.quarantined, got.by_kind["error"]) == (3, 1, 1)
     [(_, why, _)] = store.quarantined()
-    assert "bridge error: OverflowError" in why
+    if store_at.pg:
+        assert "bridge error: DataError" in why and "out of range" in why, why
+    else:
+        assert "bridge error: OverflowError" in why
     assert store.counts()["codes"] == 3
 
 
-def test_repeats_are_dropped_by_id_and_good_events_around_garbage_kept(tmp_path: Path) -> None:
+def test_repeats_are_dropped_by_id_and_good_events_around_garbage_kept(store_at: StoreAt) -> None:
     f = LineEvents()
     plan = batch_events(f, "B1", 12)
     msgs = [("t", payload(e)) for e in plan.events]
-    store = TraceStore(tmp_path / "t.db")
+    store = store_at()
     first = store.ingest([*msgs[:10], ("t", b"garbage"), *msgs[10:]])
     again = store.ingest(msgs)
     assert first.accepted == len(msgs) and first.quarantined == 1
@@ -148,25 +153,25 @@ def test_repeats_are_dropped_by_id_and_good_events_around_garbage_kept(tmp_path:
     assert counts["events"] == len(msgs) and counts["codes"] == 12
 
 
-def test_a_code_commissioned_twice_is_kept_once(tmp_path: Path) -> None:
+def test_a_code_commissioned_twice_is_kept_once(store_at: StoreAt) -> None:
     f = LineEvents()
     a = f.make("pack.bag", {"code": "8035DUP001"}, "B1")
     b = f.make("pack.bag", {"code": "8035DUP001"}, "B1")
-    store = TraceStore(tmp_path / "t.db")
+    store = store_at()
     got = store.ingest([("t", payload(a)), ("t", payload(b))])
     assert got.accepted == 2 and got.conflicts == 1
     rows = store.db.execute("SELECT up, note FROM events ORDER BY rid").fetchall()
     assert rows[0] == (1, None) and rows[1][0] == 0 and "already commissioned" in rows[1][1]
 
 
-def test_unpack_without_children_takes_out_what_the_parent_holds(tmp_path: Path) -> None:
+def test_unpack_without_children_takes_out_what_the_parent_holds(store_at: StoreAt) -> None:
     f = LineEvents()
     evs = [f.make("pack.bag", {"code": f"8035U{i}"}, "B1") for i in range(3)]
     evs.append(f.make("pack.case", {"code": "8035CASE", "children": ["8035U0", "8035U1"]}, "B1"))
     evs.append(f.make("pack.unpack", {"code": "8035CASE", "children": ["8035U0"]}, "B1"))
     evs.append(f.make("pack.case", {"code": "8035CASE", "children": ["8035U2"]}, "B1"))
     evs.append(f.make("pack.unpack", {"code": "8035CASE", "children": []}, "B1"))
-    store = TraceStore(tmp_path / "t.db")
+    store = store_at()
     store.ingest([("t", payload(e)) for e in evs])
     last = store.db.execute(
         "SELECT child FROM relations WHERE action='unpack' ORDER BY rid DESC, pos"
@@ -176,3 +181,15 @@ def test_unpack_without_children_takes_out_what_the_parent_holds(tmp_path: Path)
     assert all(container_of(store.db, f"8035U{i}") is None for i in range(3))
     weight = store.db.execute("SELECT weight FROM events ORDER BY rid DESC LIMIT 1").fetchone()[0]
     assert weight == 3  # the parent and the two codes taken out
+
+
+def test_bad_payloads_are_quarantined_with_their_reason_on_postgresql(pg_store: str) -> None:
+    """The same cases in one group on PostgreSQL (one database, not one per case)."""
+    store = TraceStore(pg_store, chain_key=bytes(32))
+    got = store.ingest([("salt/v1/x/event/pack/bag", raw) for raw, _, _ in BAD])
+    assert (got.accepted, got.quarantined) == (0, len(BAD))
+    kept = store.quarantined()
+    rows = store.db.execute("SELECT kind, size FROM quarantine ORDER BY qid").fetchall()
+    for (raw, kind, reason), (_, why, payload_kept), row in zip(BAD, kept, rows, strict=True):
+        assert reason in why and payload_kept == raw[:QUARANTINE_PAYLOAD_BYTES]
+        assert row == (kind, len(raw))

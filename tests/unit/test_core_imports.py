@@ -49,6 +49,9 @@ IMPLEMENTATIONS = frozenset(
         "gateway.console.pages",
         "gateway.console.server",
         "gateway.web.server",  # waitress (the resolver extra)
+        "gateway.bridge.pg",  # a postgresql:// trace store: psycopg (the postgres extra)
+        "gateway.bridge.migrations.env",  # alembic's environment (the postgres extra)
+        "gateway.bridge.migrations.versions.v0001_initial",
         "gateway.telemetry.sparkplug.codec",  # protobuf (the sparkplug extra)
         "gateway.telemetry.sparkplug.sparkplug_b_pb2",
     }
