@@ -42,6 +42,7 @@ from gateway.bridge.documents import DocumentBuilder
 from gateway.bridge.gateways import KnownGateways
 from gateway.bridge.ingest import Consumer, subscriptions
 from gateway.bridge.integrity import store_chain_key
+from gateway.bridge.lease import uploader_lease
 from gateway.bridge.public import SnapshotStats, SnapshotWriter, open_store
 from gateway.bridge.reconcile import Reconciler
 from gateway.bridge.retention import purge
@@ -350,11 +351,11 @@ class Bridge:
 
     def _run_uploader(self) -> None:
         assert self.bcfg.upload is not None
+        db = TraceStore(self.bcfg.store, chain_key=self.chain_key).db
+        # several bridges on one store: one uploads at a time (gateway/bridge/lease.py)
+        lease = uploader_lease(db, self.bcfg.store)
         up = self.uploader = Uploader(
-            TraceStore(self.bcfg.store, chain_key=self.chain_key).db,
-            make_transport(self.bcfg.upload),
-            self.bcfg.upload.retry,
-            self._stop,
+            db, make_transport(self.bcfg.upload), self.bcfg.upload.retry, self._stop, lease=lease
         )
         try:
             while not self._stop.is_set():
@@ -366,6 +367,7 @@ class Bridge:
                 self._wake_upload.wait(1.0)
                 self._wake_upload.clear()
         finally:
+            lease.release()
             up.db.close()
 
     def _run_public(self) -> None:

@@ -30,6 +30,7 @@ from tenacity import (
 
 from gateway.bridge.config import UploadRetrySection
 from gateway.bridge.db import Db
+from gateway.bridge.lease import Lease
 from gateway.bridge.transport import (
     Failed,
     Outgoing,
@@ -64,8 +65,13 @@ class Uploader:
         stop: threading.Event,
         *,
         on_ack: Callable[[str, str], None] | None = None,
+        lease: Lease | None = None,
     ) -> None:
+        """``lease``: with several bridges on one store, only the holder uploads
+        (gateway/bridge/lease.py); None: this uploader is the store's only one."""
         self.db = db
+        self.lease = lease
+        self.uploading = lease is None  # holds the lease (said once per change in the log)
         self.transport = transport
         self.retry = retry
         self.stop = stop
@@ -73,7 +79,10 @@ class Uploader:
         self.stats = UploadStats()
 
     def run_once(self) -> int:
-        """Deliver every pending document, then collect receipts; returns documents acked."""
+        """Deliver every pending document, then collect receipts; returns documents acked.
+        Nothing while another bridge holds the store's uploader lease."""
+        if not self._lease_held():
+            return 0
         done = 0
         while not self.stop.is_set():
             row = self.db.execute(
@@ -89,6 +98,19 @@ class Uploader:
             if self._state(doc_id) == "pending":
                 break  # stopping
         return done + self.poll_receipts()
+
+    def _lease_held(self) -> bool:
+        if self.lease is None:
+            return True
+        held = self.lease.held()
+        if held != self.uploading:
+            self.uploading = held
+            if held:
+                log.warning("bridge: this bridge now uploads the store's documents (uploader "
+                            "lease taken)")  # fmt: skip
+            else:
+                log.info("bridge: another bridge uploads the store's documents; standing by")
+        return held
 
     def _sleep(self, secs: float) -> None:
         self.stop.wait(secs)  # a stop request ends the backoff at once
