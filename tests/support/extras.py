@@ -38,6 +38,7 @@ OPTIONAL_MODULES = (
     "httptools",  # resolver (uvicorn's parser)
     "uvloop",  # resolver (uvicorn's loop)
     "openpyxl",  # xlsx
+    "pika",  # amqp
 )
 
 _SITECUSTOMIZE = '''\

@@ -49,6 +49,7 @@ IMPLEMENTATIONS = frozenset(
         "gateway.console.pages",
         "gateway.console.server",
         "gateway.web.server",  # waitress (the resolver extra)
+        "gateway.bridge.amqp",  # pika (the amqp extra), imported by bridge.source: amqp only
         "gateway.telemetry.sparkplug.codec",  # protobuf (the sparkplug extra)
         "gateway.telemetry.sparkplug.sparkplug_b_pb2",
     }
