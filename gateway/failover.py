@@ -1,6 +1,7 @@
 """Broker failover: the ordered list of broker endpoints (``mqtt.urls``), the one in use, and
 when to try which next. Shared by the gateway's forwarder (:mod:`gateway.mqtt`) and the bridge's
-consumer (:mod:`gateway.bridge.ingest`); each owns one :class:`BrokerRotation`.
+consumer (:mod:`gateway.bridge.ingest`, and the AMQP one of :mod:`gateway.bridge.amqp` over
+the RabbitMQ nodes of ``bridge.amqp.urls``); each owns one :class:`BrokerRotation`.
 
 Rules (docs/scaling.md, "Broker failover"):
 
@@ -45,9 +46,13 @@ def is_tls_url(url: str) -> bool:
     return urlsplit(url).scheme in ("mqtts", "ssl")
 
 
+DEFAULT_PORTS = {"mqtts": 8883, "ssl": 8883, "amqp": 5672, "amqps": 5671}
+
+
 def broker_address(url: SplitResult) -> tuple[str, int]:
-    """(host, port) of a broker URL; the port defaults to 8883 with TLS, else 1883."""
-    port = url.port or (8883 if url.scheme in ("mqtts", "ssl") else 1883)
+    """(host, port) of a broker URL; the port defaults to 8883 with TLS, else 1883 (AMQP, the
+    bridge's ``bridge.amqp.urls``: 5671 with TLS, else 5672)."""
+    port = url.port or DEFAULT_PORTS.get(url.scheme, 1883)
     return url.hostname or "127.0.0.1", port
 
 

@@ -23,6 +23,9 @@ if [ "${2:-}" = apt ]; then
   [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need="$need nginx-light"
   # the enterprise trace store's tests run a throwaway cluster (tests/support/postgres.py)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
+  # bridges sharing lines over RabbitMQ quorum queues (tests/support/rabbitmq.py): Debian's
+  # rabbitmq-server ships the rabbitmq_mqtt plugin and pulls in Erlang (epmd)
+  [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need="$need rabbitmq-server"
   if [ -n "$need" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing Debian packages:$need" >&2
     apt-get update -qq
@@ -30,7 +33,7 @@ if [ "${2:-}" = apt ]; then
   elif [ -n "$need" ]; then
     echo "the tests need these Debian packages, and only root can install them:" >&2
     echo "  sudo apt-get install -y --no-install-recommends$need" >&2
-    echo "(without them the broker, browser, proxy and PostgreSQL tests skip locally and fail in CI)" >&2
+    echo "(without them the broker, RabbitMQ, PostgreSQL, browser and proxy tests skip locally and fail in CI)" >&2
   fi
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv

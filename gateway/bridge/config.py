@@ -6,10 +6,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from drivers.secrets import secret
 
 __all__ = [
+    "AmqpSourceSection",
     "BridgeSection",
     "DirectoryUploadSection",
     "EnterpriseInfoSection",
@@ -240,6 +252,159 @@ class PublicSnapshotSection(_Strict):
         return self.work_path or self.path.with_name(self.path.name + ".work")
 
 
+AMQP_PORTS = {"amqp": 5672, "amqps": 5671}
+LINE_RE = r"^[A-Za-z0-9_\-]{1,64}/[A-Za-z0-9_\-]{1,64}$"
+
+
+def amqp_address(url: str) -> tuple[str, int]:
+    """(host, port) of an ``amqp://``/``amqps://`` URL; the port defaults to 5672 / 5671."""
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or AMQP_PORTS.get(parts.scheme, 5672)
+
+
+def _amqp_url(v: str) -> str:
+    parts = urlsplit(v)
+    if parts.scheme not in AMQP_PORTS or not parts.hostname:
+        raise ValueError(f"expected amqp://host:port or amqps://host:port; got {v!r}")
+    if parts.username or parts.password or parts.path not in ("", "/") or parts.query:
+        raise ValueError(
+            f"{v!r}: give only scheme, host and port (the user in username, the password in "
+            "password_env / password_file, the virtual host in vhost)"
+        )
+    try:
+        parts.port  # noqa: B018 - validates the port number
+    except ValueError as exc:
+        raise ValueError(f"bad port in {v!r}") from exc
+    return v
+
+
+AmqpUrl = Annotated[str, AfterValidator(_amqp_url)]
+
+
+class AmqpSourceSection(_Strict):
+    """Consume the lines' events from RabbitMQ queues over AMQP 0-9-1 (``bridge.source:
+    amqp``): one durable quorum queue per line with a single active consumer, bound to the
+    exchange the MQTT plugin publishes to, so several bridges share the lines and each line is
+    stored in order by one bridge at a time (docs/scaling.md, "Bridges sharing the load")."""
+
+    urls: list[AmqpUrl] = Field(
+        min_length=1,
+        max_length=16,
+        description="The cluster's nodes, in order of preference: amqp://host:port or "
+        "amqps://host:port (TLS); the next takes over when the one in use fails, with "
+        "exponential backoff once all failed (mqtt.reconnect_min_secs / reconnect_max_secs). "
+        "All amqp:// or all amqps://; each host:port once.",
+        examples=[["amqps://rabbit-1:5671", "amqps://rabbit-2:5671", "amqps://rabbit-3:5671"]],
+    )
+    lines: list[Annotated[str, Field(pattern=LINE_RE)]] = Field(
+        min_length=1,
+        description="The lines whose events these bridges store, each as {site}/{line} of this "
+        "config's enterprise (the gateways' gateway.site and gateway.line); one queue each.",
+        examples=[["daiyue/L1", "daiyue/L2"]],
+    )
+    bridges: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,32}$")]] = Field(
+        default_factory=list,
+        description="The node ids (bridge.node_id) of every bridge sharing these lines, this "
+        "one included, the same list in each bridge's config: a line is preferred by the "
+        "bridge with the highest hash of '{bridge}/{site}/{line}' (rendezvous hashing), which "
+        "registers on it first; the others join as standby. Empty: this bridge alone.",
+    )
+    standby_delay_secs: float = Field(
+        default=2.0,
+        ge=0,
+        le=300,
+        description="How long after connecting a bridge waits before it joins the lines it "
+        "does not prefer as a standby consumer (the preferred bridge registers first and "
+        "becomes the active one).",
+    )
+    queue_prefix: str = Field(
+        default="saltgw.bridge",
+        pattern=r"^[A-Za-z0-9_.\-]{1,100}$",
+        description="Queue names are {queue_prefix}.{enterprise}.{site}.{line}.",
+    )
+    exchange: str = Field(
+        default="amq.topic",
+        min_length=1,
+        max_length=255,
+        description="The topic exchange the MQTT plugin publishes to (rabbitmq_mqtt's "
+        "mqtt.exchange).",
+    )
+    vhost: str = Field(default="/", min_length=1, description="The virtual host.")
+    prefetch: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Unacknowledged messages per line at most (AMQP basic.qos per consumer); "
+        "a message is acknowledged once committed to the trace store.",
+    )
+    heartbeat_secs: int = Field(
+        default=10,
+        ge=0,
+        le=600,
+        description="AMQP heartbeat: a node silent for about twice this long is left (failover). "
+        "0 turns heartbeats off.",
+    )
+    username: str | None = Field(
+        default=None, description="User name (none: RabbitMQ's guest, from loopback only)."
+    )
+    password_env: str | None = Field(
+        default="SALTGW_AMQP_PASSWORD",
+        description="Environment variable holding the password (never put it in this file).",
+    )
+    password_file: Path | None = Field(
+        default=None,
+        description="File holding the password, readable by its owner only (mode 0600 or "
+        "0400); used when the variable is unset.",
+    )
+    ca_file: Path | None = Field(
+        default=None, description="CA bundle to verify the nodes (amqps://; system CAs when unset)."
+    )
+    cert_file: Path | None = Field(
+        default=None, description="Client certificate (PEM) for mutual TLS."
+    )
+    key_file: Path | None = Field(default=None, description="Client private key (PEM).")
+    allow_cleartext_secrets: bool = Field(
+        default=False,
+        description="Allow a username (and its password) over amqp:// (no TLS) to a host that "
+        "is not loopback: the password crosses the network in clear. Only for an isolated "
+        "network; a warning at every start. Without it `saltgw validate` and the start refuse "
+        "such a config.",
+    )
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        seen: dict[tuple[str, int], int] = {}
+        for i, u in enumerate(v):
+            addr = amqp_address(u)
+            if addr in seen:
+                raise ValueError(
+                    f"endpoint {i + 1} ({u!r}) is the same node as endpoint {seen[addr] + 1} "
+                    f"({v[seen[addr]]!r}); list each host:port once"
+                )
+            seen[addr] = i
+        tls = [urlsplit(u).scheme == "amqps" for u in v]
+        if any(tls) and not all(tls):
+            plain = ", ".join(repr(u) for u, t in zip(v, tls, strict=True) if not t)
+            raise ValueError(
+                f"mixes TLS (amqps://) and plain (amqp://) endpoints: {plain} without TLS; "
+                "every endpoint must use the same scheme"
+            )
+        return v
+
+    @field_validator("lines", "bridges")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dup = sorted({i for i in v if v.count(i) > 1})
+        if dup:
+            raise ValueError(f"listed twice: {', '.join(dup)}")
+        return v
+
+    def password(self) -> str | None:
+        """The password from the environment or the password file, else None."""
+        return secret(self.password_env, self.password_file, "AMQP password")
+
+
 class BridgeSection(_Strict):
     """Store-and-forward to the national platform (docs/bridge.md)."""
 
@@ -300,6 +465,15 @@ class BridgeSection(_Strict):
             "subscribed unshared: every bridge knows every batch)."
         ),
         pattern=r"^[A-Za-z0-9_\-]{1,64}$",
+    )
+    source: Literal["mqtt", "amqp"] = Field(
+        default="mqtt",
+        description="Where events come from: 'mqtt' (subscribe on the gateway's broker, "
+        "mqtt:) or 'amqp' (consume per-line RabbitMQ queues, amqp:, so several bridges share "
+        "the lines; docs/scaling.md).",
+    )
+    amqp: AmqpSourceSection | None = Field(
+        default=None, description="The RabbitMQ queues to consume, with source 'amqp'."
     )
     gateways: list[KnownGatewaySection] = Field(
         default_factory=list,
@@ -386,6 +560,22 @@ class BridgeSection(_Strict):
                     f"EPCglobal-epcis-2_0.xsd from GS1's EPCIS 2.0 package, or set "
                     f"bridge.epcis_check: off to upload documents unchecked"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _source(self) -> BridgeSection:
+        if self.source == "amqp":
+            if self.amqp is None:
+                raise ValueError("source 'amqp' needs an amqp: section (urls, lines)")
+            if self.share_group is not None:
+                raise ValueError(
+                    "share_group is for source 'mqtt' (MQTT 5 shared subscriptions); with "
+                    "source 'amqp' the bridges share lines through amqp.bridges"
+                )
+            if self.topics:
+                raise ValueError("topics is for source 'mqtt'; with 'amqp' give amqp.lines")
+        elif self.amqp is not None:
+            raise ValueError("amqp: is set but source is 'mqtt': set source: amqp to use it")
         return self
 
     @model_validator(mode="after")

@@ -1,4 +1,5 @@
-"""The bridge's MQTT consumer: one thread owns its paho client and its store connection.
+"""The bridge's MQTT consumer: one thread owns its paho client and its store connection (an
+:class:`~gateway.bridge.source.EventSource`; the AMQP one is :mod:`gateway.bridge.amqp`).
 
 Constraints:
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import ssl
 import threading
 import time
@@ -39,6 +39,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gateway.bridge.source import store_group
 from gateway.bridge.store import TraceStore
 from gateway.config.models import MqttSection
 from gateway.failover import BrokerRotation, is_tls_url
@@ -132,6 +133,8 @@ class Consumer:
         c.on_message = self._on_message
         c.on_subscribe = self._on_subscribe
         self.client = c
+
+    broker_kind = "MQTT broker"
 
     @property
     def host(self) -> str:
@@ -304,22 +307,8 @@ class Consumer:
     def _commit_and_ack(self) -> None:
         while self._inbox:
             group = self._inbox[:MAX_GROUP]
-            msgs = [(m.topic, m.payload) for m in group]
-            try:
-                self.store.ingest(msgs)  # commits
-            except sqlite3.OperationalError as exc:  # e.g. a full disk: nothing acked, retried
-                log.error("bridge: cannot store %d events: %s (not acknowledged)", len(group), exc)
-                self.stop.wait(1.0)
+            if not store_group(self.store, [(m.topic, m.payload) for m in group], self.stop):
                 return
-            except Exception:  # never a poison loop: keep them as they came, acknowledge
-                log.exception("bridge: storing %d messages failed; quarantined as received",
-                              len(group))  # fmt: skip
-                try:
-                    self.store.quarantine_raw(msgs, "bridge error while storing the group")
-                except sqlite3.Error as exc:
-                    log.error("bridge: cannot quarantine them either: %s (not acknowledged)", exc)
-                    self.stop.wait(1.0)
-                    return
             del self._inbox[: len(group)]
             self.received += len(group)
             for gap in self.store.filled:

@@ -1,6 +1,8 @@
 """The bridge as a running service: three threads, each with its own store connection.
 
-- ``bridge-ingest``: the MQTT consumer (:mod:`gateway.bridge.ingest`): events → trace store.
+- ``bridge-ingest``: the event source (:mod:`gateway.bridge.source`): events → trace store;
+  the MQTT consumer (:mod:`gateway.bridge.ingest`), or with ``source: amqp`` the per-line
+  RabbitMQ queues (:mod:`gateway.bridge.amqp`, imported only then: the ``amqp`` extra).
 - ``bridge-build``: builds due documents into the outbox, reconciles batches, purges expired
   records (:mod:`~gateway.bridge.documents`, :mod:`~gateway.bridge.reconcile`,
   :mod:`~gateway.bridge.retention`).
@@ -46,6 +48,7 @@ from gateway.bridge.lease import uploader_lease
 from gateway.bridge.public import SnapshotStats, SnapshotWriter, open_store
 from gateway.bridge.reconcile import Reconciler
 from gateway.bridge.retention import purge
+from gateway.bridge.source import EventSource
 from gateway.bridge.store import IngestStats, TraceStore
 from gateway.bridge.transport import make_transport
 from gateway.bridge.upload import Uploader
@@ -88,7 +91,8 @@ class Bridge:
         alarm: AlarmSink | None = None,
     ) -> None:
         """The broker: ``urls`` (endpoints in order, failover), else ``host``/``port`` (one
-        endpoint, the scheme of the config's), else the config's ``mqtt.urls``/``mqtt.url``."""
+        endpoint, the scheme of the config's), else the config's ``mqtt.urls``/``mqtt.url``.
+        With ``bridge.source: amqp`` the RabbitMQ nodes of ``bridge.amqp.urls`` instead."""
         if cfg.bridge is None:
             raise ValueError("the config has no bridge: section")
         self.cfg = cfg
@@ -104,8 +108,11 @@ class Bridge:
             urls = [f"{scheme}://{host}:{port}"]
         m = cfg.mqtt
         # the endpoints and the one in use; kept across restarts of the ingest thread
+        amqp = self.bcfg.amqp if self.bcfg.source == "amqp" else None
         self.rotation = BrokerRotation(
-            urls or m.endpoints, m.reconnect_min_secs, m.reconnect_max_secs
+            amqp.urls if amqp is not None else urls or m.endpoints,
+            m.reconnect_min_secs,
+            m.reconnect_max_secs,
         )
         # whose events are stored: this config's gateway and bridge.gateways (gateways.py);
         # a key that cannot be read stops the start here, naming it
@@ -115,7 +122,7 @@ class Bridge:
         self._stop = threading.Event()
         self._wake_upload = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.consumer: Consumer | None = None
+        self.consumer: EventSource | None = None
         self.uploader: Uploader | None = None
         self.reconciler: Reconciler | None = None
         self.documents_built = 0
@@ -165,15 +172,32 @@ class Bridge:
         )  # fmt: skip
         return self
 
-    def _new_consumer(self) -> Consumer:
+    def _new_consumer(self) -> EventSource:
         store = TraceStore(
             self.bcfg.store,
             grace_secs=self.bcfg.seq_gap_grace_secs,
-            track_seq=self.bcfg.share_group is None,
+            # no bridge of a share group or of shared AMQP lines sees every seq of a gateway
+            track_seq=self.bcfg.share_group is None and self.bcfg.source == "mqtt",
             chain_key=self.chain_key,
             known=self.known,
         )
         store.stats = self.ingest_stats
+        c: EventSource
+        if self.bcfg.amqp is not None and self.bcfg.source == "amqp":
+            from gateway.bridge.amqp import AmqpConsumer  # the amqp extra (pika)
+
+            try:
+                c = AmqpConsumer(
+                    store, self.bcfg.amqp, rotation=self.rotation, node=self.node,
+                    enterprise=self.cfg.gateway.enterprise, stop=self._stop,
+                    prefix=self.cfg.mqtt.topic_prefix,
+                )  # fmt: skip
+            except BaseException:
+                store.close()
+                raise
+            if self.consumer is not None:
+                c.received = self.consumer.received
+            return c
         c = Consumer(
             store,
             self.cfg.mqtt,
@@ -265,7 +289,7 @@ class Bridge:
             return out
         held = "events wait in the gateway's journal"
         if not c.connected.is_set():
-            out.append(f"bridge: not connected to the MQTT broker {c.host}:{c.port}")
+            out.append(f"bridge: not connected to the {c.broker_kind} {c.host}:{c.port}")
         elif c.refused:
             for f, why in sorted(c.refused.items()):
                 out.append(f"bridge subscription to {f!r} refused by the broker: {why} ({held}; "

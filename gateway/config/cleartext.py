@@ -1,6 +1,7 @@
 """Secrets that would cross the network in clear (QB/T 5279-2018 11.4: protection against
 unauthorised access): a platform token over ``http://``, an MQTT username and password over
-``mqtt://`` (no TLS), an OPC UA user identity over security policy None.
+``mqtt://`` (no TLS), a bridge's AMQP username and password over ``amqp://``, an OPC UA user
+identity over security policy None.
 
 Each is an error in ``saltgw validate`` and at start, unless the connection says
 ``allow_cleartext_secrets: true`` (an isolated network): then it is a warning at every start.
@@ -69,6 +70,17 @@ def cleartext_risks(cfg: Any) -> Iterator[Cleartext]:
                 f"over {murl} (no TLS)",
                 f"use mqtts:// (docs/security.md), or set mqtt.{OPT_OUT} for an isolated network",
                 mqtt.allow_cleartext_secrets,
+            )
+    amqp: Any = getattr(cfg.bridge, "amqp", None) if cfg.bridge is not None else None
+    for i, aurl in enumerate(amqp.urls if amqp is not None else ()):  # bridge.source: amqp
+        if amqp.username and urlsplit(aurl).scheme == "amqp" and not is_loopback(_host(aurl)):
+            yield Cleartext(
+                ("bridge", "amqp", "urls", i),
+                f"the AMQP password of user {amqp.username!r} would cross the network in clear "
+                f"over {aurl} (no TLS)",
+                f"use amqps:// (docs/security.md), or set bridge.amqp.{OPT_OUT} for an "
+                "isolated network",
+                amqp.allow_cleartext_secrets,
             )
     upload: Any = getattr(cfg.bridge, "upload", None) if cfg.bridge is not None else None
     url = getattr(upload, "url", None)

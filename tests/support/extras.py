@@ -43,6 +43,7 @@ OPTIONAL_MODULES = (
     "alembic",  # postgres
     "sqlalchemy",  # postgres (alembic's)
     "mako",  # postgres (alembic's)
+    "pika",  # amqp
 )
 
 _SITECUSTOMIZE = '''\

@@ -52,6 +52,7 @@ IMPLEMENTATIONS = frozenset(
         "gateway.bridge.pg",  # a postgresql:// trace store: psycopg (the postgres extra)
         "gateway.bridge.migrations.env",  # alembic's environment (the postgres extra)
         "gateway.bridge.migrations.versions.v0001_initial",
+        "gateway.bridge.amqp",  # pika (the amqp extra), imported by bridge.source: amqp only
         "gateway.telemetry.sparkplug.codec",  # protobuf (the sparkplug extra)
         "gateway.telemetry.sparkplug.sparkplug_b_pb2",
     }

@@ -169,7 +169,8 @@ def fake_bridge(store: Path, *, alive: bool = True, connected: bool = True) -> A
     subscribed.set()
     stats = IngestStats(accepted=9, duplicates=2, quarantined=1, conflicts=1)
     stats.by_kind["too_deep"] = 1
-    consumer = SimpleNamespace(
+    consumer = SimpleNamespace(  # an EventSource (gateway/bridge/source.py)
+        broker_kind="MQTT broker",
         host="127.0.0.1",
         port=1883,
         connected=conn,
