@@ -20,6 +20,11 @@ Rules (docs/scaling.md, "Broker failover"):
 - A connection the broker accepts (CONNACK success, :meth:`BrokerRotation.connected`) ends the
   backoff; when it is another endpoint than the previous session's, it is a *switch*
   (counted, timed, logged by the caller once).
+- A session the broker ends within ``MIN_SESSION_SECS`` of accepting it is no working session
+  but a failed attempt (:meth:`BrokerRotation.lost` counts it as one): a node that accepts and
+  at once drops connections (RabbitMQ's MQTT plugin right after a peer died, while its client
+  id registry settles; a broker that kicks a duplicate client id) is not hammered in a loop —
+  the rounds' backoff applies, and the flapping settles (docs/scaling.md).
 - There is no fail-back: a client stays on the endpoint that took over until that one fails
   (a switch costs a reconnect and, for the bridge, a session; see docs/scaling.md).
 
@@ -40,6 +45,7 @@ from urllib.parse import SplitResult, urlsplit
 __all__ = ["BrokerRotation", "Endpoint", "broker_address", "is_tls_url"]
 
 MAX_EXPONENT = 16
+MIN_SESSION_SECS = 1.0  # a session shorter than this counts as a failed attempt
 
 
 def is_tls_url(url: str) -> bool:
@@ -101,6 +107,9 @@ class BrokerRotation:
         self.switches = 0  # sessions on another endpoint than the session before
         self.switched_at: float | None = None  # clock() of the latest switch
         self.lost_at: float | None = None  # clock() when the latest working session ended
+        self.connected_at: float | None = None  # clock() of the latest accepted connection
+        self.flaps = 0  # sessions ended within MIN_SESSION_SECS (counted as failed attempts)
+        self._before = (0, 0)  # (failures, rounds) before the latest accepted connection
         self.next_at = 0.0
 
     @property
@@ -133,7 +142,15 @@ class BrokerRotation:
 
     def lost(self) -> float:
         """The working session on :attr:`current` ended (dropped, keep-alive, PUBACK timeout):
-        move on to the next endpoint at once (one endpoint: after ``min_secs``)."""
+        move on to the next endpoint at once (one endpoint: after ``min_secs``). A session
+        that lasted less than ``MIN_SESSION_SECS`` is a failed attempt instead (:meth:`failed`,
+        counting on from the failures before it)."""
+        now = self._clock()
+        if self.connected_at is not None and now - self.connected_at < MIN_SESSION_SECS:
+            self.flaps += 1
+            self.failures, self.rounds = self._before
+            self.connected_at = None
+            return self.failed()
         self.in_use = None
         self.failures, self.rounds = 1, 0  # the lost endpoint counts as failed in this round
         self.lost_at = self._clock()
@@ -151,6 +168,8 @@ class BrokerRotation:
         ep = self.current
         switched = self.last_used is not None and self.last_used != ep
         self.in_use = self.last_used = ep
+        self._before = (self.failures, self.rounds)
+        self.connected_at = self._clock()
         self.failures = self.rounds = 0
         self.next_at = 0.0
         if switched:

@@ -38,12 +38,13 @@ def test_a_lost_session_moves_to_the_next_endpoint_at_once() -> None:
     rot, clock = rotation(A, B, C)
     assert rot.connected() is False  # the first session is no switch
     assert rot.in_use is not None and rot.in_use.name == "10.0.0.1:1883"
+    clock.now += 60  # a working session
     assert rot.lost() == 0.0
     assert rot.in_use is None and rot.current.name == "10.0.0.2:1883" and rot.due()
     assert rot.lost_at == clock.now
     clock.now += 0.3
     assert rot.connected() is True
-    assert rot.switches == 1 and rot.switched_at == 1000.3
+    assert rot.switches == 1 and rot.switched_at == 1060.3
     assert rot.in_use is not None and rot.in_use.index == 1
 
 
@@ -74,6 +75,7 @@ def test_a_session_resets_the_backoff() -> None:
     clock.now = rot.next_at
     rot.connected()  # on A again (six failures: index 0)
     assert rot.rounds == rot.failures == 0 and rot.switches == 0
+    clock.now += 60
     assert rot.lost() == 0.0 and rot.current.index == 1
     # B fails too: with the lost A that is a round, so A is not hammered at once
     assert 0.4 <= rot.failed() <= 0.6 and not rot.due() and rot.current.index == 0
@@ -99,6 +101,7 @@ def test_the_switch_is_counted_against_the_last_working_session() -> None:
 def test_one_endpoint_waits_before_reconnecting_as_before() -> None:
     rot, clock = rotation(A, lo=0.5, hi=8.0)
     rot.connected()
+    clock.now += 60
     wait = rot.lost()
     assert 0.4 <= wait <= 0.6 and not rot.due()
     assert rot.current.index == 0 and not rot.multiple
@@ -107,3 +110,29 @@ def test_one_endpoint_waits_before_reconnecting_as_before() -> None:
     for rounds in range(2, 9):  # each failure is a round of one: 1, 2, 4, 8 (cap) s
         base = 0.5 * 2 ** (rounds - 1)
         assert min(8.0, base * 0.8) <= rot.failed() <= min(8.0, base * 1.2)
+
+
+def test_a_session_dropped_right_after_it_was_accepted_counts_as_a_failed_attempt() -> None:
+    """Measured on RabbitMQ 3.10 after a node was killed: the other nodes accepted the gateway
+    and dropped it within milliseconds, 700 times in 30 s, while each lost session moved on at
+    once. Flapping sessions now go through the rounds' backoff like refused connections."""
+    rot, clock = rotation(A, B, C, lo=0.5, hi=8.0)
+    rot.connected()
+    clock.now += 60
+    assert rot.lost() == 0.0  # A died after a working session: B at once
+    waits = []
+    for _ in range(9):  # B, C, A, ... each accepts and drops within 20 ms
+        clock.now = rot.next_at
+        rot.connected()
+        clock.now += 0.02
+        waits.append(rot.lost())
+    assert rot.flaps == 9
+    # the lost A opened the round: B, C flap -> a round (wait), then A, B, C -> a round ...
+    assert waits[0] == 0.0 and 0.4 <= waits[1] <= 0.6
+    rounds = [w for w in waits if w > 0]
+    assert len(rounds) == 3 and rounds == sorted(rounds) and rounds[-1] >= 1.6
+    # a session that holds ends the backoff again
+    clock.now = rot.next_at
+    rot.connected()
+    clock.now += 5
+    assert rot.lost() == 0.0 and rot.rounds == 0
