@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import pytest
 
 from tests.support.net import free_port
 
-__all__ = ["PgServer", "pg_bindir", "pg_server", "pg_store"]
+__all__ = ["PgServer", "pg_bindir", "pg_server", "pg_store", "running_postgres"]
 
 TEMPLATE = "saltgw_template"
 _names = itertools.count(1)
@@ -154,11 +155,19 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
         import psycopg  # noqa: F401
     except ImportError as exc:
         pytest.skip(f"the postgres extra is not installed ({exc}): pip install -e '.[postgres]'")
+    with running_postgres(tmp_path_factory.mktemp("pg"), bindir) as server:
+        yield server
+
+
+@contextmanager
+def running_postgres(tmp: Path, bindir: Path) -> Iterator[PgServer]:
+    """A throwaway cluster with the migrated template (:meth:`PgServer.new_database`), in
+    ``tmp`` (as root: in a folder of its own the server's user can reach), stopped at the end."""
     from gateway.bridge.migrations import migrate
 
     owner = _run_as()
     # as root, a folder the server's user can reach (pytest's are root's only)
-    base = Path(tempfile.mkdtemp(prefix="saltgw-pg-")) if owner else tmp_path_factory.mktemp("pg")
+    base = Path(tempfile.mkdtemp(prefix="saltgw-pg-")) if owner else tmp
     try:
         server = _start(base, bindir, owner)
         try:

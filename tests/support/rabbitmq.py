@@ -127,6 +127,11 @@ class RabbitCluster:
             # a test machine's disk may be nearly full: the default alarm (50 MB) would block
             # every publisher, which is not what these tests are about
             "disk_free_limit.absolute = 1MB\n"
+            # an MQTT client's QoS 1 subscription queue as a quorum queue, replicated on the
+            # cluster: a classic one lives on the node the client first connected to, and once
+            # that node died the client is refused on every other node (NOT_FOUND: home node
+            # down) until it is back (docs/scaling.md, "What the cluster must be set up with")
+            "mqtt.durable_queue_type = quorum\n"
         )
         (n.dir / "enabled_plugins").write_text("[rabbitmq_mqtt].\n")
 
