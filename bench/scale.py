@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -123,6 +124,8 @@ def main() -> int:
     ap.add_argument("--backlog-secs", type=float, default=20.0)
     ap.add_argument("--live-secs", type=float, default=45.0)
     args = ap.parse_args()
+    # a SIGTERM ends the run through the finally blocks: nodes, bridges and PostgreSQL stop
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     missing = rabbitmq_missing()
     bindir = pg_bindir()
     if missing is not None or bindir is None:

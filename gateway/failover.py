@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-__all__ = ["BrokerRotation", "Endpoint", "broker_address", "is_tls_url"]
+__all__ = ["BrokerRotation", "Endpoint", "OnRotation", "broker_address", "is_tls_url"]
 
 MAX_EXPONENT = 16
 MIN_SESSION_SECS = 1.0  # a session shorter than this counts as a failed attempt
@@ -179,3 +179,24 @@ class BrokerRotation:
 
     def _advance(self) -> None:
         self.index = (self.index + 1) % len(self.endpoints)
+
+
+class OnRotation:
+    """The endpoint in use of a client that holds a :class:`BrokerRotation` as ``rotation``
+    (the gateway's MQTT link, the bridge's MQTT and AMQP consumers, the Sparkplug output):
+    where it connects next, or is connected."""
+
+    rotation: BrokerRotation
+
+    @property
+    def host(self) -> str:
+        return self.rotation.current.host
+
+    @property
+    def port(self) -> int:
+        return self.rotation.current.port
+
+    @property
+    def broker(self) -> str:
+        """``host:port``, as logs and /healthz name it."""
+        return self.rotation.current.name

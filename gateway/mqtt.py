@@ -44,7 +44,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.chain import ALG_HMAC
 from gateway.config.models import MqttSection
-from gateway.failover import BrokerRotation, Endpoint, broker_address
+from gateway.failover import BrokerRotation, Endpoint, OnRotation, broker_address
 from gateway.journal import Journal, JournalReader
 from gateway.refusals import (
     REFUSED_RETRY_MAX_SECS,
@@ -176,7 +176,7 @@ def new_client(cfg: MqttSection, client_id: str, *, broker_url: str | None = Non
     return client
 
 
-class MqttLink:
+class MqttLink(OnRotation):
     """A configured paho client plus the PUBACK bookkeeping. Not thread-safe: only the
     :class:`Forwarder` thread calls it (other threads use :meth:`Forwarder.publish_control`)."""
 
@@ -234,18 +234,6 @@ class MqttLink:
     def url(self) -> SplitResult:
         """The URL of the endpoint in use (or tried next)."""
         return urlsplit(self.rotation.current.url)
-
-    @property
-    def host(self) -> str:
-        return self.rotation.current.host
-
-    @property
-    def port(self) -> int:
-        return self.rotation.current.port
-
-    @property
-    def broker(self) -> str:
-        return self.rotation.current.name
 
     def connect(self) -> None:
         """Open the TCP (TLS) connection to the current endpoint and send CONNECT; CONNACK

@@ -50,7 +50,7 @@ from gateway.bridge.amqp_lines import LineQueue, line_queues, topic_of
 from gateway.bridge.config import AmqpSourceSection
 from gateway.bridge.source import store_group
 from gateway.bridge.store import TraceStore
-from gateway.failover import BrokerRotation
+from gateway.failover import BrokerRotation, OnRotation
 
 __all__ = ["AmqpConsumer", "queue_arguments"]
 
@@ -73,7 +73,7 @@ class _Delivery:
     epoch: int
 
 
-class AmqpConsumer:
+class AmqpConsumer(OnRotation):
     broker_kind = "AMQP node"
 
     def __init__(
@@ -115,14 +115,6 @@ class AmqpConsumer:
         self._epoch = 0
         self._standby_at: float | None = None
         self._inbox: list[_Delivery] = []
-
-    @property
-    def host(self) -> str:
-        return self.rotation.current.host
-
-    @property
-    def port(self) -> int:
-        return self.rotation.current.port
 
     # -- the thread ------------------------------------------------------------------------------
     def run(self) -> None:

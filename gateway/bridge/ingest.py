@@ -42,7 +42,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from gateway.bridge.source import store_group
 from gateway.bridge.store import TraceStore
 from gateway.config.models import MqttSection
-from gateway.failover import BrokerRotation, is_tls_url
+from gateway.failover import BrokerRotation, OnRotation, is_tls_url
 from gateway.replay import replay_topic
 
 __all__ = ["Consumer", "subscriptions"]
@@ -77,7 +77,7 @@ def subscriptions(line_root: str, topics: list[str], share_group: str | None) ->
     return out
 
 
-class Consumer:
+class Consumer(OnRotation):
     def __init__(
         self,
         store: TraceStore,
@@ -135,14 +135,6 @@ class Consumer:
         self.client = c
 
     broker_kind = "MQTT broker"
-
-    @property
-    def host(self) -> str:
-        return self.rotation.current.host
-
-    @property
-    def port(self) -> int:
-        return self.rotation.current.port
 
     # -- paho callbacks (inside client.loop, on this thread) -------------------------------------
     def _on_connect(self, c: Any, u: Any, flags: Any, rc: ReasonCode, props: Any) -> None:

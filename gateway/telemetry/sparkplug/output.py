@@ -30,7 +30,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from drivers.base import TagValue
 from gateway.config.extras import needs_message
 from gateway.config.models import MqttSection
-from gateway.failover import BrokerRotation
+from gateway.failover import BrokerRotation, OnRotation
 from gateway.mqtt import (
     STATE_CHANGE,
     broker_urls,
@@ -81,7 +81,7 @@ def _ms(ts: datetime) -> int:
     return int(ts.timestamp() * 1000)
 
 
-class SparkplugOutput:
+class SparkplugOutput(OnRotation):
     """A :class:`~gateway.telemetry.record.TelemetryOutput` publishing Sparkplug B."""
 
     name = "sparkplug"
@@ -145,8 +145,8 @@ class SparkplugOutput:
         self._need_birth = False
         self._connected = False
         self._socket_open = False
-        self._host_online = self.host_id is None
-        self._host_ts: int | None = None
+        self.host_online = self.host_id is None
+        self.host_ts: int | None = None
         self._drop_session = False  # the primary host went offline: NDEATH, disconnect, anew
         self._warned: set[tuple[str, str]] = set()
         self._stop = threading.Event()
@@ -195,7 +195,7 @@ class SparkplugOutput:
                 if self._drop_session:
                     self._end_session()
                     continue
-                if self._connected and self._host_online and self._need_birth:
+                if self._connected and self.host_online and self._need_birth:
                     self._births()
                 busy = False
                 if self._born_at is not None:
@@ -218,14 +218,6 @@ class SparkplugOutput:
         self._lost(f"connection lost: {paho.error_string(rc)}", was_up)
         return False
 
-    @property
-    def _host(self) -> str:
-        return self.rotation.current.host
-
-    @property
-    def _port(self) -> int:
-        return self.rotation.current.port
-
     def _try_connect(self) -> None:
         if not self.rotation.due():
             return
@@ -235,16 +227,16 @@ class SparkplugOutput:
         self.client.will_set(self.topic("NDEATH"), will, qos=1, retain=False)
         try:
             if self._v5:
-                self.client.connect(self._host, self._port, self._keepalive, clean_start=True)
+                self.client.connect(self.host, self.port, self._keepalive, clean_start=True)
             else:
-                self.client.connect(self._host, self._port, self._keepalive)
+                self.client.connect(self.host, self.port, self._keepalive)
             self._socket_open = True
         except OSError as exc:  # includes ssl.SSLError
             tried, first = self.rotation.current.name, self.rotation.failures == 0
             delay = self.rotation.failed()
             if first:
                 log.warning("Sparkplug: MQTT broker %s unreachable: %s (trying %s:%d in %.1f s)",
-                            tried, exc, self._host, self._port, delay)  # fmt: skip
+                            tried, exc, self.host, self.port, delay)  # fmt: skip
 
     def _lost(self, why: str, was_up: bool) -> None:
         self._socket_open = False
@@ -252,7 +244,7 @@ class SparkplugOutput:
             lost = self.rotation.current.name
             self.rotation.lost()  # a working session ended: the next endpoint at once
             log.warning("Sparkplug: %s (broker %s); records not yet written stay in the "
-                        "telemetry store; trying %s:%d next", why, lost, self._host, self._port,
+                        "telemetry store; trying %s:%d next", why, lost, self.host, self.port,
                         extra=STATE_CHANGE)  # fmt: skip
         else:
             self.rotation.failed()  # closed before CONNACK (refused, TLS): the next endpoint
@@ -265,7 +257,7 @@ class SparkplugOutput:
         self._hist.clear()
         self.born.clear()
         if self.host_id is not None:
-            self._host_online = False
+            self.host_online = False
 
     def _end_session(self, final: bool = False) -> None:
         """NDEATH (when born), DISCONNECT; the next CONNECT starts a new session."""
@@ -292,30 +284,30 @@ class SparkplugOutput:
                     ) -> None:  # fmt: skip
         if rc.is_failure:
             log.error("Sparkplug: MQTT broker %s:%d refused the connection: %s",
-                      self._host, self._port, rc)  # fmt: skip
+                      self.host, self.port, rc)  # fmt: skip
             return
         self._connected = True
         previous = self.rotation.last_used
         if self.rotation.connected():
             self.stats.switches += 1
             log.warning("Sparkplug: broker failover: now on %s:%d instead of %s (switch %d)",
-                        self._host, self._port, previous.name if previous else "?",
+                        self.host, self.port, previous.name if previous else "?",
                         self.rotation.switches, extra=STATE_CHANGE)  # fmt: skip
         self.stats.connects += 1
         log.info("Sparkplug: connected to %s:%d as edge node %s/%s (bdSeq %d)",
-                 self._host, self._port, self.group, self.node, self._bd_seq,
+                 self.host, self.port, self.group, self.node, self._bd_seq,
                  extra=STATE_CHANGE)  # fmt: skip
         client.subscribe(self.topic("NCMD"), qos=1)
         client.subscribe(self.topic("DCMD") + "/+", qos=1)
         if self.host_id is not None:
-            self._host_online = False  # until the (retained) STATE says otherwise
+            self.host_online = False  # until the (retained) STATE says otherwise
             client.subscribe(f"{NAMESPACE}/STATE/{self.host_id}", qos=1)
         self._need_birth = True
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, rc: ReasonCode, props: Any
                        ) -> None:  # fmt: skip
         if self._connected and not self._stop.is_set():
-            log.warning("Sparkplug: disconnected from %s:%d: %s", self._host, self._port,
+            log.warning("Sparkplug: disconnected from %s:%d: %s", self.host, self.port,
                         describe_disconnect(rc, flags), extra=STATE_CHANGE)  # fmt: skip
         self._session_over()
 
@@ -344,19 +336,19 @@ class SparkplugOutput:
             log.warning("Sparkplug: STATE of host %r ignored: not a Sparkplug 3.0 STATE "
                         "payload (%s): %r", self.host_id, exc, raw[:200])  # fmt: skip
             return
-        if self._host_ts is not None and ts < self._host_ts:
+        if self.host_ts is not None and ts < self.host_ts:
             log.info("Sparkplug: STATE of host %r with an older timestamp ignored",
                      self.host_id)  # fmt: skip
             return
-        self._host_ts = ts
-        if online and not self._host_online:
+        self.host_ts = ts
+        if online and not self.host_online:
             log.info("Sparkplug: primary host %r online", self.host_id, extra=STATE_CHANGE)
-            self._host_online = True
+            self.host_online = True
             self._need_birth = True
-        elif not online and self._host_online:
+        elif not online and self.host_online:
             log.warning("Sparkplug: primary host %r offline: data held in the telemetry store",
                         self.host_id, extra=STATE_CHANGE)  # fmt: skip
-            self._host_online = False
+            self.host_online = False
             self._drop_session = self._born_at is not None
 
     def _on_ncmd(self, raw: bytes) -> None:
