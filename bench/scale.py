@@ -6,8 +6,8 @@ bridge processes sharing the lines' queues (``bridge.source: amqp``), their docu
 outbox directory (the platform). tests/support/enterprise.py builds it;
 tests/integration/test_enterprise.py runs a small one on every CI run.
 
-    python bench/scale.py [--lines 20] [--bridges 1,2,3] [--rate 25] [--backlog-secs 20]
-                          [--live-secs 45]
+    python bench/scale.py [--lines 20] [--bridges 1,2,3] [--rate 10] [--backlog-secs 15]
+                          [--live-secs 30]
 
 Each bridge count is one run on a fresh cluster and database:
 
@@ -120,9 +120,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lines", type=int, default=20)
     ap.add_argument("--bridges", default="1,2,3")
-    ap.add_argument("--rate", type=float, default=25.0, help="events/s per line")
-    ap.add_argument("--backlog-secs", type=float, default=20.0)
-    ap.add_argument("--live-secs", type=float, default=45.0)
+    ap.add_argument("--rate", type=float, default=10.0, help="events/s per line")
+    ap.add_argument("--backlog-secs", type=float, default=15.0)
+    ap.add_argument("--live-secs", type=float, default=30.0)
     args = ap.parse_args()
     # a SIGTERM ends the run through the finally blocks: nodes, bridges and PostgreSQL stop
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
