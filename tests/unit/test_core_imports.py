@@ -188,6 +188,9 @@ def test_the_demo_line_gateway_never_loads_opencv(tmp_path: Path) -> None:
 
 _PLANT_LINE = """
 import json, sys
+from gateway.cli import build_parser, verb_of
+argv = ["run", sys.argv[1]]
+build_parser(verb_of(argv)).parse_args(argv)  # as `saltgw run MAP` parses its command line
 from gateway.config import models
 from gateway.config.loader import read_map
 from gateway.reload import plan_reload
@@ -217,6 +220,18 @@ NOT_NAMED = (
 )
 
 
+#: What ``saltgw run`` must not import: the modules of the other sub-commands (gateway/cli.py
+#: OTHER_COMMANDS; docs/performance.md, fourth pass)
+OTHER_COMMANDS = (
+    "gateway.bridge.cli",
+    "gateway.certs_cmd",
+    "gateway.verify",
+    "gateway.records.cli",
+    "gateway.resolver.cli",
+    "gateway.console.cli",
+)
+
+
 def _plant(cfg: Path, cwd: Path) -> dict[str, object]:
     proc = subprocess.run(
         [sys.executable, "-c", _PLANT_LINE, str(cfg)], capture_output=True, text=True,
@@ -241,6 +256,10 @@ def test_a_plant_map_loads_only_the_models_it_names(tmp_path: Path) -> None:
     )  # it did load what the map names
     assert sorted(m for m in modules if m.partition(".")[0] == "firmware_sim") == []
     assert [m for m in NOT_NAMED if m in modules] == []
+    assert [m for m in OTHER_COMMANDS if m in modules] == []
+    from gateway import cli
+
+    assert sorted(m for m, _adder in cli.OTHER_COMMANDS) == sorted(OTHER_COMMANDS)
     assert result["full_model_built"] is False
     assert result["unchanged"] == result["devices"] == 10
 
