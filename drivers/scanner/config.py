@@ -28,7 +28,7 @@ READING_TAGS: frozenset[str] = frozenset({"codes", "noread", "raw", "frames", "r
 class ScannerTcpClientLink(BaseModel):
     """The gateway connects to the scanner (the scanner is a TCP server)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     type: Literal["tcp_client"] = Field(description="We connect to the scanner's TCP server.")
     host: str = Field(min_length=1, description="Host name or IP address of the scanner.")
@@ -38,7 +38,7 @@ class ScannerTcpClientLink(BaseModel):
 class ScannerTcpServerLink(BaseModel):
     """The scanner connects to the gateway (the scanner is a TCP client)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     type: Literal["tcp_server"] = Field(description="We listen; the scanner connects to us.")
     listen_host: str = Field(
@@ -101,7 +101,7 @@ def is_loopback(host: str) -> bool:
 class ScannerSerialLink(BaseModel):
     """RS-232/RS-485 (or any pyserial URL, e.g. socket://host:port or rfc2217://…)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     type: Literal["serial"] = Field(description="A serial line, opened with pyserial.")
     port: str = Field(
