@@ -272,7 +272,8 @@ WriteCommand = StartBatch | EndBatch | SetBatch
 OperatorCommand = ClosePartial | Unpack | Resync
 AnyCommand = WriteCommand | OperatorCommand
 Command = Annotated[AnyCommand, Field(discriminator="command")]
-_COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(Command)
+# built at the first command a gateway receives, not at import (docs/performance.md)
+_COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(Command, config=ConfigDict(defer_build=True))
 
 
 @runtime_checkable

@@ -205,6 +205,9 @@ def subclasses(cls):
         yield from subclasses(sub)
 built = sorted({f"{m.__module__}.{m.__qualname__}" for m in subclasses(pydantic.BaseModel)
                 if m.__pydantic_complete__})  # before a reload: comparing maps dumps sections
+from gateway import commands
+if commands._COMMAND.pydantic_complete:  # built at the first command received, not before
+    built.append("gateway.commands._COMMAND")
 again = read_map(sys.argv[1])  # a reload reads and validates the map again
 plan = plan_reload(first.cfg, again.cfg)
 print(json.dumps({
@@ -252,6 +255,8 @@ NESTED_ONLY = (
     "gateway.config.models.JournalSection",
     "gateway.config.models.MqttSection",
     "gateway.telemetry.config.TelemetrySection",
+    "gateway.commands._COMMAND",  # the commands' TypeAdapter
+    "gateway.commands.StartBatch",
 )
 
 
