@@ -176,7 +176,7 @@ class DeviceConfigBase(BaseModel):
     """Fields every device entry in a tag map has; a driver's config model extends it and
     narrows ``driver`` to a ``Literal`` of its own name (the discriminator)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str = Field(
         description="Device id, unique within the line; used in topics (…/state/{id}) and events.",

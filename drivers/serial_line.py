@@ -12,7 +12,7 @@ __all__ = ["SerialLineSettings"]
 
 
 class SerialLineSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     port: str = Field(
         min_length=1,

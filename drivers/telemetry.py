@@ -54,7 +54,7 @@ def value_type(type_name: str | None, scaled: bool = False) -> ValueType | None:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class TagTelemetry(_Strict):

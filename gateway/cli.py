@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from drivers.secrets import SecretError
 from gateway.logs import setup_logging
@@ -328,15 +328,54 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # -- parser ------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="saltgw",
-        description="Industrial IoT gateway for edible-salt packing lines (QB/T 5279-2018).",
-    )
+#: The verbs this module defines itself; the others come from the modules of OTHER_COMMANDS.
+OWN_VERBS = ("run", "reload", "health", "demo", "validate", "schema", "sim", "decode")
+#: module -> its function adding its sub-commands to the parser (the verbs in their modules)
+OTHER_COMMANDS = (
+    ("gateway.bridge.cli", "add_commands"),  # trace, xml validate
+    ("gateway.certs_cmd", "add_command"),  # certs
+    ("gateway.verify", "add_command"),  # verify
+    ("gateway.records.cli", "add_command"),  # import (docs/records.md)
+    ("gateway.resolver.cli", "add_command"),  # resolver
+    ("gateway.console.cli", "add_commands"),  # console, console-user
+)
+
+
+def _global_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument(
         "--log-format", default="text", choices=["text", "json"], help="one line per record"
     )
+
+
+class _Quiet(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ValueError(message)
+
+
+def verb_of(argv: Sequence[str]) -> str | None:
+    """The verb ``argv`` names when it is one of :data:`OWN_VERBS`, else None (the global
+    options parsed as the full parser parses them; anything odd, e.g. ``--help`` or a bad
+    option, is None: the full parser handles and reports it)."""
+    pre = _Quiet(add_help=False)
+    _global_options(pre)
+    try:
+        _opts, rest = pre.parse_known_args(argv)
+    except ValueError:
+        return None
+    return rest[0] if rest and rest[0] in OWN_VERBS else None
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The ``saltgw`` parser. With ``verb`` (one of :data:`OWN_VERBS`, e.g. ``run``) the other
+    modules' sub-commands are left out: running the gateway does not import the bridge's,
+    resolver's, console's, verify's, certs' and import's command modules (docs/performance.md,
+    "Gateway memory"); the chosen verb parses, helps and fails exactly as in the full parser."""
+    p = argparse.ArgumentParser(
+        prog="saltgw",
+        description="Industrial IoT gateway for edible-salt packing lines (QB/T 5279-2018).",
+    )
+    _global_options(p)
     sub = p.add_subparsers(dest="verb", required=True, metavar="COMMAND")
 
     s = sub.add_parser("run", help="run the gateway until SIGINT/SIGTERM; SIGHUP reloads the map")
@@ -429,24 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", metavar="CONFIG.yaml", help="enterprise and code rules of a line")
     s.set_defaults(func=cmd_decode)
 
-    from gateway.bridge.cli import add_commands as add_bridge_commands
+    if verb not in OWN_VERBS:
+        from importlib import import_module
 
-    add_bridge_commands(sub)  # trace, xml validate (gateway/bridge/cli.py)
-    from gateway.certs_cmd import add_command as add_certs_command
-
-    add_certs_command(sub)  # certs (gateway/certs_cmd.py)
-    from gateway.verify import add_command as add_verify_command
-
-    add_verify_command(sub)  # verify (gateway/verify.py)
-    from gateway.records.cli import add_command as add_import_command
-
-    add_import_command(sub)  # import (gateway/records/cli.py, docs/records.md)
-    from gateway.resolver.cli import add_command as add_resolver_command
-
-    add_resolver_command(sub)  # resolver (gateway/resolver/cli.py)
-    from gateway.console.cli import add_commands as add_console_commands
-
-    add_console_commands(sub)  # console, console-user (gateway/console/cli.py)
+        for module, adder in OTHER_COMMANDS:
+            getattr(import_module(module), adder)(sub)
     return p
 
 
@@ -454,7 +480,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # every file and directory saltgw creates (journal, trace stores and their SQLite -wal/-shm,
     # outbox documents) is its owner's only, whatever the umask it was started with
     os.umask(0o077)
-    args = build_parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = build_parser(verb_of(argv)).parse_args(argv)
     setup_logging(args.log_level, args.log_format)
     try:
         return int(args.func(args))

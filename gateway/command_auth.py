@@ -60,7 +60,7 @@ RECEIVER_FIELDS = ("device", "enterprise", "gateway", "line", "site")  # added b
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class Grant(_Strict):

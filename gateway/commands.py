@@ -105,7 +105,7 @@ class CommandTags(BaseModel):
     """What one command does on its device: the tags it writes (its parameters first, then
     ``trigger``) and/or the method it calls after them."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     batch: TagRef | None = Field(default=None, description="Tag that receives the batch number.")
     product: TagRef | None = Field(default=None, description="Tag that receives the product.")
@@ -174,7 +174,7 @@ class SetBatchTags(CommandTags):
 class CommandMap(BaseModel):
     """Which commands a device takes: the tags each writes, the method each calls."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     start_batch: StartBatchTags | None = Field(
         default=None,
@@ -214,7 +214,7 @@ class CommandMap(BaseModel):
 
 # -- the messages MES sends ------------------------------------------------------------------------
 class _Command(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
         description="Chosen by MES; the response carries it back."
@@ -274,7 +274,8 @@ WriteCommand = StartBatch | EndBatch | SetBatch
 OperatorCommand = ClosePartial | Unpack | Resync
 AnyCommand = WriteCommand | OperatorCommand
 Command = Annotated[AnyCommand, Field(discriminator="command")]
-_COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(Command)
+# built at the first command a gateway receives, not at import (docs/performance.md)
+_COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(Command, config=ConfigDict(defer_build=True))
 
 
 @runtime_checkable

@@ -154,7 +154,10 @@ class Gateway:
                 continue
             spec = profile_spec(pcfg.profile)
             assert spec is not None, pcfg.profile  # a validated config names shipped profiles
-            bound = spec.bind(pcfg.tags, tags, pcfg.model_dump())
+            # the settings as a dict only for a profile whose required roles depend on them:
+            # dumping builds the profile model's own serializer (docs/performance.md)
+            entry = pcfg.model_dump() if spec.required_for is not None else None
+            bound = spec.bind(pcfg.tags, tags, entry)
             prof = spec.create(pcfg, bound, self.tz)
             if isinstance(prof, LineAware):  # traceability profiles (profiles/context.py)
                 prof.bind_line(LineContext(self.origin, lambda: self.batch))

@@ -28,7 +28,7 @@ CAMERA_TAGS: frozenset[str] = frozenset(
 class CameraFolderSource(BaseModel):
     """Image files dropped into a folder (a smart camera's FTP/SMB upload, a test rig)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     type: Literal["folder"] = Field(description="Watch a folder for new image files.")
     path: Path = Field(description="The folder the camera writes its images to.")
@@ -56,7 +56,7 @@ class CameraFolderSource(BaseModel):
 class CameraDeviceSource(BaseModel):
     """A local video device (V4L2 /dev/videoN, a USB camera)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     type: Literal["device"] = Field(description="A local video device, by index.")
     index: int = Field(default=0, ge=0, description="Device index (0 = /dev/video0).")
@@ -67,7 +67,7 @@ class CameraDeviceSource(BaseModel):
 class CameraStreamSource(BaseModel):
     """A network stream (RTSP, HTTP MJPEG) or a video file, opened with OpenCV."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     type: Literal["stream"] = Field(description="An RTSP/HTTP stream (or a video file).")
     url: str = Field(

@@ -87,7 +87,7 @@ TagName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 class TcpConnection(BaseModel):
     """Modbus TCP to a device or a serial gateway."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     type: Literal["tcp"] = Field(description="Modbus TCP (MBAP framing over a TCP socket).")
     host: str = Field(min_length=1, description="Host name or IP address of the device or gateway.")
@@ -126,7 +126,7 @@ def write_function(tag: TagConfig) -> int:
 class TagConfig(BaseModel):
     """One value read from the device."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     table: Table = Field(
         description="Modbus table: holding_register (FC 3), input_register (FC 4), "
@@ -255,7 +255,7 @@ class TagConfig(BaseModel):
 class SnapshotConfig(BaseModel):
     """How the driver keeps one reading to one state of the device across several requests."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     counter: TagName = Field(
         description="Tag that changes with every record the device makes (e.g. a weighing "

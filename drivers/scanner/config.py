@@ -29,7 +29,7 @@ READING_TAGS: frozenset[str] = frozenset({"codes", "noread", "raw", "frames", "r
 class ScannerTcpClientLink(BaseModel):
     """The gateway connects to the scanner (the scanner is a TCP server)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     type: Literal["tcp_client"] = Field(description="We connect to the scanner's TCP server.")
     host: str = Field(min_length=1, description="Host name or IP address of the scanner.")
@@ -39,7 +39,7 @@ class ScannerTcpClientLink(BaseModel):
 class ScannerTcpServerLink(BaseModel):
     """The scanner connects to the gateway (the scanner is a TCP client)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     type: Literal["tcp_server"] = Field(description="We listen; the scanner connects to us.")
     listen_host: str = Field(

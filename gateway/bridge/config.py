@@ -55,7 +55,7 @@ def epcis_xsd_path(configured: Path | None = None) -> Path:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ProductInfoSection(_Strict):

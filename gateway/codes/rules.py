@@ -23,7 +23,7 @@ _PRINTABLE = set(string.printable) - set(string.whitespace)
 class TraceCodeRules(BaseModel):
     """What makes a scanned traceability code valid (QB/T 5279-2018 6.2, 8.2, Annex A)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     enterprise: str | None = Field(
         default=None,

@@ -35,7 +35,7 @@ SCHEMES = ("mqtt", "mqtts", "tcp", "ssl")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 def check_broker_url(url: str) -> str:

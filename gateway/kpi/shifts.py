@@ -14,7 +14,7 @@ __all__ = ["DEFAULT_SHIFTS", "ShiftConfig", "current_shift"]
 class ShiftConfig(BaseModel):
     """One shift: it runs from its start until the next shift's start."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: str = Field(min_length=1, max_length=32, description="Shift (team) name, e.g. A.")
     start: str = Field(description="Local start time, HH:MM (24 h).", examples=["08:00"])

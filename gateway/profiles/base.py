@@ -29,7 +29,7 @@ __all__ = ["Profile", "ProfileConfigBase", "ProfileSpec", "Role"]
 class ProfileConfigBase(BaseModel):
     """Fields every profile entry has; a profile's model narrows ``profile`` to a Literal."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     profile: str = Field(description="Which device profile.")
     device: str = Field(description="Id of the device (in `devices:`) this profile reads.")

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 class LimitsConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     lo: float | None = Field(default=None, description="Lowest acceptable value (inclusive).")
     hi: float | None = Field(default=None, description="Highest acceptable value (inclusive).")

@@ -53,7 +53,7 @@ class MetalDetectorTestPieces(BaseModel):
     """Diameters of the test spheres the detector must find (the plant's HACCP plan; typical
     for dry salt in small packs). A verification with a larger piece than these fails."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     fe_mm: float = Field(default=1.5, gt=0, le=20, description="Ferrous sphere, mm.")
     non_fe_mm: float = Field(

@@ -95,7 +95,7 @@ Time = Annotated[str, BeforeValidator(_time)]
 class Record(BaseModel):
     """What every record carries besides its own fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     record_id: Ref | None = Field(
         default=None,
@@ -143,7 +143,7 @@ class MaterialReceipt(Record):
 class InspectionItem(BaseModel):
     """One test of an inspection: what, the result as the lab wrote it, its verdict."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     item: Text = Field(description="The test item (检验项目), e.g. 碘含量.")
     result: Text = Field(description="The result as the lab reports it, with its unit.")

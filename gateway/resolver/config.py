@@ -32,7 +32,7 @@ CHANNELS: tuple[Channel, ...] = ("scan", "typed", "api")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class RateLimitSection(_Strict):

@@ -21,7 +21,7 @@ __all__ = ["TagPolicy", "TelemetrySection", "device_plan", "plan_errors", "store
 
 
 class TelemetrySection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     store: Path | None = Field(
         default=None,

@@ -192,6 +192,9 @@ def test_the_demo_line_gateway_never_loads_opencv(tmp_path: Path) -> None:
 
 _PLANT_LINE = """
 import json, sys
+from gateway.cli import build_parser, verb_of
+argv = ["run", sys.argv[1]]
+build_parser(verb_of(argv)).parse_args(argv)  # as `saltgw run MAP` parses its command line
 from gateway.config import models
 from gateway.config.loader import read_map
 from gateway.reload import plan_reload
@@ -199,9 +202,20 @@ from gateway.runtime import Gateway
 first = read_map(sys.argv[1])
 gw = Gateway(first.cfg)
 gw._build_supervisors()  # every device's driver and profile, as `saltgw run` creates them
+import pydantic
+def subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from subclasses(sub)
+built = sorted({f"{m.__module__}.{m.__qualname__}" for m in subclasses(pydantic.BaseModel)
+                if m.__pydantic_complete__})  # before a reload: comparing maps dumps sections
+from gateway import commands
+if commands._COMMAND.pydantic_complete:  # built at the first command received, not before
+    built.append("gateway.commands._COMMAND")
 again = read_map(sys.argv[1])  # a reload reads and validates the map again
 plan = plan_reload(first.cfg, again.cfg)
 print(json.dumps({
+    "built": built,
     "modules": sorted(sys.modules),
     "full_model_built": models.config_model.cache_info().currsize > 0,
     "unchanged": len(plan.unchanged), "devices": len(first.cfg.devices),
@@ -218,6 +232,35 @@ NOT_NAMED = (
     "gateway.telemetry.sparkplug.config",
     "gateway.profiles.line_plc",
     "gateway.profiles.material_feed",
+)
+
+
+#: What ``saltgw run`` must not import: the modules of the other sub-commands (gateway/cli.py
+#: OTHER_COMMANDS; docs/performance.md, fourth pass)
+OTHER_COMMANDS = (
+    "gateway.bridge.cli",
+    "gateway.certs_cmd",
+    "gateway.verify",
+    "gateway.records.cli",
+    "gateway.resolver.cli",
+    "gateway.console.cli",
+)
+
+
+#: Models a plant map validates only as parts of its config: the top-level model's validator
+#: covers them, they build none of their own (``defer_build``; docs/performance.md, fourth pass)
+NESTED_ONLY = (
+    "drivers.modbus.config.TagConfig",
+    "drivers.modbus.config.TcpConnection",
+    "drivers.modbus.config.ModbusDeviceConfig",
+    "drivers.scanner.config.ScannerTcpClientLink",
+    "drivers.telemetry.DeviceTelemetry",
+    "gateway.config.models.GatewaySection",
+    "gateway.config.models.JournalSection",
+    "gateway.config.models.MqttSection",
+    "gateway.telemetry.config.TelemetrySection",
+    "gateway.commands._COMMAND",  # the commands' TypeAdapter
+    "gateway.commands.StartBatch",
 )
 
 
@@ -245,6 +288,13 @@ def test_a_plant_map_loads_only_the_models_it_names(tmp_path: Path) -> None:
     )  # it did load what the map names
     assert sorted(m for m in modules if m.partition(".")[0] == "firmware_sim") == []
     assert [m for m in NOT_NAMED if m in modules] == []
+    assert [m for m in OTHER_COMMANDS if m in modules] == []
+    built = set(result["built"])  # type: ignore[call-overload]
+    assert "gateway.config.models.Config" in built  # the one validating the map
+    assert [m for m in NESTED_ONLY if m in built] == []
+    from gateway import cli
+
+    assert sorted(m for m, _adder in cli.OTHER_COMMANDS) == sorted(OTHER_COMMANDS)
     assert result["full_model_built"] is False
     assert result["unchanged"] == result["devices"] == 10
 

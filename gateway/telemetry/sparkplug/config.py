@@ -13,7 +13,7 @@ ID_PATTERN = r"^[^/+#]+$"
 
 
 class SparkplugConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     group_id: str = Field(
         default="saltgw",
