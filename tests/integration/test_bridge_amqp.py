@@ -74,8 +74,8 @@ class Line:
             keep_delivered_secs=3600, keep_delivered_events=100_000,
             signer=EnvelopeSigner(self.gw, TEST_KEY),
         ).open()  # fmt: skip
-        # the gateways publish on node 2 first (node 3 next): test 3 kills node 1, the bridges'
-        # (see docs/scaling.md on gateways on a killed RabbitMQ 3.10 node)
+        # the gateways publish on node 2 first (node 3 next): test 3 kills node 1, the bridges';
+        # a gateway's own node dying is tests/integration/test_enterprise.py's case
         urls = cluster.mqtt_urls[1:] + cluster.mqtt_urls[:1]
         mqtt = MqttSection(urls=urls, protocol="3.1.1", keepalive_secs=5)
         self.link = MqttLink(mqtt, topics, f"{self.gw}-link")
