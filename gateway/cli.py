@@ -428,7 +428,12 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     )
     s.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     s.add_argument("--broker", metavar="URL", help="use this broker instead of the embedded one")
-    s.add_argument("--config", metavar="CONFIG.yaml", help="another line (default: demo line)")
+    s.add_argument(
+        "--config",
+        metavar="CONFIG.yaml",
+        help="another line (default: demo line); a copy of mappings/demo-line.yaml sets the "
+        "line's pace, e.g. the scan-sim simulator's rate_per_min (docs/wholesale.md)",
+    )
     s.add_argument(
         "--outbox", metavar="DIR", help="write the platform XML here (default: var/demo-outbox)"
     )

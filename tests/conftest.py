@@ -22,6 +22,16 @@ pytest_plugins = [
 ]
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What exists once the tests are collected (the modules every test imports, their classes
+    and functions, the test items) lives to the end of the session: moved to the collector's
+    permanent generation (``gc.freeze``), the full collection after every test below no longer
+    walks it. That walk was about half of the unit tests' CPU time (~0.1 s a test over ~80 000
+    objects). Everything made after this point is still collected after every test."""
+    gc.collect()
+    gc.freeze()
+
+
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """Finalise what a test left behind (asyncua's server tasks) here, at a known point: a
     collection that runs those finalisers inside CPython 3.11's AST builder (an import that

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from tests.support.trace_events import LineEvents, batch_events, payload
 pytestmark = pytest.mark.e2e
 
 STARTED = "bridge gwe2e: store"
+DEMO_SECS = 14  # bounds the demo run; it is stopped once its outbox holds a document
 
 
 def test_bridge_killed_mid_way_loses_nothing(tmp_path: Path, mosquitto: Mosquitto) -> None:
@@ -106,32 +108,31 @@ def test_bridge_killed_mid_way_loses_nothing(tmp_path: Path, mosquitto: Mosquitt
 
 
 def test_demo_writes_valid_platform_xml_to_the_outbox(tmp_path: Path) -> None:
+    """The demo runs until its outbox holds a document (Ctrl-C then; DEMO_SECS at most)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     outbox = tmp_path / "outbox"
     line = demo_line_on_free_ports(tmp_path)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "--log-level",
-            "warning",
-            "demo",
-            "--duration",
-            "14",
-            "--outbox",
-            str(outbox),
-            "--config",
-            str(line),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    summary = json.loads(proc.stdout.splitlines()[-1].removeprefix("summary: "))
+    out, err = tmp_path / "demo.out", tmp_path / "demo.err"
+    with out.open("w") as outf, err.open("w") as errf:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "--log-level", "warning", "demo",
+             "--duration", str(DEMO_SECS), "--outbox", str(outbox), "--config", str(line)],
+            stdout=outf, stderr=errf, text=True, env=env, cwd=tmp_path,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and demo.poll() is None:
+            if any(outbox.glob("*.xml")):
+                demo.send_signal(signal.SIGINT)  # the demo's Ctrl-C: a clean stop
+                break
+            time.sleep(0.25)
+        code = demo.wait(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert code == 0, err.read_text()[-2000:]
+    summary = json.loads(out.read_text().splitlines()[-1].removeprefix("summary: "))
     bridge = summary["bridge"]
     assert bridge["upload_to"] == str(outbox) and bridge["store"]["quarantined"] == 0
     files = sorted(outbox.glob("*.xml"))

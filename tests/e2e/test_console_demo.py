@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.e2e.test_demo import Lines, demo_cmd, demo_env
 from tests.support.browser import DESKTOP, chromium, require_browser, wait_for
@@ -24,7 +25,18 @@ pytestmark = pytest.mark.e2e
 
 DURATION = 120  # the demo's own bound; the test stops it (SIGINT) once it has seen enough
 START_SECS = 90.0  # the demo's first lines (simulators, resolver, broker, console)
-CHANGE_SECS = 30.0  # a line.counters event comes every 10 s while the line runs
+CHANGE_SECS = 30.0  # a bound; line.counters comes every COUNTERS_SECS while the line runs
+COUNTERS_SECS = 2  # the demo map's line_plc profile sends them every 10 s
+
+
+def line_with_frequent_counters(tmp: Path) -> Path:
+    """The demo line on free ports, its PLC profile's line.counters every COUNTERS_SECS."""
+    line = demo_line_on_free_ports(tmp)
+    data = yaml.safe_load(line.read_text())
+    (plc,) = [p for p in data["profiles"] if p["profile"] == "line_plc"]
+    plc["counters_every_secs"] = COUNTERS_SECS
+    line.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    return line
 
 
 def _text(driver: Any, element_id: str) -> str:
@@ -44,7 +56,7 @@ def test_the_console_overview_follows_a_running_demo(
     require_browser()
     from selenium.webdriver.common.by import By
 
-    line = demo_line_on_free_ports(tmp_path)
+    line = line_with_frequent_counters(tmp_path)
     args = ("--duration", str(DURATION), "--config", str(line), "--outbox", str(tmp_path / "ob"))
     err = tmp_path / "stderr.log"
     proc = subprocess.Popen(demo_cmd(*args), stdout=subprocess.PIPE, stderr=err.open("w"),

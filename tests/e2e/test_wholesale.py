@@ -7,6 +7,7 @@ the two cases, each with every bag inside expanded."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -30,7 +31,11 @@ pytestmark = [
 ]
 
 P = "{urn:saltgw:platform:1}"
-PRODUCER_SECS = 45  # the demo line closes its first good pallet after ~30 s (forced faults first)
+# the producer's demo line packs 10 bags/s here (the demo map's 120 bags/min: its first good
+# pallet ~30 s in, after the forced faults); the demo is stopped (Ctrl-C) once the outbox holds
+# a pallet, PRODUCER_SECS only bounds it
+PRODUCER_BAGS_PER_MIN = 600
+PRODUCER_SECS = 120
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -58,6 +63,44 @@ def bags_of(code: str, inside: dict[str, list[str]]) -> list[str]:
     return [code] if kids is None else [b for k in kids for b in bags_of(k, inside)]
 
 
+def fast_producer_line(tmp: Path) -> Path:
+    """The demo line on free ports, its scanners at PRODUCER_BAGS_PER_MIN (same fault pattern)."""
+    line = demo_line_on_free_ports(tmp)
+    data = yaml.safe_load(line.read_text())
+    (scan,) = [s for s in data["simulators"] if s["kind"] == "scan_line"]
+    scan["rate_per_min"] = PRODUCER_BAGS_PER_MIN
+    line.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    return line
+
+
+def run_producer(line: Path, outbox: Path, cwd: Path) -> tuple[int, str]:
+    """``saltgw demo --epcis`` until its outbox holds a packed pallet, then Ctrl-C (a clean
+    stop); its exit code and stderr."""
+    from firmware_sim.handheld import pallets_in
+
+    err = cwd / "demo.err"
+    with err.open("w") as errf:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "--log-level", "warning", "demo", "--epcis",
+             "--duration", str(PRODUCER_SECS), "--config", str(line), "--outbox", str(outbox)],
+            stdout=subprocess.DEVNULL, stderr=errf, cwd=cwd,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + PRODUCER_SECS
+        while time.monotonic() < deadline and proc.poll() is None:
+            if outbox.is_dir() and pallets_in(outbox):
+                proc.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.25)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return code, err.read_text()
+
+
 def wholesaler_config(tmp: Path, broker: int, producer_outbox: Path) -> Path:
     data = yaml.safe_load((ROOT / "mappings" / "wholesale-line.yaml").read_text())
     data["mqtt"]["url"] = f"mqtt://127.0.0.1:{broker}"
@@ -82,13 +125,14 @@ def test_a_wholesaler_receives_a_pallet_and_ships_part_of_it(tmp_path: Path) -> 
     # -- the demo producer packs, its bridge writes EPCIS documents --------------------------
     producer = tmp_path / "producer"
     producer.mkdir()
-    line = demo_line_on_free_ports(producer)
     p_outbox = producer / "outbox"
-    demo = run_cli("--log-level", "warning", "demo", "--epcis", "--duration", str(PRODUCER_SECS),
-                   "--config", str(line), "--outbox", str(p_outbox), cwd=producer)  # fmt: skip
-    assert demo.returncode == 0, demo.stderr[-2000:]
+    code, stderr = run_producer(fast_producer_line(producer), p_outbox, producer)
+    assert code == 0, stderr[-2000:]
     p_docs = sorted(p_outbox.glob("*.xml"))
     assert p_docs, "the producer wrote no EPCIS document"
+    from firmware_sim.handheld import pallets_in
+
+    assert pallets_in(p_outbox), f"no pallet packed within {PRODUCER_SECS} s: {stderr[-2000:]}"
     for doc in p_docs:
         result = check_document(doc.read_bytes(), GS1_XSD)
         assert result.kind == "EPCIS 2.0" and result.valid, result.errors
@@ -117,8 +161,6 @@ def test_a_wholesaler_receives_a_pallet_and_ships_part_of_it(tmp_path: Path) -> 
         assert "nothing imported" in refused.stderr
 
         # -- the handheld scans the pallet in and two of its cases out ---------------------
-        from firmware_sim.handheld import pallets_in
-
         pallet, cases = pallets_in(p_outbox)[0]
         shipped = cases[:2]
         log = ws / "saltgw.log"
