@@ -20,8 +20,9 @@ Rules (docs/scaling.md, "Broker failover"):
 - A connection the broker accepts (CONNACK success, :meth:`BrokerRotation.connected`) ends the
   backoff; when it is another endpoint than the previous session's, it is a *switch*
   (counted, timed, logged by the caller once).
-- A session the broker ends within ``MIN_SESSION_SECS`` of accepting it is no working session
-  but a failed attempt (:meth:`BrokerRotation.lost` counts it as one): a node that accepts and
+- A session the broker ends within ``MIN_SESSION_SECS`` of accepting it, before it acknowledged
+  anything (:meth:`BrokerRotation.worked`: a PUBACK, a SUBACK), is no working session but a
+  failed attempt (:meth:`BrokerRotation.lost` counts it as one): a node that accepts and
   at once drops connections (RabbitMQ's MQTT plugin right after a peer died, while its client
   id registry settles; a broker that kicks a duplicate client id) is not hammered in a loop —
   the rounds' backoff applies, and the flapping settles (docs/scaling.md).
@@ -42,7 +43,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-__all__ = ["BrokerRotation", "Endpoint", "OnRotation", "broker_address", "is_tls_url"]
+__all__ = [
+    "BrokerRotation",
+    "Endpoint",
+    "OnRotation",
+    "broker_address",
+    "is_tls_url",
+    "session_client_id",
+]
 
 MAX_EXPONENT = 16
 MIN_SESSION_SECS = 1.0  # a session shorter than this counts as a failed attempt
@@ -60,6 +68,17 @@ def broker_address(url: SplitResult) -> tuple[str, int]:
     bridge's ``bridge.amqp.urls``: 5671 with TLS, else 5672)."""
     port = url.port or DEFAULT_PORTS.get(url.scheme, 1883)
     return url.hostname or "127.0.0.1", port
+
+
+def session_client_id(base: str, endpoint_index: int) -> str:
+    """The MQTT client id a clean-session client (the gateway's forwarder, the UNS and Sparkplug
+    outputs) uses on endpoint ``endpoint_index`` (0-based): ``base`` on the first, ``{base}-e{n}``
+    on endpoint n >= 2. Such a client resumes nothing, but a RabbitMQ 3.10 node keeps its QoS 1
+    subscription in a queue named after the client id, homed on the node it first connected to
+    and not replicated: once that node died, every other node refused the same id right after
+    CONNACK (NOT_FOUND, home node down) until it came back. Another id per endpoint gets its own
+    queue there. The bridge keeps one id: its persistent session is meant to be resumed."""
+    return base if endpoint_index == 0 else f"{base}-e{endpoint_index + 1}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +128,7 @@ class BrokerRotation:
         self.lost_at: float | None = None  # clock() when the latest working session ended
         self.connected_at: float | None = None  # clock() of the latest accepted connection
         self.flaps = 0  # sessions ended within MIN_SESSION_SECS (counted as failed attempts)
+        self._worked = False  # the broker acknowledged something in the current session
         self._before = (0, 0)  # (failures, rounds) before the latest accepted connection
         self.next_at = 0.0
 
@@ -146,7 +166,8 @@ class BrokerRotation:
         that lasted less than ``MIN_SESSION_SECS`` is a failed attempt instead (:meth:`failed`,
         counting on from the failures before it)."""
         now = self._clock()
-        if self.connected_at is not None and now - self.connected_at < MIN_SESSION_SECS:
+        short = self.connected_at is not None and now - self.connected_at < MIN_SESSION_SECS
+        if short and not self._worked:
             self.flaps += 1
             self.failures, self.rounds = self._before
             self.connected_at = None
@@ -170,12 +191,18 @@ class BrokerRotation:
         self.in_use = self.last_used = ep
         self._before = (self.failures, self.rounds)
         self.connected_at = self._clock()
+        self._worked = False
         self.failures = self.rounds = 0
         self.next_at = 0.0
         if switched:
             self.switches += 1
             self.switched_at = self._clock()
         return switched
+
+    def worked(self) -> None:
+        """The broker acknowledged something in this session (a PUBACK, a SUBACK): a working
+        session, however short."""
+        self._worked = True
 
     def _advance(self) -> None:
         self.index = (self.index + 1) % len(self.endpoints)

@@ -44,7 +44,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.chain import ALG_HMAC
 from gateway.config.models import MqttSection
-from gateway.failover import BrokerRotation, Endpoint, OnRotation, broker_address
+from gateway.failover import (
+    BrokerRotation,
+    Endpoint,
+    OnRotation,
+    broker_address,
+    session_client_id,
+)
 from gateway.journal import Journal, JournalReader
 from gateway.refusals import (
     REFUSED_RETRY_MAX_SECS,
@@ -215,6 +221,7 @@ class MqttLink(OnRotation):
         # (the UNS output) the message is counted and logged, and done with as before.
         self.on_refused: Callable[[Refusal], None] | None = None
         self.on_accepted: Callable[[str], None] | None = None  # a refused topic accepted again
+        self.client_id = client_id  # on the first endpoint; per endpoint: session_client_id
         self.client = new_client(cfg, client_id, broker_url=broker_url)
         # The window (``inflight``) is kept by the thread that publishes (room = inflight -
         # pending), never by paho: paho's own limit makes every PUBACK walk all the messages in
@@ -243,6 +250,8 @@ class MqttLink(OnRotation):
         ep = self.rotation.current
         if ep != self._target:
             self._target = ep
+            # paho has no setter; the id goes into the next CONNECT (gateway/failover.py)
+            self.client._client_id = session_client_id(self.client_id, ep.index).encode()
             self.client.connect(ep.host, ep.port, keepalive=self.cfg.keepalive_secs)
         else:
             self.client.reconnect()
@@ -291,6 +300,7 @@ class MqttLink(OnRotation):
     def _on_publish(
         self, client: Any, userdata: Any, mid: int, rc: ReasonCode, props: Properties
     ) -> None:
+        self.rotation.worked()  # the broker acknowledges: a working session (failover.py)
         seq = self.pending.get(mid)
         topic = self._topic_of.pop(mid, None)
         kept = False  # a refused row handed to on_refused: not acknowledged

@@ -16,7 +16,7 @@ Constraints (docs/scaling.md, "Bridges sharing the load on RabbitMQ"):
   becomes active when it goes (its connection closed or lost, its node down), receiving first
   what the previous one had not acknowledged, in queue order.
 - Spreading: on every connection a bridge registers at once on the lines it prefers
-  (:func:`~gateway.bridge.amqp_lines.preferred_bridge`) and ``standby_delay_secs`` later on
+  (:func:`~gateway.bridge.amqp_lines.assign`) and ``standby_delay_secs`` later on
   the others. No fail-back: a bridge that comes back finds its lines taken and stands by.
 - Acknowledge after commit: manual acks; messages received in one pass are committed to the
   trace store in one transaction (:func:`~gateway.bridge.source.store_group`) and only then
@@ -169,6 +169,7 @@ class AmqpConsumer(OnRotation):
                 "(switch %d)", rot.current.name, rot.current.index + 1, len(rot.endpoints),
                 previous.name if previous else "?", rot.switches,
             )  # fmt: skip
+        rot.worked()  # the node declared the queues: a working session (gateway/failover.py)
         self._epoch += 1
         self.refused.clear()
         self.connected.set()
@@ -198,6 +199,12 @@ class AmqpConsumer(OnRotation):
             q.queue, self._on_message, auto_ack=False, consumer_tag=f"{self.node}/{q.name}"
         )  # fmt: skip
         self.consuming[q.queue] = tag
+
+    @property
+    def standby_joined(self) -> bool:
+        """Registered on every line of the node it is on: the preferred ones at once, the
+        others (as standby) ``standby_delay_secs`` later."""
+        return self.subscribed.is_set() and self._standby_at is None
 
     def _join_standby(self) -> None:
         if self._standby_at is None or self._clock() < self._standby_at:

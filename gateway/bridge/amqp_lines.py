@@ -16,10 +16,13 @@ Pure functions (no broker, no pika): tests/unit/test_bridge_amqp_lines.py checks
 - **Topic back**: the store is given ``routing_key.replace(".", "/")`` as the message's topic
   (it reads the event from the payload; the topic only tells seq marks apart and is kept with
   a quarantined message), so a ``.`` in a topic level comes back as ``/`` there.
-- **Spreading** (:func:`preferred_bridge`): rendezvous hashing. Each bridge of
-  ``bridge.amqp.bridges`` scores a line ``sha256("{bridge}/{site}/{line}")``; the highest score
-  prefers it. Every bridge computes the same answer from the same list; removing a bridge moves
-  only its own lines, adding one takes about 1/n of every other's.
+- **Spreading** (:func:`assign`): rendezvous hashing with bounded loads. Each bridge of
+  ``bridge.amqp.bridges`` scores a line ``sha256("{bridge}/{site}/{line}")``; taking the lines
+  in name order, each goes to its highest-scoring bridge that holds fewer than
+  ``ceil(lines / bridges)`` so far. Plain rendezvous hashing left 16 of 20 lines on one of two
+  bridges in the scale test (bench/scale.py); with the bound no bridge holds more than its
+  share. Every bridge computes the same answer from the same two lists (in any order); removing
+  a bridge moves its lines and, through the bound, a few others.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-__all__ = ["LineQueue", "line_queues", "preferred_bridge", "topic_of"]
+__all__ = ["LineQueue", "assign", "line_queues", "preferred_bridge", "topic_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +60,25 @@ def _score(bridge: str, line: str) -> bytes:
     return hashlib.sha256(f"{bridge}/{line}".encode()).digest()
 
 
-def preferred_bridge(line: str, bridges: list[str]) -> str:
-    """The bridge that prefers ``line`` (``{site}/{line}``): the highest rendezvous score."""
+def assign(lines: list[str], bridges: list[str]) -> dict[str, str]:
+    """Line (``{site}/{line}``) -> the bridge that prefers it: rendezvous hashing with bounded
+    loads (module text); the same whatever the order of either list."""
     if not bridges:
         raise ValueError("no bridges to choose from")
-    return max(bridges, key=lambda b: (_score(b, line), b))
+    cap = -(-len(set(lines)) // len(set(bridges)))
+    load = dict.fromkeys(bridges, 0)
+    out: dict[str, str] = {}
+    for line in sorted(set(lines)):
+        ranked = sorted(set(bridges), key=lambda b: (_score(b, line), b), reverse=True)
+        chosen = next(b for b in ranked if load[b] < cap)
+        load[chosen] += 1
+        out[line] = chosen
+    return out
+
+
+def preferred_bridge(line: str, bridges: list[str], lines: list[str]) -> str:
+    """The bridge that prefers ``line`` among ``lines`` (:func:`assign`)."""
+    return assign(lines, bridges)[line]
 
 
 def line_queues(
@@ -76,6 +93,7 @@ def line_queues(
     """The queues of ``lines`` (``{site}/{line}`` each) for bridge ``node``; with no
     ``bridges`` listed it is alone and prefers every line."""
     out = []
+    owner = assign(lines, bridges) if bridges else {}
     for spec in lines:
         site, line = spec.split("/", 1)
         root = f"{prefix}/{enterprise}/{site}/{line}"
@@ -85,7 +103,7 @@ def line_queues(
                 line,
                 f"{queue_prefix}.{enterprise}.{site}.{line}",
                 (_key(f"{root}/event/#"), _key(f"{root}/alarm/#")),
-                preferred=not bridges or preferred_bridge(spec, bridges) == node,
+                preferred=not bridges or owner[spec] == node,
             )
         )
     return out

@@ -167,6 +167,7 @@ class Consumer(OnRotation):
             self._sub_mids[mid] = filters
 
     def _on_subscribe(self, c: Any, u: Any, mid: int, codes: list[ReasonCode], p: Any) -> None:
+        self.rotation.worked()  # the broker answers: a working session (gateway/failover.py)
         filters = self._sub_mids.pop(mid, [])
         for f, rc in zip(filters, codes, strict=False):
             if rc.is_failure:

@@ -47,6 +47,7 @@ T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 SITE = "daiyue"
 LINES = ["L1", "L2", "L3", "L4"]
 BRIDGES = ["bA", "bB"]
+EVERY = [f"{SITE}/{ln}" for ln in LINES]
 TAKEOVER_LIMIT_SECS = 10.0
 EVERY_SECS = 0.02  # one bag per line every 20 ms: 50 events/s per line
 
@@ -125,7 +126,9 @@ class BridgeProc:
                 "amqp": {
                     "urls": cluster.amqp_urls, "lines": [f"{SITE}/{ln}" for ln in LINES],
                     "bridges": BRIDGES, "queue_prefix": prefix, "prefetch": 200,
-                    "standby_delay_secs": 1.0, "heartbeat_secs": 5,
+                    # long enough for the second bridge to register on the lines it prefers
+                    # before the first joins them as standby, on a loaded machine too
+                    "standby_delay_secs": 5.0, "heartbeat_secs": 5,
                 },
                 "gateways": [known_gateway(tmp, f"gw-{ln}") for ln in LINES],
             },
@@ -235,7 +238,7 @@ def test_1_two_bridges_share_the_lines_in_order(
     # written every 50 ms: waited for)
     want = {b: 0 for b in BRIDGES}
     for ln in lines:
-        want[preferred_bridge(f"{SITE}/{ln.line}", BRIDGES)] += ln.journal.stats.last_seq
+        want[preferred_bridge(f"{SITE}/{ln.line}", BRIDGES, EVERY)] += ln.journal.stats.last_seq
     assert all(want.values()), want
 
     def accepted() -> dict[str, int]:
@@ -248,10 +251,11 @@ def test_2_a_killed_bridge_s_lines_are_taken_over(
     world: tuple[list[Line], list[BridgeProc], Path],
 ) -> None:
     lines, (a, b), store = world
-    mine = [ln for ln in lines if preferred_bridge(f"{SITE}/{ln.line}", BRIDGES)
+    mine = [ln for ln in lines if preferred_bridge(f"{SITE}/{ln.line}", BRIDGES, EVERY)
             == a.node]  # fmt: skip
     assert mine, "bridge A prefers at least one line"
     wait(lambda: a.status().get("store", {}).get("accepted", 0) >= 200, 30, "A storing")
+    wait(lambda: bool(b.status().get("standby_joined")), 30, "B standing by on A's lines")
     a_last = a.status()
     kill_wall, kill_mono = time.time(), time.monotonic()
     a.kill()  # SIGKILL mid-batch: groups committed and not yet acknowledged are given again

@@ -51,6 +51,7 @@ def main(config: str, status: str) -> int:
             "subscribed": bool(c and c.subscribed.is_set()),
             "endpoint": bridge.rotation.in_use.name if bridge.rotation.in_use else None,
             "switches": bridge.rotation.switches,
+            "standby_joined": bool(getattr(c, "standby_joined", False)),
             **bridge.status(),
         }
         tmp.write_text(json.dumps(body))

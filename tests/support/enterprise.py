@@ -272,7 +272,7 @@ class Enterprise:
                     "urls": self.cluster.amqp_urls,
                     "lines": [f"{self.site}/{ln.name}" for ln in self.lines],
                     "bridges": self.bridge_names, "queue_prefix": prefix, "prefetch": 500,
-                    "standby_delay_secs": 1.0, "heartbeat_secs": 5,
+                    "standby_delay_secs": 5.0, "heartbeat_secs": 5,
                 },
                 "gateways": gateways,
                 "max_delay_secs": 0.5,
@@ -288,8 +288,8 @@ class Enterprise:
         for b in self.bridges:
             b.start()
         for b in self.bridges:
-            wait_until(lambda b=b: b.status().get("subscribed") or not b.alive, timeout,
-                       f"bridge {b.name} subscribed")  # fmt: skip
+            wait_until(lambda b=b: b.status().get("standby_joined") or not b.alive, timeout,
+                       f"bridge {b.name} on every line's queue")  # fmt: skip
             if not b.alive:
                 raise RuntimeError(f"bridge {b.name} died: {b.log.read_text()[-3000:]}")
 
@@ -301,7 +301,8 @@ class Enterprise:
         """The bridge that prefers ``line`` (gateway/bridge/amqp_lines.py)."""
         from gateway.bridge.amqp_lines import preferred_bridge
 
-        return preferred_bridge(f"{self.site}/{line.name}", self.bridge_names)
+        every = [f"{self.site}/{ln.name}" for ln in self.lines]
+        return preferred_bridge(f"{self.site}/{line.name}", self.bridge_names, every)
 
     def produced(self) -> int:
         return sum(ln.journal.stats.last_seq for ln in self.lines)

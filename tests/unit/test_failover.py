@@ -131,8 +131,24 @@ def test_a_session_dropped_right_after_it_was_accepted_counts_as_a_failed_attemp
     assert waits[0] == 0.0 and 0.4 <= waits[1] <= 0.6
     rounds = [w for w in waits if w > 0]
     assert len(rounds) == 3 and rounds == sorted(rounds) and rounds[-1] >= 1.6
+    # a short session in which the broker acknowledged something worked: the next at once
+    clock.now = rot.next_at
+    rot.connected()
+    clock.now += 0.02
+    rot.worked()
+    assert rot.lost() == 0.0 and rot.rounds == 0 and rot.flaps == 9
     # a session that holds ends the backoff again
     clock.now = rot.next_at
     rot.connected()
     clock.now += 5
     assert rot.lost() == 0.0 and rot.rounds == 0
+
+
+def test_clean_session_clients_use_another_client_id_per_endpoint() -> None:
+    """A RabbitMQ 3.10 node refused a gateway's id while the node homing its subscription
+    queue was down (tests/integration/test_enterprise.py kills it)."""
+    from gateway.failover import session_client_id
+
+    assert session_client_id("saltgw-gw-1", 0) == "saltgw-gw-1"  # one broker: as always
+    assert session_client_id("saltgw-gw-1", 1) == "saltgw-gw-1-e2"
+    assert session_client_id("saltgw-gw-1", 2) == "saltgw-gw-1-e3"

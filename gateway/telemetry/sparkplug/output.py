@@ -30,7 +30,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from drivers.base import TagValue
 from gateway.config.extras import needs_message
 from gateway.config.models import MqttSection
-from gateway.failover import BrokerRotation, OnRotation
+from gateway.failover import BrokerRotation, OnRotation, session_client_id
 from gateway.mqtt import (
     STATE_CHANGE,
     broker_urls,
@@ -125,8 +125,8 @@ class SparkplugOutput(OnRotation):
             backoff_min_secs if backoff_min_secs is not None else mqtt.reconnect_min_secs,
             backoff_max_secs if backoff_max_secs is not None else mqtt.reconnect_max_secs,
         )
-        self.client = new_client(mqtt, cfg.client_id or f"saltgw-{gateway_id}-sparkplug",
-                                 broker_url=broker_url)  # fmt: skip
+        self.client_id = cfg.client_id or f"saltgw-{gateway_id}-sparkplug"
+        self.client = new_client(mqtt, self.client_id, broker_url=broker_url)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -225,6 +225,8 @@ class SparkplugOutput(OnRotation):
         self._bd_seq = self.state.next_bd_seq()
         will = self._codec.encode(Payload(_ms(self.clock()), None, (self._bd_metric(),)))
         self.client.will_set(self.topic("NDEATH"), will, qos=1, retain=False)
+        # another id per endpoint (gateway/failover.py); paho has no setter
+        self.client._client_id = session_client_id(self.client_id, self.rotation.index).encode()
         try:
             if self._v5:
                 self.client.connect(self.host, self.port, self._keepalive, clean_start=True)
