@@ -35,7 +35,7 @@ from gateway.mqtt import Forwarder, MqttLink
 from gateway.signing import EnvelopeSigner, event_key
 from gateway.topics import Topics
 from tests.support.bridge_env import bridge_config, wait
-from tests.support.broker import Mosquitto, mosquitto_available
+from tests.support.broker import Mosquitto, mosquitto_available, mosquitto_nodes
 from tests.support.trace_events import _complete
 
 pytestmark = [
@@ -107,14 +107,8 @@ class Watcher:
 
 @pytest.fixture
 def nodes(tmp_path: Path) -> Iterator[list[Mosquitto]]:
-    out = [Mosquitto(tmp_path / f"node-{i}") for i in range(2)]
-    for n in out:
-        n.start()
-    yield out
-    for n in out:
-        if n.proc is not None:
-            os.kill(n.proc.pid, signal.SIGCONT)
-        n.kill()
+    with mosquitto_nodes(tmp_path) as out:
+        yield out
 
 
 def gateway_link(

@@ -21,7 +21,7 @@ from gateway.telemetry.memory import MemoryFeed
 from gateway.telemetry.record import TagMeta
 from gateway.telemetry.uns import UnsOutput
 from gateway.topics import Topics
-from tests.support.broker import Mosquitto, mosquitto_available
+from tests.support.broker import Mosquitto, mosquitto_available, mosquitto_nodes
 from tests.support.sparkplug import METAS, bd_seq, decode, find, output
 from tests.support.subscriber import Collector, Received
 
@@ -37,12 +37,8 @@ TOPICS = Topics("salt/v1", "8035", "daiyue", "L1", "gw-tags")
 
 @pytest.fixture
 def nodes(tmp_path: Path) -> Iterator[list[Mosquitto]]:
-    out = [Mosquitto(tmp_path / f"node-{i}") for i in range(2)]
-    for n in out:
-        n.start()
-    yield out
-    for n in out:
-        n.kill()
+    with mosquitto_nodes(tmp_path) as out:
+        yield out
 
 
 def _kill(node: Mosquitto) -> float:

@@ -7,6 +7,8 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.net import free_port, wait_port
@@ -89,3 +91,19 @@ class Mosquitto:
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         self.proc = None
+
+
+@contextmanager
+def mosquitto_nodes(tmp: Path, count: int = 2) -> Iterator[list[Mosquitto]]:
+    """``count`` independent mosquitto nodes (broker failover tests); each killed at the end,
+    a stopped (SIGSTOP: hung) one resumed first."""
+    out = [Mosquitto(tmp / f"node-{i}") for i in range(count)]
+    try:
+        for n in out:
+            n.start()
+        yield out
+    finally:
+        for n in out:
+            if n.proc is not None:
+                os.kill(n.proc.pid, signal.SIGCONT)
+            n.kill()
