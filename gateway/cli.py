@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 from drivers.secrets import SecretError
 from gateway.logs import setup_logging
+from gateway.orphan import exit_when_orphaned
 
 __all__ = ["main"]
 
@@ -489,6 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = sys.argv[1:]
     args = build_parser(verb_of(argv)).parse_args(argv)
     setup_logging(args.log_level, args.log_format)
+    exit_when_orphaned()  # a child of `saltgw demo` ends with it (gateway/orphan.py)
     try:
         return int(args.func(args))
     except (UserError, SecretError) as exc:

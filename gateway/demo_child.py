@@ -1,7 +1,8 @@
 """A web surface of ``saltgw demo`` in its own process (as deployed): ``saltgw resolver`` or
 ``saltgw console`` started with a config the demo wrote, its ``NAME: http://HOST:PORT/`` line
 waited for (bounded) and passed on, its output drained, and the process stopped (SIGTERM, then
-SIGKILL after a bound) when the demo ends. Used by gateway/demo_resolver.py and
+SIGKILL after a bound) when the demo ends; a demo killed with SIGKILL takes it along
+(gateway/orphan.py). Used by gateway/demo_resolver.py and
 gateway/demo_console.py."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import IO, TextIO
 
 from gateway.config.extras import missing_modules
+from gateway.orphan import PARENT_ENV
 
 __all__ = ["served_child", "web_extra_missing"]
 
@@ -62,7 +64,7 @@ def served_child(command: str, config: Path, out: TextIO) -> Iterator[str | None
     ``COMMAND: URL`` (passed on to ``out``), or None when it could not start (said on
     ``out``: the demo goes on without it)."""
     prefix = f"{command}: "
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway", "--log-level", "warning", command, str(config)],
         stdout=subprocess.PIPE,

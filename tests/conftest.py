@@ -11,10 +11,11 @@ import pytest
 from gateway.logs import QUIETED_LOGGERS, SALTGW_HANDLER
 from tests.support.broker import Mosquitto, mosquitto_available
 
-# in CI a skip fails the run; the browser and HTTPS-proxy fixtures (browser, screenshot,
-# https_proxy)
+# in CI a skip fails the run; processes left running are stopped at the end (leaks); the
+# browser and HTTPS-proxy fixtures (browser, screenshot, https_proxy)
 pytest_plugins = [
     "tests.support.ci_skips",
+    "tests.support.leaks",
     "tests.support.browser",
     "tests.support.nginx",
     "tests.support.postgres",

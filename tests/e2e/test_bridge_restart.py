@@ -21,7 +21,7 @@ from gateway.bridge.schema import PENDING_EVENTS_SQL
 from tests.support.bridge_docs import facts_of
 from tests.support.bridge_env import Publisher, known_gateway, wait
 from tests.support.broker import Mosquitto
-from tests.support.configs import demo_line_on_free_ports
+from tests.support.demo import start_demo
 from tests.support.procs import ROOT, kill9, saltgw, stop
 from tests.support.trace_events import LineEvents, batch_events, payload
 
@@ -111,28 +111,19 @@ def test_demo_writes_valid_platform_xml_to_the_outbox(tmp_path: Path) -> None:
     """The demo runs until its outbox holds a document (Ctrl-C then; DEMO_SECS at most)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     outbox = tmp_path / "outbox"
-    line = demo_line_on_free_ports(tmp_path)
-    out, err = tmp_path / "demo.out", tmp_path / "demo.err"
-    with out.open("w") as outf, err.open("w") as errf:
-        demo = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "--log-level", "warning", "demo",
-             "--duration", str(DEMO_SECS), "--outbox", str(outbox), "--config", str(line)],
-            stdout=outf, stderr=errf, text=True, env=env, cwd=tmp_path,
-        )  # fmt: skip
+    demo = start_demo(tmp_path, ("--duration", str(DEMO_SECS), "--outbox", str(outbox)), env=env)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and demo.poll() is None:
+        while time.monotonic() < deadline and demo.proc.poll() is None:
             if any(outbox.glob("*.xml")):
-                demo.send_signal(signal.SIGINT)  # the demo's Ctrl-C: a clean stop
+                demo.proc.send_signal(signal.SIGINT)  # the demo's Ctrl-C: a clean stop
                 break
             time.sleep(0.25)
-        code = demo.wait(timeout=60)
+        code = demo.proc.wait(timeout=60)
     finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
-    assert code == 0, err.read_text()[-2000:]
-    summary = json.loads(out.read_text().splitlines()[-1].removeprefix("summary: "))
+        demo.stop()
+    assert code == 0, demo.stderr.read_text()[-2000:]
+    summary = json.loads(demo.out.join(10)[-1].removeprefix("summary: "))
     bridge = summary["bridge"]
     assert bridge["upload_to"] == str(outbox) and bridge["store"]["quarantined"] == 0
     files = sorted(outbox.glob("*.xml"))

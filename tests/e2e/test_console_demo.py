@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.test_demo import Lines, demo_cmd, demo_env
 from tests.support.browser import DESKTOP, chromium, require_browser, wait_for
 from tests.support.configs import demo_line_on_free_ports
+from tests.support.demo import start_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -56,12 +55,9 @@ def test_the_console_overview_follows_a_running_demo(
     require_browser()
     from selenium.webdriver.common.by import By
 
-    line = line_with_frequent_counters(tmp_path)
-    args = ("--duration", str(DURATION), "--config", str(line), "--outbox", str(tmp_path / "ob"))
-    err = tmp_path / "stderr.log"
-    proc = subprocess.Popen(demo_cmd(*args), stdout=subprocess.PIPE, stderr=err.open("w"),
-                            text=True, env=demo_env(), cwd=tmp_path)  # fmt: skip
-    out = Lines(proc.stdout)  # type: ignore[arg-type]
+    demo = start_demo(tmp_path, ("--duration", str(DURATION), "--outbox", str(tmp_path / "ob")),
+                      line=line_with_frequent_counters, first_line_secs=START_SECS)  # fmt: skip
+    proc, out, err = demo.proc, demo.out, demo.stderr
     try:
         url = out.wait_for(r"console: (http://127\.0\.0\.1:\d+/)$", START_SECS).group(1)
         users = out.wait_for(r"console sign-in \(new each run\): (.+)$", 5).group(1)

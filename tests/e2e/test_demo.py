@@ -12,6 +12,7 @@ import os
 import pty
 import re
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -19,13 +20,14 @@ import termios
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
+import yaml
 
 from gateway.bridge.xmlcheck import check_document
 from tests.support.configs import demo_line_on_free_ports
-from tests.support.procs import ROOT
+from tests.support.demo import demo_cmd, demo_env, start_demo
 from tests.support.subscriber import Collector
 
 pytestmark = pytest.mark.e2e
@@ -35,68 +37,11 @@ ROOT_TOPIC = "salt/v1/8035/daiyue"
 ENVELOPE = {"id", "gateway", "seq", "type", "ts", "enterprise", "site", "line", "device", "batch"}
 
 
-def demo_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "gateway", "--log-level", "warning", "demo", *args]
-
-
-def demo_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    return {**env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-
-
-class Lines:
-    """A child's output, read line by line on a thread (the pipe never fills up)."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            with self._cond:
-                self.lines.append(line.rstrip("\n"))
-                self._cond.notify_all()
-
-    def first(self, timeout: float) -> str:
-        with self._cond:
-            if not self._cond.wait_for(lambda: bool(self.lines), timeout):
-                raise AssertionError(f"no output within {timeout} s")
-            return self.lines[0]
-
-    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
-        """The first line matching ``pattern`` (``re.match``), waiting up to ``timeout`` s."""
-        found: list[re.Match[str]] = []
-
-        def seen() -> bool:
-            found[:] = [m for x in self.lines if (m := re.match(pattern, x))][:1]
-            return bool(found)
-
-        with self._cond:
-            if not self._cond.wait_for(seen, timeout):
-                raise AssertionError(f"no line matching {pattern!r} in {self.lines[:10]}")
-        return found[0]
-
-    def join(self, timeout: float) -> list[str]:
-        self._thread.join(timeout)
-        return list(self.lines)
-
-
 def test_demo_publishes_the_contract_and_writes_valid_xml(tmp_path: Path) -> None:
-    line = demo_line_on_free_ports(tmp_path)
     outbox = tmp_path / "outbox"
-    args = ("--duration", str(DURATION), "--config", str(line), "--outbox", str(outbox))
     started = time.monotonic()
-    proc = subprocess.Popen(
-        demo_cmd(*args),
-        stdout=subprocess.PIPE,
-        stderr=(tmp_path / "stderr.log").open("w"),
-        text=True,
-        env=demo_env(),
-        cwd=tmp_path,
-    )
-    out = Lines(proc.stdout)  # type: ignore[arg-type]
+    demo = start_demo(tmp_path, ("--duration", str(DURATION), "--outbox", str(outbox)))
+    proc, out = demo.proc, demo.out
     sub = None
     try:
         found = out.wait_for(r"embedded MQTT broker on mqtt://127\.0\.0\.1:(\d+) ", 60)
@@ -117,7 +62,7 @@ def test_demo_publishes_the_contract_and_writes_valid_xml(tmp_path: Path) -> Non
             sub.stop()
     took = time.monotonic() - started
     lines = out.join(10)
-    err = (tmp_path / "stderr.log").read_text()
+    err = demo.stderr.read_text()
     assert code == 0, "\n".join(lines[-5:]) + err[-3000:]
     assert took < DURATION + 60, took  # ends by itself, shutdown bounded
     assert "Traceback" not in err
@@ -283,3 +228,76 @@ def test_demo_on_a_terminal_draws_the_view_and_stops_on_ctrl_c(tmp_path: Path) -
     assert re.search(r"console: open http://127\.0\.0\.1:\d+/", text), text[-2000:]
     assert re.search(r"stopped after \d+ s: \d+ events \(last seq \d+\)", text), text[-2000:]
     assert "summary: {" not in text  # JSON is for pipes, not for people
+
+
+def test_a_simulator_port_taken_meanwhile_is_picked_again(tmp_path: Path) -> None:
+    """Another process takes a port between its pick and the demo's start (tests/support/demo.py):
+    the demo says which simulator could not listen and stops; the tests start it again on new
+    ports instead of waiting for a line that never comes."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    calls: list[Path] = []
+
+    def line(work: Path) -> Path:
+        path = demo_line_on_free_ports(work)
+        if not calls:  # the first pick: its first simulator's port is taken meanwhile
+            data = yaml.safe_load(path.read_text())
+            data["simulators"][0]["port"] = holder.getsockname()[1]
+            path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+        calls.append(path)
+        return path
+
+    try:
+        demo = start_demo(tmp_path, ("--duration", "30", "--outbox", str(tmp_path / "ob")),
+                          line=line)  # fmt: skip
+    finally:
+        holder.close()
+    try:
+        demo.out.wait_for(r"embedded MQTT broker on mqtt://127\.0\.0\.1:\d+ ", 60)
+        demo.proc.send_signal(signal.SIGINT)
+        assert demo.proc.wait(timeout=60) == 0, demo.stderr.read_text()[-3000:]
+    finally:
+        demo.stop()
+    assert len(calls) == 2 and calls[1].parent != calls[0].parent
+    first = (calls[0].parent / "stderr.log").read_text()
+    assert "cannot listen on 127.0.0.1:" in first and "Traceback" not in first
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_a_demo_killed_with_sigkill_takes_its_resolver_and_console_along(tmp_path: Path) -> None:
+    """Its web surfaces run in processes of their own (gateway/demo_child.py); a demo that gets
+    no chance to stop them (kill -9) must not leave them holding their ports (gateway/orphan.py)."""
+    demo = start_demo(tmp_path, ("--duration", "60", "--outbox", str(tmp_path / "ob")))
+    try:
+        demo.out.wait_for(r"console: http://127\.0\.0\.1:\d+/$", 60)
+        kids = _children(demo.proc.pid)
+        commands = [Path(f"/proc/{k}/cmdline").read_bytes().split(b"\0") for k in kids]
+        assert {b"resolver", b"console"} <= {w for c in commands for w in c}, commands
+        demo.proc.kill()
+        demo.proc.wait(10)
+        deadline = time.monotonic() + 20  # the children poll for their parent every second
+        while time.monotonic() < deadline and any(_alive(k) for k in kids):
+            time.sleep(0.2)
+        assert not [k for k in kids if _alive(k)], "a child of the killed demo still runs"
+    finally:
+        demo.stop()

@@ -21,6 +21,7 @@ from gateway.bridge.xmlcheck import check_document
 from tests.support.bridge_docs import GS1_XSD, facts_of
 from tests.support.broker import Mosquitto, mosquitto_available
 from tests.support.configs import demo_line_on_free_ports
+from tests.support.demo import start_demo
 from tests.support.net import free_port
 from tests.support.procs import ROOT, saltgw, stop
 
@@ -73,32 +74,25 @@ def fast_producer_line(tmp: Path) -> Path:
     return line
 
 
-def run_producer(line: Path, outbox: Path, cwd: Path) -> tuple[int, str]:
+def run_producer(outbox: Path, cwd: Path) -> tuple[int, str]:
     """``saltgw demo --epcis`` until its outbox holds a packed pallet, then Ctrl-C (a clean
-    stop); its exit code and stderr."""
+    stop); its exit code and stderr. The line: :func:`fast_producer_line`."""
     from firmware_sim.handheld import pallets_in
 
-    err = cwd / "demo.err"
-    with err.open("w") as errf:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "--log-level", "warning", "demo", "--epcis",
-             "--duration", str(PRODUCER_SECS), "--config", str(line), "--outbox", str(outbox)],
-            stdout=subprocess.DEVNULL, stderr=errf, cwd=cwd,
-            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        )  # fmt: skip
+    args = ("--epcis", "--duration", str(PRODUCER_SECS), "--outbox", str(outbox))
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    demo = start_demo(cwd, args, line=fast_producer_line, env=env)
     try:
         deadline = time.monotonic() + PRODUCER_SECS
-        while time.monotonic() < deadline and proc.poll() is None:
+        while time.monotonic() < deadline and demo.proc.poll() is None:
             if outbox.is_dir() and pallets_in(outbox):
-                proc.send_signal(signal.SIGINT)
+                demo.proc.send_signal(signal.SIGINT)
                 break
             time.sleep(0.25)
-        code = proc.wait(timeout=60)
+        code = demo.proc.wait(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return code, err.read_text()
+        demo.stop()
+    return code, demo.stderr.read_text()
 
 
 def wholesaler_config(tmp: Path, broker: int, producer_outbox: Path) -> Path:
@@ -126,7 +120,7 @@ def test_a_wholesaler_receives_a_pallet_and_ships_part_of_it(tmp_path: Path) -> 
     producer = tmp_path / "producer"
     producer.mkdir()
     p_outbox = producer / "outbox"
-    code, stderr = run_producer(fast_producer_line(producer), p_outbox, producer)
+    code, stderr = run_producer(p_outbox, producer)
     assert code == 0, stderr[-2000:]
     p_docs = sorted(p_outbox.glob("*.xml"))
     assert p_docs, "the producer wrote no EPCIS document"

@@ -89,9 +89,9 @@ def demo_line_on_free_ports(tmp: Path) -> Path:
     """The demo line with every simulator port moved to a free one (test suites running side by
     side on one machine must not fight over the demo's fixed ports)."""
     text = (ROOT / "mappings" / "demo-line.yaml").read_text()
-    ports = sorted(set(re.findall(r"\b1[45]\d{3}\b", text)))
-    for old in ports:
-        text = re.sub(rf"\b{old}\b", str(free_port()), text)
+    # one pass: a new port that happens to look like one of the demo's is not replaced again
+    new = {old: str(free_port()) for old in sorted(set(re.findall(r"\b1[45]\d{3}\b", text)))}
+    text = re.sub(r"\b1[45]\d{3}\b", lambda m: new[m.group(0)], text)
     path = tmp / "demo-line.yaml"
     path.write_text(text)
     return path

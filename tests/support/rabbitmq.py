@@ -90,8 +90,14 @@ class RabbitCluster:
         self.epmd_port = free_port()
         self.epmd: subprocess.Popen[bytes] | None = None
         self.nodes = [
-            RabbitNode(i, f"r{i}-{self.tag}@localhost", free_port(), free_port(), free_port(),
-                       workdir / f"node-{i}")
+            RabbitNode(
+                i,
+                f"r{i}-{self.tag}@localhost",
+                free_port(),
+                free_port(),
+                free_port(),
+                workdir / f"node-{i}",
+            )
             for i in range(1, size + 1)
         ]
         self.home.mkdir(parents=True, exist_ok=True)
