@@ -58,6 +58,8 @@ __all__ = [
     "verify_store",
 ]
 
+VERIFY_PAGE = 1000  # trace store records read per query (their bodies: one query per table)
+
 
 class KeyMissing(Exception):
     """A keyed chain and no key to check it with (exit 2: a usage error, not a verdict)."""
@@ -414,7 +416,7 @@ def verify_store(
     """Check the bridge's trace store (gateway/bridge/store.py), its purged records against the
     retention rule (``min_days``: bridge.retention.min_days) and its outbox documents."""
     from gateway.bridge.config import RetentionSection
-    from gateway.bridge.integrity import CHAIN, head, row_body
+    from gateway.bridge.integrity import CHAIN, head, row_bodies
 
     rep = Report("trace store", describe(path) if is_url(path) else path)
     if key is None and not is_url(path):
@@ -434,13 +436,23 @@ def verify_store(
         has_head = db.execute("SELECT 1 FROM meta WHERE key='chain_head'").fetchone()
 
         def recs() -> Iterator[_Rec]:
-            cur = db.execute(
-                "SELECT rid, prev, chain, 0 FROM events UNION ALL "
-                "SELECT rid, prev, chain, 1 FROM pruned ORDER BY 1"
-            )
-            for rid, prev, chain, purged in cur:
-                body = None if purged or chain is None else row_body(db, rid)
-                yield _Rec(rid, _blob(prev), _blob(chain), body)
+            # in pages, each page's bodies in one query per table (row_bodies); a page ends
+            # before its last rid, which comes again whole in the next (a rid may be in both
+            # tables: a record copied into pruned and kept is two records, both walked)
+            after = -1
+            while page := db.execute(
+                "SELECT rid, prev, chain, 0 FROM events WHERE rid > ? UNION ALL "
+                "SELECT rid, prev, chain, 1 FROM pruned WHERE rid > ? ORDER BY 1 LIMIT ?",
+                (after, after, VERIFY_PAGE),
+            ).fetchall():
+                if len(page) == VERIFY_PAGE:
+                    page = [r for r in page if r[0] != page[-1][0]] or page
+                live = [r[0] for r in page if not r[3] and r[2] is not None]
+                bodies = row_bodies(db, live[0], live[-1]) if live else {}
+                for rid, prev, chain, purged in page:
+                    body = None if purged or chain is None else bodies.get(rid)
+                    yield _Rec(rid, _blob(prev), _blob(chain), body)
+                after = page[-1][0]
 
         _walk(rep, recs(), head(db) if has_head else None, contiguous=False, keying=keying)
         if rep.ok:
@@ -587,9 +599,7 @@ def add_command(sub: Any) -> None:
     )
     s.add_argument("config", nargs="?", metavar="CONFIG.yaml", help="take paths and keys from it")
     s.add_argument("--journal", metavar="PATH", help="a journal file")
-    s.add_argument(
-        "--store", metavar="PATH|URL", help="a trace store file, or a postgresql:// URL"
-    )
+    s.add_argument("--store", metavar="PATH|URL", help="a trace store file, or a postgresql:// URL")
     s.add_argument("--journal-key-file", metavar="PATH", help="the journal's chain key file")
     s.add_argument("--store-key-file", metavar="PATH", help="the trace store's chain key file")
     s.add_argument(

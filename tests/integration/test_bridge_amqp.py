@@ -11,11 +11,8 @@ seq order per line (rid order). Each test uses its own queues (queue_prefix) and
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from gateway.bridge.amqp_lines import preferred_bridge
 from gateway.config.models import MqttSection
@@ -34,7 +30,7 @@ from gateway.mqtt import Forwarder, MqttLink
 from gateway.signing import EnvelopeSigner
 from gateway.topics import Topics
 from tests.support.bridge_env import known_gateway, wait
-from tests.support.procs import ROOT
+from tests.support.enterprise import BridgeProcess
 from tests.support.rabbitmq import RabbitCluster, rabbitmq_missing
 from tests.support.trace_events import TEST_KEY, _complete
 
@@ -108,72 +104,26 @@ class Line:
         self.journal.close()
 
 
-class BridgeProc:
-    def __init__(self, tmp: Path, node: str, cluster: RabbitCluster, prefix: str) -> None:
-        self.node = node
-        self.cfg = tmp / f"{node}.yaml"
-        self.status_file = tmp / f"{node}.status.json"
-        self.log = tmp / f"{node}.log"
-        raw = {
-            "gateway": {"id": f"host-{node}", "enterprise": "8035", "site": SITE, "line": "HQ"},
-            "mqtt": {"url": cluster.mqtt_urls[0], "reconnect_min_secs": 0.2,
-                     "reconnect_max_secs": 1},
-            "journal": {"path": str(tmp / f"{node}-journal.db")},
-            "bridge": {
-                "store": str(tmp / "trace.db"),  # one store file for both bridges
-                "node_id": node,
-                "source": "amqp",
-                "amqp": {
-                    "urls": cluster.amqp_urls, "lines": [f"{SITE}/{ln}" for ln in LINES],
-                    "bridges": BRIDGES, "queue_prefix": prefix, "prefetch": 200,
-                    # long enough for the second bridge to register on the lines it prefers
-                    # before the first joins them as standby, on a loaded machine too
-                    "standby_delay_secs": 5.0, "heartbeat_secs": 5,
-                },
-                "gateways": [known_gateway(tmp, f"gw-{ln}") for ln in LINES],
+def bridge_config(tmp: Path, node: str, cluster: RabbitCluster, prefix: str) -> dict[str, Any]:
+    """One of the two bridges sharing one SQLite store file and the lines' queues."""
+    return {
+        "gateway": {"id": f"host-{node}", "enterprise": "8035", "site": SITE, "line": "HQ"},
+        "mqtt": {"url": cluster.mqtt_urls[0], "reconnect_min_secs": 0.2, "reconnect_max_secs": 1},
+        "journal": {"path": str(tmp / f"{node}-journal.db")},
+        "bridge": {
+            "store": str(tmp / "trace.db"),  # one store file for both bridges
+            "node_id": node,
+            "source": "amqp",
+            "amqp": {
+                "urls": cluster.amqp_urls, "lines": [f"{SITE}/{ln}" for ln in LINES],
+                "bridges": BRIDGES, "queue_prefix": prefix, "prefetch": 200,
+                # long enough for the second bridge to register on the lines it prefers
+                # before the first joins them as standby, on a loaded machine too
+                "standby_delay_secs": 5.0, "heartbeat_secs": 5,
             },
-        }  # fmt: skip
-        self.cfg.write_text(yaml.safe_dump(raw, allow_unicode=True))
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, ack_delay_secs: float = 0.0) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1",
-               "SALTGW_TEST_ACK_DELAY_SECS": str(ack_delay_secs),
-               "SALTGW_STORE_CHAIN_KEY": "amqp-test-chain-key-0123456789abcdef"}  # fmt: skip
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        with self.log.open("ab") as f:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.support.bridge_proc", str(self.cfg),
-                 str(self.status_file)], stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
-            )  # fmt: skip
-
-    def status(self) -> dict[str, Any]:
-        try:
-            return dict(json.loads(self.status_file.read_text()))
-        except (OSError, ValueError):
-            return {}
-
-    def wait_subscribed(self, timeout: float = 30) -> None:
-        def ok() -> bool:
-            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
-            return bool(self.status().get("subscribed"))
-
-        wait(ok, timeout, f"bridge {self.node} to declare its queues")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-                raise AssertionError(f"bridge {self.node} did not stop") from None
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
+            "gateways": [known_gateway(tmp, f"gw-{ln}") for ln in LINES],
+        },
+    }  # fmt: skip
 
 
 def rows(store: Path) -> list[tuple[str, int, float]]:
@@ -195,15 +145,17 @@ def check_every_event_once_in_order(store: Path, lines: list[Line]) -> None:
 
 @pytest.fixture
 def world(tmp_path: Path, cluster: RabbitCluster, request: pytest.FixtureRequest) -> Iterator[
-    tuple[list[Line], list[BridgeProc], Path]
+    tuple[list[Line], list[BridgeProcess], Path]
 ]:  # fmt: skip
     prefix = f"t{request.node.name.split('_')[1]}.{os.getpid()}"
-    bridges = [BridgeProc(tmp_path, b, cluster, prefix) for b in BRIDGES]
+    bridges = [
+        BridgeProcess(tmp_path, b, bridge_config(tmp_path, b, cluster, prefix)) for b in BRIDGES
+    ]
     lines = [Line(tmp_path, ln, cluster) for ln in LINES]
     # test 2 kills A: it waits 0.3 s between each commit and its ack, so the kill lands there
     delay = 0.3 if request.node.name.startswith("test_2") else 0.0
     try:
-        bridges[0].start(ack_delay_secs=delay)
+        bridges[0].start(SALTGW_TEST_ACK_DELAY_SECS=str(delay))
         bridges[0].wait_subscribed()  # creates the store and declares the queues
         bridges[1].start()
         bridges[1].wait_subscribed()
@@ -214,7 +166,7 @@ def world(tmp_path: Path, cluster: RabbitCluster, request: pytest.FixtureRequest
         for ln in lines:
             ln.close()
         for b in bridges:
-            b.stop()
+            b.stop(strict=True)
 
 
 def finish(lines: list[Line], store: Path) -> None:
@@ -228,7 +180,7 @@ def finish(lines: list[Line], store: Path) -> None:
 
 
 def test_1_two_bridges_share_the_lines_in_order(
-    world: tuple[list[Line], list[BridgeProc], Path],
+    world: tuple[list[Line], list[BridgeProcess], Path],
 ) -> None:
     lines, bridges, store = world
     wait(lambda: all(ln.journal.stats.delivered >= 100 for ln in lines), 30, "100 per line")
@@ -242,17 +194,17 @@ def test_1_two_bridges_share_the_lines_in_order(
     assert all(want.values()), want
 
     def accepted() -> dict[str, int]:
-        return {b.node: b.status().get("store", {}).get("accepted", -1) for b in bridges}
+        return {b.name: b.status().get("store", {}).get("accepted", -1) for b in bridges}
 
     wait(lambda: accepted() == want, 5, f"{want} events stored by each bridge; got {accepted()}")
 
 
 def test_2_a_killed_bridge_s_lines_are_taken_over(
-    world: tuple[list[Line], list[BridgeProc], Path],
+    world: tuple[list[Line], list[BridgeProcess], Path],
 ) -> None:
     lines, (a, b), store = world
     mine = [ln for ln in lines if preferred_bridge(f"{SITE}/{ln.line}", BRIDGES, EVERY)
-            == a.node]  # fmt: skip
+            == a.name]  # fmt: skip
     assert mine, "bridge A prefers at least one line"
     wait(lambda: a.status().get("store", {}).get("accepted", 0) >= 200, 30, "A storing")
     wait(lambda: bool(b.status().get("standby_joined")), 30, "B standing by on A's lines")
@@ -286,7 +238,7 @@ def test_2_a_killed_bridge_s_lines_are_taken_over(
 
 
 def test_3_a_killed_node_loses_nothing(
-    world: tuple[list[Line], list[BridgeProc], Path], cluster: RabbitCluster
+    world: tuple[list[Line], list[BridgeProcess], Path], cluster: RabbitCluster
 ) -> None:
     lines, bridges, store = world
     wait(lambda: all(ln.journal.stats.delivered >= 100 for ln in lines), 30, "100 per line")
@@ -301,7 +253,9 @@ def test_3_a_killed_node_loses_nothing(
     wait(lambda: any(r > kill_wall + switched for _, _, r in rows(store)), 30,
          "events stored after the switch")  # fmt: skip
     first = min(r for _, _, r in rows(store) if r > kill_wall + switched)
-    print(f"\nnode failover: bridges on another node within {switched:.3f} s; events stored "
-          f"again {first - kill_wall:.3f} s after the kill ({n_before} stored before)")
+    print(
+        f"\nnode failover: bridges on another node within {switched:.3f} s; events stored "
+        f"again {first - kill_wall:.3f} s after the kill ({n_before} stored before)"
+    )
     finish(lines, store)
     check_every_event_once_in_order(store, lines)

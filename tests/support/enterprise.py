@@ -155,8 +155,11 @@ class BridgeProcess:
         self.cfg.write_text(yaml.safe_dump(raw, allow_unicode=True))
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "SALTGW_STORE_CHAIN_KEY": CHAIN_KEY}
+    def start(self, **env_extra: str) -> None:
+        """Start it; ``env_extra``: more of its environment (a test seam such as
+        ``SALTGW_TEST_ACK_DELAY_SECS``, tests/support/bridge_proc.py)."""
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "SALTGW_STORE_CHAIN_KEY": CHAIN_KEY,
+               **env_extra}  # fmt: skip
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         with self.log.open("ab") as f:
             self.proc = subprocess.Popen(
@@ -174,12 +177,22 @@ class BridgeProcess:
         except (OSError, ValueError):
             return {}
 
+    def wait_subscribed(self, timeout: float = 30) -> None:
+        """Until its queues are declared (its status says ``subscribed``); it must stay up."""
+
+        def ok() -> bool:
+            assert self.alive, self.log.read_text()[-3000:]
+            return bool(self.status().get("subscribed"))
+
+        wait_until(ok, timeout, f"bridge {self.name} to declare its queues")
+
     def kill(self) -> None:
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait(10)
 
-    def stop(self) -> None:
+    def stop(self, *, strict: bool = False) -> None:
+        """SIGTERM, SIGKILL after 30 s; ``strict``: a bridge that needed SIGKILL fails the test."""
         if self.alive:
             assert self.proc is not None
             self.proc.terminate()
@@ -188,6 +201,8 @@ class BridgeProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+                if strict:
+                    raise AssertionError(f"bridge {self.name} did not stop") from None
 
 
 def wait_until(pred: Any, timeout: float, what: str, poll: float = 0.05) -> float:

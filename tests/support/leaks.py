@@ -21,6 +21,8 @@ import pytest
 
 MARK = "SALTGW_TEST_SESSION"
 REPORT = Path(__file__).resolve().parents[2] / "test-artifacts" / "leaked-processes.txt"
+# multiprocessing's helpers of the session's own process: they end when it does
+OWN_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,7 +52,9 @@ def marked_processes(token: str) -> dict[int, str]:
         except OSError:  # gone meanwhile, or not ours to read
             continue
         if needle in env:
-            found[int(entry.name)] = _cmdline(int(entry.name))
+            cmd = _cmdline(int(entry.name))
+            if not any(h in cmd for h in OWN_HELPERS):
+                found[int(entry.name)] = cmd
     return found
 
 
