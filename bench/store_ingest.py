@@ -105,10 +105,10 @@ def main() -> int:
         with running_postgres(tmp / "pg", bindir) as pg:
             got = one_engine(pg.new_database(), msgs, args.group)
         emit(row("store_ingest_postgresql", got["ingest_per_s"], "events/s",
-                 lite["ingest_per_s"], digits=1,
+                 lite["ingest_per_s"], digits=3,
                  statements_per_event=round(got["statements_per_event"], 2), **extra))  # fmt: skip
         emit(row("store_verify_postgresql", got["verify_per_s"], "records/s",
-                 lite["verify_per_s"], digits=1, **extra))  # fmt: skip
+                 lite["verify_per_s"], digits=3, **extra))  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

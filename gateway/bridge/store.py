@@ -82,6 +82,16 @@ class IngestStats:
     by_kind: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
 
 
+@dataclass(frozen=True, slots=True)
+class _Tripped:
+    """An unexpected error of the bridge's own checks on one message."""
+
+    exc: Exception
+
+
+_Checked = Parsed | tuple[str, int] | BadEvent | _Tripped
+
+
 class TraceStore:
     """One connection, used by one thread at a time (each thread opens its own store)."""
 
@@ -153,16 +163,18 @@ class TraceStore:
         got = IngestStats()
         now = time.time()
         db = self.db
+        checked = [self._check(topic, payload) for topic, payload in messages]  # no database
         db.execute("BEGIN IMMEDIATE")
         stored: list[int] = []
         self._seen = []
         self._marks = []
         try:
-            for topic, payload in messages:
+            ids = self._stored_ids([c for c in checked if isinstance(c, Parsed)])
+            for (topic, payload), c in zip(messages, checked, strict=True):
                 if careful:
                     db.execute("SAVEPOINT one")
                 try:
-                    self._one(topic, payload, now, got, stored)
+                    new_id = self._one(topic, payload, c, ids, now, got, stored)
                 except sqlite3.OperationalError:
                     raise
                 except Exception as exc:
@@ -173,8 +185,11 @@ class TraceStore:
                               exc_info=True)  # fmt: skip
                     self._quarantine(topic, payload, BadEvent(f"bridge error: {exc!r}", "error"),
                                      now, got)  # fmt: skip
+                    new_id = None
                 if careful:
                     db.execute("RELEASE one")
+                if new_id is not None:  # a repeat later in this group is a duplicate
+                    ids.add(new_id)
             if self.track_seq:
                 self.filled = self.gaps.observe(db, self._seen, now)
                 self.gaps.observe_marks(db, self._marks, now)
@@ -188,35 +203,68 @@ class TraceStore:
             raise
         return got
 
-    def _one(
-        self, topic: str, payload: bytes, now: float, got: IngestStats, stored: list[int]
-    ) -> None:
-        if SEQ_MARK_RE.fullmatch(topic):
-            try:
+    def _check(self, topic: str, payload: bytes) -> _Checked:
+        """One message parsed and checked, without the database: its seq mark, its event, why
+        it is refused, or what tripped the bridge on it (raised again where it is stored, so
+        that a careful ingest quarantines it and keeps the others)."""
+        try:
+            if SEQ_MARK_RE.fullmatch(topic):
                 mark = parse_seq_mark(topic, payload)
                 if self.known is not None:
                     self.known.check(mark[0], payload, "seq mark")
-                self._marks.append(mark)
-            except BadEvent as exc:
-                self._quarantine(topic, payload, exc, now, got)
-            return
-        try:
+                return mark
             ev = parse_event(payload)
             if self.known is not None:  # before anything else looks at it (gateways.py)
                 self.known.check(ev.gateway, payload)
             check_line_record(ev)
             check_lab_record(ev)
+            return ev
         except BadEvent as exc:
-            self._quarantine(topic, payload, exc, now, got)
-            return
-        if self.db.execute("SELECT 1 FROM events WHERE id=?", (ev.id,)).fetchone():
+            return exc
+        except Exception as exc:
+            return _Tripped(exc)
+
+    def _stored_ids(self, events: list[Parsed]) -> set[str]:
+        """Which of these events' ids the store holds already: one query per 500, not one per
+        event (a round trip each on PostgreSQL)."""
+        ids = sorted({ev.id for ev in events})
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(f"SELECT id FROM events WHERE id IN ({marks})", chunk)
+            found.update(str(r[0]) for r in rows)
+        return found
+
+    def _one(
+        self,
+        topic: str,
+        payload: bytes,
+        checked: _Checked,
+        ids: set[str],
+        now: float,
+        got: IngestStats,
+        stored: list[int],
+    ) -> str | None:
+        """Store one checked message; the id of the event it stored, if it did."""
+        if isinstance(checked, _Tripped):
+            raise checked.exc
+        if isinstance(checked, BadEvent):
+            self._quarantine(topic, payload, checked, now, got)
+            return None
+        if isinstance(checked, tuple):
+            self._marks.append(checked)
+            return None
+        ev = checked
+        if ev.id in ids:
             got.duplicates += 1
-            return
+            return None
         conflict, rid = self._store(ev, payload, now)
         self._seen.append((ev.gateway, ev.seq, ev.enterprise, ev.site))
         stored.append(rid)
         got.conflicts += conflict
         got.accepted += 1
+        return ev.id
 
     def quarantine_raw(self, messages: Sequence[tuple[str, bytes]], reason: str) -> None:
         """Keep messages in quarantine as they are (the consumer's last resort when a group

@@ -153,6 +153,24 @@ def test_repeats_are_dropped_by_id_and_good_events_around_garbage_kept(store_at:
     assert counts["events"] == len(msgs) and counts["codes"] == 12
 
 
+def test_a_repeat_within_one_group_is_a_duplicate_unless_its_first_was_rolled_back(
+    store_at: StoreAt,
+) -> None:
+    """The group's stored ids are looked up once per group (TraceStore._stored_ids): a repeat
+    later in the same group is still a duplicate, and an event whose first copy tripped the
+    bridge (quarantined, rolled back in a careful ingest) is stored from its second copy."""
+    f = LineEvents()
+    a, b = (f.make("pack.bag", {"code": f"8035REP{i}"}, "B1") for i in range(2))
+    store = store_at()
+    got = store.ingest([("t", payload(a)), ("t", payload(b)), ("t", payload(a))])
+    assert (got.accepted, got.duplicates) == (2, 1)
+    c = f.make("pack.bag", {"code": "8035REP2"}, "B1")
+    tripping = {**c, "seq": 2**70}  # the insert raises: quarantined in the careful ingest
+    got = store.ingest([("t", payload(tripping)), ("t", payload(c)), ("t", payload(a))])
+    assert (got.accepted, got.duplicates, got.quarantined) == (1, 1, 1)
+    assert store.counts()["codes"] == 3
+
+
 def test_a_code_commissioned_twice_is_kept_once(store_at: StoreAt) -> None:
     f = LineEvents()
     a = f.make("pack.bag", {"code": "8035DUP001"}, "B1")
