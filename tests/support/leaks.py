@@ -6,7 +6,7 @@ one behind. A process left running keeps its ports and its CPU: CI runs the whol
 one machine (.ci/run), and a survivor of the first run can take a port the second run picked a
 moment before. Every process the session starts inherits ``SALTGW_TEST_SESSION`` (a token of
 this session) in its environment; at the end those still running are listed on the terminal
-and in test-artifacts/leaked-processes.txt, then killed. Processes started with an environment
+and added to test-artifacts/leaked-processes.txt, then killed. Processes started with an environment
 of their own (``env={...}`` without it, ``su``) are not seen.
 """
 
@@ -72,7 +72,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             pass
     lines = [f"{pid} {cmd}" for pid, cmd in sorted(left.items())]
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text("\n".join(lines) + "\n")
+    with REPORT.open("a") as f:  # one block per session (CI runs the suite twice)
+        f.write(f"# session {token} (pytest pid {os.getpid()})\n" + "\n".join(lines) + "\n")
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(
