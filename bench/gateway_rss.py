@@ -49,7 +49,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.report import emit, row
+from bench.report import emit, error_row, row
 
 __all__ = ["LINES", "TARGET_MB", "RssSample", "imported_packages", "rows", "status_kb"]
 
@@ -105,6 +105,7 @@ class LineRun:
     samples: list[RssSample] = field(default_factory=list)
     packages: list[str] = field(default_factory=list)
     messages: int = 0
+    events: int = 0  # of the messages, the line's events (…/event/…)
     sim_hwm_kb: int = 0
     children_hwm_kb: dict[int, int] = field(default_factory=dict)  # pid -> VmHWM
     stopped: str = ""
@@ -191,8 +192,8 @@ def run_line(
     out = LineRun()
     sim = _saltgw(["sim", str(cfg)], workdir / "sim.log", workdir)
     sub_out = (workdir / "sub.out").open("wb")
-    sub = subprocess.Popen(["mosquitto_sub", "-p", str(broker.port), "-t", "salt/v1/#", "-q", "1"],
-                           stdout=sub_out)  # fmt: skip
+    sub = subprocess.Popen(["mosquitto_sub", "-p", str(broker.port), "-t", "salt/v1/#", "-q", "1",
+                            "-v"], stdout=sub_out)  # fmt: skip
     gw_log = workdir / "gateway.log"
     env = {"PYTHONPROFILEIMPORTTIME": "1"}
     if arena_max:
@@ -224,7 +225,12 @@ def run_line(
         sub.wait()
         sub_out.close()
         broker.kill()
-    out.messages = len((workdir / "sub.out").read_bytes().splitlines())
+    received = (workdir / "sub.out").read_bytes().splitlines()  # "topic payload" (-v)
+    out.messages = len(received)
+    out.events = sum(1 for m in received if b"/event/" in m.split(b" ", 1)[0])
+    if not out.events:  # a gateway that never read its line is not the line's footprint
+        raise RuntimeError(f"the line never came up: no event reached the broker in {seconds:.0f} "
+                           f"s ({out.messages} other messages); see {gw_log}")  # fmt: skip
     out.packages = imported_packages(gw_log.read_text(errors="replace"))
     return out
 
@@ -270,7 +276,13 @@ def rows(
 ) -> list[dict[str, Any]]:
     secs = seconds if seconds is not None else (15.0 if quick else 90.0)
     bare = import_probe([])
-    return [_line_row(line, secs, bare, arena_max, with_simulators) for line in lines]
+    out = []
+    for line in lines:
+        try:
+            out.append(_line_row(line, secs, bare, arena_max, with_simulators))
+        except RuntimeError as exc:  # this line's failure is its row; the others go on
+            out.append(error_row(LINES[line][0], exc))
+    return out
 
 
 def _line_row(
@@ -317,6 +329,7 @@ def _line_row(
         import_mb={k: round(v / 1024, 1) for k, v in heavy.items()},
         third_party=sorted(third),
         messages_received=run.messages,
+        events_received=run.events,
         sim_hwm_mb=round(run.sim_hwm_kb / 1024, 1),
         stopped=run.stopped,
     )
