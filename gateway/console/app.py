@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -435,6 +436,9 @@ class ConsoleApp:
             return fn()
         except NoStore as exc:
             raise BadRequest(503, f"{exc}") from None
+        except sqlite3.OperationalError as exc:  # locked too long, or a PostgreSQL store lost
+            log.warning("console: reading the trace store failed: %s", exc)
+            raise BadRequest(503, f"the trace store could not be read now: {exc}") from None
 
     # -- live --------------------------------------------------------------------------------------
     def _events(self, environ: dict[str, Any]) -> Iterator[bytes] | Response:

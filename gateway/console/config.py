@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from gateway.bridge.config import PostgresUrl
 from gateway.web.listen import parse_listen
 
 if TYPE_CHECKING:
@@ -95,10 +96,11 @@ class ConsoleSection(_ConsoleOptions):
     """The internal web console (docs/console.md): its own process, on 127.0.0.1 by default;
     behind a reverse proxy (TLS) for use from other hosts."""
 
-    store: Path = Field(
+    store: PostgresUrl | Path = Field(
         default=Path("var/bridge.db"),
         description="The bridge's trace store: read for trace, recall and completeness; the "
-        "console writes only access-log rows and resend requests into it.",
+        "console writes only access-log rows and resend requests into it. A SQLite file or a "
+        "postgresql:// URL (an enterprise store, docs/scaling.md; its chain key must be given).",
     )
     chain_key_env: str | None = Field(
         default="SALTGW_STORE_CHAIN_KEY",
@@ -173,10 +175,10 @@ class GatewayConsoleSection(_ConsoleOptions):
     serves the gateway's line from the bridge's trace store and the ``mqtt:`` section's broker.
     """
 
-    store: Path | None = Field(
+    store: PostgresUrl | Path | None = Field(
         default=None,
-        description="The trace store to read; default: bridge.store (with the bridge's chain "
-        "key settings), else var/bridge.db.",
+        description="The trace store to read (a SQLite file or a postgresql:// URL); default: "
+        "bridge.store (with the bridge's chain key settings), else var/bridge.db.",
     )
     broker: str | None = Field(
         default=None,
@@ -196,12 +198,7 @@ class GatewayConsoleSection(_ConsoleOptions):
         chain: dict[str, Any] = {}
         store = self.store
         bridge = cfg.bridge
-        # the console reads a SQLite store; a PostgreSQL one (docs/scaling.md) is not read here
-        if (
-            bridge is not None
-            and isinstance(bridge.store, Path)
-            and (store is None or store == bridge.store)
-        ):
+        if bridge is not None and (store is None or store == bridge.store):
             store = bridge.store
             chain = {
                 "chain_key_env": bridge.chain_key_env,

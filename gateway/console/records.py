@@ -1,5 +1,6 @@
 """The console's view of the bridge's trace store (docs/bridge.md): trace, recall, the recall
-CSV and upload completeness are read through a read-only connection (``mode=ro``; one per
+CSV and upload completeness are read through a read-only connection (SQLite ``mode=ro``, or a
+PostgreSQL session with read-only transactions: an enterprise store, docs/scaling.md; one per
 thread), with the same functions ``saltgw trace`` answers with (gateway/bridge/trace.py,
 reconcile.py), so the page and the command agree. The console writes only two things, each in
 its own short transaction on one read-write connection: access-log rows
@@ -20,6 +21,7 @@ from typing import Any
 
 from gateway.bridge import access
 from gateway.bridge.config import BridgeSection
+from gateway.bridge.db import Db, describe, is_url, open_db
 from gateway.bridge.integrity import store_chain_key
 from gateway.bridge.reconcile import reports
 from gateway.bridge.store import TraceStore
@@ -70,44 +72,61 @@ def outbound_text(outbound: list[dict[str, Any]]) -> str:
 
 class ConsoleStore:
     def __init__(self, cfg: ConsoleSection) -> None:
-        self.path = Path(cfg.store)
+        self.path: Path | str = cfg.store if is_url(cfg.store) else Path(cfg.store)
+        self.where = describe(self.path)
         self._bridge = BridgeSection(
             store=self.path, chain_key_env=cfg.chain_key_env, chain_key_file=cfg.chain_key_file
         )
         self._local = threading.local()
         self._rw: TraceStore | None = None
         self._rw_lock = threading.Lock()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[Db] = []
+        self._all_lock = threading.Lock()
 
     # -- connections -----------------------------------------------------------------------------
-    def ro(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+    def _exists(self) -> None:
+        if isinstance(self.path, Path) and not self.path.is_file():
+            raise NoStore(f"no trace store at {self.path} (has the bridge run yet?)")
+
+    def ro(self) -> Db:
+        db: Db | None = getattr(self._local, "db", None)
         if db is None:
-            if not self.path.is_file():
-                raise NoStore(f"no trace store at {self.path} (has the bridge run yet?)")
-            db = sqlite3.connect(
-                f"{self.path.resolve().as_uri()}?mode=ro",
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=30,
-            )
+            self._exists()
+            if isinstance(self.path, Path):
+                db = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    timeout=30,
+                )
+            else:  # reconnects by itself after a lost connection (gateway/bridge/pg.py)
+                try:
+                    db = open_db(self.path, readonly=True)
+                except sqlite3.Error as exc:  # unreachable, refused, schema out of date
+                    raise NoStore(str(exc)) from None
             self._local.db = db
-            self._all.append(db)
+            with self._all_lock:
+                self._all.append(db)
         return db
 
     def _writer(self) -> TraceStore:
         if self._rw is None:
-            if not self.path.is_file():
-                raise NoStore(f"no trace store at {self.path} (has the bridge run yet?)")
+            self._exists()
             key = store_chain_key(self._bridge, self.path)
-            self._rw = TraceStore(self.path, create=False, chain_key=key)
+            try:
+                self._rw = TraceStore(self.path, create=False, chain_key=key)
+            except sqlite3.Error as exc:  # unreachable, refused, schema out of date
+                if isinstance(self.path, Path):
+                    raise
+                raise NoStore(str(exc)) from None
         return self._rw
 
     def close(self) -> None:
-        for db in self._all:
-            db.close()
-        self._all.clear()
+        with self._all_lock:
+            for db in self._all:
+                db.close()
+            self._all.clear()
         with self._rw_lock:
             if self._rw is not None:
                 self._rw.close()
@@ -165,7 +184,8 @@ class ConsoleStore:
         """Per CCP kind with records (of ``batch``, else all kept): records, failed, unit."""
         where, args = ("WHERE batch = ?", (batch,)) if batch else ("", ())
         rows = self.ro().execute(
-            "SELECT type, COUNT(*), COALESCE(SUM(verdict != 'pass'), 0), MAX(unit) FROM ccp "
+            "SELECT type, COUNT(*), SUM(CASE WHEN verdict = 'pass' THEN 0 ELSE 1 END), MAX(unit) "
+            "FROM ccp "
             f"{where} GROUP BY type",
             args,
         )
@@ -207,9 +227,9 @@ class ConsoleStore:
         out = []
         for rep in reports(db):
             docs = db.execute(
-                "SELECT DISTINCT d.number, d.state, d.codes, d.attempts, d.receipt, d.last_error "
-                "FROM documents d JOIN codes x ON x.batch = ? "
-                "AND x.rid BETWEEN d.first_rid AND d.last_rid ORDER BY d.id",
+                "SELECT d.number, d.state, d.codes, d.attempts, d.receipt, d.last_error "
+                "FROM documents d WHERE EXISTS (SELECT 1 FROM codes x WHERE x.batch = ? "
+                "AND x.rid BETWEEN d.first_rid AND d.last_rid) ORDER BY d.id",
                 (rep.batch,),
             ).fetchall()
             keys = ("number", "state", "codes", "attempts", "receipt", "last_error")
@@ -235,7 +255,9 @@ class ConsoleStore:
     def access_rows(self, limit: int = 50) -> list[access.AccessEntry]:
         try:
             return access.recent(self.ro(), limit)
-        except sqlite3.OperationalError:  # a store before the access log existed
+        except sqlite3.OperationalError:  # a SQLite store before the access log existed
+            if not isinstance(self.path, Path):
+                raise
             return []
 
     # -- writing ---------------------------------------------------------------------------------

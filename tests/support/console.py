@@ -29,19 +29,22 @@ ROLES = {"olga": "operator", "quinn": "quality", "ada": "admin"}
 
 @dataclass
 class ConsoleData:
-    store: Path
+    store: Path | str  # a SQLite file or a postgresql:// URL
     plans: list[BatchPlan]
     quarantined: str  # the number of the document the platform rejected
 
 
-def fill_store(path: Path, batches: tuple[str, ...] = ("20261122-L1-01", "20261122-L1-02"),
-               bags: int = 80) -> ConsoleData:  # fmt: skip
-    """A trace store with ``batches`` (bags, cases, pallets, CCP, an outbound order each),
-    their documents built and uploaded: the first rejected by the platform (quarantined),
-    the others acknowledged."""
-    f = LineEvents()
-    plans = [batch_events(f, b, bags) for b in batches]
-    store = TraceStore(path)
+def fill_store(path: Path | str, batches: tuple[str, ...] = ("20261122-L1-01", "20261122-L1-02"),
+               bags: int = 80, key: bytes | None = None,
+               plans: list[BatchPlan] | None = None) -> ConsoleData:  # fmt: skip
+    """A trace store (a SQLite file, or a ``postgresql://`` URL with its chain ``key``) with
+    ``batches`` (bags, cases, pallets, CCP, an outbound order each), their documents built and
+    uploaded: the first rejected by the platform (quarantined), the others acknowledged.
+    ``plans``: these events instead of new ones (two stores filled alike)."""
+    if plans is None:
+        f = LineEvents()
+        plans = [batch_events(f, b, bags) for b in batches]
+    store = TraceStore(path, chain_key=key)
     try:
         store.ingest([("t", payload(e)) for p in plans for e in p.events])
         bcfg = BridgeSection(store=path, codes_per_document=50)
