@@ -21,7 +21,7 @@ from typing import Any
 
 from gateway.bridge import access
 from gateway.bridge.config import BridgeSection
-from gateway.bridge.db import Db, describe, is_url, open_db
+from gateway.bridge.db import Db, is_url, open_db
 from gateway.bridge.integrity import store_chain_key
 from gateway.bridge.reconcile import reports
 from gateway.bridge.store import TraceStore
@@ -73,7 +73,6 @@ def outbound_text(outbound: list[dict[str, Any]]) -> str:
 class ConsoleStore:
     def __init__(self, cfg: ConsoleSection) -> None:
         self.path: Path | str = cfg.store if is_url(cfg.store) else Path(cfg.store)
-        self.where = describe(self.path)
         self._bridge = BridgeSection(
             store=self.path, chain_key_env=cfg.chain_key_env, chain_key_file=cfg.chain_key_file
         )
