@@ -13,12 +13,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     field_validator,
     model_validator,
 )
 
 from drivers.secrets import secret
+from gateway.bridge.db import PostgresUrl
 
 __all__ = [
     "AmqpSourceSection",
@@ -37,7 +37,6 @@ __all__ = [
 
 NODE_RE = r"^[A-Za-z0-9_]{1,32}$"
 # a PostgreSQL trace store (gateway/bridge/db.py); anything else is a SQLite file's path
-PostgresUrl = Annotated[str, StringConstraints(pattern=r"^postgres(ql)?://")]
 EPCIS_XSD_ENV = "SALTGW_EPCIS_XSD"
 EPCIS_XSD_REL = Path("../shared/reference/epcis-2.0/xsd/EPCglobal-epcis-2_0.xsd")
 

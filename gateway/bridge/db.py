@@ -28,12 +28,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["Cursor", "Db", "columns", "describe", "is_url", "open_db"]
+from pydantic import StringConstraints
+
+__all__ = ["Cursor", "Db", "PostgresUrl", "columns", "describe", "is_url", "open_db"]
 
 URL_SCHEMES = ("postgresql://", "postgres://")
+#: a store setting that names a PostgreSQL database (``bridge.store``, ``console.store``)
+PostgresUrl = Annotated[str, StringConstraints(pattern=r"^postgres(ql)?://")]
 
 
 class Cursor(Protocol):

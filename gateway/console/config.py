@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from gateway.bridge.config import PostgresUrl
+from gateway.bridge.db import PostgresUrl
 from gateway.web.listen import parse_listen
 
 if TYPE_CHECKING:
