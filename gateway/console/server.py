@@ -49,7 +49,8 @@ class ConsoleServer:
 
     def serve_forever(self) -> None:
         self.feed.start()
-        self._web.serve_forever(on_stop=self._close_parts)
+        # the event streams end within a second of the signal, before waitress waits for them
+        self._web.serve_forever(on_stop=self._close_parts, before_stop=self.app.stopping.set)
 
     def start(self) -> None:
         self.feed.start()

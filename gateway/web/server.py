@@ -40,12 +40,21 @@ class WsgiServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
-    def serve_forever(self, on_stop: Callable[[], None] | None = None) -> None:
+    def serve_forever(
+        self,
+        on_stop: Callable[[], None] | None = None,
+        *,
+        before_stop: Callable[[], None] | None = None,
+    ) -> None:
         """Serve in this (the main) thread until SIGTERM or SIGINT, then close the socket and
-        call ``on_stop``."""
+        call ``on_stop``. ``before_stop`` runs first, on the signal: what must end before
+        waitress waits for its threads (a long-lived response, such as the console's event
+        stream, that would otherwise write after the server closed its sockets)."""
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             log.info("%s: %s, stopping", self.name, signal.Signals(signum).name)
+            if before_stop is not None:
+                before_stop()
             raise SystemExit(0)  # waitress's loop stops on it and shuts its threads down
 
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
